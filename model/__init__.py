@@ -1,0 +1,1 @@
+"""The data model every part shares: labels, matchers, samples and series. Imports nothing else."""

@@ -1,0 +1,1 @@
+"""The query side: the PromQL engine and the HTTP APIs over the store."""
