@@ -1,0 +1,37 @@
+"""The guide's series names (SEED-SPEC §1.2, T1-59) and identity labels (§1.3), written once.
+
+The collector's engine adapters produce these names; dashboards and rules refer to them.
+"""
+
+from __future__ import annotations
+
+# requests (T1-59 rows 1-3): counter with labels code ("2xx"/"4xx"/"5xx"), method, path
+REQUEST_TOTAL = "infer_service_request_total"
+REQUEST_CONNECT_COUNT = "infer_service_request_connect_count"
+# histograms in milliseconds (rows 14-16) and tokens (rows 17-18): _bucket/_sum/_count
+REQUEST_COST = "infer_service_request_cost"
+FIRST_TOKEN_COST = "infer_service_first_token_cost"
+PER_TOKEN_COST = "infer_service_per_token_cost"
+INPUT_TOKEN_QUANTITY = "infer_service_input_token_quantity"
+OUTPUT_TOKEN_QUANTITY = "infer_service_output_token_quantity"
+# tokens generated (row 4)
+TOKEN_COUNT = "infer_service_token_count"
+
+HISTOGRAMS = (REQUEST_COST, FIRST_TOKEN_COST, PER_TOKEN_COST, INPUT_TOKEN_QUANTITY, OUTPUT_TOKEN_QUANTITY)
+
+# identity labels put on every series the sidecar emits (T1-60/T1-61; role is ours, for PD roles)
+SERVICE_ID = "service_id"
+SERVICE_NAME = "service_name"
+GROUP_ID = "group_id"
+PROJECT_ID = "project_id"
+INSTANCE_NAME = "instance_name"
+SOURCE = "source"
+ROLE = "role"
+IDENTITY_LABELS = (SERVICE_ID, SERVICE_NAME, GROUP_ID, PROJECT_ID, INSTANCE_NAME, SOURCE, ROLE)
+
+# scrape health, as Prometheus writes them per scrape, plus ours
+UP = "up"
+SCRAPE_DURATION_SECONDS = "scrape_duration_seconds"
+SCRAPE_SAMPLES_SCRAPED = "scrape_samples_scraped"
+SCRAPE_BODY_BYTES = "infersight_scrape_body_bytes"
+SCRAPE_ERRORS_TOTAL = "infersight_scrape_errors_total"

@@ -1,0 +1,69 @@
+"""Serve an ASGI app inside the running event loop, so one process can host many servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn would take over SIGINT/SIGTERM for the whole process; the CLI owns them.
+        yield
+
+
+class AsgiServer:
+    """``port = await AsgiServer(app, "127.0.0.1", 0).start()``; ``await server.stop()``."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("server not started")
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> int:
+        """Start serving; returns the bound port. A port in use raises OSError naming it."""
+        config = uvicorn.Config(
+            self.app, host=self.host, port=self.requested_port, log_level="warning", lifespan="off",
+            access_log=False,
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._serve(self._server))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise OSError(f"could not listen on {self.host}:{self.requested_port}")
+            await asyncio.sleep(0.005)
+        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        return self.port
+
+    async def _serve(self, server: _Server) -> None:
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits the process when it cannot bind
+            raise OSError(f"could not listen on {self.host}:{self.requested_port}") from exc
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        """Stop serving; safe twice and before start."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+        except TimeoutError:
+            self._server.force_exit = True
+            await self._task
+        self._server = self._task = None

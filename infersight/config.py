@@ -1,0 +1,212 @@
+"""The one configuration file: YAML, one section per component, flags applied over it.
+
+```yaml
+store:   {dsn: "chdb://./data/infersight"}
+server:  {listen: "127.0.0.1:9091"}
+scrape:  {interval: 10s, timeout: 5s, max_body_bytes: 32768}
+targets: [{url: "http://127.0.0.1:8000/metrics", engine: vllm, service_id: "...", source: "pod-0"}]
+sidecar: {ship_to: "http://127.0.0.1:9091"}
+```
+
+Every key is checked: an unknown key or a wrong value stops start-up with a ``ConfigError``
+naming its path (``scrape.timeout``), so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collector.config import ScrapeConfig, TargetConfig
+from model.errors import ConfigError
+from simulator.config import SimulatorConfig
+
+
+def section_from_dict(cls: type, data: Any, path: str) -> Any:
+    """Build the frozen dataclass ``cls`` from a mapping, checking keys and scalar types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{path}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        values[key] = _check_type(value, hints[key], f"{path}.{key}")
+    try:
+        section = cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+    section.validate()
+    return section
+
+
+def _check_type(value: Any, hint: Any, path: str) -> Any:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind in (int, str, bool) and type(value) is kind:
+            return value
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
+    raise ConfigError(f"{path}: expected {names}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSection:
+    dsn: str = "chdb://./data/infersight"
+    database: str = "infersight"
+
+    def validate(self) -> None:
+        if not self.dsn.startswith("chdb://"):
+            raise ConfigError(f"store.dsn: supported form is chdb://PATH, got {self.dsn!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSection:
+    listen: str = "127.0.0.1:9091"
+
+    def validate(self) -> None:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError(f"server.listen: expected HOST:PORT, got {self.listen!r}")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarSection:
+    ship_to: str = "http://127.0.0.1:9091"
+
+    def validate(self) -> None:
+        if not self.ship_to.startswith(("http://", "https://")):
+            raise ConfigError(f"sidecar.ship_to: expected an http(s) URL, got {self.ship_to!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardsSection:
+    out_dir: str = "dashboards/json"
+
+    def validate(self) -> None:
+        if not self.out_dir:
+            raise ConfigError("dashboards.out_dir: must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSection:
+    services: int = 2
+    pods_per_service: int = 2
+    concurrency: int = 8
+    duration_s: float | None = None
+    scrape_interval_s: float = 10.0
+
+    def validate(self) -> None:
+        for name in ("services", "pods_per_service", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"demo.{name}: must be >= 1 (got {getattr(self, name)})")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise ConfigError(f"demo.duration_s: must be > 0 (got {self.duration_s})")
+        if self.scrape_interval_s <= 0:
+            raise ConfigError(f"demo.scrape_interval_s: must be > 0 (got {self.scrape_interval_s})")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    store: StoreSection = field(default_factory=StoreSection)
+    server: ServerSection = field(default_factory=ServerSection)
+    scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
+    targets: tuple[TargetConfig, ...] = ()
+    sidecar: SidecarSection = field(default_factory=SidecarSection)
+    dashboards: DashboardsSection = field(default_factory=DashboardsSection)
+    demo: DemoSection = field(default_factory=DemoSection)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    log_level: str = "INFO"
+
+
+_SECTIONS: dict[str, Any] = {
+    "store": lambda d: section_from_dict(StoreSection, d, "store"),
+    "server": lambda d: section_from_dict(ServerSection, d, "server"),
+    "scrape": lambda d: ScrapeConfig.from_dict(d or {}, "scrape"),
+    "targets": lambda d: _targets(d),
+    "sidecar": lambda d: section_from_dict(SidecarSection, d, "sidecar"),
+    "dashboards": lambda d: section_from_dict(DashboardsSection, d, "dashboards"),
+    "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
+    "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
+    "log_level": lambda d: _log_level(d),
+}
+
+
+def _targets(data: Any) -> tuple[TargetConfig, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ConfigError(f"targets: expected a list, got {type(data).__name__}")
+    return tuple(TargetConfig.from_dict(item, f"targets[{i}]") for i, item in enumerate(data))
+
+
+def _log_level(value: Any) -> str:
+    levels = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+    if not isinstance(value, str) or value.upper() not in levels:
+        raise ConfigError(f"log_level: expected one of {', '.join(levels)}, got {value!r}")
+    return value.upper()
+
+
+def config_from_dict(data: Any) -> Config:
+    """Validate a whole configuration mapping."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("configuration: expected a mapping at the top level")
+    unknown = set(data) - set(_SECTIONS)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{key}: unknown section (known: {', '.join(_SECTIONS)})")
+    return Config(**{key: _SECTIONS[key](value) for key, value in data.items()})
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set section.key=value`` flags (values parsed as YAML scalars) over the file."""
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        if not sep or not dotted:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read the YAML file (if any), apply flag overrides, validate everything."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = loaded or {}
+    return config_from_dict(apply_overrides(data, overrides or []))

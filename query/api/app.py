@@ -1,0 +1,28 @@
+"""The central HTTP server: Prometheus API v1 for Grafana and rules, plus sidecar ingest."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from query.api.ingest import build_ingest_router
+from query.api.prometheus_v1 import build_router
+from query.promql.engine import Engine
+from store.open import Store
+
+
+def create_app(store: Store, engine: Engine | None = None) -> FastAPI:
+    """``uvicorn.run(create_app(open_store("chdb://./data")))``."""
+    app = FastAPI(title="infersight", version="0.1.0")
+    engine = engine or Engine(store.querier)
+    app.include_router(build_router(engine, store.querier))
+    app.include_router(build_ingest_router(store.writer))
+
+    @app.get("/-/healthy")
+    async def healthy() -> str:
+        return "infersight is Healthy.\n"
+
+    @app.get("/-/ready")
+    async def ready() -> str:
+        return "infersight is Ready.\n"
+
+    return app

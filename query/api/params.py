@@ -1,0 +1,75 @@
+"""Request parameters as the Prometheus HTTP API reads them: times, durations, ``match[]`` selectors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import promql_parser
+
+from model.durations import parse_duration_ms
+from model.labels import Matcher, MatchOp
+
+# Prometheus' API uses these as the open ends of a time range.
+MIN_TIME_MS = -9_223_372_036_854_775 // 1000 * 1000
+MAX_TIME_MS = 9_223_372_036_854_775 // 1000 * 1000
+
+# promql_parser's MatchOp is not hashable; key by its name.
+_OPS = {"Equal": MatchOp.EQ, "NotEqual": MatchOp.NE, "Re": MatchOp.RE, "NotRe": MatchOp.NRE}
+
+
+class BadParamError(ValueError):
+    """A request parameter is missing or malformed (Prometheus errorType ``bad_data``)."""
+
+
+def parse_time_ms(text: str | None, name: str, default_ms: int) -> int:
+    """A Unix timestamp in (fractional) seconds or RFC 3339, as Prometheus accepts; ms."""
+    if text is None or text == "":
+        return default_ms
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isnan(seconds) or math.isinf(seconds):
+            raise BadParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp')
+        return round(seconds * 1000)
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp') from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return round(parsed.timestamp() * 1000)
+
+
+def parse_step_ms(text: str | None) -> int:
+    """Range-query step: float seconds or a duration; must be positive."""
+    if not text:
+        raise BadParamError('invalid parameter "step": cannot parse "" to a valid duration')
+    try:
+        step_ms = parse_duration_ms(text)
+    except ValueError:
+        raise BadParamError(f'invalid parameter "step": cannot parse "{text}" to a valid duration') from None
+    if step_ms <= 0:
+        raise BadParamError(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. "
+            "Try a positive integer"
+        )
+    return step_ms
+
+
+def parse_match(selector: str) -> list[Matcher]:
+    """Matchers of one ``match[]`` series selector, e.g. ``up{job="api"}``."""
+    try:
+        expr = promql_parser.parse(selector)
+    except ValueError as err:
+        raise BadParamError(f'invalid parameter "match[]": {err}') from None
+    if not isinstance(expr, promql_parser.VectorSelector):
+        raise BadParamError(f'invalid parameter "match[]": {selector!r} is not a series selector')
+    matchers = [Matcher(m.name, _OPS[str(m.op).rsplit(".", 1)[-1]], m.value) for m in expr.matchers.matchers]
+    if expr.name:
+        matchers.append(Matcher("__name__", MatchOp.EQ, expr.name))
+    if all(m.matches("") for m in matchers):
+        raise BadParamError('invalid parameter "match[]": match[] must contain at least one non-empty matcher')
+    return matchers

@@ -1,0 +1,99 @@
+"""Query results (scalar, string, vector, matrix) and their Prometheus HTTP API JSON form."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+
+class Sample(NamedTuple):
+    """One element of an instant vector: labels (``__name__`` included when kept) and value."""
+
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    ts_ms: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class String:
+    ts_ms: int
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Vector:
+    """An instant vector at ``ts_ms``; order is evaluation order (it matters for sort/topk)."""
+
+    ts_ms: int
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixSeries:
+    labels: dict[str, str]
+    ts_ms: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    series: list[MatrixSeries] = field(default_factory=list)
+
+
+Value = Scalar | String | Vector | Matrix
+
+
+def format_float(value: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'f', -1, 64)``: shortest round-trip digits, never an exponent."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    text = format(Decimal(repr(float(value))), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_time(ts_ms: int) -> float | int:
+    """API timestamp: seconds as a number, integral when Prometheus would print no fraction."""
+    ts_ms = int(ts_ms)
+    return ts_ms // 1000 if ts_ms % 1000 == 0 else ts_ms / 1000
+
+
+def to_api_json(value: Value) -> dict[str, Any]:
+    """The ``data`` member of a Prometheus ``/api/v1/query(_range)`` response."""
+    if isinstance(value, Scalar):
+        return {"resultType": "scalar", "result": [format_time(value.ts_ms), format_float(value.value)]}
+    if isinstance(value, String):
+        return {"resultType": "string", "result": [format_time(value.ts_ms), value.value]}
+    if isinstance(value, Vector):
+        t = format_time(value.ts_ms)
+        return {
+            "resultType": "vector",
+            "result": [{"metric": dict(s.labels), "value": [t, format_float(s.value)]} for s in value.samples],
+        }
+    if isinstance(value, Matrix):
+        return {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": dict(s.labels),
+                    "values": [[format_time(t), format_float(v)] for t, v in zip(s.ts_ms.tolist(), s.values.tolist())],
+                }
+                for s in value.series
+            ],
+        }
+    raise TypeError(f"not a PromQL value: {type(value).__name__}")
