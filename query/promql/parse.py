@@ -20,11 +20,12 @@ pp.register_extra_functions(
     [pp.Function("holt_winters", [pp.ValueType.Matrix, pp.ValueType.Scalar, pp.ValueType.Scalar], pp.ValueType.Vector)]
 )
 
+# The package's enums are not hashable: look them up by their string form.
 _MATCH_OPS = {
-    pp.MatchOp.Equal: MatchOp.EQ,
-    pp.MatchOp.NotEqual: MatchOp.NE,
-    pp.MatchOp.Re: MatchOp.RE,
-    pp.MatchOp.NotRe: MatchOp.NRE,
+    str(pp.MatchOp.Equal): MatchOp.EQ,
+    str(pp.MatchOp.NotEqual): MatchOp.NE,
+    str(pp.MatchOp.Re): MatchOp.RE,
+    str(pp.MatchOp.NotRe): MatchOp.NRE,
 }
 _PANIC_DURATION = re.compile(r"SystemTimeError\(([0-9.]+)(ns|µs|us|ms|s)\)")
 _UNIT_MS = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -59,7 +60,7 @@ def to_matchers(selector: Any) -> list[Matcher]:
         out.append(Matcher(METRIC_NAME, MatchOp.EQ, selector.name))
     for m in selector.matchers.matchers:
         try:
-            out.append(Matcher(m.name, _MATCH_OPS[m.op], m.value))
+            out.append(Matcher(m.name, _MATCH_OPS[str(m.op)], m.value))
         except re.error as exc:
             raise PromQLError("bad_data", f"parse error: invalid regular expression {m.value!r}: {exc}") from None
     return out

@@ -1,0 +1,85 @@
+"""Fetch one target's exposition: HTTP(S), a whole-scrape timeout, a body-size limit.
+
+The guide caps a response at 32 KB (SEED-SPEC §2): the body is read as a stream and the read
+stops as soon as it passes ``max_body_bytes``, so an oversized body is an error, never silently
+truncated data. Failures raise ``ScrapeError`` with a short ``reason`` used as the label of
+``infersight_scrape_errors_total``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+
+# Prometheus 2.42's Accept header: OpenMetrics first, then the text format
+ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+USER_AGENT = "infersight-sidecar/0.1"
+
+REASONS = ("timeout", "connection", "http_status", "body_too_large", "parse")
+
+
+class ScrapeError(Exception):
+    """A scrape failed; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A scrape response body, its Content-Type and its size in bytes (as read, decompressed)."""
+
+    body: bytes
+    content_type: str
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.body)
+
+
+def body_too_large(limit_bytes: int) -> ScrapeError:
+    return ScrapeError("body_too_large", f"body exceeds {limit_bytes} bytes")
+
+
+async def _read(client: httpx.AsyncClient, url: str, max_body_bytes: int, timeout_s: float) -> Fetched:
+    headers = {"Accept": ACCEPT, "User-Agent": USER_AGENT, "X-Prometheus-Scrape-Timeout-Seconds": f"{timeout_s:g}"}
+    async with client.stream("GET", url, headers=headers) as response:
+        if response.status_code != 200:
+            raise ScrapeError("http_status", f"server returned HTTP status {response.status_code}")
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            raise body_too_large(max_body_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise body_too_large(max_body_bytes)
+            chunks.append(chunk)
+        return Fetched(b"".join(chunks), response.headers.get("content-type", ""))
+
+
+async def fetch(client: httpx.AsyncClient, url: str, *, timeout_s: float, max_body_bytes: int) -> Fetched:
+    """GET ``url`` within ``timeout_s`` overall; raise ScrapeError on any failure."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read(client, url, max_body_bytes, timeout_s)
+    except TimeoutError as exc:
+        raise ScrapeError("timeout", f"scrape timed out after {timeout_s:g}s") from exc
+    except httpx.TimeoutException as exc:
+        raise ScrapeError("timeout", f"scrape timed out: {exc!r}") from exc
+    except httpx.HTTPError as exc:
+        raise ScrapeError("connection", f"{type(exc).__name__}: {exc}") from exc
+    except OSError as exc:
+        raise ScrapeError("connection", f"{type(exc).__name__}: {exc}") from exc
+
+
+def new_client(*, verify_tls: bool, timeout_s: float) -> httpx.AsyncClient:
+    """One client per sidecar, reused across scrapes (keep-alive, TLS session reuse)."""
+    return httpx.AsyncClient(verify=verify_tls, timeout=timeout_s, follow_redirects=True)

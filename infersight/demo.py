@@ -1,0 +1,158 @@
+"""``infersight demo``: simulated services, one sidecar per pod, the embedded store, the API, load.
+
+Everything runs in one process and one event loop, exactly as ``infersight run`` wires real
+engines; only the engines (``simulator/``) and the clients (``infersight.load``) are stand-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loguru import logger
+
+from collector.config import ScrapeConfig, TargetConfig
+from dashboards.build import write_dashboards
+from infersight.config import Config
+from infersight.load import LoadStats, drive_load
+from infersight.run import Runtime
+from infersight.summary import ServiceSummary, format_table, summarise
+from simulator.config import SimulatorConfig
+from simulator.record import ServedRequest
+from simulator.server import SimulatorServer
+
+PROJECT_ID = "2f8c6e1a9b7d4c3e8f5a1b2c3d4e5f60"
+
+
+@dataclass
+class DemoService:
+    service_id: str
+    name: str
+    pods: list[SimulatorServer] = field(default_factory=list)
+
+    @property
+    def served(self) -> list[ServedRequest]:
+        return [r for pod in self.pods for r in pod.served]
+
+
+@dataclass
+class DemoReport:
+    services: list[DemoService]
+    summaries: list[ServiceSummary]
+    load: LoadStats
+    api_url: str
+    dashboard_paths: list[Path]
+    duration_s: float
+
+    def render(self) -> str:
+        lines = [
+            f"infersight demo: {self.load.total} requests in {self.duration_s:.0f} s, "
+            f"figures read back through {self.api_url}/api/v1/query",
+            "",
+            format_table(self.summaries),
+            "",
+            "Dashboards written: " + ", ".join(str(p) for p in self.dashboard_paths),
+            f"Grafana: add a Prometheus data source with URL {self.api_url} and import the JSON above.",
+        ]
+        return "\n".join(lines)
+
+
+def _service_config(base: SimulatorConfig, service: int, pod: int) -> SimulatorConfig:
+    # Each service gets its own latency profile so the table tells them apart.
+    return dataclasses.replace(
+        base,
+        ttft_median_ms=base.ttft_median_ms * (1 + service),
+        itl_median_ms=base.itl_median_ms * (1 + 0.5 * service),
+        seed=None if base.seed is None else base.seed + 100 * service + pod,
+    )
+
+
+def _targets(services: list[DemoService]) -> list[TargetConfig]:
+    targets = []
+    for service in services:
+        for p, pod in enumerate(service.pods):
+            targets.append(
+                TargetConfig(
+                    url=f"{pod.url}/metrics",
+                    engine="vllm",
+                    service_id=service.service_id,
+                    service_name=service.name,
+                    group_id=f"{service.service_id[:8]}-group-0",
+                    project_id=PROJECT_ID,
+                    instance_name=f"{service.name}-instance-0",
+                    source=f"{service.name}-pod-{p}",
+                    allowed_ports=(pod.port or 0,),
+                )
+            )
+    return targets
+
+
+async def run_demo(
+    config: Config, stop: asyncio.Event | None = None, progress: Callable[[str], None] | None = None
+) -> DemoReport:
+    """Run until ``config.demo.duration_s`` passes or ``stop`` is set, then summarise."""
+    demo = config.demo
+    stop = stop or asyncio.Event()
+    services = [
+        DemoService(str(uuid.uuid5(uuid.NAMESPACE_URL, f"infersight-demo/{s}")), f"demo-svc-{s + 1}")
+        for s in range(demo.services)
+    ]
+    for s, service in enumerate(services):
+        for p in range(demo.pods_per_service):
+            server = SimulatorServer(_service_config(config.simulator, s, p))
+            await server.start()
+            service.pods.append(server)
+    scrape = dataclasses.replace(config.scrape, interval_s=demo.scrape_interval_s)
+    runtime = Runtime(dataclasses.replace(config, scrape=scrape, targets=tuple(_targets(services))))
+    stats = LoadStats()
+    try:
+        await runtime.start()
+        started = time.time()
+        load = asyncio.create_task(
+            drive_load({s.service_id: [pod.url for pod in s.pods] for s in services}, demo.concurrency, stop, stats)
+        )
+        await _wait(stop, demo.duration_s, started, stats, runtime, progress)
+        stop.set()
+        await load
+        # One last scrape of every pod, so the store holds every request the engines served.
+        await runtime.scrape_all()
+        ended = time.time()
+        summaries = await asyncio.to_thread(
+            summarise, runtime.api_url, {s.service_id: s.name for s in services}, ended, ended - started + 1
+        )
+        paths = write_dashboards(Path(config.dashboards.out_dir))
+        return DemoReport(services, summaries, stats, runtime.api_url, paths, ended - started)
+    finally:
+        await runtime.stop()
+        for service in services:
+            for pod in service.pods:
+                await pod.stop()
+
+
+async def _wait(
+    stop: asyncio.Event,
+    duration_s: float | None,
+    started: float,
+    stats: LoadStats,
+    runtime: Runtime,
+    progress: Callable[[str], None] | None,
+) -> None:
+    deadline = None if duration_s is None else started + duration_s
+    while not stop.is_set():
+        remaining = 5.0 if deadline is None else min(5.0, deadline - time.time())
+        if remaining <= 0:
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), remaining)
+        except TimeoutError:
+            pass
+        message = (
+            f"{time.time() - started:5.0f} s  requests sent {stats.total}  "
+            f"samples stored {runtime.exported_samples}  pending {runtime.pending_samples}"
+        )
+        (progress or logger.info)(message)

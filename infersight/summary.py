@@ -1,0 +1,91 @@
+"""The figures the demo prints, read back through the PromQL HTTP API like any Grafana panel would."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import httpx
+
+QUANTILES = (("TP50", 0.5), ("TP90", 0.9), ("TP99", 0.99))
+
+
+@dataclass
+class ServiceSummary:
+    service_id: str
+    service_name: str
+    requests_by_code: dict[str, float] = field(default_factory=dict)
+    qps: float = math.nan
+    ttft_ms: dict[str, float] = field(default_factory=dict)
+    tpot_ms: dict[str, float] = field(default_factory=dict)
+
+
+class PromQLClient:
+    """Instant queries against a Prometheus-compatible ``/api/v1/query``."""
+
+    def __init__(self, base_url: str) -> None:
+        self._client = httpx.Client(base_url=base_url, timeout=30.0)
+
+    def vector(self, query: str, ts_s: float) -> list[tuple[dict[str, str], float]]:
+        response = self._client.post("/api/v1/query", data={"query": query, "time": f"{ts_s:.3f}"})
+        body = response.json()
+        if body.get("status") != "success":
+            raise RuntimeError(f"query failed: {query}: {body.get('errorType')}: {body.get('error')}")
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        return [(item["metric"], float(item["value"][1])) for item in data["result"]]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def summarise(api_url: str, services: dict[str, str], end_s: float, window_s: float) -> list[ServiceSummary]:
+    """Per service: requests by code, QPS and TTFT/TPOT TPxx over the last ``window_s`` seconds.
+
+    Engines' counters and histograms start at zero with the run, so their last value in the window
+    is what the run served; ``histogram_quantile`` over those cumulative buckets gives the TPxx of
+    every request in the run.
+    """
+    window = f"{max(1, math.ceil(window_s))}s"
+    client = PromQLClient(api_url)
+    try:
+        out = []
+        for service_id, name in services.items():
+            sel = f'service_id="{service_id}"'
+            summary = ServiceSummary(service_id, name)
+            for labels, value in client.vector(
+                f"sum by (code) (last_over_time(infer_service_request_total{{{sel}}}[{window}]))", end_s
+            ):
+                summary.requests_by_code[labels.get("code", "")] = value
+            summary.qps = sum(summary.requests_by_code.values()) / window_s
+            for target, metric in ((summary.ttft_ms, "first_token"), (summary.tpot_ms, "per_token")):
+                for label, q in QUANTILES:
+                    result = client.vector(
+                        f"histogram_quantile({q}, sum by (le) "
+                        f"(last_over_time(infer_service_{metric}_cost_bucket{{{sel}}}[{window}])))",
+                        end_s,
+                    )
+                    target[label] = result[0][1] if result else math.nan
+            out.append(summary)
+        return out
+    finally:
+        client.close()
+
+
+def format_table(summaries: list[ServiceSummary]) -> str:
+    """A fixed-width table, one row per service."""
+    header = ["service", "requests by code", "QPS"] + [f"TTFT {q}" for q, _ in QUANTILES]
+    header += [f"TPOT {q}" for q, _ in QUANTILES]
+    rows = [header]
+    for s in summaries:
+        codes = " ".join(f"{code}={value:.0f}" for code, value in sorted(s.requests_by_code.items())) or "-"
+        rows.append(
+            [s.service_name, codes, f"{s.qps:.2f}"]
+            + [f"{s.ttft_ms.get(q, math.nan):.1f} ms" for q, _ in QUANTILES]
+            + [f"{s.tpot_ms.get(q, math.nan):.1f} ms" for q, _ in QUANTILES]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

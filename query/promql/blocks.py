@@ -1,0 +1,117 @@
+"""Intermediate values of one evaluation, column-wise over all evaluation steps at once.
+
+An instant vector over ``T`` steps is a list of ``Col``: one label set with a value and a presence
+flag per step. Labels are fixed per column, so label work (matching, grouping) is done once per
+series instead of once per step; per-step rules (duplicate label sets, matching) look at the masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from model.labels import METRIC_NAME
+from query.promql.errors import PromQLError
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+LabelKey = tuple[tuple[str, str], ...]
+
+
+def label_key(labels: dict[str, str]) -> LabelKey:
+    """Hashable identity of a label set (empty values do not count, as in Prometheus)."""
+    return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+
+
+def drop_name(labels: dict[str, str]) -> dict[str, str]:
+    if METRIC_NAME not in labels:
+        return labels
+    return {k: v for k, v in labels.items() if k != METRIC_NAME}
+
+
+def format_labels(labels: dict[str, str]) -> str:
+    """Labels as Prometheus prints them in messages: ``{a="b", c="d"}``, name first when present."""
+    name = labels.get(METRIC_NAME, "")
+    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != METRIC_NAME and v != "")
+    return f"{name}{{{inner}}}"
+
+
+@dataclass(slots=True)
+class Col:
+    """One series of an instant-vector result: ``values[i]`` counts only where ``mask[i]``."""
+
+    labels: dict[str, str]
+    values: FloatArray
+    mask: BoolArray
+    sample_ts: IntArray | None = field(default=None)  # the selected samples' own times (timestamp())
+
+
+@dataclass(slots=True)
+class VectorBlock:
+    cols: list[Col]
+
+
+@dataclass(slots=True)
+class ScalarBlock:
+    values: FloatArray
+
+
+@dataclass(slots=True)
+class StringBlock:
+    value: str
+
+
+@dataclass(slots=True)
+class RangeSeries:
+    """Points of one series for range functions, staleness markers removed, sorted by time."""
+
+    labels: dict[str, str]
+    ts: IntArray
+    values: FloatArray
+
+
+@dataclass(slots=True)
+class RangeBlock:
+    """A range vector per step: the window of step ``i`` is ``[refs[i] - range_ms, refs[i]]``."""
+
+    series: list[RangeSeries]
+    refs: IntArray
+    range_ms: int
+    selector: object | None = None  # the VectorSelector, for absent_over_time's labels
+
+
+Block = VectorBlock | ScalarBlock | StringBlock | RangeBlock
+
+
+def dedupe(cols: list[Col]) -> list[Col]:
+    """Merge columns with equal label sets; raise as Prometheus when two are present at one step."""
+    seen: dict[LabelKey, int] = {}
+    out: list[Col] = []
+    for col in cols:
+        if not col.mask.any():
+            continue
+        key = label_key(col.labels)
+        idx = seen.get(key)
+        if idx is None:
+            seen[key] = len(out)
+            out.append(col)
+            continue
+        first = out[idx]
+        if (first.mask & col.mask).any():
+            raise PromQLError("execution", "vector cannot contain metrics with the same labelset")
+        out[idx] = Col(
+            first.labels,
+            np.where(col.mask, col.values, first.values),
+            first.mask | col.mask,
+        )
+    return out
+
+
+def window_bounds(ts: IntArray, refs: IntArray, range_ms: int) -> tuple[IntArray, IntArray]:
+    """Index bounds ``[lo, hi)`` of the points in each closed window ``[ref - range, ref]``."""
+    lo = np.searchsorted(ts, refs - range_ms, "left")
+    hi = np.searchsorted(ts, refs, "right")
+    return lo, hi

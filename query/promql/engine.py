@@ -1,0 +1,240 @@
+"""PromQL evaluation with Prometheus 2.42 semantics over any ``Querier``.
+
+>>> engine = Engine(MemoryStore())
+>>> engine.instant('sum(rate(http_requests_total[5m]))', ts_ms=1_700_000_000_000)
+
+Every node is evaluated once for all steps of a range query (see ``blocks``); each selector asks
+the querier once for the whole span it needs, ``[first step - lookback/range - offset, last step -
+offset]`` (or around its ``@`` time).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import promql_parser as pp
+
+from model.series import STALE_NAN_BITS
+from query.promql import aggregations, binary_ops, functions
+from query.promql.blocks import (
+    Block,
+    Col,
+    IntArray,
+    RangeBlock,
+    RangeSeries,
+    ScalarBlock,
+    StringBlock,
+    VectorBlock,
+    label_key,
+)
+from query.promql.errors import PromQLError
+from query.promql.parse import AT_END, AT_START, at_of, duration_ms, parse_expr, to_matchers
+from query.promql.storage import Querier
+from query.promql.value import Matrix, MatrixSeries, Sample, Scalar, String, Value, Vector
+
+
+def is_stale(values: np.ndarray) -> np.ndarray:
+    """Mask of Prometheus staleness markers (one NaN bit pattern, not every NaN)."""
+    return values.view(np.uint64) == np.uint64(STALE_NAN_BITS)
+
+
+class Engine:
+    """Evaluates PromQL text against a querier; results are ``value`` types, failures ``PromQLError``."""
+
+    def __init__(
+        self,
+        querier: Querier,
+        lookback_delta_ms: int = 300_000,
+        max_samples: int = 50_000_000,
+        timeout_s: float = 120,
+        default_subquery_step_ms: int = 60_000,
+    ) -> None:
+        self.querier = querier
+        self.lookback_delta_ms = lookback_delta_ms
+        self.max_samples = max_samples
+        self.timeout_s = timeout_s
+        self.default_subquery_step_ms = default_subquery_step_ms
+
+    def instant(self, query: str, ts_ms: int) -> Value:
+        """Evaluate at one time; a range selector or subquery at the top gives a ``Matrix``."""
+        expr = parse_expr(query)
+        ts = np.array([int(ts_ms)], dtype=np.int64)
+        block = _Evaluator(self, int(ts_ms), int(ts_ms)).eval(expr, ts)
+        if isinstance(block, ScalarBlock):
+            return Scalar(int(ts_ms), float(block.values[0]))
+        if isinstance(block, StringBlock):
+            return String(int(ts_ms), block.value)
+        if isinstance(block, RangeBlock):
+            return _range_block_to_matrix(block)
+        return Vector(int(ts_ms), [Sample(c.labels, float(c.values[0])) for c in block.cols if c.mask[0]])
+
+    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
+        """Evaluate at ``start, start+step, … <= end``; series sorted by labels, as Prometheus."""
+        if step_ms <= 0:
+            raise PromQLError("bad_data", "zero or negative query resolution step widths are not accepted")
+        if end_ms < start_ms:
+            raise PromQLError("bad_data", "end timestamp must not be before start time")
+        expr = parse_expr(query)
+        kind = _static_type(expr)
+        if kind in ("matrix", "string"):
+            name = "range vector" if kind == "matrix" else "string"
+            raise PromQLError(
+                "bad_data", f'invalid expression type "{name}" for range query, must be Scalar or instant Vector'
+            )
+        ts = np.arange(int(start_ms), int(end_ms) + 1, int(step_ms), dtype=np.int64)
+        block = _Evaluator(self, int(start_ms), int(end_ms)).eval(expr, ts)
+        if isinstance(block, ScalarBlock):
+            return Matrix([MatrixSeries({}, ts, block.values.astype(np.float64))])
+        assert isinstance(block, VectorBlock)
+        out = [MatrixSeries(c.labels, ts[c.mask], c.values[c.mask]) for c in block.cols if c.mask.any()]
+        out.sort(key=lambda s: label_key(s.labels))
+        return Matrix(out)
+
+
+def _static_type(expr: Any) -> str:
+    while isinstance(expr, pp.ParenExpr):
+        expr = expr.expr
+    if isinstance(expr, pp.MatrixSelector | pp.SubqueryExpr):
+        return "matrix"
+    if isinstance(expr, pp.StringLiteral):
+        return "string"
+    return "other"
+
+
+def _range_block_to_matrix(block: RangeBlock) -> Matrix:
+    out = []
+    ref = int(block.refs[0])
+    for s in block.series:
+        lo, hi = np.searchsorted(s.ts, ref - block.range_ms, "left"), np.searchsorted(s.ts, ref, "right")
+        if hi > lo:
+            out.append(MatrixSeries(s.labels, s.ts[lo:hi], s.values[lo:hi]))
+    return Matrix(out)
+
+
+class _Evaluator:
+    """One query's evaluation: query start/end (for ``@ start()/end()``), deadline, sample budget."""
+
+    def __init__(self, engine: Engine, start_ms: int, end_ms: int) -> None:
+        self.engine = engine
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.deadline = time.monotonic() + engine.timeout_s
+        self.samples = 0
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def eval(self, node: Any, ts: IntArray) -> Block:
+        if time.monotonic() > self.deadline:
+            raise PromQLError("timeout", "query timed out in expression evaluation")
+        handler = _HANDLERS.get(type(node))
+        if handler is None:
+            raise PromQLError("internal", f"unsupported expression {type(node).__name__}")
+        return handler(self, node, ts)
+
+    def _number(self, node: Any, ts: IntArray) -> Block:
+        return ScalarBlock(np.full(len(ts), float(node.val)))
+
+    def _string(self, node: Any, ts: IntArray) -> Block:
+        return StringBlock(node.val)
+
+    def _paren(self, node: Any, ts: IntArray) -> Block:
+        return self.eval(node.expr, ts)
+
+    def _unary(self, node: Any, ts: IntArray) -> Block:
+        inner = self.eval(node.expr, ts)
+        if isinstance(inner, ScalarBlock):
+            return ScalarBlock(-inner.values)
+        assert isinstance(inner, VectorBlock)
+        return functions.finish([Col(functions.drop_name(c.labels), -c.values, c.mask) for c in inner.cols])
+
+    def _binary(self, node: Any, ts: IntArray) -> Block:
+        return binary_ops.evaluate(node, self.eval(node.lhs, ts), self.eval(node.rhs, ts))
+
+    def _aggregate(self, node: Any, ts: IntArray) -> Block:
+        param = self.eval(node.param, ts) if node.param is not None else None
+        inner = self.eval(node.expr, ts)
+        assert isinstance(inner, VectorBlock)
+        return aggregations.evaluate(node, inner, param)
+
+    def _call(self, node: Any, ts: IntArray) -> Block:
+        args = [self.eval(arg, ts) for arg in node.args]
+        return functions.call(node, args, ts)
+
+    # -- selectors --------------------------------------------------------------------------------
+
+    def refs(self, node: Any, ts: IntArray) -> IntArray:
+        """Per step, the time a selector or subquery looks at: step (or ``@``) minus offset."""
+        at = at_of(node)
+        offset = duration_ms(node.offset)
+        if at is None:
+            return ts - offset
+        at_ms = self.start_ms if at == AT_START else self.end_ms if at == AT_END else int(at)
+        return np.full(len(ts), at_ms - offset, dtype=np.int64)
+
+    def _select(self, selector: Any, start_ms: int, end_ms: int) -> list:
+        series = self.engine.querier.select(to_matchers(selector), int(start_ms), int(end_ms))
+        self.samples += sum(len(s.ts_ms) for s in series)
+        if self.samples > self.engine.max_samples:
+            raise PromQLError(
+                "execution", "query processing would load too many samples into memory in query execution"
+            )
+        return series
+
+    def _vector_selector(self, node: Any, ts: IntArray) -> Block:
+        refs = self.refs(node, ts)
+        lookback = self.engine.lookback_delta_ms
+        cols = []
+        for s in self._select(node, refs.min() - lookback, refs.max()):
+            st, sv = np.asarray(s.ts_ms, dtype=np.int64), np.asarray(s.values, dtype=np.float64)
+            idx = np.searchsorted(st, refs, "right") - 1
+            present = idx >= 0
+            idx = np.maximum(idx, 0)
+            sample_ts = st[idx]
+            values = sv[idx]
+            present &= (sample_ts >= refs - lookback) & ~is_stale(values)
+            if present.any():
+                cols.append(Col(dict(s.labels), values, present, sample_ts))
+        return VectorBlock(cols)
+
+    def _matrix_selector(self, node: Any, ts: IntArray) -> Block:
+        selector = node.vector_selector
+        refs = self.refs(selector, ts)
+        range_ms = duration_ms(node.range)
+        out = []
+        for s in self._select(selector, refs.min() - range_ms, refs.max()):
+            st, sv = np.asarray(s.ts_ms, dtype=np.int64), np.asarray(s.values, dtype=np.float64)
+            keep = ~is_stale(sv)
+            out.append(RangeSeries(dict(s.labels), st[keep], sv[keep]))
+        return RangeBlock(out, refs, range_ms, selector)
+
+    def _subquery(self, node: Any, ts: IntArray) -> Block:
+        refs = self.refs(node, ts)
+        range_ms = duration_ms(node.range)
+        step = duration_ms(node.step) or self.engine.default_subquery_step_ms
+        first = int(refs.min()) - range_ms
+        start = -(-first // step) * step  # first multiple of the step at or after the window start
+        inner_ts = np.arange(start, int(refs.max()) + 1, step, dtype=np.int64)
+        out = []
+        if len(inner_ts):
+            inner = self.eval(node.expr, inner_ts)
+            assert isinstance(inner, VectorBlock)
+            for c in inner.cols:
+                out.append(RangeSeries(c.labels, inner_ts[c.mask], c.values[c.mask]))
+                self.samples += int(c.mask.sum())
+        return RangeBlock(out, refs, range_ms, None)
+
+
+_HANDLERS = {
+    pp.NumberLiteral: _Evaluator._number,
+    pp.StringLiteral: _Evaluator._string,
+    pp.ParenExpr: _Evaluator._paren,
+    pp.UnaryExpr: _Evaluator._unary,
+    pp.BinaryExpr: _Evaluator._binary,
+    pp.AggregateExpr: _Evaluator._aggregate,
+    pp.Call: _Evaluator._call,
+    pp.VectorSelector: _Evaluator._vector_selector,
+    pp.MatrixSelector: _Evaluator._matrix_selector,
+    pp.SubqueryExpr: _Evaluator._subquery,
+}
