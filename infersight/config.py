@@ -135,7 +135,13 @@ class Config:
     sidecar: SidecarSection = field(default_factory=SidecarSection)
     dashboards: DashboardsSection = field(default_factory=DashboardsSection)
     demo: DemoSection = field(default_factory=DemoSection)
-    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
+    simulator: SimulatorConfig = field(
+        default_factory=lambda: SimulatorConfig(
+            ttft_median_ms=60.0, ttft_sigma=0.5, itl_median_ms=12.0, itl_sigma=0.3,
+            output_tokens_min=8, output_tokens_max=48, error_rate=0.03, rate_limit_rate=0.01,
+        )
+    )
     log_level: str = "INFO"
 
 

@@ -1,0 +1,10 @@
+"""Any target without an adapter: its series are kept under their own names, nothing derived."""
+
+from __future__ import annotations
+
+from collector.parse import ParsedSample
+
+
+def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
+    """Derive nothing; the sidecar keeps every original series anyway."""
+    return []

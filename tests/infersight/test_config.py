@@ -1,0 +1,79 @@
+"""Configuration: the file and the flags over it; every wrong key or value names its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infersight.cli import main
+from infersight.config import load_config
+from model.errors import ConfigError
+
+GOOD = """
+store: {dsn: "chdb://./data/x"}
+server: {listen: "127.0.0.1:9999"}
+scrape: {interval: 10s, timeout: 5s}
+targets:
+  - url: http://127.0.0.1:8000/metrics
+    engine: vllm
+    service_id: svc-1
+    source: pod-0
+demo: {services: 3, duration_s: 12}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "infersight.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_file_is_read_and_flags_override_it(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD), ["demo.services=5", "server.listen=127.0.0.1:1234"])
+    assert config.demo.services == 5
+    assert config.demo.duration_s == 12.0
+    assert config.server.port == 1234
+    assert config.scrape.interval_s == 10.0
+    assert config.targets[0].service_id == "svc-1"
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config(None)
+    assert config.scrape.interval_s == 10.0
+    assert config.scrape.max_body_bytes == 32 * 1024
+    assert config.store.dsn.startswith("chdb://")
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "named"),
+    [
+        ("stor: {}\n", [], "stor"),
+        ("store: {dns: x}\n", [], "store.dns"),
+        ("server: {listen: nowhere}\n", [], "server.listen"),
+        ("demo: {services: 0}\n", [], "demo.services"),
+        ("demo: {services: two}\n", [], "demo.services"),
+        ("scrape: {timeout: 20s, interval: 10s}\n", [], "scrape"),
+        ("targets: [{url: 'http://127.0.0.1:8000/metrics', colour: red}]\n", [], "targets[0].colour"),
+        ("targets: [{url: 'http://127.0.0.1:1234/metrics'}]\n", [], "targets[0]"),
+        ("log_level: LOUD\n", [], "log_level"),
+        ("", ["demo.concurrency=-1"], "demo.concurrency"),
+        ("- a\n- b\n", [], "mapping"),
+    ],
+)
+def test_wrong_key_or_value_is_an_error_naming_it(
+    tmp_path: Path, text: str, overrides: list[str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        load_config(_write(tmp_path, text), overrides)
+
+
+def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["dashboards", "--config", str(_write(tmp_path, "dashboards: {out: x}\n"))])
+    assert code == 2
+    assert "dashboards.out" in capsys.readouterr().err
+
+
+def test_cli_writes_dashboards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboards", "--out", str(tmp_path / "json")]) == 0
+    assert (tmp_path / "json" / "service.json").is_file()

@@ -1,0 +1,64 @@
+"""The demo path end to end: simulated engines → sidecars → chDB → PromQL API, against ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infersight.config import load_config
+from infersight.demo import run_demo
+
+# vLLM's TTFT buckets (seconds), as the simulator exposes them and the sidecar maps them to ms.
+TTFT_BUCKETS_MS = [
+    b * 1000
+    for b in (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
+]
+
+
+def _bucket(value_ms: float) -> tuple[float, float]:
+    lower = 0.0
+    for upper in TTFT_BUCKETS_MS:
+        if value_ms <= upper + 1e-9:
+            return lower, upper
+        lower = upper
+    return lower, math.inf
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_demo_tp90_matches_what_the_engines_served(tmp_path: Path) -> None:
+    config = load_config(
+        None,
+        [
+            f"store.dsn=chdb://{tmp_path / 'data'}",
+            "server.listen=127.0.0.1:0",
+            f"dashboards.out_dir={tmp_path / 'dashboards'}",
+            "demo.duration_s=30",
+            "demo.concurrency=6",
+        ],
+    )
+    report = asyncio.run(run_demo(config))
+
+    assert report.load.total > 100
+    assert [p.name for p in report.dashboard_paths] == ["service.json"]
+    for service, summary in zip(report.services, report.summaries, strict=True):
+        served = service.served
+        ok = [r for r in served if r.status == 200]
+        assert len(ok) > 20
+        # Every request the engines answered is counted, by code, through PromQL.
+        served_by_code: dict[str, int] = {}
+        for r in served:
+            code = f"{r.status // 100}xx"
+            served_by_code[code] = served_by_code.get(code, 0) + 1
+        assert {c: round(v) for c, v in summary.requests_by_code.items()} == served_by_code
+        # The API's TTFT TP90 (histogram_quantile on vLLM's buckets) lies in the bucket that holds
+        # the exact TP90 of what was served: that is the error histogram_quantile must have.
+        ttfts_ms = np.array([r.ttft_s * 1000 for r in ok if r.ttft_s is not None])
+        exact = float(np.quantile(ttfts_ms, 0.9, method="inverted_cdf"))
+        lower, upper = _bucket(exact)
+        estimate = summary.ttft_ms["TP90"]
+        assert lower <= estimate <= upper, (exact, estimate, (lower, upper))
