@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 import httpx
 
-# Prometheus 2.42's Accept header: OpenMetrics first, then the text format
+# Prometheus 2.42's Accept header (OpenMetrics first, then the text format) plus
+# ``escaping=allow-utf-8``: without it prometheus-client 0.26 (what vLLM serves /metrics with)
+# escapes ``:`` to ``_`` in sample names but not in HELP/TYPE lines, and the strict parser
+# rightly rejects the result; ``vllm:...`` names are legal OpenMetrics names and need no escaping.
 ACCEPT = (
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,"
+    "application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
 USER_AGENT = "infersight-sidecar/0.1"
 

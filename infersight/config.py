@@ -15,9 +15,12 @@ naming its path (``scrape.timeout``), so a typo never silently falls back to a d
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,12 +205,29 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Read the YAML file (if any), apply flag overrides, validate everything."""
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(text: str, environ: Mapping[str, str]) -> str:
+    """Replace ``${NAME}`` with the environment's value (a pod's identity comes from its env)."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise ConfigError(f"configuration refers to ${{{name}}}, which is not set in the environment")
+        return environ[name]
+
+    return _ENV_REF.sub(value, text)
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the YAML file (if any, ``${VAR}`` expanded), apply flag overrides, validate everything."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            loaded = yaml.safe_load(expand_env(Path(path).read_text(), os.environ if environ is None else environ))
         except OSError as err:
             raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from None
         except yaml.YAMLError as err:

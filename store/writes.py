@@ -35,51 +35,59 @@ class SampleWriter:
 
     def __init__(self, backend: Backend, cache_size: int = 1_000_000) -> None:
         self._backend = backend
-        self._fingerprints: OrderedDict[Labels, int] = OrderedDict()
+        self._identities: OrderedDict[Labels, tuple[int, str]] = OrderedDict()
         self._seen_days: set[tuple[int, int]] = set()
         self._cache_size = cache_size
 
-    def _fingerprint(self, labels: Labels) -> int:
-        fp = self._fingerprints.get(labels)
-        if fp is None:
-            fp = fingerprint(labels)
-            self._fingerprints[labels] = fp
-            if len(self._fingerprints) > self._cache_size:
-                self._fingerprints.popitem(last=False)
-        return fp
+    def _identity(self, labels: Labels) -> tuple[int, str]:
+        entry = self._identities.get(labels)
+        if entry is None:
+            name = next((v for k, v in labels if k == METRIC_NAME), "")
+            entry = (fingerprint(labels), name)
+            self._identities[labels] = entry
+            if len(self._identities) > self._cache_size:
+                self._identities.popitem(last=False)
+        return entry
 
     def write(self, batch: list[Sample]) -> int:
         """Insert the batch; returns the number of samples written."""
         if not batch:
             return 0
-        names, fps, ts, values = [], [], [], []
-        new_series: dict[tuple[int, int], tuple[str, Labels]] = {}
-        for sample in batch:
-            fp = self._fingerprint(sample.labels)
-            name = sample.name
-            names.append(name)
-            fps.append(fp)
-            ts.append(sample.ts_ms)
-            values.append(sample.value)
-            day = sample.ts_ms // _DAY_MS
-            if (fp, day) not in self._seen_days:
-                new_series[(fp, day)] = (name, sample.labels)
+        identity = self._identity
+        ids = [identity(sample.labels) for sample in batch]
+        fps = np.fromiter((fp for fp, _ in ids), dtype=np.uint64, count=len(ids))
+        ts = np.fromiter((sample.ts_ms for sample in batch), dtype=np.int64, count=len(batch))
+        values = np.fromiter((sample.value for sample in batch), dtype=np.float64, count=len(batch))
+        new_series = self._new_series(batch, fps, ts // _DAY_MS)
         if new_series:
             self._backend.insert("series", _series_rows(new_series))
         self._backend.insert(
             "samples",
             pa.table(
                 {
-                    "metric_name": pa.array(names, pa.string()),
-                    "fingerprint": pa.array(fps, pa.uint64()),
-                    "ts_ms": pa.array(ts, pa.int64()),
-                    "value": pa.array(np.asarray(values, dtype=np.float64)),
+                    "metric_name": pa.array([name for _, name in ids], pa.string()),
+                    "fingerprint": pa.array(fps),
+                    "ts_ms": pa.array(ts),
+                    "value": pa.array(values),
                 }
             ),
         )
         # Only remember series rows once they are stored, so a failed insert is retried whole.
         self._seen_days.update(new_series)
         return len(batch)
+
+    def _new_series(
+        self, batch: list[Sample], fps: np.ndarray, days: np.ndarray
+    ) -> dict[tuple[int, int], tuple[str, Labels]]:
+        pairs = np.stack([fps, days.astype(np.uint64)], axis=1)
+        _, first = np.unique(pairs, axis=0, return_index=True)
+        out: dict[tuple[int, int], tuple[str, Labels]] = {}
+        for i in first.tolist():
+            key = (int(fps[i]), int(days[i]))
+            if key not in self._seen_days:
+                labels = batch[i].labels
+                out[key] = (self._identity(labels)[1], labels)
+        return out
 
 
 def _series_rows(new_series: dict[tuple[int, int], tuple[str, Labels]]) -> pa.Table:

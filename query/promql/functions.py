@@ -48,7 +48,7 @@ def call(node: Any, args: list[Block], ts: IntArray) -> Block:
     if fn is not None:
         return fn(node, args, ts)
     if name in range_functions.RANGE_FUNCTIONS:
-        return range_functions.evaluate(name, args)
+        return range_functions.evaluate(name, args, ts)
     raise PromQLError("bad_data", f"function {name!r} is not supported")
 
 

@@ -77,3 +77,21 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path, capsys: p
 def test_cli_writes_dashboards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dashboards", "--out", str(tmp_path / "json")]) == 0
     assert (tmp_path / "json" / "service.json").is_file()
+
+
+def test_environment_references_are_expanded(tmp_path: Path) -> None:
+    text = "targets: [{url: 'http://127.0.0.1:8000/metrics', source: '${POD_NAME}'}]\n"
+    config = load_config(_write(tmp_path, text), environ={"POD_NAME": "my-llm-0"})
+    assert config.targets[0].source == "my-llm-0"
+    with pytest.raises(ConfigError, match="POD_NAME"):
+        load_config(_write(tmp_path, text), environ={})
+
+
+def test_example_kubernetes_sidecar_config_is_valid(tmp_path: Path) -> None:
+    import yaml
+
+    manifest = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "sidecar-pod.yaml"
+    config_map = next(yaml.safe_load_all(manifest.read_text()))
+    env = {n: "x" for n in ("SERVICE_ID", "SERVICE_NAME", "GROUP_ID", "PROJECT_ID", "INSTANCE_NAME", "POD_NAME")}
+    config = load_config(_write(tmp_path, config_map["data"]["infersight.yaml"]), environ=env)
+    assert config.targets[0].source == "x"

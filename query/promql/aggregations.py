@@ -1,0 +1,211 @@
+"""Aggregation operators (sum, avg, topk, quantile, count_values, …) with ``by``/``without``.
+
+Groups are formed once from the columns' labels; each operator then folds the members of a group
+step-wise with numpy, in input order, following Prometheus 2.42's arithmetic (running mean for
+avg, Welford for stddev/stdvar, NaN-skipping min/max).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import promql_parser as pp
+
+from model.labels import METRIC_NAME
+from query.promql.blocks import Block, Col, FloatArray, ScalarBlock, StringBlock, VectorBlock, label_key
+from query.promql.errors import PromQLError
+from query.promql.range_functions import quantile
+from query.promql.value import format_float
+
+Members = list[Col]
+Folder = Callable[[Members, int], tuple[FloatArray, np.ndarray]]
+_LABEL_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789")
+
+
+def _group_labels(labels: dict[str, str], modifier: Any) -> dict[str, str]:
+    if modifier is None:
+        return {}
+    names = set(modifier.labels)
+    if modifier.type == pp.AggModifierType.By:
+        return {k: v for k, v in labels.items() if k in names}
+    return {k: v for k, v in labels.items() if k not in names and k != METRIC_NAME}
+
+
+def _sum(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+    total = np.zeros(n)
+    present = np.zeros(n, dtype=bool)
+    for c in members:
+        total = np.where(c.mask, total + c.values, total)
+        present |= c.mask
+    return total, present
+
+
+def _count(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+    count = np.zeros(n)
+    for c in members:
+        count += c.mask
+    return count, count > 0
+
+
+def _group(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+    _, present = _count(members, n)
+    return np.ones(n), present
+
+
+def _avg(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+    mean = np.zeros(n)
+    count = np.zeros(n)
+    for c in members:
+        v = c.values
+        first = c.mask & (count == 0)
+        count = count + c.mask
+        inf_mean = np.isinf(mean)
+        keep = inf_mean & ((np.isinf(v) & ((mean > 0) == (v > 0))) | (~np.isinf(v) & ~np.isnan(v)))
+        updated = mean + v / np.maximum(count, 1) - mean / np.maximum(count, 1)
+        mean = np.where(first, v, np.where(c.mask & ~keep, updated, mean))
+    return mean, count > 0
+
+
+def _extreme(better: Callable[[FloatArray, FloatArray], np.ndarray]) -> Folder:
+    def fold(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+        out = np.zeros(n)
+        present = np.zeros(n, dtype=bool)
+        for c in members:
+            take = c.mask & (~present | better(out, c.values) | np.isnan(out))
+            out = np.where(take, c.values, out)
+            present |= c.mask
+        return out, present
+
+    return fold
+
+
+def _variance(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+    count = np.zeros(n)
+    mean = np.zeros(n)
+    aux = np.zeros(n)
+    for c in members:
+        first = c.mask & (count == 0)
+        count = count + c.mask
+        delta = c.values - mean
+        new_mean = mean + delta / np.maximum(count, 1)
+        new_aux = aux + delta * (c.values - new_mean)
+        mean = np.where(first, c.values, np.where(c.mask, new_mean, mean))
+        aux = np.where(first, 0.0, np.where(c.mask, new_aux, aux))
+    return aux / np.maximum(count, 1), count > 0
+
+
+def _stddev(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+    var, present = _variance(members, n)
+    return np.sqrt(var), present
+
+
+FOLDERS: dict[str, Folder] = {
+    "sum": _sum,
+    "count": _count,
+    "group": _group,
+    "avg": _avg,
+    "min": _extreme(lambda cur, v: cur > v),
+    "max": _extreme(lambda cur, v: cur < v),
+    "stdvar": _variance,
+    "stddev": _stddev,
+}
+
+
+def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
+    op = str(node.op)
+    n = len(vec.cols[0].mask) if vec.cols else 0
+    if op == "count_values":
+        assert isinstance(param, StringBlock)
+        return _count_values(node, vec, param.value, n)
+    groups: dict[tuple, tuple[dict[str, str], Members]] = {}
+    for c in vec.cols:
+        labels = _group_labels(c.labels, node.modifier)
+        key = label_key(labels)
+        if key not in groups:
+            groups[key] = (labels, [])
+        groups[key][1].append(c)
+    with np.errstate(all="ignore"):
+        if op in ("topk", "bottomk"):
+            assert isinstance(param, ScalarBlock)
+            return _top(groups, param.values, n, op == "topk")
+        cols = []
+        for labels, members in groups.values():
+            if op == "quantile":
+                assert isinstance(param, ScalarBlock)
+                values, present = _quantile(members, param.values, n)
+            else:
+                values, present = FOLDERS[op](members, n)
+            cols.append(Col(labels, values, present))
+    return VectorBlock(cols)
+
+
+def _quantile(members: Members, phi: FloatArray, n: int) -> tuple[FloatArray, np.ndarray]:
+    values = np.stack([c.values for c in members])
+    masks = np.stack([c.mask for c in members])
+    present = masks.any(axis=0)
+    out = np.zeros(n)
+    for i in np.flatnonzero(present).tolist():
+        out[i] = quantile(float(phi[i]), values[masks[:, i], i].tolist())
+    return out, present
+
+
+def _top(groups: dict, k_values: FloatArray, n: int, largest: bool) -> VectorBlock:
+    """topk/bottomk keep the members' own labels; for an instant query, in Prometheus' output order."""
+    selected: list[tuple[Col, np.ndarray, float]] = []
+    for _, members in groups.values():
+        values = np.stack([c.values for c in members])
+        masks = np.stack([c.mask for c in members])
+        chosen = np.zeros_like(masks)
+        for i in range(n):
+            k = k_values[i]
+            if not k >= 1:
+                continue
+            rows = np.flatnonzero(masks[:, i])
+            k = int(min(k, len(rows)))
+            col_vals = values[rows, i]
+            nan = np.isnan(col_vals)
+            primary = -col_vals if largest else col_vals
+            order = np.lexsort((np.arange(len(rows)), primary, nan))
+            chosen[rows[order[:k]], i] = True
+        for j, c in enumerate(members):
+            if chosen[j].any():
+                selected.append((c, chosen[j], float(c.values[0])))
+    if n == 1:
+        pos = {id(c): idx for idx, (c, _, _) in enumerate(selected)}
+
+        def order_key(item: tuple[Col, np.ndarray, float]) -> tuple:
+            v = item[2]
+            rank = (1, 0.0) if math.isnan(v) else (0, -v if largest else v)
+            return (*rank, pos[id(item[0])])
+
+        selected = _sorted_within_groups(selected, groups, order_key)
+    return VectorBlock([Col(c.labels, c.values, m) for c, m, _ in selected])
+
+
+def _sorted_within_groups(selected: list, groups: dict, key: Callable) -> list:
+    by_group: dict[int, list] = {}
+    group_of = {id(c): gi for gi, (_, members) in enumerate(groups.values()) for c in members}
+    for item in selected:
+        by_group.setdefault(group_of[id(item[0])], []).append(item)
+    out = []
+    for gi in sorted(by_group):
+        out.extend(sorted(by_group[gi], key=key))
+    return out
+
+
+def _count_values(node: Any, vec: VectorBlock, label: str, n: int) -> VectorBlock:
+    if not label or label[0].isdigit() or not set(label) <= _LABEL_NAME_CHARS:
+        raise PromQLError("execution", f"invalid label name {label!r}")
+    counts: dict[tuple, tuple[dict[str, str], np.ndarray]] = {}
+    for c in vec.cols:
+        base = _group_labels(c.labels, node.modifier)
+        for i in np.flatnonzero(c.mask).tolist():
+            labels = {**base, label: format_float(float(c.values[i]))}
+            key = label_key(labels)
+            if key not in counts:
+                counts[key] = (labels, np.zeros(n))
+            counts[key][1][i] += 1
+    return VectorBlock([Col(labels, cnt, cnt > 0) for labels, cnt in counts.values()])
