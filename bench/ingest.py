@@ -22,7 +22,9 @@ from store.writes import fingerprint
 
 def _batch(n_series: int, n_points: int, t0_ms: int) -> list[Sample]:
     labels = [
-        to_labels({"__name__": "infer_service_request_total", "service_id": f"svc-{i % 100}", "source": f"pod-{i}"})
+        to_labels(
+            {"__name__": "infer_service_request_total", "service_id": f"svc-{i % 100}", "source": f"pod-{i}"}
+        )
         for i in range(n_series)
     ]
     return [Sample(lab, t0_ms + p * 10_000, float(p)) for p in range(n_points) for lab in labels]

@@ -125,7 +125,9 @@ class TargetConfig:
         values["port"] = _typed(data, "port", int, 0, path)
         if "allowed_ports" in data:
             ports = data["allowed_ports"]
-            if not isinstance(ports, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in ports):
+            if not isinstance(ports, list) or not all(
+                isinstance(p, int) and not isinstance(p, bool) for p in ports
+            ):
                 raise ConfigError(f"{path}.allowed_ports: expected a list of port numbers, got {ports!r}")
             values["allowed_ports"] = tuple(ports)
         config = cls(**values)
@@ -146,13 +148,16 @@ class ScrapeConfig:
     scheme: str = "http"
     verify_tls: bool = True
     path: str = "/metrics"
+    stale_markers: bool = True  # write Prometheus staleness markers for vanished series
     targets: tuple[TargetConfig, ...] = field(default=())
 
     def validate(self, path: str = "scrape") -> None:
         if self.interval_s <= 0:
             raise ConfigError(f"{path}.interval: must be > 0, got {self.interval_s}s")
         if not 0 < self.timeout_s <= self.interval_s:
-            raise ConfigError(f"{path}.timeout: must be in (0, interval={self.interval_s}s], got {self.timeout_s}s")
+            raise ConfigError(
+                f"{path}.timeout: must be in (0, interval={self.interval_s}s], got {self.timeout_s}s"
+            )
         if self.max_body_bytes < 1:
             raise ConfigError(f"{path}.max_body_bytes: must be >= 1, got {self.max_body_bytes}")
         if self.scheme not in SCHEMES:
@@ -164,7 +169,16 @@ class ScrapeConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str) -> ScrapeConfig:
-        known = {"interval", "timeout", "max_body_bytes", "scheme", "verify_tls", "path", "targets"}
+        known = {
+            "interval",
+            "timeout",
+            "max_body_bytes",
+            "scheme",
+            "verify_tls",
+            "path",
+            "stale_markers",
+            "targets",
+        }
         data = _check_keys(data, known, path)
         targets_data = data.get("targets", [])
         if not isinstance(targets_data, list):
@@ -178,7 +192,10 @@ class ScrapeConfig:
             scheme=_typed(data, "scheme", str, "http", path),
             verify_tls=_typed(data, "verify_tls", bool, True, path),
             path=_typed(data, "path", str, "/metrics", path),
-            targets=tuple(TargetConfig.from_dict(t, f"{path}.targets[{i}]") for i, t in enumerate(targets_data)),
+            stale_markers=_typed(data, "stale_markers", bool, True, path),
+            targets=tuple(
+                TargetConfig.from_dict(t, f"{path}.targets[{i}]") for i, t in enumerate(targets_data)
+            ),
         )
         config.validate(path)
         return config

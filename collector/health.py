@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector import catalog
 from model.labels import METRIC_NAME, to_labels
 from model.series import Sample
-
-from collector import catalog
 
 
 @dataclass(frozen=True, slots=True)

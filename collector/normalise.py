@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from collector.parse import ParsedSample
 from model.labels import METRIC_NAME, to_labels
 from model.series import Sample
-
-from collector.parse import ParsedSample
 
 
 def with_identity(labels: dict[str, str], identity: dict[str, str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TextIO, cast
 
 from prometheus_client import parser as text_parser
 from prometheus_client.metrics_core import Metric
@@ -64,14 +65,13 @@ def is_openmetrics(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() == OPENMETRICS_CONTENT_TYPE
 
 
-def _ts_ms(timestamp: object, *, strict: bool) -> int | None:
+def _ts_ms(timestamp: object) -> int | None:
+    """Milliseconds: OpenMetrics gives seconds (a Timestamp or a float), the text parser ms / 1000."""
     if timestamp is None:
         return None
     if isinstance(timestamp, Timestamp):
         return timestamp.sec * 1000 + timestamp.nsec // 1_000_000
-    seconds = float(timestamp)  # type: ignore[arg-type]
-    # the text parser has already divided the millisecond timestamp by 1000
-    return round(seconds * 1000)
+    return round(float(timestamp) * 1000)  # type: ignore[arg-type]
 
 
 def _declared_counters(text: str) -> set[str]:
@@ -86,10 +86,22 @@ def _flatten(families: Iterable[Metric], *, strict: bool, counters: set[str]) ->
             if s.value is None or getattr(s, "native_histogram", None) is not None:
                 continue  # native histograms have no flat value; Prometheus 2.42 text has none
             name = s.name
-            if not strict and family.type == "counter" and family.name in counters and name == family.name + "_total":
+            if (
+                not strict
+                and family.type == "counter"
+                and family.name in counters
+                and name == family.name + "_total"
+            ):
                 name = family.name  # undo prometheus_client's renaming; Prometheus keeps the exposed name
             out.append(
-                ParsedSample(name, dict(s.labels), float(s.value), _ts_ms(s.timestamp, strict=strict), family.name, family.type)
+                ParsedSample(
+                    name,
+                    dict(s.labels),
+                    float(s.value),
+                    _ts_ms(s.timestamp),
+                    family.name,
+                    family.type,
+                )
             )
     return out
 
@@ -99,12 +111,10 @@ def parse_text(text: str, *, strict: bool) -> list[ParsedSample]:
     lines = _Lines(text)
     try:
         if strict:
-            families = list(om_parser.text_fd_to_metric_families(lines))
+            families = list(om_parser.text_fd_to_metric_families(lines))  # type: ignore[no-untyped-call]
             return _flatten(families, strict=True, counters=set())
-        families = list(text_parser.text_fd_to_metric_families(lines))
+        families = list(text_parser.text_fd_to_metric_families(cast(TextIO, lines)))
         return _flatten(families, strict=False, counters=_declared_counters(text))
-    except ParseError:
-        raise
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         detail = str(exc) or type(exc).__name__
         where = f" in {lines.text[:200]!r}" if lines.text and lines.text not in detail else ""
@@ -118,4 +128,3 @@ def parse_body(body: bytes, content_type: str) -> list[ParsedSample]:
     except UnicodeDecodeError as exc:
         raise ParseError(f"body is not UTF-8: {exc}") from exc
     return parse_text(text, strict=is_openmetrics(content_type))
-

@@ -51,7 +51,11 @@ def body_too_large(limit_bytes: int) -> ScrapeError:
 
 
 async def _read(client: httpx.AsyncClient, url: str, max_body_bytes: int, timeout_s: float) -> Fetched:
-    headers = {"Accept": ACCEPT, "User-Agent": USER_AGENT, "X-Prometheus-Scrape-Timeout-Seconds": f"{timeout_s:g}"}
+    headers = {
+        "Accept": ACCEPT,
+        "User-Agent": USER_AGENT,
+        "X-Prometheus-Scrape-Timeout-Seconds": f"{timeout_s:g}",
+    }
     async with client.stream("GET", url, headers=headers) as response:
         if response.status_code != 200:
             raise ScrapeError("http_status", f"server returned HTTP status {response.status_code}")

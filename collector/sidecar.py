@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import httpx
 from loguru import logger
-from model.series import Sample
 
 from collector.config import ScrapeConfig, TargetConfig
 from collector.engines import ADAPTERS
@@ -22,6 +21,8 @@ from collector.normalise import to_samples
 from collector.parse import ParsedSample, ParseError, parse_body
 from collector.pipeline import Consumer
 from collector.scrape import REASONS, ScrapeError, fetch, new_client
+from collector.staleness import StalenessTracker
+from model.series import Sample
 
 
 class Sidecar:
@@ -55,6 +56,7 @@ class Sidecar:
         self._running = False
         self._finished = asyncio.Event()
         self._was_up: bool | None = None
+        self._staleness = StalenessTracker()
         self._log = logger.bind(target=self.url, service_id=target.service_id)
 
     async def _collect(self) -> tuple[list[ParsedSample], int]:
@@ -101,8 +103,14 @@ class Sidecar:
             body_bytes=body_bytes,
             errors_total=dict(self.errors_total),
         )
-        batch = to_samples(parsed + derived, self.identity, start_ms)
+        exposed = parsed + derived
+        batch = to_samples(exposed, self.identity, start_ms)
         batch.extend(health_samples(outcome, self.identity, start_ms))
+        if self.scrape.stale_markers:
+            # samples with their own timestamps are never marked stale (Prometheus does the same)
+            untimed = {s.labels for s, p in zip(batch, exposed, strict=False) if p.ts_ms is None}
+            untimed.update(s.labels for s in batch[len(exposed) :])
+            batch.extend(self._staleness.update(untimed, start_ms))
         await self.consumer.consume(batch)
         return batch
 
@@ -133,11 +141,23 @@ class Sidecar:
             self._running = False
             self._finished.set()
 
-    async def stop(self) -> None:
-        """Stop ``run()`` and release the HTTP client; safe twice and without a start."""
+    async def stop(self, *, mark_stale: bool = False) -> None:
+        """Stop ``run()`` and release the HTTP client; safe twice and without a start.
+
+        With ``mark_stale``, hand on one last batch of staleness markers for every series of the
+        last scrape, as Prometheus does when a target goes away. Off by default: a test that stops
+        its sidecars and then queries "now" would otherwise find nothing.
+        """
         self._stopping.set()
         if self._running:
             await self._finished.wait()
+        if mark_stale:
+            markers = self._staleness.mark_all(math.floor(self.clock() * 1000))
+            if markers:
+                try:
+                    await self.consumer.consume(markers)
+                except Exception:
+                    self._log.exception("handing on staleness markers for {} failed", self.url)
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()

@@ -41,7 +41,11 @@ def _panels() -> list[TimeSeries]:
     specs = [
         (
             "Requests by code",
-            [Target(expr=f"sum by (code) (increase({requests}[$period]))", legendFormat="{{code}}", refId="A")],
+            [
+                Target(
+                    expr=f"sum by (code) (increase({requests}[$period]))", legendFormat="{{code}}", refId="A"
+                )
+            ],
             "short",
             "Calls per statistical period, split by return code (2xx/4xx/5xx).",
         ),
@@ -51,7 +55,12 @@ def _panels() -> list[TimeSeries]:
             "reqps",
             "Calls in the period divided by its seconds (the guide's definition of QPS).",
         ),
-        ("Request latency", _quantile_targets("infer_service_request_cost"), "ms", "End-to-end request latency."),
+        (
+            "Request latency",
+            _quantile_targets("infer_service_request_cost"),
+            "ms",
+            "End-to-end request latency.",
+        ),
         ("TTFT", _quantile_targets("infer_service_first_token_cost"), "ms", "Time to first token."),
         (
             "TPOT",
@@ -81,7 +90,9 @@ def _panels() -> list[TimeSeries]:
 
 
 def _templating() -> Templating:
-    datasource = Template(name="datasource", query="prometheus", type="datasource", label="Data source", default="")
+    datasource = Template(
+        name="datasource", query="prometheus", type="datasource", label="Data source", default=""
+    )
     project = Template(
         name="project_id",
         label="Project",

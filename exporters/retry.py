@@ -46,7 +46,7 @@ class RetryingExporter:
             batch = self._pending[0]
             try:
                 await self._sender.send(batch)
-            except Exception as err:  # noqa: BLE001 - loop boundary: keep the batch, retry later
+            except Exception as err:
                 logger.warning("export failed, {} samples kept for retry: {}", self._pending_samples, err)
                 return
             self._pending.popleft()

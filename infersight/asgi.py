@@ -37,7 +37,11 @@ class AsgiServer:
     async def start(self) -> int:
         """Start serving; returns the bound port. A port in use raises OSError naming it."""
         config = uvicorn.Config(
-            self.app, host=self.host, port=self.requested_port, log_level="warning", lifespan="off",
+            self.app,
+            host=self.host,
+            port=self.requested_port,
+            log_level="warning",
+            lifespan="off",
             access_log=False,
         )
         self._server = _Server(config)

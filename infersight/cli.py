@@ -26,13 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", "-c", help="YAML configuration file")
     common.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a configuration value"
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a configuration value",
     )
     common.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING, ERROR")
     common.add_argument("--listen", help="API address HOST:PORT (server.listen)")
     common.add_argument("--data", help="embedded store data folder (store.dsn = chdb://DATA)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", parents=[common], help="store, API and a sidecar per configured target, one process")
+    sub.add_parser(
+        "run", parents=[common], help="store, API and a sidecar per configured target, one process"
+    )
     demo = sub.add_parser("demo", parents=[common], help="the same with simulated engines and load")
     demo.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     demo.add_argument("--services", type=int, help="simulated services (default 2)")

@@ -19,8 +19,8 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +141,14 @@ class Config:
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
         default_factory=lambda: SimulatorConfig(
-            ttft_median_ms=60.0, ttft_sigma=0.5, itl_median_ms=12.0, itl_sigma=0.3,
-            output_tokens_min=8, output_tokens_max=48, error_rate=0.03, rate_limit_rate=0.01,
+            ttft_median_ms=60.0,
+            ttft_sigma=0.5,
+            itl_median_ms=12.0,
+            itl_sigma=0.3,
+            output_tokens_min=8,
+            output_tokens_max=48,
+            error_rate=0.03,
+            rate_limit_rate=0.01,
         )
     )
     log_level: str = "INFO"
@@ -227,7 +233,9 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(expand_env(Path(path).read_text(), os.environ if environ is None else environ))
+            loaded = yaml.safe_load(
+                expand_env(Path(path).read_text(), os.environ if environ is None else environ)
+            )
         except OSError as err:
             raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from None
         except yaml.YAMLError as err:

@@ -7,6 +7,7 @@ engines; only the engines (``simulator/``) and the clients (``infersight.load``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from collector.config import ScrapeConfig, TargetConfig
+from collector.config import TargetConfig
 from dashboards.build import write_dashboards
 from infersight.config import Config
 from infersight.load import LoadStats, drive_load
@@ -114,7 +115,9 @@ async def run_demo(
         await runtime.start()
         started = time.time()
         load = asyncio.create_task(
-            drive_load({s.service_id: [pod.url for pod in s.pods] for s in services}, demo.concurrency, stop, stats)
+            drive_load(
+                {s.service_id: [pod.url for pod in s.pods] for s in services}, demo.concurrency, stop, stats
+            )
         )
         await _wait(stop, demo.duration_s, started, stats, runtime, progress)
         stop.set()
@@ -147,10 +150,8 @@ async def _wait(
         remaining = 5.0 if deadline is None else min(5.0, deadline - time.time())
         if remaining <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), remaining)
-        except TimeoutError:
-            pass
         message = (
             f"{time.time() - started:5.0f} s  requests sent {stats.total}  "
             f"samples stored {runtime.exported_samples}  pending {runtime.pending_samples}"

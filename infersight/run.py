@@ -44,7 +44,9 @@ class Runtime:
         self.store = await asyncio.to_thread(open_store, cfg.store.dsn, cfg.store.database)
         self.server = AsgiServer(create_app(self.store), cfg.server.host, cfg.server.port)
         await self.server.start()
-        logger.info("Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url)
+        logger.info(
+            "Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url
+        )
         self.exporter = RetryingExporter(StoreExporter(self.store.writer))
         self.sidecars = [Sidecar(cfg.scrape, target, self.exporter) for target in cfg.targets]
         self._tasks = [asyncio.create_task(sidecar.run()) for sidecar in self.sidecars]

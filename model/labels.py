@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 
 METRIC_NAME = "__name__"
@@ -21,7 +21,7 @@ def to_labels(mapping: dict[str, str]) -> Labels:
     return tuple(sorted((k, v) for k, v in mapping.items() if v != ""))
 
 
-class MatchOp(str, Enum):
+class MatchOp(StrEnum):
     EQ = "="
     NE = "!="
     RE = "=~"

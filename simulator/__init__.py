@@ -14,5 +14,16 @@ from simulator.config import SimulatorConfig
 from simulator.engine import Simulator
 from simulator.record import ServedRequest
 from simulator.server import SimulatorServer, start_simulators
+from simulator.traffic import TrafficConfig, TrafficReport, drive
 
-__all__ = ["ServedRequest", "Simulator", "SimulatorConfig", "SimulatorServer", "create_app", "start_simulators"]
+__all__ = [
+    "ServedRequest",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorServer",
+    "TrafficConfig",
+    "TrafficReport",
+    "create_app",
+    "drive",
+    "start_simulators",
+]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import sys
 
@@ -54,10 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("{}", exc)
         return 2
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.host, args.port, config))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

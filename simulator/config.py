@@ -47,6 +47,8 @@ class SimulatorConfig:
     max_num_seqs: int = 64
     max_model_len: int = 4096
     kv_cache_tokens: int = 65536
+    # ground-truth records kept; past this the oldest half is dropped (long demos)
+    served_limit: int = 100_000
 
     def validate(self) -> None:
         """Raise ConfigError naming the first wrong field."""
@@ -58,7 +60,11 @@ class SimulatorConfig:
             (self.itl_sigma >= 0, "itl_sigma", "must be >= 0"),
             (self.output_tokens_min >= 1, "output_tokens_min", "must be >= 1"),
             (self.output_tokens_max >= self.output_tokens_min, "output_tokens_max", "must be >= min"),
-            (self.prompt_tokens in PROMPT_TOKENS_MODES, "prompt_tokens", f"must be one of {PROMPT_TOKENS_MODES}"),
+            (
+                self.prompt_tokens in PROMPT_TOKENS_MODES,
+                "prompt_tokens",
+                f"must be one of {PROMPT_TOKENS_MODES}",
+            ),
             (self.prompt_tokens_min >= 1, "prompt_tokens_min", "must be >= 1"),
             (self.prompt_tokens_max >= self.prompt_tokens_min, "prompt_tokens_max", "must be >= min"),
             (0 <= self.error_rate <= 1, "error_rate", "must be in [0, 1]"),
@@ -72,6 +78,7 @@ class SimulatorConfig:
             (self.max_num_seqs >= 1, "max_num_seqs", "must be >= 1"),
             (self.max_model_len >= 1, "max_model_len", "must be >= 1"),
             (self.kv_cache_tokens >= 1, "kv_cache_tokens", "must be >= 1"),
+            (self.served_limit >= 1, "served_limit", "must be >= 1"),
         ]
         for ok, name, message in checks:
             if not ok:

@@ -12,10 +12,10 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from simulator.config import SimulatorConfig
 from simulator.metrics import VllmMetrics
@@ -99,6 +99,10 @@ class Simulator:
         self.config = config or SimulatorConfig()
         self.config.validate()
         self.registry = CollectorRegistry()
+        # vLLM exposes the default registry, so python_gc_*, python_info and process_* come along
+        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        ProcessCollector(registry=self.registry)
         self.metrics = VllmMetrics(
             self.registry,
             model_name=self.config.model_name,
@@ -115,6 +119,8 @@ class Simulator:
     # ground truth -------------------------------------------------------------------------
     def record(self, served: ServedRequest) -> None:
         self.served.append(served)
+        if len(self.served) > self.config.served_limit:
+            del self.served[: len(self.served) // 2]
 
     def record_error(self, *, path: str, stream: bool, model: str, status: int, t0: float) -> None:
         now = time.perf_counter()
@@ -164,7 +170,7 @@ class Simulator:
         self.add_kv_tokens(-(run.plan.prompt_tokens + run.generated))
         self._slots.release()
 
-    async def paced_tokens(self, run: _Run) -> AsyncIterator[tuple[int, str]]:
+    async def paced_tokens(self, run: _Run) -> AsyncGenerator[tuple[int, str], None]:
         """Yield (index, text) when each token is due; admission and release are handled here.
 
         The caller calls ``run.token(time.perf_counter())`` once it has written the token, and

@@ -63,13 +63,19 @@ class VllmMetrics:
         self.num_requests_running = gauge(
             "vllm:num_requests_running", "Number of requests in model execution batches."
         )
-        self.num_requests_waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.")
-        self.kv_cache_usage_perc = gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.")
+        self.num_requests_waiting = gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed."
+        )
+        self.kv_cache_usage_perc = gauge(
+            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."
+        )
         # deprecated in vLLM 0.9 but still exposed by many deployed versions
         self.gpu_cache_usage_perc = gauge(
             "vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage."
         )
-        self.num_preemptions = counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.")
+        self.num_preemptions = counter(
+            "vllm:num_preemptions", "Cumulative number of preemption from the engine."
+        )
         self.prompt_tokens = counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
         self.generation_tokens = counter("vllm:generation_tokens", "Number of generation tokens processed.")
         self._request_success = Counter(
@@ -92,7 +98,8 @@ class VllmMetrics:
         # fed with the same observations; exposing both is what such a server does.
         self.time_per_output_token = histogram(
             "vllm:time_per_output_token_seconds",
-            "Histogram of time per output token in seconds.DEPRECATED: Use vllm:inter_token_latency_seconds instead.",
+            "Histogram of time per output token in seconds."
+            "DEPRECATED: Use vllm:inter_token_latency_seconds instead.",
             ITL_BUCKETS_S,
         )
         self.inter_token_latency = histogram(

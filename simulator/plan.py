@@ -77,7 +77,11 @@ def _lognormal_s(rng: random.Random, median_ms: float, sigma: float) -> float:
 
 def _injected_error(rng: random.Random, config: SimulatorConfig) -> int | None:
     u = rng.random()
-    for status, rate in ((500, config.error_rate), (429, config.rate_limit_rate), (400, config.bad_request_rate)):
+    for status, rate in (
+        (500, config.error_rate),
+        (429, config.rate_limit_rate),
+        (400, config.bad_request_rate),
+    ):
         if u < rate:
             return status
         u -= rate

@@ -35,7 +35,9 @@ class SimulatorServer:
     ...     await server.stop()
     """
 
-    def __init__(self, config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.sim = Simulator(config)
         self.host = host
         self.requested_port = port

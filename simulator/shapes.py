@@ -41,7 +41,14 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 def error_body(status: int, message: str) -> dict[str, Any]:
     """OpenAI's error object; the openai client raises the matching APIStatusError subclass."""
-    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "APIError"), "param": None, "code": status}}
+    return {
+        "error": {
+            "message": message,
+            "type": ERROR_TYPES.get(status, "APIError"),
+            "param": None,
+            "code": status,
+        }
+    }
 
 
 class ChunkWriter:
@@ -105,7 +112,9 @@ class ChunkWriter:
             )
         return out + DONE
 
-    def whole(self, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    def whole(
+        self, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+    ) -> dict[str, Any]:
         """A non-streamed response body."""
         if self.chat:
             choice: dict[str, Any] = {

@@ -12,7 +12,6 @@ from loguru import logger
 
 from store.schema import TABLES
 
-
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "'": "\\'"})
 
 

@@ -15,7 +15,27 @@ from infersight.demo import run_demo
 # vLLM's TTFT buckets (seconds), as the simulator exposes them and the sidecar maps them to ms.
 TTFT_BUCKETS_MS = [
     b * 1000
-    for b in (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
+    for b in (
+        0.001,
+        0.005,
+        0.01,
+        0.02,
+        0.04,
+        0.06,
+        0.08,
+        0.1,
+        0.25,
+        0.5,
+        0.75,
+        1,
+        2.5,
+        5,
+        7.5,
+        10,
+        20,
+        40,
+        80,
+    )
 ]
 
 

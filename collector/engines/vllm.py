@@ -83,7 +83,9 @@ def _request_total(sample: ParsedSample) -> ParsedSample | None:
         return None
     labels["code"] = _code_class(labels.pop("status", ""))
     labels["path"] = path
-    return ParsedSample(catalog.REQUEST_TOTAL, labels, sample.value, sample.ts_ms, catalog.REQUEST_TOTAL, "counter")
+    return ParsedSample(
+        catalog.REQUEST_TOTAL, labels, sample.value, sample.ts_ms, catalog.REQUEST_TOTAL, "counter"
+    )
 
 
 def _connections(samples: list[ParsedSample]) -> list[ParsedSample]:

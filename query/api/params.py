@@ -37,7 +37,9 @@ def parse_time_ms(text: str | None, name: str, default_ms: int) -> int:
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise BadParamError(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp') from None
+        raise BadParamError(
+            f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp'
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return round(parsed.timestamp() * 1000)
@@ -53,7 +55,7 @@ def parse_step_ms(text: str | None) -> int:
         raise BadParamError(f'invalid parameter "step": cannot parse "{text}" to a valid duration') from None
     if step_ms <= 0:
         raise BadParamError(
-            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. "
+            'invalid parameter "step": zero or negative query resolution step widths are not accepted. '
             "Try a positive integer"
         )
     return step_ms
@@ -71,5 +73,7 @@ def parse_match(selector: str) -> list[Matcher]:
     if expr.name:
         matchers.append(Matcher("__name__", MatchOp.EQ, expr.name))
     if all(m.matches("") for m in matchers):
-        raise BadParamError('invalid parameter "match[]": match[] must contain at least one non-empty matcher')
+        raise BadParamError(
+            'invalid parameter "match[]": match[] must contain at least one non-empty matcher'
+        )
     return matchers

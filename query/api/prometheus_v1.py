@@ -15,11 +15,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from query.api.errors import error_response, success
-from query.api.params import MAX_TIME_MS, MIN_TIME_MS, BadParamError, parse_match, parse_step_ms, parse_time_ms
+from query.api.params import (
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    BadParamError,
+    parse_match,
+    parse_step_ms,
+    parse_time_ms,
+)
 from query.promql.engine import Engine
 from query.promql.errors import PromQLError
-from store.reads import ClickHouseQuerier
 from query.promql.value import to_api_json
+from store.reads import ClickHouseQuerier
 
 # Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
@@ -118,7 +125,12 @@ def build_router(engine: Engine, querier: ClickHouseQuerier) -> APIRouter:
                 found[tuple(sorted(labels_.items()))] = labels_
         return success([found[key] for key in sorted(found)])
 
-    for path, fn in (("/query", query), ("/query_range", query_range), ("/labels", labels), ("/series", series)):
+    for path, fn in (
+        ("/query", query),
+        ("/query_range", query_range),
+        ("/labels", labels),
+        ("/series", series),
+    ):
         router.add_api_route(path, _guard(fn), methods=["GET", "POST"])
 
     @router.api_route("/label/{name}/values", methods=["GET"])

@@ -1,0 +1,1 @@
+"""PromQL with Prometheus 2.42 semantics: ``Engine`` (engine.py), results (value.py), ``PromQLError``."""

@@ -7,7 +7,6 @@ avg, Welford for stddev/stdvar, NaN-skipping min/max).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from model.labels import METRIC_NAME
 from query.promql.blocks import Block, Col, FloatArray, ScalarBlock, StringBlock, VectorBlock, label_key
 from query.promql.errors import PromQLError
 from query.promql.range_functions import quantile
+from query.promql.topk import top
 from query.promql.value import format_float
 
 Members = list[Col]
@@ -64,7 +64,7 @@ def _avg(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
         count = count + c.mask
         inf_mean = np.isinf(mean)
         keep = inf_mean & ((np.isinf(v) & ((mean > 0) == (v > 0))) | (~np.isinf(v) & ~np.isnan(v)))
-        updated = mean + v / np.maximum(count, 1) - mean / np.maximum(count, 1)
+        updated = mean + (v / np.maximum(count, 1) - mean / np.maximum(count, 1))
         mean = np.where(first, v, np.where(c.mask & ~keep, updated, mean))
     return mean, count > 0
 
@@ -130,7 +130,7 @@ def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
     with np.errstate(all="ignore"):
         if op in ("topk", "bottomk"):
             assert isinstance(param, ScalarBlock)
-            return _top(groups, param.values, n, op == "topk")
+            return top(groups, param.values, n, op == "topk")
         cols = []
         for labels, members in groups.values():
             if op == "quantile":
@@ -150,50 +150,6 @@ def _quantile(members: Members, phi: FloatArray, n: int) -> tuple[FloatArray, np
     for i in np.flatnonzero(present).tolist():
         out[i] = quantile(float(phi[i]), values[masks[:, i], i].tolist())
     return out, present
-
-
-def _top(groups: dict, k_values: FloatArray, n: int, largest: bool) -> VectorBlock:
-    """topk/bottomk keep the members' own labels; for an instant query, in Prometheus' output order."""
-    selected: list[tuple[Col, np.ndarray, float]] = []
-    for _, members in groups.values():
-        values = np.stack([c.values for c in members])
-        masks = np.stack([c.mask for c in members])
-        chosen = np.zeros_like(masks)
-        for i in range(n):
-            k = k_values[i]
-            if not k >= 1:
-                continue
-            rows = np.flatnonzero(masks[:, i])
-            k = int(min(k, len(rows)))
-            col_vals = values[rows, i]
-            nan = np.isnan(col_vals)
-            primary = -col_vals if largest else col_vals
-            order = np.lexsort((np.arange(len(rows)), primary, nan))
-            chosen[rows[order[:k]], i] = True
-        for j, c in enumerate(members):
-            if chosen[j].any():
-                selected.append((c, chosen[j], float(c.values[0])))
-    if n == 1:
-        pos = {id(c): idx for idx, (c, _, _) in enumerate(selected)}
-
-        def order_key(item: tuple[Col, np.ndarray, float]) -> tuple:
-            v = item[2]
-            rank = (1, 0.0) if math.isnan(v) else (0, -v if largest else v)
-            return (*rank, pos[id(item[0])])
-
-        selected = _sorted_within_groups(selected, groups, order_key)
-    return VectorBlock([Col(c.labels, c.values, m) for c, m, _ in selected])
-
-
-def _sorted_within_groups(selected: list, groups: dict, key: Callable) -> list:
-    by_group: dict[int, list] = {}
-    group_of = {id(c): gi for gi, (_, members) in enumerate(groups.values()) for c in members}
-    for item in selected:
-        by_group.setdefault(group_of[id(item[0])], []).append(item)
-    out = []
-    for gi in sorted(by_group):
-        out.extend(sorted(by_group[gi], key=key))
-    return out
 
 
 def _count_values(node: Any, vec: VectorBlock, label: str, n: int) -> VectorBlock:

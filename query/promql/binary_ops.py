@@ -13,7 +13,16 @@ import numpy as np
 import promql_parser as pp
 
 from model.labels import METRIC_NAME
-from query.promql.blocks import Block, Col, FloatArray, ScalarBlock, VectorBlock, dedupe, format_labels, label_key
+from query.promql.blocks import (
+    Block,
+    Col,
+    FloatArray,
+    ScalarBlock,
+    VectorBlock,
+    dedupe,
+    format_labels,
+    label_key,
+)
 from query.promql.errors import PromQLError
 
 ARITHMETIC: dict[str, Callable[[FloatArray, FloatArray], FloatArray]] = {
@@ -34,6 +43,8 @@ COMPARISON: dict[str, Callable[[FloatArray, FloatArray], np.ndarray]] = {
     "<=": np.less_equal,
 }
 SET_OPS = ("and", "or", "unless")
+# Prometheus drops the metric name for these; not for atan2 and not for comparisons.
+NAME_DROPPING = frozenset({"+", "-", "*", "/", "%", "^"})
 
 
 def _drop_name(labels: dict[str, str]) -> dict[str, str]:
@@ -56,11 +67,14 @@ def evaluate(node: Any, lhs: Block, rhs: Block) -> Block:
         if isinstance(lhs, VectorBlock):
             assert isinstance(rhs, ScalarBlock)
             return _vector_scalar(op, lhs, rhs.values, return_bool, swap=False)
-        assert isinstance(rhs, VectorBlock) and isinstance(lhs, ScalarBlock)
+        assert isinstance(rhs, VectorBlock)
+        assert isinstance(lhs, ScalarBlock)
         return _vector_scalar(op, rhs, lhs.values, return_bool, swap=True)
 
 
-def _vector_scalar(op: str, vec: VectorBlock, scalar: FloatArray, return_bool: bool, swap: bool) -> VectorBlock:
+def _vector_scalar(
+    op: str, vec: VectorBlock, scalar: FloatArray, return_bool: bool, swap: bool
+) -> VectorBlock:
     cols = []
     for c in vec.cols:
         left, right = (scalar, c.values) if swap else (c.values, scalar)
@@ -71,7 +85,8 @@ def _vector_scalar(op: str, vec: VectorBlock, scalar: FloatArray, return_bool: b
             else:
                 cols.append(Col(c.labels, c.values, c.mask & keep))
         else:
-            cols.append(Col(_drop_name(c.labels), ARITHMETIC[op](left, right), c.mask))
+            labels = _drop_name(c.labels) if op in NAME_DROPPING else c.labels
+            cols.append(Col(labels, ARITHMETIC[op](left, right), c.mask))
     return VectorBlock(dedupe(cols))
 
 
@@ -100,7 +115,8 @@ def _set_op(op: str, lhs: VectorBlock, rhs: VectorBlock, modifier: Any) -> Vecto
         for c in rhs.cols:
             seen = left.get(_signature(c.labels, matching))
             cols.append(Col(c.labels, c.values, c.mask & ~seen if seen is not None else c.mask))
-        return VectorBlock([c for c in cols if c.mask.any()])
+        # The same label set may come from either side at different steps: one series, as Prometheus.
+        return VectorBlock(dedupe(cols))
     right = _presence_by_signature(rhs.cols, matching)
     cols = []
     for c in lhs.cols:
@@ -118,7 +134,7 @@ def _result_labels(
     many: dict[str, str], one: dict[str, str], op: str, modifier: Any, one_to_one: bool, return_bool: bool
 ) -> dict[str, str]:
     labels = dict(many)
-    if op in ARITHMETIC or return_bool:
+    if op in NAME_DROPPING or return_bool:
         labels.pop(METRIC_NAME, None)
     matching = modifier.matching if modifier is not None else None
     if one_to_one and matching is not None:
@@ -137,7 +153,9 @@ def _result_labels(
     return labels
 
 
-def _vector_vector(op: str, lhs: VectorBlock, rhs: VectorBlock, modifier: Any, return_bool: bool) -> VectorBlock:
+def _vector_vector(
+    op: str, lhs: VectorBlock, rhs: VectorBlock, modifier: Any, return_bool: bool
+) -> VectorBlock:
     card = modifier.card if modifier is not None else pp.VectorMatchCardinality.OneToOne
     matching = modifier.matching if modifier is not None else None
     one_to_many = card == pp.VectorMatchCardinality.OneToMany
@@ -179,15 +197,20 @@ def _vector_vector(op: str, lhs: VectorBlock, rhs: VectorBlock, modifier: Any, r
     return VectorBlock(dedupe(cols))
 
 
-def _check_unique(seen: list[tuple[tuple, np.ndarray]], key: tuple, mask: np.ndarray, one_to_one: bool) -> None:
+def _check_unique(
+    seen: list[tuple[tuple, np.ndarray]], key: tuple, mask: np.ndarray, one_to_one: bool
+) -> None:
     for other_key, other_mask in seen:
         if (other_mask & mask).any() and (one_to_one or other_key == key):
             if one_to_one:
                 raise PromQLError(
                     "execution",
-                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                    "multiple matches for labels: many-to-one matching must be explicit "
+                    "(group_left/group_right)",
                 )
-            raise PromQLError("execution", "multiple matches for labels: grouping labels must ensure unique matches")
+            raise PromQLError(
+                "execution", "multiple matches for labels: grouping labels must ensure unique matches"
+            )
     seen.append((key, mask))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import promql_parser as pp
 
-from model.series import STALE_NAN_BITS
+from model.series import STALE_NAN_BITS, Series
 from query.promql import aggregations, binary_ops, functions
 from query.promql.blocks import (
     Block,
@@ -81,7 +81,8 @@ class Engine:
         if kind in ("matrix", "string"):
             name = "range vector" if kind == "matrix" else "string"
             raise PromQLError(
-                "bad_data", f'invalid expression type "{name}" for range query, must be Scalar or instant Vector'
+                "bad_data",
+                f'invalid expression type "{name}" for range query, must be Scalar or instant Vector',
             )
         ts = np.arange(int(start_ms), int(end_ms) + 1, int(step_ms), dtype=np.int64)
         block = _Evaluator(self, int(start_ms), int(end_ms)).eval(expr, ts)
@@ -91,6 +92,25 @@ class Engine:
         out = [MatrixSeries(c.labels, ts[c.mask], c.values[c.mask]) for c in block.cols if c.mask.any()]
         out.sort(key=lambda s: label_key(s.labels))
         return Matrix(out)
+
+
+def _points(series: Series) -> tuple[IntArray, np.ndarray]:
+    """A series' points sorted by time with one point per timestamp (the last one stored wins).
+
+    The contract says sorted and unique; a store that merges lazily (ClickHouse) may not be.
+    """
+    st = np.asarray(series.ts_ms, dtype=np.int64)
+    sv = np.asarray(series.values, dtype=np.float64)
+    if len(st) > 1:
+        steps = np.diff(st)
+        if (steps < 0).any():
+            order = np.argsort(st, kind="stable")
+            st, sv = st[order], sv[order]
+            steps = np.diff(st)
+        if (steps == 0).any():
+            last = np.concatenate((steps != 0, [True]))
+            st, sv = st[last], sv[last]
+    return st, sv
 
 
 def _static_type(expr: Any) -> str:
@@ -173,8 +193,10 @@ class _Evaluator:
         at_ms = self.start_ms if at == AT_START else self.end_ms if at == AT_END else int(at)
         return np.full(len(ts), at_ms - offset, dtype=np.int64)
 
-    def _select(self, selector: Any, start_ms: int, end_ms: int) -> list:
+    def _select(self, selector: Any, start_ms: int, end_ms: int) -> list[Series]:
         series = self.engine.querier.select(to_matchers(selector), int(start_ms), int(end_ms))
+        # Prometheus' storage yields series sorted by labels; results keep that order.
+        series = sorted(series, key=lambda s: label_key(s.labels))
         self.samples += sum(len(s.ts_ms) for s in series)
         if self.samples > self.engine.max_samples:
             raise PromQLError(
@@ -187,7 +209,7 @@ class _Evaluator:
         lookback = self.engine.lookback_delta_ms
         cols = []
         for s in self._select(node, refs.min() - lookback, refs.max()):
-            st, sv = np.asarray(s.ts_ms, dtype=np.int64), np.asarray(s.values, dtype=np.float64)
+            st, sv = _points(s)
             idx = np.searchsorted(st, refs, "right") - 1
             present = idx >= 0
             idx = np.maximum(idx, 0)
@@ -204,7 +226,7 @@ class _Evaluator:
         range_ms = duration_ms(node.range)
         out = []
         for s in self._select(selector, refs.min() - range_ms, refs.max()):
-            st, sv = np.asarray(s.ts_ms, dtype=np.int64), np.asarray(s.values, dtype=np.float64)
+            st, sv = _points(s)
             keep = ~is_stale(sv)
             out.append(RangeSeries(dict(s.labels), st[keep], sv[keep]))
         return RangeBlock(out, refs, range_ms, selector)

@@ -28,8 +28,10 @@ from query.promql.blocks import (
     dedupe,
     drop_name,
 )
+from query.promql.dates import DATE_PARTS, date_part
 from query.promql.errors import PromQLError
 from query.promql.parse import to_matchers
+from query.promql.regex import to_python_regex
 
 __all__ = ["FUNCTIONS", "call", "drop_name", "finish"]
 
@@ -134,7 +136,7 @@ def _timestamp(node: Any, args: list[Block], ts: IntArray) -> Block:
 
 
 def _sort_with(descending: bool) -> Function:
-    # Only instant queries have an order; NaNs come first as with Prometheus' sort.Sort.
+    # Only instant queries have an order; NaNs go last either way, as in Prometheus 2.42.
     def apply(node: Any, args: list[Block], ts: IntArray) -> Block:
         vec = args[0]
         assert isinstance(vec, VectorBlock)
@@ -143,7 +145,7 @@ def _sort_with(descending: bool) -> Function:
 
             def key(c: Col) -> tuple[int, float]:
                 v = float(c.values[0])
-                return (0, 0.0) if math.isnan(v) else (1, -v if descending else v)
+                return (1, 0.0) if math.isnan(v) else (0, -v if descending else v)
 
             cols.sort(key=key)
         return VectorBlock(cols)
@@ -247,7 +249,7 @@ def _label_replace(node: Any, args: list[Block], ts: IntArray) -> Block:
     assert isinstance(vec, VectorBlock)
     dst, repl, src, regex = (_string_arg(a) for a in args[1:5])
     try:
-        pattern = re.compile(f"^(?:{regex})$", re.DOTALL)
+        pattern = re.compile(f"^(?:{to_python_regex(regex)})$", re.DOTALL)
     except re.error:
         raise PromQLError("execution", f"invalid regular expression in label_replace(): {regex}") from None
     if not _LABEL_NAME.match(dst):
@@ -285,38 +287,14 @@ def _label_join(node: Any, args: list[Block], ts: IntArray) -> Block:
     return finish(cols)
 
 
-def _date_part(part: Callable[[np.ndarray], np.ndarray]) -> Function:
+def _date_part(name: str) -> Function:
     def apply(node: Any, args: list[Block], ts: IntArray) -> Block:
-        if not args:
-            vec = VectorBlock([Col({}, ts / 1000.0, np.ones(len(ts), dtype=bool))])
-        else:
-            vec = args[0]  # type: ignore[assignment]
+        # Without an argument the functions read vector(time()).
+        vec = args[0] if args else VectorBlock([Col({}, np.trunc(ts / 1000), np.ones(len(ts), dtype=bool))])
         assert isinstance(vec, VectorBlock)
-        cols = []
-        for c in vec.cols:
-            ok = c.mask & np.isfinite(c.values)
-            secs = np.where(ok, c.values, 0).astype(np.int64).astype("datetime64[s]")
-            cols.append(Col(drop_name(c.labels), part(secs).astype(np.float64), c.mask))
-        return finish(cols)
+        return finish([Col(drop_name(c.labels), date_part(name, c.values), c.mask) for c in vec.cols])
 
     return apply
-
-
-def _days_in_month(d: np.ndarray) -> np.ndarray:
-    month = d.astype("datetime64[M]")
-    return ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64)
-
-
-_DATE_PARTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "year": lambda d: d.astype("datetime64[Y]").astype(np.int64) + 1970,
-    "month": lambda d: d.astype("datetime64[M]").astype(np.int64) % 12 + 1,
-    "day_of_month": lambda d: (d.astype("datetime64[D]") - d.astype("datetime64[M]")).astype(np.int64) + 1,
-    "day_of_year": lambda d: (d.astype("datetime64[D]") - d.astype("datetime64[Y]")).astype(np.int64) + 1,
-    "day_of_week": lambda d: (d.astype("datetime64[D]").astype(np.int64) + 4) % 7,
-    "days_in_month": _days_in_month,
-    "hour": lambda d: d.astype("datetime64[h]").astype(np.int64) % 24,
-    "minute": lambda d: d.astype("datetime64[m]").astype(np.int64) % 60,
-}
 
 
 def _sgn(v: np.ndarray) -> np.ndarray:
@@ -345,13 +323,13 @@ _MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "asinh": np.arcsinh,
     "acosh": np.arccosh,
     "atanh": np.arctanh,
-    "deg": np.degrees,
-    "rad": np.radians,
+    "deg": lambda v: v * 180 / math.pi,  # Go's formulas; np.degrees rounds differently
+    "rad": lambda v: v * math.pi / 180,
 }
 
 FUNCTIONS: dict[str, Function] = {
     **{name: _math(op) for name, op in _MATH.items()},
-    **{name: _date_part(part) for name, part in _DATE_PARTS.items()},
+    **{name: _date_part(name) for name in DATE_PARTS},
     "round": _round,
     "clamp": _clamp_with(1, 2),
     "clamp_min": _clamp_with(1, None),

@@ -15,6 +15,7 @@ import numpy as np
 
 from model.labels import METRIC_NAME
 from query.promql.blocks import Block, Col, IntArray, ScalarBlock, VectorBlock, dedupe, label_key
+from query.promql.gomath import go_div
 
 BUCKET_LABEL = "le"
 
@@ -59,7 +60,7 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         start = merged[idx - 1][0]
         count -= merged[idx - 1][1]
         rank -= merged[idx - 1][1]
-    return start + (end - start) * (rank / count)
+    return start + (end - start) * go_div(rank, count)
 
 
 def _search(counts: list[float], rank: float) -> int:
@@ -85,7 +86,8 @@ def _upper_bound(text: str | None) -> float | None:
 
 def histogram_quantile(node: Any, args: list[Block], ts: IntArray) -> Block:
     phi, vec = args[0], args[1]
-    assert isinstance(phi, ScalarBlock) and isinstance(vec, VectorBlock)
+    assert isinstance(phi, ScalarBlock)
+    assert isinstance(vec, VectorBlock)
     groups: dict[tuple, tuple[dict[str, str], list[tuple[float, Col]]]] = {}
     for c in vec.cols:
         bound = _upper_bound(c.labels.get(BUCKET_LABEL))
@@ -105,7 +107,9 @@ def histogram_quantile(node: Any, args: list[Block], ts: IntArray) -> Block:
         result = np.zeros(len(ts))
         for i in np.flatnonzero(present).tolist():
             rows = np.flatnonzero(masks[:, i]).tolist()
-            result[i] = bucket_quantile(float(phi.values[i]), [(bounds[r], float(values[r, i])) for r in rows])
+            result[i] = bucket_quantile(
+                float(phi.values[i]), [(bounds[r], float(values[r, i])) for r in rows]
+            )
         cols.append(Col(out_labels, result, present))
     return VectorBlock(dedupe(cols))
 

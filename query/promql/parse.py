@@ -13,11 +13,18 @@ from typing import Any
 
 import promql_parser as pp
 
-from model.labels import METRIC_NAME, MatchOp, Matcher
+from model.labels import METRIC_NAME, Matcher, MatchOp
 from query.promql.errors import PromQLError
+from query.promql.regex import to_python_regex
 
 pp.register_extra_functions(
-    [pp.Function("holt_winters", [pp.ValueType.Matrix, pp.ValueType.Scalar, pp.ValueType.Scalar], pp.ValueType.Vector)]
+    [
+        pp.Function(
+            "holt_winters",
+            [pp.ValueType.Matrix, pp.ValueType.Scalar, pp.ValueType.Scalar],
+            pp.ValueType.Vector,
+        )
+    ]
 )
 
 # The package's enums are not hashable: look them up by their string form.
@@ -60,9 +67,13 @@ def to_matchers(selector: Any) -> list[Matcher]:
         out.append(Matcher(METRIC_NAME, MatchOp.EQ, selector.name))
     for m in selector.matchers.matchers:
         try:
-            out.append(Matcher(m.name, _MATCH_OPS[str(m.op)], m.value))
+            op = _MATCH_OPS[str(m.op)]
+            value = to_python_regex(m.value) if op in (MatchOp.RE, MatchOp.NRE) else m.value
+            out.append(Matcher(m.name, op, value))
         except re.error as exc:
-            raise PromQLError("bad_data", f"parse error: invalid regular expression {m.value!r}: {exc}") from None
+            raise PromQLError(
+                "bad_data", f"parse error: invalid regular expression {m.value!r}: {exc}"
+            ) from None
     return out
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from query.promql.blocks import Block, Col, FloatArray, IntArray, RangeBlock, ScalarBlock, VectorBlock, dedupe
 from query.promql.blocks import drop_name as _drop_name
 from query.promql.errors import PromQLError
+from query.promql.gomath import go_div, kahan_inc, kahan_sum
 from query.promql.rate import extrapolated_rate, extrapolated_rate_columns
 
 
@@ -32,19 +33,12 @@ RangeFn = Callable[[IntArray, FloatArray, Window], float | None]
 
 
 def _kahan_sum(values: FloatArray) -> float:
-    total, comp = 0.0, 0.0
-    for v in values.tolist():
-        t = total + v
-        if abs(total) >= abs(v):
-            comp += (total - t) + v
-        else:
-            comp += (v - t) + total
-        total = t
-    return total + comp if not math.isinf(total) else total
+    total, comp = kahan_sum(values.tolist())
+    return total if math.isinf(total) else total + comp
 
 
 def _avg(ts: IntArray, vs: FloatArray, w: Window) -> float:
-    mean, count = 0.0, 0
+    mean, count, comp = 0.0, 0, 0.0
     for v in vs.tolist():
         count += 1
         if math.isinf(mean):
@@ -52,8 +46,8 @@ def _avg(ts: IntArray, vs: FloatArray, w: Window) -> float:
                 continue
             if not math.isinf(v) and not math.isnan(v):
                 continue
-        mean += v / count - mean / count
-    return mean
+        mean, comp = kahan_inc(v / count - mean / count, mean, comp)
+    return mean if math.isinf(mean) else mean + comp
 
 
 def _min(ts: IntArray, vs: FloatArray, w: Window) -> float:
@@ -73,13 +67,13 @@ def _max(ts: IntArray, vs: FloatArray, w: Window) -> float:
 
 
 def _variance(vs: FloatArray) -> float:
-    count, mean, aux = 0.0, 0.0, 0.0
+    count, mean, c_mean, aux, c_aux = 0.0, 0.0, 0.0, 0.0, 0.0
     for v in vs.tolist():
         count += 1
-        delta = v - mean
-        mean += delta / count
-        aux += delta * (v - mean)
-    return aux / count
+        delta = v - (mean + c_mean)
+        mean, c_mean = kahan_inc(delta / count, mean, c_mean)
+        aux, c_aux = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux)
+    return (aux + c_aux) / count
 
 
 def quantile(q: float, values: list[float]) -> float:
@@ -135,14 +129,17 @@ def linear_regression(ts: IntArray, vs: FloatArray, intercept_ms: int) -> tuple[
         if math.isinf(init):
             return math.nan, math.nan
         return 0.0, init
-    x = (ts - intercept_ms) / 1e3
-    n = float(len(vs))
-    sum_x, sum_y = _kahan_sum(x), _kahan_sum(vs)
-    sum_xy, sum_x2 = _kahan_sum(x * vs), _kahan_sum(x * x)
+    x = ((ts - intercept_ms) / 1e3).tolist()
+    y = vs.tolist()
+    n = float(len(y))
+    with np.errstate(all="ignore"):
+        sum_x = sum(kahan_sum(x))
+        sum_y = sum(kahan_sum(y))
+        sum_xy = sum(kahan_sum([a * b for a, b in zip(x, y, strict=True)]))
+        sum_x2 = sum(kahan_sum([a * a for a in x]))
     cov_xy = sum_xy - sum_x * sum_y / n
     var_x = sum_x2 - sum_x * sum_x / n
-    with np.errstate(all="ignore"):
-        slope = cov_xy / var_x if var_x != 0 else (math.nan if cov_xy == 0 else math.copysign(math.inf, cov_xy))
+    slope = go_div(cov_xy, var_x)
     intercept = sum_y / n - slope * sum_x / n
     return slope, intercept
 
@@ -226,7 +223,9 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
         if not (hi > lo).any():
             continue
         if name in _COLUMNAR and len(ts) > 1:
-            values, mask = extrapolated_rate_columns(s.ts, s.values, lo, hi, rng.refs, rng.range_ms, *_COLUMNAR[name])
+            values, mask = extrapolated_rate_columns(
+                s.ts, s.values, lo, hi, rng.refs, rng.range_ms, *_COLUMNAR[name]
+            )
         else:
             values, mask = _per_step(fn, s.ts, s.values, lo, hi, rng, ts, scalars)
         labels = s.labels if name == "last_over_time" else _drop_name(s.labels)

@@ -83,7 +83,9 @@ def to_api_json(value: Value) -> dict[str, Any]:
         t = format_time(value.ts_ms)
         return {
             "resultType": "vector",
-            "result": [{"metric": dict(s.labels), "value": [t, format_float(s.value)]} for s in value.samples],
+            "result": [
+                {"metric": dict(s.labels), "value": [t, format_float(s.value)]} for s in value.samples
+            ],
         }
     if isinstance(value, Matrix):
         return {
@@ -91,7 +93,10 @@ def to_api_json(value: Value) -> dict[str, Any]:
             "result": [
                 {
                     "metric": dict(s.labels),
-                    "values": [[format_time(t), format_float(v)] for t, v in zip(s.ts_ms.tolist(), s.values.tolist())],
+                    "values": [
+                        [format_time(t), format_float(v)]
+                        for t, v in zip(s.ts_ms.tolist(), s.values.tolist(), strict=True)
+                    ],
                 }
                 for s in value.series
             ],

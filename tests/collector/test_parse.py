@@ -71,10 +71,7 @@ def test_counter_keeps_its_exposed_name_in_lenient_mode() -> None:
 
 
 def test_histogram_samples_keep_family_and_type() -> None:
-    text = (
-        "# TYPE h histogram\n"
-        'h_bucket{le="0.5"} 1\nh_bucket{le="+Inf"} 2\nh_sum 1.5\nh_count 2\n'
-    )
+    text = '# TYPE h histogram\nh_bucket{le="0.5"} 1\nh_bucket{le="+Inf"} 2\nh_sum 1.5\nh_count 2\n'
     samples = parse_text(text, strict=False)
     assert {s.family for s in samples} == {"h"}
     assert {s.type for s in samples} == {"histogram"}
@@ -83,7 +80,10 @@ def test_histogram_samples_keep_family_and_type() -> None:
 
 def test_strict_openmetrics_counter() -> None:
     text = "# TYPE c counter\nc_total 5\nc_created 1.7e9\n# EOF\n"
-    assert [(s.name, s.value) for s in parse_text(text, strict=True)] == [("c_total", 5.0), ("c_created", 1.7e9)]
+    assert [(s.name, s.value) for s in parse_text(text, strict=True)] == [
+        ("c_total", 5.0),
+        ("c_created", 1.7e9),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_strict_rejects_malformed(text: str) -> None:
 
 
 def test_error_names_the_line() -> None:
-    text = "# TYPE a gauge\na 1\nb{x=\"1\" 2\n"
+    text = '# TYPE a gauge\na 1\nb{x="1" 2\n'
     with pytest.raises(ParseError) as err:
         parse_text(text, strict=False)
     assert err.value.line == 3

@@ -21,7 +21,9 @@ def test_every_panel_query_parses_as_promql() -> None:
     exprs = [t["expr"] for panel in data["panels"] for t in panel["targets"]]
     assert len(exprs) >= 12
     for expr in exprs:
-        promql_parser.parse(expr.replace("$period", "1m").replace("$project_id", "p").replace("$service_id", "s"))
+        promql_parser.parse(
+            expr.replace("$period", "1m").replace("$project_id", "p").replace("$service_id", "s")
+        )
 
 
 def test_panels_cover_the_issue() -> None:

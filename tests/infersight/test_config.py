@@ -68,7 +68,9 @@ def test_wrong_key_or_value_is_an_error_naming_it(
         load_config(_write(tmp_path, text), overrides)
 
 
-def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_config_errors_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["dashboards", "--config", str(_write(tmp_path, "dashboards: {out: x}\n"))])
     assert code == 2
     assert "dashboards.out" in capsys.readouterr().err
@@ -92,6 +94,8 @@ def test_example_kubernetes_sidecar_config_is_valid(tmp_path: Path) -> None:
 
     manifest = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "sidecar-pod.yaml"
     config_map = next(yaml.safe_load_all(manifest.read_text()))
-    env = {n: "x" for n in ("SERVICE_ID", "SERVICE_NAME", "GROUP_ID", "PROJECT_ID", "INSTANCE_NAME", "POD_NAME")}
+    env = dict.fromkeys(
+        ("SERVICE_ID", "SERVICE_NAME", "GROUP_ID", "PROJECT_ID", "INSTANCE_NAME", "POD_NAME"), "x"
+    )
     config = load_config(_write(tmp_path, config_map["data"]["infersight.yaml"]), environ=env)
     assert config.targets[0].source == "x"

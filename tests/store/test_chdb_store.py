@@ -67,7 +67,20 @@ def test_time_range_is_inclusive_and_pushed_down(chdb_store: Store) -> None:
     assert series[0].ts_ms.tolist() == [T0 + 20_000, T0 + 30_000, T0 + 40_000]
 
 
-@pytest.mark.parametrize("nasty", ["o'x", 'a"b', "back\\slash", "'; DROP TABLE samples; --", "{lv0:String}", "ü✓", "tab\there", "nl\nx", "x\\ty"])
+@pytest.mark.parametrize(
+    "nasty",
+    [
+        "o'x",
+        'a"b',
+        "back\\slash",
+        "'; DROP TABLE samples; --",
+        "{lv0:String}",
+        "ü✓",
+        "tab\there",
+        "nl\nx",
+        "x\\ty",
+    ],
+)
 def test_label_values_with_sql_metacharacters_match_literally(chdb_store: Store, nasty: str) -> None:
     chdb_store.writer.write([_sample("m", T0, 1.0, v=nasty), _sample("m", T0, 2.0, v="plain")])
     series = _select(chdb_store, Matcher("v", MatchOp.EQ, nasty))
@@ -80,7 +93,8 @@ def test_nan_inf_and_stale_marker_survive(chdb_store: Store) -> None:
         [_sample("g", T0, math.nan), _sample("g", T0 + 1, math.inf), _sample("g", T0 + 2, STALE_NAN)]
     )
     (series,) = _select(chdb_store, Matcher("__name__", MatchOp.EQ, "g"))
-    assert math.isnan(series.values[0]) and not is_stale_nan(float(series.values[0]))
+    assert math.isnan(series.values[0])
+    assert not is_stale_nan(float(series.values[0]))
     assert series.values[1] == math.inf
     assert is_stale_nan(float(series.values[2]))
 

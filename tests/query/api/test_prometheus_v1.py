@@ -122,7 +122,9 @@ def test_buildinfo(client: TestClient) -> None:
 
 
 def test_ingest_roundtrip(client: TestClient) -> None:
-    body = {"series": [{"labels": {"__name__": "shipped", "source": "pod-9"}, "samples": [[T0_S * 1000, "NaN"]]}]}
+    body = {
+        "series": [{"labels": {"__name__": "shipped", "source": "pod-9"}, "samples": [[T0_S * 1000, "NaN"]]}]
+    }
     assert _ok(client.post("/api/v1/ingest", json=body)) == {"samples": 1}
     data = _ok(client.get("/api/v1/query", params={"query": "shipped", "time": T0_S}))
     assert data["result"][0]["value"] == [T0_S, "NaN"]
