@@ -6,6 +6,7 @@ A bounded memory queue for now: when it is full the oldest batch is dropped, cou
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Protocol
 
@@ -24,6 +25,8 @@ class RetryingExporter:
     def __init__(self, sender: Sender, max_pending_samples: int = 1_000_000) -> None:
         self._sender = sender
         self._pending: deque[list[Sample]] = deque()
+        # Sidecars share one exporter: one flush at a time keeps batches in order and sent once.
+        self._flushing = asyncio.Lock()
         self._pending_samples = 0
         self._max_pending = max_pending_samples
         self.dropped_samples = 0
@@ -42,6 +45,10 @@ class RetryingExporter:
 
     async def flush(self) -> None:
         """Send pending batches oldest first; stop at the first failure and keep the rest."""
+        async with self._flushing:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         while self._pending:
             batch = self._pending[0]
             try:

@@ -49,6 +49,7 @@ class DemoReport:
     api_url: str
     dashboard_paths: list[Path]
     duration_s: float
+    data_dir: str
 
     def render(self) -> str:
         lines = [
@@ -59,6 +60,7 @@ class DemoReport:
             "",
             "Dashboards written: " + ", ".join(str(p) for p in self.dashboard_paths),
             f"Grafana: add a Prometheus data source with URL {self.api_url} and import the JSON above.",
+            f"(The demo's API stops with it; to keep serving its data: infersight server --data {self.data_dir})",
         ]
         return "\n".join(lines)
 
@@ -129,7 +131,8 @@ async def run_demo(
             summarise, runtime.api_url, {s.service_id: s.name for s in services}, ended, ended - started + 1
         )
         paths = write_dashboards(Path(config.dashboards.out_dir))
-        return DemoReport(services, summaries, stats, runtime.api_url, paths, ended - started)
+        data_dir = config.store.dsn.removeprefix("chdb://")
+        return DemoReport(services, summaries, stats, runtime.api_url, paths, ended - started, data_dir)
     finally:
         await runtime.stop()
         for service in services:

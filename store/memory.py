@@ -1,5 +1,6 @@
 """An in-memory ``Querier`` for tests and the PromQL conformance runner.
 
+>>> from model.labels import MatchOp, Matcher
 >>> store = MemoryStore()
 >>> store.append({"__name__": "up", "job": "a"}, 0, 1.0)
 >>> store.select([Matcher("__name__", MatchOp.EQ, "up")], 0, 10)[0].values

@@ -116,6 +116,9 @@ FOLDERS: dict[str, Folder] = {
 
 def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
     op = str(node.op)
+    if op not in FOLDERS and op not in ("count_values", "topk", "bottomk", "quantile"):
+        # The parser knows later additions (limitk, limit_ratio); Prometheus 2.42 rejects them.
+        raise PromQLError("bad_data", f"parse error: unknown aggregation operator {op!r}")
     n = len(vec.cols[0].mask) if vec.cols else 0
     if op == "count_values":
         assert isinstance(param, StringBlock)

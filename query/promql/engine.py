@@ -1,7 +1,8 @@
 """PromQL evaluation with Prometheus 2.42 semantics over any ``Querier``.
 
->>> engine = Engine(MemoryStore())
->>> engine.instant('sum(rate(http_requests_total[5m]))', ts_ms=1_700_000_000_000)
+>>> from store.memory import MemoryStore
+>>> Engine(MemoryStore()).instant("vector(1)", ts_ms=0)
+Vector(ts_ms=0, samples=[Sample(labels={}, value=1.0)])
 
 Every node is evaluated once for all steps of a range query (see ``blocks``); each selector asks
 the querier once for the whole span it needs, ``[first step - lookback/range - offset, last step -
@@ -11,6 +12,7 @@ offset]`` (or around its ``@`` time).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,13 @@ class Engine:
 
     def instant(self, query: str, ts_ms: int) -> Value:
         """Evaluate at one time; a range selector or subquery at the top gives a ``Matrix``."""
+        return _guarded(self._instant, query, ts_ms)
+
+    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
+        """Evaluate at ``start, start+step, … <= end``; series sorted by labels, as Prometheus."""
+        return _guarded(self._range, query, start_ms, end_ms, step_ms)
+
+    def _instant(self, query: str, ts_ms: int) -> Value:
         expr = parse_expr(query)
         ts = np.array([int(ts_ms)], dtype=np.int64)
         block = _Evaluator(self, int(ts_ms), int(ts_ms)).eval(expr, ts)
@@ -70,8 +79,7 @@ class Engine:
             return _range_block_to_matrix(block)
         return Vector(int(ts_ms), [Sample(c.labels, float(c.values[0])) for c in block.cols if c.mask[0]])
 
-    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
-        """Evaluate at ``start, start+step, … <= end``; series sorted by labels, as Prometheus."""
+    def _range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
         if step_ms <= 0:
             raise PromQLError("bad_data", "zero or negative query resolution step widths are not accepted")
         if end_ms < start_ms:
@@ -92,6 +100,19 @@ class Engine:
         out = [MatrixSeries(c.labels, ts[c.mask], c.values[c.mask]) for c in block.cols if c.mask.any()]
         out.sort(key=lambda s: label_key(s.labels))
         return Matrix(out)
+
+
+def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
+    """Every failure leaves as ``PromQLError``; a store failure or a bug as "internal", as Prometheus
+    reports storage errors, with the original exception chained for the log."""
+    try:
+        return fn(*args)
+    except PromQLError:
+        raise
+    except RecursionError:
+        raise PromQLError("bad_data", "query is too deeply nested") from None
+    except Exception as exc:
+        raise PromQLError("internal", f"{type(exc).__name__}: {exc}") from exc
 
 
 def _points(series: Series) -> tuple[IntArray, np.ndarray]:

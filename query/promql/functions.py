@@ -51,7 +51,8 @@ def call(node: Any, args: list[Block], ts: IntArray) -> Block:
         return fn(node, args, ts)
     if name in range_functions.RANGE_FUNCTIONS:
         return range_functions.evaluate(name, args, ts)
-    raise PromQLError("bad_data", f"function {name!r} is not supported")
+    # The parser knows functions added after 2.42 (info, sort_by_label, native histogram ones, …).
+    raise PromQLError("bad_data", f"parse error: unknown function with name {name!r}")
 
 
 def _math(op: Callable[[np.ndarray], np.ndarray]) -> Function:

@@ -91,6 +91,24 @@ QUERIES = [
     "scalar(temperature)",
     "time() - 1700000000",
     "temperature[5m]",
+    # NaN, ±Inf and huge values: Go's float and calendar arithmetic must be reproduced.
+    "avg by (g) (weird)",
+    "stddev(weird)",
+    "quantile(0.5, weird)",
+    "sort(weird)",
+    "topk(2, weird)",
+    "weird / 0",
+    "weird % 3",
+    "avg_over_time(weird[5m])",
+    "sum_over_time(weird[5m])",
+    "stddev_over_time(weird[5m])",
+    "deriv(weird[5m])",
+    "rate(weird[5m])",
+    "changes(weird[10m])",
+    "hour(weird)",
+    "day_of_month(weird)",
+    "deg(weird)",
+    "round(weird)",
 ]
 INSTANT_TIMES_S = [T0 + 1800.123, T0 + 3700, T0 + 800, T0 + DURATION_S + 200]
 RANGES_S = [(T0 + 1000, T0 + 6000, 60), (T0 + 123.456, T0 + 7100, 17), (T0 - 600, T0 + 1200, 30)]
@@ -145,7 +163,22 @@ def _series() -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
     out.append(
         ({"__name__": "short_lived", "k": "v"}, [(float(t), 1.0) for t in range(T0 + 600, T0 + 900, 15)])
     )
+    odd = [0.0, 1.5, -2.0, math.nan, math.inf, -math.inf, 1e308, -1e308]
+    for i in range(4):
+        points = [
+            (float(t), rnd.choice(odd) if rnd.random() < 0.3 else round(rnd.uniform(-10, 10), 2))
+            for t in range(T0, T0 + DURATION_S, 30)
+        ]
+        out.append(({"__name__": "weird", "i": str(i), "g": "x" if i < 2 else "y"}, points))
     return out
+
+
+def _format_value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
 
 
 def _openmetrics(series: list[tuple[dict[str, str], list[tuple[float, float]]]]) -> str:
@@ -157,7 +190,7 @@ def _openmetrics(series: list[tuple[dict[str, str], list[tuple[float, float]]]])
             seen.add(name)
             lines.append(f"# TYPE {name} unknown")
         inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
-        lines.extend(f"{name}{{{inner}}} {v!r} {t:.3f}" for t, v in points)
+        lines.extend(f"{name}{{{inner}}} {_format_value(v)} {t:.3f}" for t, v in points)
     return "\n".join([*lines, "# EOF", ""])
 
 

@@ -172,3 +172,24 @@ def test_rate_columnar_path_matches_per_step_path() -> None:
         for t, v in zip(matrix.series[0].ts_ms.tolist(), matrix.series[0].values.tolist(), strict=True):
             instant = engine.instant(f"{fn}(c[2m])", t)
             assert math.isclose(instant.samples[0].value, v, rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "query", ["limitk(1, up)", "sort_by_label(up, 'a')", "mad_over_time(up[5m])", "info(up)"]
+)
+def test_functions_newer_than_2_42_are_bad_data(query: str) -> None:
+    with pytest.raises(PromQLError) as info:
+        Engine(MemoryStore()).instant(query, 0)
+    assert info.value.error_type == "bad_data"
+
+
+class BrokenStore(MemoryStore):
+    def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+        raise ConnectionError("store is down")
+
+
+def test_store_failures_are_internal_errors() -> None:
+    with pytest.raises(PromQLError) as info:
+        Engine(BrokenStore()).range("up", 0, 60_000, 15_000)
+    assert info.value.error_type == "internal"
+    assert isinstance(info.value.__cause__, ConnectionError)
