@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"infersight: configuration error: {err}", file=sys.stderr)  # noqa: T201
         return 2
     logger.remove()
-    logger.add(sys.stderr, level=config.log_level)
+    # Resolve sys.stderr at each write, so a replaced stream (tests, daemons) is followed.
+    logger.add(lambda message: sys.stderr.write(message), level=config.log_level)
     try:
         return COMMANDS[args.command](config)
     except ConfigError as err:

@@ -14,8 +14,13 @@ from store.backend import Backend
 _DAY_MS = 86_400_000
 
 
+_MAX_DAY = (dt.date(2149, 6, 6) - dt.date(1970, 1, 1)).days  # ClickHouse's Date range
+
+
 def _day(ts_ms: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=ts_ms // _DAY_MS)).isoformat()
+    """The Date of a timestamp, clamped to ClickHouse's Date range (API open ends are ±huge)."""
+    days = min(max(ts_ms // _DAY_MS, 0), _MAX_DAY)
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
 
 
 def matchers_sql(matchers: list[Matcher], params: dict[str, Any]) -> list[str]:

@@ -8,7 +8,8 @@ ERROR_TYPES = frozenset({"bad_data", "execution", "timeout", "canceled", "intern
 class PromQLError(Exception):
     """A query failed; ``error_type`` is what Prometheus puts in the API's ``errorType``.
 
-    >>> raise PromQLError("bad_data", "parse error: unexpected end of input")
+    >>> PromQLError("bad_data", "parse error: unexpected end of input").error_type
+    'bad_data'
     """
 
     def __init__(self, error_type: str, message: str) -> None:
