@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DURATION ?=
 DEMO_ARGS ?=
 
-.PHONY: setup demo test lint dashboards conformance clean
+.PHONY: setup system-deps demo test lint dashboards conformance clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/infersight demo --data data/demo $(if $(DURATION),--duration $(DURATION)) $(DEMO_ARGS)
 
-test: setup
+system-deps:
+	@tools/system-deps.sh
+
+test: setup system-deps
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 conformance: setup

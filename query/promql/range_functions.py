@@ -206,6 +206,28 @@ RANGE_FUNCTIONS: dict[str, RangeFn] = {
     "holt_winters": _holt_winters,
 }
 _COLUMNAR = {"rate": (True, True), "increase": (True, False), "delta": (False, False)}
+# Functions whose per-window value numpy gives exactly: NaN-skipping fmax/fmin are Prometheus'
+# "replace while NaN" min/max; count, last and present need only the window bounds.
+_WINDOW_REDUCERS = {"max_over_time": np.fmax, "min_over_time": np.fmin, "count_over_time": None}
+_WINDOW_REDUCERS |= {"last_over_time": None, "present_over_time": None}
+
+
+def _reduce_windows(name: str, sv: FloatArray, lo: IntArray, hi: IntArray) -> tuple[FloatArray, np.ndarray]:
+    """All windows ``[lo[i], hi[i])`` of one series at once for the ``_WINDOW_REDUCERS``."""
+    mask = hi > lo
+    if name == "count_over_time":
+        return (hi - lo).astype(np.float64), mask
+    if name == "present_over_time":
+        return np.ones(len(lo)), mask
+    if name == "last_over_time":
+        return sv[np.maximum(hi - 1, 0)], mask
+    ufunc = _WINDOW_REDUCERS[name]
+    # reduceat over interleaved (lo, hi) bounds reduces exactly each window at the even positions;
+    # empty windows are masked out, a padding element keeps every bound a valid index.
+    padded = np.append(sv, np.nan)
+    bounds = np.stack([np.where(mask, lo, 0), np.where(mask, hi, 1)], axis=1).ravel()
+    values = ufunc.reduceat(padded, bounds)[::2]
+    return np.where(mask, values, 0.0), mask
 
 
 def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
@@ -226,6 +248,8 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
             values, mask = extrapolated_rate_columns(
                 s.ts, s.values, lo, hi, rng.refs, rng.range_ms, *_COLUMNAR[name]
             )
+        elif name in _WINDOW_REDUCERS and len(ts) > 1:
+            values, mask = _reduce_windows(name, s.values, lo, hi)
         else:
             values, mask = _per_step(fn, s.ts, s.values, lo, hi, rng, ts, scalars)
         labels = s.labels if name == "last_over_time" else _drop_name(s.labels)

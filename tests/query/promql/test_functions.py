@@ -125,3 +125,24 @@ def test_instant_functions(query: str, expected: float) -> None:
     result = Engine(MemoryStore()).instant(query, 0)
     value = result.value if hasattr(result, "value") else result.samples[0].value  # type: ignore[union-attr]
     assert value == pytest.approx(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 1.0, -2.5, 7.0, math.nan, math.inf, -math.inf]), min_size=1, max_size=30),
+    st.sampled_from(["max_over_time", "min_over_time", "count_over_time", "last_over_time"]),
+)
+def test_columnar_window_reducers_equal_per_step(values: list[float], fn: str) -> None:
+    store = MemoryStore()
+    for i, v in enumerate(values):
+        store.append({"__name__": "g"}, i * 10_000, v)
+    engine = Engine(store)
+    query = f"{fn}(g[35s])"
+    matrix = engine.range(query, 0, len(values) * 10_000 + 40_000, 7_000)
+    got = dict(zip(matrix.series[0].ts_ms.tolist(), matrix.series[0].values.tolist(), strict=True))
+    for t in range(0, len(values) * 10_000 + 40_001, 7_000):
+        instant = engine.instant(query, t).samples  # type: ignore[union-attr]
+        assert (t in got) == bool(instant)
+        if instant:
+            expected = instant[0].value
+            assert (math.isnan(expected) and math.isnan(got[t])) or expected == got[t]

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages the tests run for real: Prometheus 2.42 and promtool (the reference PromQL engine).
+# Installs only what is missing; needs root (CI runs as root). Never starts the packaged services.
+set -euo pipefail
+missing=()
+command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: missing ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+  exit 0  # the tests that need them say so; CI (root) always installs them
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Keep package scripts from starting daemons (they would take port 9090).
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
