@@ -110,7 +110,10 @@ async def run_demo(
             server = SimulatorServer(_service_config(config.simulator, s, p))
             await server.start()
             service.pods.append(server)
-    scrape = dataclasses.replace(config.scrape, interval_s=demo.scrape_interval_s)
+    interval_s = demo.scrape_interval_s
+    scrape = dataclasses.replace(
+        config.scrape, interval_s=interval_s, timeout_s=min(config.scrape.timeout_s, interval_s)
+    )
     runtime = Runtime(dataclasses.replace(config, scrape=scrape, targets=tuple(_targets(services))))
     stats = LoadStats()
     try:

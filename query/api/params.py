@@ -8,14 +8,13 @@ import math
 import promql_parser
 
 from model.durations import parse_duration_ms
-from model.labels import Matcher, MatchOp
+from model.labels import Matcher
+from query.promql.errors import PromQLError
+from query.promql.parse import parse_expr, to_matchers
 
 # Prometheus' API uses these as the open ends of a time range.
 MIN_TIME_MS = -9_223_372_036_854_775 // 1000 * 1000
 MAX_TIME_MS = 9_223_372_036_854_775 // 1000 * 1000
-
-# promql_parser's MatchOp is not hashable; key by its name.
-_OPS = {"Equal": MatchOp.EQ, "NotEqual": MatchOp.NE, "Re": MatchOp.RE, "NotRe": MatchOp.NRE}
 
 
 class BadParamError(ValueError):
@@ -64,14 +63,12 @@ def parse_step_ms(text: str | None) -> int:
 def parse_match(selector: str) -> list[Matcher]:
     """Matchers of one ``match[]`` series selector, e.g. ``up{job="api"}``."""
     try:
-        expr = promql_parser.parse(selector)
-    except ValueError as err:
+        expr = parse_expr(selector)
+        if not isinstance(expr, promql_parser.VectorSelector):
+            raise BadParamError(f'invalid parameter "match[]": {selector!r} is not a series selector')
+        matchers = to_matchers(expr)
+    except PromQLError as err:
         raise BadParamError(f'invalid parameter "match[]": {err}') from None
-    if not isinstance(expr, promql_parser.VectorSelector):
-        raise BadParamError(f'invalid parameter "match[]": {selector!r} is not a series selector')
-    matchers = [Matcher(m.name, _OPS[str(m.op).rsplit(".", 1)[-1]], m.value) for m in expr.matchers.matchers]
-    if expr.name:
-        matchers.append(Matcher("__name__", MatchOp.EQ, expr.name))
     if all(m.matches("") for m in matchers):
         raise BadParamError(
             'invalid parameter "match[]": match[] must contain at least one non-empty matcher'
