@@ -60,7 +60,8 @@ class DemoReport:
             "",
             "Dashboards written: " + ", ".join(str(p) for p in self.dashboard_paths),
             f"Grafana: add a Prometheus data source with URL {self.api_url} and import the JSON above.",
-            f"(The demo's API stops with it; to keep serving its data: infersight server --data {self.data_dir})",
+            "(The demo's API stops with it; to keep serving its data: "
+            f"infersight server --data {self.data_dir})",
         ]
         return "\n".join(lines)
 

@@ -6,7 +6,7 @@ import asyncio
 
 from loguru import logger
 
-from collector.sidecar import Sidecar
+from collector.group import SidecarGroup
 from exporters.retry import RetryingExporter
 from exporters.store import StoreExporter
 from infersight.asgi import AsgiServer
@@ -23,8 +23,7 @@ class Runtime:
         self.store: Store | None = None
         self.server: AsgiServer | None = None
         self.exporter: RetryingExporter | None = None
-        self.sidecars: list[Sidecar] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.sidecars: SidecarGroup | None = None
 
     @property
     def api_url(self) -> str:
@@ -48,22 +47,19 @@ class Runtime:
             "Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url
         )
         self.exporter = RetryingExporter(StoreExporter(self.store.writer))
-        self.sidecars = [Sidecar(cfg.scrape, target, self.exporter) for target in cfg.targets]
-        self._tasks = [asyncio.create_task(sidecar.run()) for sidecar in self.sidecars]
-        logger.info("{} sidecar(s) scraping every {} s", len(self.sidecars), cfg.scrape.interval_s)
+        self.sidecars = SidecarGroup(cfg.scrape, cfg.targets, self.exporter)
+        await self.sidecars.start()
+        logger.info("{} sidecar(s) scraping every {} s", len(cfg.targets), cfg.scrape.interval_s)
 
     async def scrape_all(self) -> None:
         """Scrape every target once now (the demo's final scrape)."""
-        await asyncio.gather(*(sidecar.scrape_once() for sidecar in self.sidecars))
+        if self.sidecars is not None:
+            await self.sidecars.scrape_all()
 
     async def stop(self) -> None:
         """Stop sidecars, flush what is pending, stop the API, close the store. Safe twice."""
-        for sidecar in self.sidecars:
-            await sidecar.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        if self.sidecars is not None:
+            await self.sidecars.stop()
         if self.exporter is not None:
             await self.exporter.flush()
         if self.server is not None:

@@ -6,9 +6,7 @@ embedded in the server: only one process may own a chDB data folder.
 
 from __future__ import annotations
 
-import asyncio
-
-from collector.sidecar import Sidecar
+from collector.group import SidecarGroup
 from exporters.http import HttpExporter
 from exporters.retry import RetryingExporter
 from infersight.config import Config
@@ -18,17 +16,12 @@ class SidecarProcess:
     def __init__(self, config: Config) -> None:
         self._http = HttpExporter(config.sidecar.ship_to)
         self.exporter = RetryingExporter(self._http)
-        self.sidecars = [Sidecar(config.scrape, target, self.exporter) for target in config.targets]
-        self._tasks: list[asyncio.Task[None]] = []
+        self.sidecars = SidecarGroup(config.scrape, config.targets, self.exporter)
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(s.run()) for s in self.sidecars]
+        await self.sidecars.start()
 
     async def stop(self) -> None:
-        for sidecar in self.sidecars:
-            await sidecar.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sidecars.stop()
         await self.exporter.flush()
         await self._http.aclose()
