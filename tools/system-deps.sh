@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages the tests run for real: Prometheus 2.42 and promtool (the reference PromQL engine).
+# Debian packages the tests run for real: Prometheus 2.42 and promtool (the reference PromQL engine),
+# ClickHouse server 18.16 (the native-protocol store), Alertmanager 0.25 (notifications) and
+# VictoriaMetrics 1.79 (a second peer in benchmarks).
 # Installs only what is missing; needs root (CI runs as root). Never starts the packaged services.
 set -euo pipefail
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+[ -x /usr/sbin/clickhouse-server ] || command -v clickhouse-server >/dev/null || missing+=(clickhouse-server)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "system-deps: missing ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
