@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-TABLES = ("series", "samples")
+TABLES = ("series", "samples", "audit_traces", "audit_anchors")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

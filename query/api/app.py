@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from query.api.audit import build_audit_router
 from query.api.ingest import build_ingest_router
 from query.api.prometheus_v1 import build_router
 from query.promql.engine import Engine
+from store.audit import AuditLog
 from store.open import Store
 
 
@@ -16,6 +18,7 @@ def create_app(store: Store, engine: Engine | None = None) -> FastAPI:
     engine = engine or Engine(store.querier)
     app.include_router(build_router(engine, store.querier))
     app.include_router(build_ingest_router(store.writer))
+    app.include_router(build_audit_router(AuditLog(store.backend)))
 
     @app.get("/-/healthy")
     async def healthy() -> str:

@@ -99,3 +99,16 @@ def test_example_kubernetes_sidecar_config_is_valid(tmp_path: Path) -> None:
     )
     config = load_config(_write(tmp_path, config_map["data"]["infersight.yaml"]), environ=env)
     assert config.targets[0].source == "x"
+
+
+def test_cli_audit_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from model.audit import Trace
+    from store.audit import AuditLog
+    from store.open import open_store
+
+    dsn = f"chdb://{tmp_path / 'data'}"
+    store = open_store(dsn)
+    AuditLog(store.backend).append([Trace("CreateHpa", "serviceV2", 1_764_000_000_000) for _ in range(3)])
+    store.close()
+    assert main(["audit", "verify", "--set", f"store.dsn={dsn}"]) == 0
+    assert "3 records checked" in capsys.readouterr().out

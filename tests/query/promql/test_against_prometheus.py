@@ -14,13 +14,6 @@ import json
 import math
 import os
 import random
-import shutil
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,12 +23,13 @@ from query.promql.engine import Engine
 from query.promql.errors import PromQLError
 from query.promql.value import to_api_json
 from store.memory import MemoryStore
+from tests.query.prometheus_ref import SeriesData, assert_same, binaries_missing, http_get, running_prometheus
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
         # In CI (which installs them) a missing binary must fail the run, not skip it.
-        (shutil.which("prometheus") is None or shutil.which("promtool") is None) and not os.environ.get("CI"),
+        binaries_missing() and not os.environ.get("CI"),
         reason="needs prometheus and promtool 2.42 on PATH (apt-get install prometheus on Debian 12)",
     ),
 ]
@@ -116,9 +110,9 @@ INSTANT_TIMES_S = [T0 + 1800.123, T0 + 3700, T0 + 800, T0 + DURATION_S + 200]
 RANGES_S = [(T0 + 1000, T0 + 6000, 60), (T0 + 123.456, T0 + 7100, 17), (T0 - 600, T0 + 1200, 30)]
 
 
-def _series() -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+def _series() -> list[SeriesData]:
     rnd = random.Random(42)
-    out: list[tuple[dict[str, str], list[tuple[float, float]]]] = []
+    out: list[SeriesData] = []
     times = range(T0, T0 + DURATION_S, 15)
     for job in ("api", "web"):
         for inst in ("a", "b", "c"):
@@ -175,96 +169,24 @@ def _series() -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
     return out
 
 
-def _format_value(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
-
-
-def _openmetrics(series: list[tuple[dict[str, str], list[tuple[float, float]]]]) -> str:
-    lines: list[str] = []
-    seen: set[str] = set()
-    for labels, points in sorted(series, key=lambda s: s[0]["__name__"]):
-        name = labels["__name__"]
-        if name not in seen:
-            seen.add(name)
-            lines.append(f"# TYPE {name} unknown")
-        inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
-        lines.extend(f"{name}{{{inner}}} {_format_value(v)} {t:.3f}" for t, v in points)
-    return "\n".join([*lines, "# EOF", ""])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def data() -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+def data() -> list[SeriesData]:
     return _series()
 
 
 @pytest.fixture(scope="module")
-def prometheus_url(
-    tmp_path_factory: pytest.TempPathFactory, data: list[tuple[dict[str, str], list[tuple[float, float]]]]
-) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("prometheus")
-    (root / "data.om").write_text(_openmetrics(data))
-    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(root / "data.om"), str(root / "tsdb")],
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    log = (root / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={root / 'prometheus.yml'}",
-            f"--storage.tsdb.path={root / 'tsdb'}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if _get(url, "query", query="vector(1)", time="0")["status"] == "success":
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"prometheus did not start; see {root / 'prometheus.log'}")
+def prometheus_url(tmp_path_factory: pytest.TempPathFactory, data: list[SeriesData]) -> Iterator[str]:
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), data) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
-def engine(data: list[tuple[dict[str, str], list[tuple[float, float]]]]) -> Engine:
+def engine(data: list[SeriesData]) -> Engine:
     store = MemoryStore()
     for labels, points in data:
         for t, v in points:
             store.append(labels, round(t * 1000), v)
     return Engine(store)
-
-
-def _get(url: str, path: str, **params: str) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"{url}/{path}?{urllib.parse.urlencode(params)}", timeout=30) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as err:
-        return json.load(err)
 
 
 def _ours(engine: Engine, path: str, query: str, **params: str) -> dict[str, Any]:
@@ -279,34 +201,8 @@ def _ours(engine: Engine, path: str, query: str, **params: str) -> dict[str, Any
     return {"status": "success", "data": json.loads(json.dumps(to_api_json(value)))}
 
 
-def _close(a: str, b: str) -> bool:
-    fa, fb = float(a), float(b)
-    return (math.isnan(fa) and math.isnan(fb)) or fa == fb or abs(fa - fb) <= 1e-6 * max(abs(fa), abs(fb))
-
-
-def _key(metric: dict[str, str]) -> tuple:
-    return tuple(sorted(metric.items()))
-
-
 def _assert_same(theirs: dict[str, Any], ours: dict[str, Any]) -> None:
-    assert theirs["status"] == ours["status"], (theirs, ours)
-    if theirs["status"] == "error":
-        assert theirs["errorType"] == ours["errorType"]
-        return
-    kind = theirs["data"]["resultType"]
-    assert ours["data"]["resultType"] == kind
-    expected, got = theirs["data"]["result"], ours["data"]["result"]
-    if kind in ("scalar", "string"):
-        assert expected[0] == got[0]
-        assert _close(expected[1], got[1]) if kind == "scalar" else expected[1] == got[1]
-        return
-    assert [_key(s["metric"]) for s in got] == [_key(s["metric"]) for s in expected]
-    for exp, our in zip(expected, got, strict=True):
-        points_exp = [exp["value"]] if kind == "vector" else exp["values"]
-        points_our = [our["value"]] if kind == "vector" else our["values"]
-        assert [p[0] for p in points_our] == [p[0] for p in points_exp], exp["metric"]
-        for p_exp, p_our in zip(points_exp, points_our, strict=True):
-            assert _close(p_exp[1], p_our[1]), (exp["metric"], p_exp, p_our)
+    assert_same(theirs, ours, rel=1e-6)
 
 
 @pytest.mark.parametrize("query", QUERIES)
@@ -314,7 +210,7 @@ def test_instant_queries_agree(prometheus_url: str, engine: Engine, query: str) 
     for t in INSTANT_TIMES_S:
         params = {"time": str(t)}
         _assert_same(
-            _get(prometheus_url, "query", query=query, **params), _ours(engine, "query", query, **params)
+            http_get(prometheus_url, "query", query=query, **params), _ours(engine, "query", query, **params)
         )
 
 
@@ -322,5 +218,5 @@ def test_instant_queries_agree(prometheus_url: str, engine: Engine, query: str) 
 def test_range_queries_agree(prometheus_url: str, engine: Engine, query: str) -> None:
     for start, end, step in RANGES_S:
         params = {"start": str(start), "end": str(end), "step": str(step)}
-        theirs = _get(prometheus_url, "query_range", query=query, **params)
+        theirs = http_get(prometheus_url, "query_range", query=query, **params)
         _assert_same(theirs, _ours(engine, "query_range", query, **params))
