@@ -199,3 +199,204 @@ class ScrapeConfig:
         )
         config.validate(path)
         return config
+
+
+# --- ingress proxy, resource readers, health probes (issue 4) --------------------------------
+
+MIB = 1 << 20
+
+
+def _host_port(text: Any, path: str) -> tuple[str, int]:
+    if not isinstance(text, str) or ":" not in text:
+        raise ConfigError(f"{path}: expected host:port, got {text!r}")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{path}: expected host:port with a port in 0-65535, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """The ingress proxy: ``listen`` → ``upstream``; timeouts and size limit from the guide (§7.11).
+
+    >>> ProxyConfig(listen="127.0.0.1:9000", upstream="http://127.0.0.1:8000").validate()
+    """
+
+    listen: str = "127.0.0.1:9000"
+    upstream: str = "http://127.0.0.1:8000"
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 1200.0  # "maximum time to wait ... first token", refreshed per chunk
+    total_timeout_s: float = 3600.0  # the guide's fixed end-to-end limit
+    max_body_bytes: int = 50 * MIB  # the guide's largest Request Size Limit
+    flush_interval_s: float = 10.0  # how often the proxy's series go to the pipeline
+    max_paths: int = 64  # distinct path label values before "other"
+    max_connections: int = 1000  # upstream connection pool
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return _host_port(self.listen, "proxy.listen")
+
+    def validate(self, path: str = "proxy") -> None:
+        _host_port(self.listen, f"{path}.listen")
+        parts = urlsplit(self.upstream)
+        if parts.scheme not in SCHEMES or not parts.hostname:
+            raise ConfigError(f"{path}.upstream: expected http(s)://host:port, got {self.upstream!r}")
+        for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "flush_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{path}.{name.removesuffix('_s')}: must be > 0")
+        for name in ("max_body_bytes", "max_paths", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{path}.{name}: must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str = "proxy") -> ProxyConfig:
+        durations = ("connect_timeout", "read_timeout", "total_timeout", "flush_interval")
+        ints = ("max_body_bytes", "max_paths", "max_connections")
+        data = _check_keys(data, {"listen", "upstream", *durations, *ints}, path)
+        d = cls()
+        config = cls(
+            listen=_typed(data, "listen", str, d.listen, path),
+            upstream=_typed(data, "upstream", str, d.upstream, path),
+            **{f"{k}_s": _duration_s(data, k, getattr(d, f"{k}_s"), path) for k in durations},
+            **{k: _typed(data, k, int, getattr(d, k), path) for k in ints},
+        )
+        config.validate(path)
+        return config
+
+
+GPU_SOURCES = ("auto", "nvml", "dcgm", "none")
+NPU_SOURCES = ("auto", "exporter", "npu-smi", "none")
+CGROUP_MODES = ("auto", "v1", "v2", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcesConfig:
+    """CPU/memory/network/GPU/NPU readers (``ma_container_*``); ``root`` is where /proc and /sys are.
+
+    >>> ResourcesConfig(interval_s=10, gpu="dcgm", dcgm_url="http://127.0.0.1:9400/metrics").validate()
+    """
+
+    interval_s: float = 10.0
+    root: str = "/"  # tests point this at a captured tree
+    cgroup: str = "auto"
+    exclude_interfaces: tuple[str, ...] = ("lo",)
+    gpu: str = "auto"  # auto: NVML if the library and a driver are there, else nothing
+    dcgm_url: str = ""
+    npu: str = "auto"  # auto: npu-exporter if npu_exporter_url is set, else npu-smi if on PATH
+    npu_exporter_url: str = ""
+    npu_smi_command: str = "npu-smi"
+    timeout_s: float = 5.0
+
+    def validate(self, path: str = "resources") -> None:
+        if self.interval_s <= 0 or not 0 < self.timeout_s <= self.interval_s:
+            raise ConfigError(f"{path}.timeout: must be in (0, interval={self.interval_s}s]")
+        for name, allowed in (("cgroup", CGROUP_MODES), ("gpu", GPU_SOURCES), ("npu", NPU_SOURCES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{path}.{name}: must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.gpu == "dcgm" and not self.dcgm_url:
+            raise ConfigError(f"{path}.dcgm_url: needed when gpu is dcgm")
+        if self.npu == "exporter" and not self.npu_exporter_url:
+            raise ConfigError(f"{path}.npu_exporter_url: needed when npu is exporter")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str = "resources") -> ResourcesConfig:
+        strings = ("root", "cgroup", "gpu", "dcgm_url", "npu", "npu_exporter_url", "npu_smi_command")
+        data = _check_keys(data, {"interval", "timeout", "exclude_interfaces", *strings}, path)
+        d = cls()
+        excluded = data.get("exclude_interfaces", list(d.exclude_interfaces))
+        if not isinstance(excluded, list) or not all(isinstance(x, str) for x in excluded):
+            raise ConfigError(f"{path}.exclude_interfaces: expected a list of names, got {excluded!r}")
+        interval_s = _duration_s(data, "interval", d.interval_s, path)
+        config = cls(
+            interval_s=interval_s,
+            timeout_s=_duration_s(data, "timeout", min(d.timeout_s, interval_s), path),
+            exclude_interfaces=tuple(excluded),
+            **{k: _typed(data, k, str, getattr(d, k), path) for k in strings},
+        )
+        config.validate(path)
+        return config
+
+
+PROBE_KINDS = ("startup", "readiness", "liveness")
+PROBE_METHODS = ("http", "tcp", "command")
+MAX_PROBE_NUMBER = 2147483647  # the guide's upper bound for every probe parameter (§1.9.3)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    """One health probe with the guide's parameters (SEED-SPEC §7.1; Kubernetes semantics).
+
+    >>> ProbeConfig(kind="readiness", method="http", url="http://127.0.0.1:8000/health").validate()
+    """
+
+    kind: str = "readiness"
+    method: str = "http"
+    url: str = ""  # http: full URL; the guide's default path is /health
+    host: str = "127.0.0.1"  # tcp
+    port: int = 0  # tcp
+    command: tuple[str, ...] = ()  # command: argv, e.g. ("sh", "/home/ma-user/health.sh")
+    initial_delay_s: float = 0.0
+    period_s: float = 10.0
+    timeout_s: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    def validate(self, path: str = "probe") -> None:
+        if self.kind not in PROBE_KINDS:
+            raise ConfigError(f"{path}.kind: must be one of {PROBE_KINDS}, got {self.kind!r}")
+        if self.method not in PROBE_METHODS:
+            raise ConfigError(f"{path}.method: must be one of {PROBE_METHODS}, got {self.method!r}")
+        if self.method == "http" and urlsplit(self.url).scheme not in SCHEMES:
+            raise ConfigError(f"{path}.url: expected http(s)://host:port/path, got {self.url!r}")
+        if self.method == "tcp" and not 0 < self.port < 65536:
+            raise ConfigError(f"{path}.port: must be in 1-65535, got {self.port}")
+        if self.method == "command" and not self.command:
+            raise ConfigError(f"{path}.command: must not be empty")
+        if self.initial_delay_s < 0 or self.period_s <= 0 or self.timeout_s <= 0:
+            raise ConfigError(f"{path}: initial_delay must be >= 0, period and timeout > 0")
+        for name in ("success_threshold", "failure_threshold"):
+            if not 1 <= getattr(self, name) <= MAX_PROBE_NUMBER:
+                raise ConfigError(f"{path}.{name}: must be in 1-{MAX_PROBE_NUMBER}")
+        if self.kind in ("startup", "liveness") and self.success_threshold != 1:
+            raise ConfigError(f"{path}.success_threshold: must be 1 for {self.kind} (as Kubernetes)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str = "probe") -> ProbeConfig:
+        durations = ("initial_delay", "period", "timeout")
+        data = _check_keys(
+            data,
+            {"kind", "method", "url", "host", "port", "command", "success_threshold", "failure_threshold",
+             *durations},
+            path,
+        )  # fmt: skip
+        d = cls()
+        command = data.get("command", [])
+        if isinstance(command, str):
+            command = ["sh", "-c", command]
+        if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+            raise ConfigError(f"{path}.command: expected a string or a list of strings, got {command!r}")
+        config = cls(
+            kind=_typed(data, "kind", str, d.kind, path),
+            method=_typed(data, "method", str, d.method, path),
+            url=_typed(data, "url", str, d.url, path),
+            host=_typed(data, "host", str, d.host, path),
+            port=_typed(data, "port", int, d.port, path),
+            command=tuple(command),
+            success_threshold=_typed(data, "success_threshold", int, d.success_threshold, path),
+            failure_threshold=_typed(data, "failure_threshold", int, d.failure_threshold, path),
+            **{f"{k}_s": _duration_s(data, k, getattr(d, f"{k}_s"), path) for k in durations},
+        )
+        config.validate(path)
+        return config
+
+
+def probes_from_list(data: Any, path: str = "probes") -> tuple[ProbeConfig, ...]:
+    """A YAML list of probes; at most one of each kind."""
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a list, got {data!r}")
+    probes = tuple(ProbeConfig.from_dict(p, f"{path}[{i}]") for i, p in enumerate(data))
+    kinds = [p.kind for p in probes]
+    for kind in PROBE_KINDS:
+        if kinds.count(kind) > 1:
+            raise ConfigError(f"{path}: more than one {kind} probe")
+    return probes

@@ -1,137 +1,144 @@
-"""The service dashboard: requests, QPS, latency, TTFT/TPOT TPxx and tokens of one inference service.
+"""Service overview: every metric of the console's Monitoring tab (SEED-SPEC §1.5, T1-58).
 
-Queries use the guide's series names (SEED-SPEC §1.2) and its TPxx form
-(``histogram_quantile(q, sum by (le) (rate(<x>_bucket[period])))``), so they run unchanged on
-Prometheus and on infersight's API. ``$period`` is the guide's statistical period (1m/5m/15m/1h).
+Requests by code, QPS, connections, request latency, TTFT, post-first-token latency (average and
+TP50/TP90/TP99), token increments and input/output token TPxx, then resources. TPxx come from
+the classic buckets (``histogram_quantile``); averages are ``_sum``/``_count`` increases, as the
+guide's own statements (§1.4). ``$period`` is the statistical period (1m/5m/15m/1h).
 """
 
 from __future__ import annotations
 
-from grafanalib.core import Dashboard, GridPos, Target, Template, Templating, Time, TimeSeries
+from grafanalib.core import Dashboard
 
-DATASOURCE = "${datasource}"
-SELECTOR = 'project_id=~"$project_id", service_id=~"$service_id"'
-QUANTILES = (("TP50", 0.5), ("TP90", 0.9), ("TP99", 0.99))
+from dashboards.frame import dashboard
+from dashboards.panels import PanelSpec, Query, Row, quantile_queries, selector
+from dashboards.resources import resource_panels
+from dashboards.variables import SERVICE
 
-
-def _quantile_targets(histogram: str) -> list[Target]:
-    return [
-        Target(
-            expr=f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{{{SELECTOR}}}[$period])))",
-            legendFormat=name,
-            refId=name,
-        )
-        for name, q in QUANTILES
-    ]
+SEL = selector(*SERVICE.labels)
+TPXX = (
+    "TPxx represents the threshold value below which xx% of user requests fall within the statistical "
+    "interval; an estimated value, which may be a decimal."
+)
+LATENCY_THRESHOLDS = ((1000.0, "orange"), (3000.0, "red"))
 
 
-def _panel(title: str, targets: list[Target], unit: str, slot: int, description: str = "") -> TimeSeries:
-    return TimeSeries(
-        title=title,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=targets,
-        unit=unit,
-        gridPos=GridPos(h=8, w=12, x=12 * (slot % 2), y=8 * (slot // 2)),
-    )
-
-
-def _panels() -> list[TimeSeries]:
-    requests = f"infer_service_request_total{{{SELECTOR}}}"
-    specs = [
+def _requests() -> Row:
+    requests = f"infer_service_request_total{{{SEL}}}"
+    return Row(
+        "Requests",
         (
-            "Requests by code",
-            [
-                Target(
-                    expr=f"sum by (code) (increase({requests}[$period]))", legendFormat="{{code}}", refId="A"
-                )
-            ],
-            "short",
-            "Calls per statistical period, split by return code (2xx/4xx/5xx).",
-        ),
-        (
-            "QPS",
-            [Target(expr=f"sum(rate({requests}[$period]))", legendFormat="QPS", refId="A")],
-            "reqps",
-            "Calls in the period divided by its seconds (the guide's definition of QPS).",
-        ),
-        (
-            "Request latency",
-            _quantile_targets("infer_service_request_cost"),
-            "ms",
-            "End-to-end request latency.",
-        ),
-        ("TTFT", _quantile_targets("infer_service_first_token_cost"), "ms", "Time to first token."),
-        (
-            "TPOT",
-            _quantile_targets("infer_service_per_token_cost"),
-            "ms",
-            "Latency of each output token after the first.",
-        ),
-        (
-            "Input / output tokens per second",
-            [
-                Target(
-                    expr=f"sum(rate(infer_service_input_token_quantity_sum{{{SELECTOR}}}[$period]))",
-                    legendFormat="input",
-                    refId="A",
+            PanelSpec(
+                "Service requests",
+                (
+                    Query(f"sum by (code) (increase({requests}[$period]))", "{{code}}"),
+                    Query(f"sum(increase({requests}[$period]))", "total"),
                 ),
-                Target(
-                    expr=f"sum(rate(infer_service_output_token_quantity_sum{{{SELECTOR}}}[$period]))",
-                    legendFormat="output",
-                    refId="B",
-                ),
-            ],
-            "short",
-            "Service tokens: input plus output is the guide's token increment.",
+                "short",
+                "Calls in the statistical period by return code (2xx/4xx/5xx); 2xx is the number of "
+                "successful calls.",
+            ),
+            PanelSpec(
+                "Service request QPS",
+                (Query(f"sum(rate({requests}[$period]))", "QPS"),),
+                "reqps",
+                "Total calls in the statistical period divided by the seconds in the period.",
+            ),
+            PanelSpec(
+                "Connections",
+                (Query(f"sum(infer_service_request_connect_count{{{SEL}}})", "connections"),),
+                "short",
+                "Real-time connection sampling: requests holding a connection at collection time.",
+            ),
+            PanelSpec(
+                "Healthy pods",
+                (Query(f"sum(up{{{SEL}}})", "up"), Query(f"count(up{{{SEL}}})", "scraped")),
+                "short",
+                "Pods whose last scrape succeeded (up = 1) against all scraped pods.",
+            ),
         ),
-    ]
-    return [_panel(title, targets, unit, i, desc) for i, (title, targets, unit, desc) in enumerate(specs)]
+    )
 
 
-def _templating() -> Templating:
-    datasource = Template(
-        name="datasource", query="prometheus", type="datasource", label="Data source", default=""
+def _latency() -> Row:
+    return Row(
+        "Latency",
+        (
+            PanelSpec(
+                "Service request latency",
+                quantile_queries("infer_service_request_cost", SEL),
+                "ms",
+                f"Request latency: average trend, TP50, TP90 and TP99. {TPXX}",
+                LATENCY_THRESHOLDS,
+            ),
+            PanelSpec(
+                "Time to first token",
+                quantile_queries("infer_service_first_token_cost", SEL),
+                "ms",
+                "TTFT: the duration from when a request is initiated until the first token is "
+                f"returned. Average, TP50, TP90, TP99. {TPXX}",
+                LATENCY_THRESHOLDS,
+            ),
+            PanelSpec(
+                "Post-first-token latency",
+                quantile_queries("infer_service_per_token_cost", SEL),
+                "ms",
+                "TPOT: the generation latency of each token after the first (first token excluded). "
+                f"Average, TP50, TP90, TP99. {TPXX}",
+                ((100.0, "orange"), (200.0, "red")),
+            ),
+        ),
     )
-    project = Template(
-        name="project_id",
-        label="Project",
-        query="label_values(infer_service_request_total, project_id)",
-        dataSource=DATASOURCE,
-        includeAll=True,
-        allValue=".*",
-        default="$__all",
+
+
+def _tokens() -> Row:
+    def increase(name: str) -> str:
+        return f"sum(increase({name}_sum{{{SEL}}}[$period]))"
+
+    inp, out = increase("infer_service_input_token_quantity"), increase("infer_service_output_token_quantity")
+    return Row(
+        "Tokens",
+        (
+            PanelSpec(
+                "Service token increment",
+                (Query(inp, "input"), Query(out, "output"), Query(f"{inp} + {out}", "service")),
+                "short",
+                "Token increment in the statistical period: total input, total output, and total service "
+                "tokens = input + output. Increments can be 0 when a period has few samples.",
+            ),
+            PanelSpec(
+                "Tokens generated",
+                (Query(f"sum(increase(infer_service_token_count{{{SEL}}}[$period]))", "generated"),),
+                "short",
+                "Number of tokens generated by the service in the statistical period.",
+            ),
+            PanelSpec(
+                "Service input tokens",
+                quantile_queries("infer_service_input_token_quantity", SEL),
+                "short",
+                f"Input tokens per request: average, TP50, TP90, TP99. {TPXX}",
+            ),
+            PanelSpec(
+                "Output tokens",
+                quantile_queries("infer_service_output_token_quantity", SEL),
+                "short",
+                f"Output tokens per request: average, TP50, TP90, TP99. {TPXX}",
+            ),
+        ),
     )
-    service = Template(
-        name="service_id",
-        label="Service",
-        query='label_values(infer_service_request_total{project_id=~"$project_id"}, service_id)',
-        dataSource=DATASOURCE,
-        includeAll=True,
-        allValue=".*",
-        default="$__all",
-    )
-    period = Template(
-        name="period",
-        label="Statistical period",
-        query="1m,5m,15m,1h",
-        type="custom",
-        default="1m",
-    )
-    return Templating(list=[datasource, project, service, period])
 
 
 def service_dashboard() -> Dashboard:
-    """The dashboard value; ``dashboards.build`` turns it into JSON."""
-    return Dashboard(
+    """The service overview value; ``dashboards.build`` turns it into JSON."""
+    return dashboard(
         title="infersight / Inference service",
         uid="infersight-service",
-        description="One inference service: requests, QPS, latency, TTFT, TPOT and tokens.",
-        tags=["infersight", "inference"],
-        panels=_panels(),
-        templating=_templating(),
-        time=Time("now-15m", "now"),
-        refresh="1m",
-        schemaVersion=36,
-        timezone="browser",
-    ).auto_panel_ids()
+        description="One inference service: every metric of the console's Monitoring tab.",
+        rows=[
+            _requests(),
+            _latency(),
+            _tokens(),
+            Row("Resources", tuple(resource_panels(SEL, by_pod=False))),
+        ],
+        level=SERVICE,
+    )

@@ -112,12 +112,29 @@ class DashboardsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class EventsSection:
+    """Event detection and retention (the guide: pod events 1 hour, or 7 days; service events a month)."""
+
+    interval_s: float = 10.0
+    silent_after_s: float = 60.0
+    pod_retention_s: float = 3600.0
+    service_retention_s: float = 30 * 86400.0
+
+    def validate(self) -> None:
+        for name in ("interval_s", "silent_after_s", "pod_retention_s", "service_retention_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"events.{name}: must be > 0 (got {getattr(self, name)})")
+
+
+@dataclass(frozen=True, slots=True)
 class DemoSection:
     services: int = 2
     pods_per_service: int = 2
     concurrency: int = 8
     duration_s: float | None = None
     scrape_interval_s: float = 10.0
+    # Crash one pod and restart it mid-run, so the demo shows pod and service events.
+    chaos: bool = True
 
     def validate(self) -> None:
         for name in ("services", "pods_per_service", "concurrency"):
@@ -137,6 +154,7 @@ class Config:
     targets: tuple[TargetConfig, ...] = ()
     sidecar: SidecarSection = field(default_factory=SidecarSection)
     dashboards: DashboardsSection = field(default_factory=DashboardsSection)
+    events: EventsSection = field(default_factory=EventsSection)
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -161,6 +179,7 @@ _SECTIONS: dict[str, Any] = {
     "targets": lambda d: _targets(d),
     "sidecar": lambda d: section_from_dict(SidecarSection, d, "sidecar"),
     "dashboards": lambda d: section_from_dict(DashboardsSection, d, "dashboards"),
+    "events": lambda d: section_from_dict(EventsSection, d, "events"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),

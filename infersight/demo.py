@@ -14,12 +14,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
 from collector.config import TargetConfig
 from dashboards.build import write_dashboards
 from infersight.config import Config
+from infersight.demo_scenario import (
+    crash_and_restart,
+    format_events,
+    format_traces,
+    platform_traces,
+    read_events_and_traces,
+    send_platform_traces,
+)
 from infersight.load import LoadStats, drive_load
 from infersight.run import Runtime
 from infersight.summary import ServiceSummary, format_table, summarise
@@ -35,10 +44,11 @@ class DemoService:
     service_id: str
     name: str
     pods: list[SimulatorServer] = field(default_factory=list)
+    retired: list[SimulatorServer] = field(default_factory=list)  # engines replaced by a restart
 
     @property
     def served(self) -> list[ServedRequest]:
-        return [r for pod in self.pods for r in pod.served]
+        return [r for pod in [*self.retired, *self.pods] for r in pod.served]
 
 
 @dataclass
@@ -50,6 +60,9 @@ class DemoReport:
     dashboard_paths: list[Path]
     duration_s: float
     data_dir: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    traces: list[dict[str, Any]] = field(default_factory=list)
+    audit_verdict: dict[str, Any] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = [
@@ -57,6 +70,14 @@ class DemoReport:
             f"figures read back through {self.api_url}/api/v1/query",
             "",
             format_table(self.summaries),
+            "",
+            f"Events ({len(self.events)} after folding repeats; GET {self.api_url}/api/v1/events):",
+            format_events(self.events),
+            "",
+            f"Audit traces (GET {self.api_url}/api/v1/audit/traces); chain verified: "
+            f"{self.audit_verdict.get('checked', 0)} records, "
+            f"{'intact' if self.audit_verdict.get('ok') else 'TAMPERED'}:",
+            format_traces(self.traces),
             "",
             "Dashboards written: " + ", ".join(str(p) for p in self.dashboard_paths),
             f"Grafana: add a Prometheus data source with URL {self.api_url} and import the JSON above.",
@@ -115,11 +136,25 @@ async def run_demo(
     scrape = dataclasses.replace(
         config.scrape, interval_s=interval_s, timeout_s=min(config.scrape.timeout_s, interval_s)
     )
-    runtime = Runtime(dataclasses.replace(config, scrape=scrape, targets=tuple(_targets(services))))
+    events = dataclasses.replace(config.events, interval_s=interval_s)
+    runtime = Runtime(
+        dataclasses.replace(config, scrape=scrape, events=events, targets=tuple(_targets(services)))
+    )
     stats = LoadStats()
+    say = progress or logger.info
+    chaos: asyncio.Task[None] | None = None
     try:
         await runtime.start()
         started = time.time()
+        names = {s.service_id: s.name for s in services}
+        traces = platform_traces(names, PROJECT_ID, int(started * 1000))
+        await asyncio.to_thread(send_platform_traces, runtime.api_url, traces)
+        if demo.chaos:
+            crash_at, restart_at = _chaos_times(demo.duration_s, interval_s)
+            victim = services[-1]
+            chaos = asyncio.create_task(
+                crash_and_restart(victim.pods, victim.retired, crash_at, restart_at, stop, say)
+            )
         load = asyncio.create_task(
             drive_load(
                 {s.service_id: [pod.url for pod in s.pods] for s in services}, demo.concurrency, stop, stats
@@ -128,20 +163,46 @@ async def run_demo(
         await _wait(stop, demo.duration_s, started, stats, runtime, progress)
         stop.set()
         await load
+        if chaos is not None:
+            await chaos
         # One last scrape of every pod, so the store holds every request the engines served.
         await runtime.scrape_all()
+        await runtime.detect_events_now()
         ended = time.time()
+        events_seen, traces_seen, verdict = await asyncio.to_thread(read_events_and_traces, runtime.api_url)
         summaries = await asyncio.to_thread(
             summarise, runtime.api_url, {s.service_id: s.name for s in services}, ended, ended - started + 1
         )
         paths = write_dashboards(Path(config.dashboards.out_dir))
         data_dir = config.store.dsn.removeprefix("chdb://")
-        return DemoReport(services, summaries, stats, runtime.api_url, paths, ended - started, data_dir)
+        return DemoReport(
+            services,
+            summaries,
+            stats,
+            runtime.api_url,
+            paths,
+            ended - started,
+            data_dir,
+            events_seen,
+            traces_seen,
+            verdict,
+        )
     finally:
+        if chaos is not None and not chaos.done():
+            chaos.cancel()
         await runtime.stop()
         for service in services:
             for pod in service.pods:
                 await pod.stop()
+
+
+def _chaos_times(duration_s: float | None, interval_s: float) -> tuple[float, float]:
+    """When to crash and restart: a third and two thirds into the run (30 s / 60 s when open-ended),
+    at least two scrape intervals apart so the failed scrapes are seen."""
+    if duration_s is None:
+        return max(30.0, 2 * interval_s), max(60.0, 5 * interval_s)
+    crash = duration_s / 3
+    return crash, max(crash + 2 * interval_s, 2 * duration_s / 3)
 
 
 async def _wait(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from loguru import logger
 
@@ -12,6 +13,9 @@ from exporters.store import StoreExporter
 from infersight.asgi import AsgiServer
 from infersight.config import Config
 from query.api.app import create_app
+from query.events.detector import EventDetector
+from query.events.hub import EventHub
+from store.events import EventLog, Retention
 from store.open import Store, open_store
 
 
@@ -24,6 +28,9 @@ class Runtime:
         self.server: AsgiServer | None = None
         self.exporter: RetryingExporter | None = None
         self.sidecars: SidecarGroup | None = None
+        self.events: EventHub | None = None
+        self.detector: EventDetector | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     @property
     def api_url(self) -> str:
@@ -41,7 +48,11 @@ class Runtime:
     async def start(self) -> None:
         cfg = self.config
         self.store = await asyncio.to_thread(open_store, cfg.store.dsn, cfg.store.database)
-        self.server = AsgiServer(create_app(self.store), cfg.server.host, cfg.server.port)
+        ev = cfg.events
+        retention = Retention(round(ev.pod_retention_s * 1000), round(ev.service_retention_s * 1000))
+        self.events = EventHub(EventLog(self.store.backend, retention), self.store.writer)
+        self.detector = EventDetector(self.store.querier, silent_after_ms=round(ev.silent_after_s * 1000))
+        self.server = AsgiServer(create_app(self.store, hub=self.events), cfg.server.host, cfg.server.port)
         await self.server.start()
         logger.info(
             "Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url
@@ -50,6 +61,28 @@ class Runtime:
         self.sidecars = SidecarGroup(cfg.scrape, cfg.targets, self.exporter)
         await self.sidecars.start()
         logger.info("{} sidecar(s) scraping every {} s", len(cfg.targets), cfg.scrape.interval_s)
+        self._background.append(asyncio.create_task(self._detect_events(ev.interval_s)))
+
+    async def detect_events_now(self) -> None:
+        """One detection tick now (the demo calls it after its final scrape)."""
+        assert self.detector is not None
+        assert self.events is not None
+        now_ms = int(time.time() * 1000)
+        events = await asyncio.to_thread(self.detector.tick, now_ms)
+        await asyncio.to_thread(self.events.publish, events)
+
+    async def _detect_events(self, interval_s: float) -> None:
+        """Detect events every interval; drop expired event partitions about every ten minutes."""
+        ticks = 0
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.detect_events_now()
+                ticks += 1
+                if ticks % max(1, round(600 / interval_s)) == 0 and self.events is not None:
+                    await asyncio.to_thread(self.events.log.enforce_retention, int(time.time() * 1000))
+            except Exception:  # loop boundary: log and keep detecting
+                logger.exception("event detection failed; continuing")
 
     async def scrape_all(self) -> None:
         """Scrape every target once now (the demo's final scrape)."""
@@ -58,6 +91,10 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop sidecars, flush what is pending, stop the API, close the store. Safe twice."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
         if self.sidecars is not None:
             await self.sidecars.stop()
         if self.exporter is not None:

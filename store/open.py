@@ -1,4 +1,9 @@
-"""Opens a store from its URL-style setting: ``chdb:///path/to/data`` (default) or ``chdb://./rel``."""
+"""Opens a store from its URL-style setting.
+
+- ``chdb:///path/to/data`` or ``chdb://./rel``: embedded chDB (the default);
+- ``clickhouse://[user:password@]host:9000/database[?compression=lz4&cluster=NAME]``: a server, or with
+  ``cluster`` a cluster (Replicated local tables + Distributed tables, see ``store.cluster``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,13 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from store.backend import Backend
-from store.chdb import ChdbBackend
+from store.cluster import render_cluster_schema
+from store.features import Features
 from store.reads import ClickHouseQuerier
 from store.schema import render_schema
 from store.writes import SampleWriter
+
+SCHEMES = ("chdb", "clickhouse")
 
 
 @dataclass
@@ -19,18 +27,38 @@ class Store:
     backend: Backend
     writer: SampleWriter
     querier: ClickHouseQuerier
+    features: Features | None = None
 
     def close(self) -> None:
         self.backend.close()
 
 
-def open_store(dsn: str, database: str = "infersight") -> Store:
-    """Connect, create the schema if missing, and return the store."""
+def open_backend(dsn: str, database: str = "infersight") -> Backend:
+    """The backend a DSN names, connected but without schema."""
     url = urlparse(dsn)
-    if url.scheme != "chdb":
-        raise ValueError(f"store.dsn: unsupported scheme {url.scheme!r} in {dsn!r} (supported: chdb://PATH)")
-    path = (url.netloc + url.path) or "./data"
-    backend = ChdbBackend(path, database)
-    for statement in render_schema(database):
+    if url.scheme == "chdb":
+        from store.chdb import ChdbBackend  # imported here: chDB loads a 500 MB library
+
+        return ChdbBackend((url.netloc + url.path) or "./data", database)
+    if url.scheme == "clickhouse":
+        from store.native import NativeBackend
+
+        return NativeBackend(dsn, database if url.path.strip("/") == "" else None)
+    raise ValueError(
+        f"store.dsn: unsupported scheme {url.scheme!r} in {dsn!r} "
+        "(supported: chdb://PATH, clickhouse://HOST:PORT/DATABASE)"
+    )
+
+
+def open_store(dsn: str, database: str = "infersight") -> Store:
+    """Connect, create the schema if missing (with the server's features), and return the store."""
+    backend = open_backend(dsn, database)
+    features = Features.probe(backend)
+    cluster = getattr(backend, "cluster", None)
+    if cluster:
+        statements = render_cluster_schema(backend.database, cluster, features)
+    else:
+        statements = render_schema(backend.database, features)
+    for statement in statements:
         backend.execute(statement)
-    return Store(backend, SampleWriter(backend), ClickHouseQuerier(backend))
+    return Store(backend, SampleWriter(backend), ClickHouseQuerier(backend), features)

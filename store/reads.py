@@ -48,11 +48,26 @@ def matchers_sql(matchers: list[Matcher], params: dict[str, Any]) -> list[str]:
 
 
 class ClickHouseQuerier:
-    """Implements ``query.promql.storage.Querier`` over the store's tables."""
+    """Implements ``query.promql.storage.Querier`` over the store's tables.
 
-    def __init__(self, backend: Backend) -> None:
+    Every read carries ``max_execution_time`` so one runaway query cannot hold the (single-session)
+    backend; ClickHouse's timeout surfaces as the builtin ``TimeoutError``, which the engine reports
+    as Prometheus' ``timeout``.
+    """
+
+    def __init__(self, backend: Backend, max_execution_s: float = 120.0) -> None:
         self._backend = backend
         self._db = backend.database
+        self.max_execution_s = max_execution_s
+
+    def _query(self, sql: str, params: dict[str, Any]) -> Any:
+        settings = f" SETTINGS max_execution_time = {max(1, round(self.max_execution_s))}"
+        try:
+            return self._backend.query(sql + settings, params)
+        except Exception as exc:
+            if "TIMEOUT_EXCEEDED" in str(exc):
+                raise TimeoutError("query timed out in query execution") from exc
+            raise
 
     def _where(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {"d0": _day(start_ms), "d1": _day(end_ms)}
@@ -62,7 +77,7 @@ class ClickHouseQuerier:
     def find_series(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> dict[int, dict[str, str]]:
         """Label sets (with ``__name__``) of series matching all matchers, seen on days in range."""
         where, params = self._where(matchers, start_ms, end_ms)
-        table = self._backend.query(
+        table = self._query(
             f"SELECT fingerprint, any(metric_name) AS name, any(label_names) AS names, "
             f"any(label_values) AS vals FROM {self._db}.series WHERE {where} GROUP BY fingerprint",
             params,
@@ -74,15 +89,19 @@ class ClickHouseQuerier:
             out[fp] = labels
         return out
 
-    def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+    def select(
+        self, matchers: list[Matcher], start_ms: int, end_ms: int, max_samples: int | None = None
+    ) -> list[Series]:
+        """As the protocol; with ``max_samples``, reading stops there (the caller refuses the query)."""
         series = self.find_series(matchers, start_ms, end_ms)
         if not series:
             return []
         names = sorted({labels[METRIC_NAME] for labels in series.values()})
-        table = self._backend.query(
+        limit = f" LIMIT {int(max_samples)}" if max_samples is not None else ""
+        table = self._query(
             f"SELECT fingerprint, ts_ms, value FROM {self._db}.samples "
             "WHERE metric_name IN {names:Array(String)} AND fingerprint IN {fps:Array(UInt64)} "
-            "AND ts_ms >= {t0:Int64} AND ts_ms <= {t1:Int64} ORDER BY fingerprint, ts_ms",
+            f"AND ts_ms >= {{t0:Int64}} AND ts_ms <= {{t1:Int64}} ORDER BY fingerprint, ts_ms{limit}",
             {"names": names, "fps": list(series), "t0": start_ms, "t1": end_ms},
         )
         fps = table.column("fingerprint").to_numpy()
@@ -101,7 +120,7 @@ class ClickHouseQuerier:
 
     def label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
         where, params = self._where(matchers, start_ms, end_ms)
-        table = self._backend.query(
+        table = self._query(
             f"SELECT DISTINCT arrayJoin(label_names) AS n FROM {self._db}.series WHERE {where}", params
         )
         names = set(table.column(0).to_pylist())
@@ -110,7 +129,7 @@ class ClickHouseQuerier:
         return sorted(names)
 
     def _any_series(self, where: str, params: dict[str, Any]) -> bool:
-        table = self._backend.query(f"SELECT count() FROM {self._db}.series WHERE {where}", params)
+        table = self._query(f"SELECT count() FROM {self._db}.series WHERE {where}", params)
         return bool(table.column(0)[0].as_py())
 
     def label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
@@ -121,7 +140,5 @@ class ClickHouseQuerier:
             params["target"] = name
             column = "label_values[indexOf(label_names, {target:String})]"
             where += " AND has(label_names, {target:String})"
-        table = self._backend.query(
-            f"SELECT DISTINCT {column} AS v FROM {self._db}.series WHERE {where}", params
-        )
+        table = self._query(f"SELECT DISTINCT {column} AS v FROM {self._db}.series WHERE {where}", params)
         return sorted(v for v in table.column(0).to_pylist() if v != "")

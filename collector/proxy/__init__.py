@@ -4,8 +4,9 @@ It forwards bytes unchanged and unbuffered; what it learns per request becomes a
 ``RequestObservation`` (timing.py), aggregated into the guide's series by ``ProxyStats``.
 """
 
+from collector.proxy.ingress import IngressProxy
 from collector.proxy.observe import ValueObserver, feed_observer
-from collector.proxy.server import IngressProxy, ProxyApp
+from collector.proxy.server import ProxyApp
 from collector.proxy.sse import StreamScanner
 from collector.proxy.stats import ProxyStats
 from collector.proxy.timing import RequestObservation, StreamTimer

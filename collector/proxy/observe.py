@@ -20,9 +20,7 @@ class ValueObserver(Protocol):
     def observe(self, metric: str, labels: dict[str, str], values: Sequence[float], ts_s: float) -> None: ...
 
 
-def feed_observer(
-    observer: ValueObserver, identity: dict[str, str]
-) -> Callable[[RequestObservation], None]:
+def feed_observer(observer: ValueObserver, identity: dict[str, str]) -> Callable[[RequestObservation], None]:
     """A per-request callback that observes each guide histogram's values (ms / tokens).
 
     >>> on_request = feed_observer(sketches, {"service_id": "svc"})   # IngressProxy(on_request=...)

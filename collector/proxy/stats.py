@@ -33,7 +33,7 @@ LATENCY_BUCKETS_MS = (
     1000, 1500, 2000, 3000, 5000, 7500, 10000, 20000, 30000, 60000, 120000,
 )  # fmt: skip
 PER_TOKEN_BUCKETS_MS = (1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2500)
-TOKEN_BUCKETS = tuple(m * 10**e for e in range(6) for m in (1, 2, 5)) + (1_000_000,)
+TOKEN_BUCKETS = (*(m * 10**e for e in range(6) for m in (1, 2, 5)), 1_000_000)
 
 PROXY_REQUESTS_TOTAL = "infersight_proxy_requests_total"
 OTHER_PATH = "other"
@@ -145,7 +145,10 @@ class ProxyStats:
     def to_samples(self, ts_ms: int, connections: int) -> list[Sample]:
         """Every series now; the per-period gauges cover the time since the last call and reset."""
         s = self._sample
-        out = [s(catalog.REQUEST_TOTAL, ts_ms, n, code=c, method=m, path=p) for (c, m, p), n in self.requests.items()]
+        out = [
+            s(catalog.REQUEST_TOTAL, ts_ms, n, code=c, method=m, path=p)
+            for (c, m, p), n in self.requests.items()
+        ]
         out.extend(
             s(PROXY_REQUESTS_TOTAL, ts_ms, n, status=st, method=m, path=p, outcome=o)
             for (st, m, p, o), n in self.statuses.items()

@@ -92,6 +92,7 @@ class RequestObservation:
 def observe_request(
     *,
     ts_s: float,
+    start_s: float,
     end_s: float,
     method: str,
     path: str,
@@ -100,8 +101,7 @@ def observe_request(
     usage: Usage | None,
     outcome: str = "ok",
 ) -> RequestObservation:
-    """Fold a finished request into one record (``end_s`` on the timer's clock)."""
-    start_s = timer.start_s if timer is not None else end_s
+    """Fold a finished request into one record (``start_s``/``end_s`` on the timer's clock)."""
     ttft_s = timer.ttft_s if timer is not None else None
     output = usage.output_tokens if usage is not None else None
     if output is None and timer is not None and timer.steps:

@@ -29,8 +29,8 @@ def relative_error(scale: int) -> float:
     The representative of ``(l, u]`` is the harmonic-style midpoint ``2lu / (l + u)``, whose
     distance to either end is the same fraction of that end (the DDSketch argument).
     """
-    base = 2.0 ** (2.0**-scale)
-    return (base - 1.0) / (base + 1.0)
+    base = _base(scale)
+    return 1.0 if math.isinf(base) else (base - 1.0) / (base + 1.0)
 
 
 def scale_for_relative_error(alpha: float) -> int:
@@ -52,7 +52,7 @@ class ExponentialMapping:
         if not MIN_SCALE <= scale <= MAX_SCALE:
             raise ValueError(f"scale must be in [{MIN_SCALE}, {MAX_SCALE}], got {scale}")
         self.scale = scale
-        self.base = 2.0 ** (2.0**-scale)
+        self.base = _base(scale)
         self.relative_error = relative_error(scale)
         # OTel's multiplier: index = ln(v) · 2**scale / ln 2.
         self._factor = math.ldexp(1.0 / math.log(2.0), scale)
@@ -82,8 +82,13 @@ class ExponentialMapping:
         return np.exp2(np.ldexp(indexes.astype(np.float64), -self.scale))
 
     def representatives(self, indexes: np.ndarray) -> np.ndarray:
-        """The value read back for each bucket: ``2lu / (l + u)``, within :attr:`relative_error` of all of it."""
+        """Value read back per bucket: ``2lu / (l + u)``, within :attr:`relative_error` of all of it."""
         return self.lower_boundaries(indexes) * (2.0 * self.base / (1.0 + self.base))
+
+
+def _base(scale: int) -> float:
+    # 2**(2**10) overflows a double: at scale -10 two buckets span every float.
+    return math.inf if scale <= -10 else 2.0 ** (2.0**-scale)
 
 
 def _power_of_two_index(exponent: int, scale: int) -> int:

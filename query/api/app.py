@@ -5,20 +5,26 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from query.api.audit import build_audit_router
+from query.api.events import build_events_router
 from query.api.ingest import build_ingest_router
 from query.api.prometheus_v1 import build_router
+from query.api.sketches import build_sketch_router
+from query.events.hub import EventHub
 from query.promql.engine import Engine
 from store.audit import AuditLog
+from store.events import EventLog
 from store.open import Store
 
 
-def create_app(store: Store, engine: Engine | None = None) -> FastAPI:
-    """``uvicorn.run(create_app(open_store("chdb://./data")))``."""
+def create_app(store: Store, engine: Engine | None = None, hub: EventHub | None = None) -> FastAPI:
+    """``uvicorn.run(create_app(open_store("chdb://./data")))``; pass ``hub`` to share it with detectors."""
     app = FastAPI(title="infersight", version="0.1.0")
     engine = engine or Engine(store.querier)
     app.include_router(build_router(engine, store.querier))
     app.include_router(build_ingest_router(store.writer))
     app.include_router(build_audit_router(AuditLog(store.backend)))
+    app.include_router(build_events_router(hub or EventHub(EventLog(store.backend), store.writer)))
+    app.include_router(build_sketch_router(store.backend))
 
     @app.get("/-/healthy")
     async def healthy() -> str:

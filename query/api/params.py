@@ -21,9 +21,14 @@ class BadParamError(ValueError):
     """A request parameter is missing or malformed (Prometheus errorType ``bad_data``)."""
 
 
-def parse_time_ms(text: str | None, name: str, default_ms: int) -> int:
-    """A Unix timestamp in (fractional) seconds or RFC 3339, as Prometheus accepts; ms."""
+def parse_time_ms(text: str | None, name: str, default_ms: int | None) -> int:
+    """A Unix timestamp in (fractional) seconds or RFC 3339, as Prometheus accepts; ms.
+
+    ``default_ms=None`` makes the parameter required (``start``/``end`` of a range query).
+    """
     if text is None or text == "":
+        if default_ms is None:
+            raise BadParamError(f'invalid parameter "{name}": cannot parse "" to a valid timestamp')
         return default_ms
     try:
         seconds = float(text)
@@ -58,6 +63,17 @@ def parse_step_ms(text: str | None) -> int:
             "Try a positive integer"
         )
     return step_ms
+
+
+def parse_timeout_s(text: str | None) -> float | None:
+    """The query's ``timeout`` parameter (a duration or seconds); ``None`` when absent."""
+    if not text:
+        return None
+    try:
+        return parse_duration_ms(text) / 1000
+    except ValueError:
+        message = f'invalid parameter "timeout": cannot parse "{text}" to a valid duration'
+        raise BadParamError(message) from None
 
 
 def parse_match(selector: str) -> list[Matcher]:

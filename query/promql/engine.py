@@ -11,6 +11,7 @@ offset]`` (or around its ``@`` time).
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,19 +59,29 @@ class Engine:
         self.max_samples = max_samples
         self.timeout_s = timeout_s
         self.default_subquery_step_ms = default_subquery_step_ms
+        # A store that can stop reading at the sample budget gets it (no OOM before the check).
+        self._select_takes_limit = "max_samples" in inspect.signature(querier.select).parameters
 
-    def instant(self, query: str, ts_ms: int) -> Value:
-        """Evaluate at one time; a range selector or subquery at the top gives a ``Matrix``."""
-        return _guarded(self._instant, query, ts_ms)
+    def instant(self, query: str, ts_ms: int, timeout_s: float | None = None) -> Value:
+        """Evaluate at one time; a range selector or subquery at the top gives a ``Matrix``.
 
-    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
+        ``timeout_s`` (the API's ``timeout`` parameter) can only shorten the engine's own limit.
+        """
+        return _guarded(self._instant, query, ts_ms, self._timeout(timeout_s))
+
+    def range(
+        self, query: str, start_ms: int, end_ms: int, step_ms: int, timeout_s: float | None = None
+    ) -> Matrix:
         """Evaluate at ``start, start+step, … <= end``; series sorted by labels, as Prometheus."""
-        return _guarded(self._range, query, start_ms, end_ms, step_ms)
+        return _guarded(self._range, query, start_ms, end_ms, step_ms, self._timeout(timeout_s))
 
-    def _instant(self, query: str, ts_ms: int) -> Value:
+    def _timeout(self, timeout_s: float | None) -> float:
+        return self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+
+    def _instant(self, query: str, ts_ms: int, timeout_s: float) -> Value:
         expr = parse_expr(query)
         ts = np.array([int(ts_ms)], dtype=np.int64)
-        block = _Evaluator(self, int(ts_ms), int(ts_ms)).eval(expr, ts)
+        block = _Evaluator(self, int(ts_ms), int(ts_ms), timeout_s).eval(expr, ts)
         if isinstance(block, ScalarBlock):
             return Scalar(int(ts_ms), float(block.values[0]))
         if isinstance(block, StringBlock):
@@ -79,7 +90,7 @@ class Engine:
             return _range_block_to_matrix(block)
         return Vector(int(ts_ms), [Sample(c.labels, float(c.values[0])) for c in block.cols if c.mask[0]])
 
-    def _range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
+    def _range(self, query: str, start_ms: int, end_ms: int, step_ms: int, timeout_s: float) -> Matrix:
         if step_ms <= 0:
             raise PromQLError("bad_data", "zero or negative query resolution step widths are not accepted")
         if end_ms < start_ms:
@@ -93,7 +104,7 @@ class Engine:
                 f'invalid expression type "{name}" for range query, must be Scalar or instant Vector',
             )
         ts = np.arange(int(start_ms), int(end_ms) + 1, int(step_ms), dtype=np.int64)
-        block = _Evaluator(self, int(start_ms), int(end_ms)).eval(expr, ts)
+        block = _Evaluator(self, int(start_ms), int(end_ms), timeout_s).eval(expr, ts)
         if isinstance(block, ScalarBlock):
             return Matrix([MatrixSeries({}, ts, block.values.astype(np.float64))])
         assert isinstance(block, VectorBlock)
@@ -111,6 +122,8 @@ def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
         raise
     except RecursionError:
         raise PromQLError("bad_data", "query is too deeply nested") from None
+    except TimeoutError:  # the store's own time limit (ClickHouse max_execution_time)
+        raise PromQLError("timeout", "query timed out in query execution") from None
     except Exception as exc:
         raise PromQLError("internal", f"{type(exc).__name__}: {exc}") from exc
 
@@ -157,18 +170,22 @@ def _range_block_to_matrix(block: RangeBlock) -> Matrix:
 class _Evaluator:
     """One query's evaluation: query start/end (for ``@ start()/end()``), deadline, sample budget."""
 
-    def __init__(self, engine: Engine, start_ms: int, end_ms: int) -> None:
+    def __init__(self, engine: Engine, start_ms: int, end_ms: int, timeout_s: float) -> None:
         self.engine = engine
         self.start_ms = start_ms
         self.end_ms = end_ms
-        self.deadline = time.monotonic() + engine.timeout_s
+        self.deadline = time.monotonic() + timeout_s
         self.samples = 0
+
+    def check_deadline(self) -> None:
+        """Raise Prometheus' timeout error once the query's time is up (checked between steps)."""
+        if time.monotonic() > self.deadline:
+            raise PromQLError("timeout", "query timed out in expression evaluation")
 
     # -- dispatch ---------------------------------------------------------------------------------
 
     def eval(self, node: Any, ts: IntArray) -> Block:
-        if time.monotonic() > self.deadline:
-            raise PromQLError("timeout", "query timed out in expression evaluation")
+        self.check_deadline()
         handler = _HANDLERS.get(type(node))
         if handler is None:
             raise PromQLError("internal", f"unsupported expression {type(node).__name__}")
@@ -215,7 +232,14 @@ class _Evaluator:
         return np.full(len(ts), at_ms - offset, dtype=np.int64)
 
     def _select(self, selector: Any, start_ms: int, end_ms: int) -> list[Series]:
-        series = self.engine.querier.select(to_matchers(selector), int(start_ms), int(end_ms))
+        select: Any = self.engine.querier.select
+        matchers = to_matchers(selector)
+        if self.engine._select_takes_limit:
+            budget = self.engine.max_samples - self.samples + 1  # one over the limit: enough to refuse
+            series = select(matchers, int(start_ms), int(end_ms), max_samples=budget)
+        else:
+            series = select(matchers, int(start_ms), int(end_ms))
+        self.check_deadline()
         # Prometheus' storage yields series sorted by labels; results keep that order.
         series = sorted(series, key=lambda s: label_key(s.labels))
         self.samples += sum(len(s.ts_ms) for s in series)

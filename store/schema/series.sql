@@ -3,7 +3,7 @@
 CREATE TABLE IF NOT EXISTS {db}.series
 (
     day Date,
-    metric_name String,
+    metric_name {name_type},
     fingerprint UInt64,
     label_names Array(String),
     label_values Array(String)

@@ -111,7 +111,8 @@ ARITHMETIC = ("+", "-", "*", "/", "%", "^", "atan2")
 COMPARISONS = ("==", "!=", ">", "<", ">=", "<=")
 
 GUIDE = (
-    f'histogram_quantile(0.90, avg(rate(infer_service_request_cost_bucket{{service_id="{SVC}"}}[1m:30s]))by(le))',
+    "histogram_quantile(0.90, avg(rate(infer_service_request_cost_bucket"
+    f'{{service_id="{SVC}"}}[1m:30s]))by(le))',
     f'sum(increase(infer_service_first_token_cost_sum{{service_id="{SVC}"}}[59999ms]))by(service_id)'
     f'/sum(increase(infer_service_first_token_cost_count{{service_id="{SVC}"}}[59999ms]))by(service_id)',
     f'histogram_quantile(0.99,avg(rate(infer_service_first_token_cost_bucket{{service_id="{SVC}"}}[1m:30s]))by(le))',
@@ -136,7 +137,8 @@ HISTOGRAMS = (
     'histogram_quantile(0.5, infer_service_request_cost_bucket{le!="+Inf"})',
     'histogram_quantile(0.5, sum by (le) (infer_service_request_cost_bucket{le=~"100|\\\\+Inf"}))',
     "histogram_quantile(0.75, rate(infer_service_first_token_cost_bucket[1m]))",
-    "histogram_quantile(scalar(min(pod_up)) / 2, sum by (le) (rate(infer_service_per_token_cost_bucket[5m])))",
+    "histogram_quantile(scalar(min(pod_up)) / 2, sum by (le) "
+    "(rate(infer_service_per_token_cost_bucket[5m])))",
 )
 
 MATCHING = (
@@ -147,13 +149,13 @@ MATCHING = (
     f"{GAUGE} * on(source) group_right(code) {COUNTER}",
     f"{COUNTER} + on(service_id) {GAUGE}",  # many-to-many: an execution error in both
     f"{GAUGE} - on(service_id) group_left {COUNTER}",  # many on the "one" side: error
-    f"{COUNTER} > on(service_id, source, code) group_left {GAUGE}",
+    f"{COUNTER} > on(service_id, source) group_left {GAUGE}",
     f"{GAUGE} > bool on(source) group_left pod_up",
     f"{COUNTER} and {COUNTER} > 100",
     f"{COUNTER} and on(service_id) {GAUGE} > 50",
     f"{COUNTER} or {GAUGE}",
     f"{GAUGE} or on(service_id) {COUNTER}",
-    f"{COUNTER} unless {COUNTER}{{code=\"5xx\"}}",
+    f'{COUNTER} unless {COUNTER}{{code="5xx"}}',
     f"{GAUGE} unless on(source) pod_up",
     f"{GAUGE} unless ignoring(source) {GAUGE}",
     "(weird > 0) or (weird < 0) or vector(7)",
@@ -194,7 +196,7 @@ PARSE_AND_TYPE_ERRORS = (
     "1 + ",
     "abs(1, 2)",
     f"{COUNTER} and 1",
-    f'{{source="pod-0"}}',
+    '{source="pod-0"}',
     "nosuch_function(up)",
 )
 
@@ -226,7 +228,7 @@ def generate() -> list[str]:
     for op in COMPARISONS:
         queries.append(f"{GAUGE} {op} 50")
         queries.append(f"weird {op} bool 0")
-        queries.append(f"{GAUGE} {op} ignoring(i) weird")
+        queries.append(f"{GAUGE} {op} ignoring(i, service_name) weird")
         queries.append(f"1 {op} bool 2")
     queries += [*GUIDE, *HISTOGRAMS, *MATCHING, *TIME_SHIFTS, *PARSE_AND_TYPE_ERRORS]
     return list(dict.fromkeys(queries))

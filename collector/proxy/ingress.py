@@ -1,0 +1,104 @@
+"""The proxy as a sidecar component: serve, aggregate, hand the guide's series to the next consumer.
+
+Every ``flush_interval_s`` (on the same boundaries as the scrape loop) the proxy hands one batch
+(``ProxyStats.to_samples``) to its consumer; ``on_request`` additionally gets each request's
+record as it ends, for the quantile sketches (``feed_observer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable
+
+from loguru import logger
+
+from collector.config import ProxyConfig
+from collector.pipeline import Consumer
+from collector.proxy.serve import InLoopServer
+from collector.proxy.server import ProxyApp
+from collector.proxy.stats import ProxyStats
+from collector.proxy.timing import RequestObservation
+from model.series import Sample
+
+
+class IngressProxy:
+    """``listen`` → ``upstream``, measuring every request.
+
+    >>> proxy = IngressProxy(ProxyConfig(listen="127.0.0.1:0", upstream="http://127.0.0.1:8000"),
+    ...                      {"service_id": "svc"}, ListConsumer())
+    >>> port = await proxy.start()     # serves and flushes every flush_interval_s
+    >>> await proxy.stop()             # one last flush
+    """
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        identity: dict[str, str],
+        consumer: Consumer | None = None,
+        on_request: Callable[[RequestObservation], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.consumer = consumer
+        self.clock = clock
+        self.stats = ProxyStats(identity, max_paths=config.max_paths)
+        self._on_request = on_request
+        self.app = ProxyApp(config, self._observe, wall=clock)
+        host, port = config.host_port
+        self.server = InLoopServer(self.app, host, port, websockets=True)
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _observe(self, obs: RequestObservation) -> None:
+        self.stats.observe(obs)
+        if self._on_request is not None:
+            self._on_request(obs)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def start(self) -> int:
+        """Listen; returns the bound port. Flushing starts when there is a consumer."""
+        port = await self.server.start()
+        logger.info("proxy: listening on {}:{} → {}", self.server.host, port, self.config.upstream)
+        if self.consumer is not None:
+            self._flusher = asyncio.create_task(self._flush_loop())
+        return port
+
+    def samples(self) -> list[Sample]:
+        """The proxy's series now (per-period gauges cover the time since the last call)."""
+        return self.stats.to_samples(math.floor(self.clock() * 1000), self.app.connections)
+
+    async def flush(self) -> list[Sample]:
+        batch = self.samples()
+        if self.consumer is not None:
+            await self.consumer.consume(batch)
+        return batch
+
+    async def _flush_loop(self) -> None:
+        interval = self.config.flush_interval_s
+        while True:
+            now = self.clock()
+            await asyncio.sleep((math.floor(now / interval) + 1) * interval - now)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("proxy: handing on its series failed; continuing")
+
+    async def stop(self) -> None:
+        """Stop serving, flush once more; safe twice and without a start."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("proxy: the last flush failed")
+        await self.server.stop()
+        await self.app.aclose()

@@ -1,0 +1,88 @@
+"""WebSocket upgrades passed through: one upstream connection per client connection, messages relayed.
+
+The guide's services speak WS/WSS too (T1-2, Appendix A). The proxy accepts the client's upgrade
+only after the upstream accepted it (with the same subprotocol), then relays every text and binary
+message unchanged in both directions until either side closes; the close code goes across. Frames
+are re-framed (an ASGI server hands over messages, not frames), message bytes are not changed.
+An upstream that refuses the upgrade gives the client a 403 close before accept (what uvicorn
+sends for a refused handshake). WebSocket messages are not timed: they are not a request/response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+Scope = dict[str, Any]
+
+# request headers that belong to the handshake itself: the client library writes its own
+_HANDSHAKE = frozenset(
+    {b"host", b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version",
+     b"sec-websocket-extensions", b"sec-websocket-protocol", b"content-length"}
+)  # fmt: skip
+
+
+def _ws_url(upstream: str, scope: Scope) -> str:
+    base = "ws" + upstream.removeprefix("http")  # http→ws, https→wss
+    url = base + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    if scope.get("query_string"):
+        url += "?" + scope["query_string"].decode("latin-1")
+    return url
+
+
+async def relay_websocket(
+    upstream: str, scope: Scope, receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Serve one ASGI websocket connection by relaying it to ``upstream``."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HANDSHAKE]
+    try:
+        conn = await connect(
+            _ws_url(upstream, scope),
+            additional_headers=headers,
+            subprotocols=scope.get("subprotocols") or None,
+            max_size=None,
+            compression=None,
+            open_timeout=10,
+        )
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+        logger.warning("proxy: websocket upgrade to the upstream failed ({})", type(exc).__name__)
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    async with conn:
+        await send({"type": "websocket.accept", "subprotocol": conn.subprotocol})
+        to_upstream = asyncio.create_task(_client_to_upstream(receive, conn))
+        to_client = asyncio.create_task(_upstream_to_client(conn, send))
+        _, pending = await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _client_to_upstream(receive: Callable[[], Any], conn: ClientConnection) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            await conn.close(code=message.get("code", 1000))
+            return
+        if message.get("bytes") is not None:
+            await conn.send(message["bytes"])
+        elif message.get("text") is not None:
+            await conn.send(message["text"])
+
+
+async def _upstream_to_client(conn: ClientConnection, send: Callable[[dict[str, Any]], Any]) -> None:
+    try:
+        async for data in conn:
+            key = "bytes" if isinstance(data, bytes) else "text"
+            await send({"type": "websocket.send", key: data})
+    except ConnectionClosed:
+        pass
+    code = conn.close_code if conn.close_code is not None else 1000
+    await send({"type": "websocket.close", "code": code, "reason": conn.close_reason or ""})

@@ -1,0 +1,30 @@
+"""Mergeable streaming quantile sketches: OTel/Prometheus exponential histograms at a fixed scale.
+
+Three nouns as in DataDog's sketches-py — mapping (value → bucket), store (sparse counts), sketch
+(count/sum/min/max, merge, quantiles) — and the codec to ClickHouse columns apart. Pure: numpy only.
+See docs/sketches.md for the error bound and how it differs from ``histogram_quantile``.
+"""
+
+from collector.sketch.codec import SketchColumns, from_columns, from_dict, to_columns, to_dict
+from collector.sketch.mapping import (
+    DEFAULT_SCALE,
+    ExponentialMapping,
+    relative_error,
+    scale_for_relative_error,
+)
+from collector.sketch.sketch import ExponentialHistogram
+from collector.sketch.store import SparseStore
+
+__all__ = [
+    "DEFAULT_SCALE",
+    "ExponentialHistogram",
+    "ExponentialMapping",
+    "SketchColumns",
+    "SparseStore",
+    "from_columns",
+    "from_dict",
+    "relative_error",
+    "scale_for_relative_error",
+    "to_columns",
+    "to_dict",
+]

@@ -1,0 +1,134 @@
+"""A histogram as the columns of one ClickHouse row, and as JSON for the sidecar → server hop.
+
+The bucket columns are parallel arrays — ``Array(Int32)`` indexes and ``Array(UInt64)`` counts —
+because that is what ``sumMap(keys, counts)`` adds, on ClickHouse 18.16 (no ``Map`` type) as on
+26.x; count/sum/min/max/zero_count merge with ``sum``/``min``/``max``. Only non-empty buckets are
+written, so a row costs 12 bytes per occupied bucket before compression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from collector.sketch.sketch import ExponentialHistogram
+from collector.sketch.store import SparseStore
+
+_INT32 = np.iinfo(np.int32)
+COLUMNS = (
+    "scale",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "zero_count",
+    "positive_keys",
+    "positive_counts",
+    "negative_keys",
+    "negative_counts",
+)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SketchColumns:
+    """One histogram's row values; arrays are int32 keys (sorted) and uint64 counts."""
+
+    scale: int
+    count: int
+    sum: float
+    min: float
+    max: float
+    zero_count: int
+    positive_keys: np.ndarray
+    positive_counts: np.ndarray
+    negative_keys: np.ndarray
+    negative_counts: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SketchColumns):
+            return NotImplemented
+        return all(_equal(getattr(self, name), getattr(other, name)) for name in COLUMNS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def to_columns(histogram: ExponentialHistogram) -> SketchColumns:
+    """Row values of a histogram (keys narrowed to Int32: every index fits up to scale 20)."""
+    return SketchColumns(
+        scale=histogram.scale,
+        count=histogram.count,
+        sum=histogram.sum,
+        min=histogram.min,
+        max=histogram.max,
+        zero_count=histogram.zero_count,
+        positive_keys=_int32(histogram.positive.keys),
+        positive_counts=histogram.positive.counts.astype(np.uint64),
+        negative_keys=_int32(histogram.negative.keys),
+        negative_counts=histogram.negative.counts.astype(np.uint64),
+    )
+
+
+def from_columns(columns: SketchColumns) -> ExponentialHistogram:
+    """The histogram a row (or a ``sumMap`` over rows) describes."""
+    histogram = ExponentialHistogram(columns.scale)
+    histogram.positive = _store(columns.positive_keys, columns.positive_counts)
+    histogram.negative = _store(columns.negative_keys, columns.negative_counts)
+    histogram.zero_count = int(columns.zero_count)
+    histogram.count = int(columns.count)
+    histogram.sum = float(columns.sum)
+    histogram.min = float(columns.min)
+    histogram.max = float(columns.max)
+    if histogram.positive.total + histogram.negative.total + histogram.zero_count != histogram.count:
+        raise ValueError("bucket counts do not add up to count")
+    return histogram
+
+
+def to_dict(columns: SketchColumns) -> dict[str, Any]:
+    """JSON-ready form (lists of ints), e.g. for a sidecar shipping rows over HTTP."""
+    return {
+        name: value.tolist() if isinstance(value, np.ndarray) else value
+        for name in COLUMNS
+        for value in (getattr(columns, name),)
+    }
+
+
+def from_dict(data: dict[str, Any]) -> SketchColumns:
+    """Inverse of :func:`to_dict`; ``ValueError`` on a missing field or mismatched arrays."""
+    try:
+        columns = SketchColumns(
+            scale=int(data["scale"]),
+            count=int(data["count"]),
+            sum=float(data["sum"]),
+            min=float(data["min"]),
+            max=float(data["max"]),
+            zero_count=int(data["zero_count"]),
+            positive_keys=np.asarray(data["positive_keys"], dtype=np.int32),
+            positive_counts=np.asarray(data["positive_counts"], dtype=np.uint64),
+            negative_keys=np.asarray(data["negative_keys"], dtype=np.int32),
+            negative_counts=np.asarray(data["negative_counts"], dtype=np.uint64),
+        )
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"malformed sketch: {err!r}") from None
+    from_columns(columns)  # validates shapes and totals
+    return columns
+
+
+def _int32(keys: np.ndarray) -> np.ndarray:
+    if keys.size and (keys[0] < _INT32.min or keys[-1] > _INT32.max):
+        raise ValueError("bucket index outside Int32")
+    return keys.astype(np.int32)
+
+
+def _store(keys: np.ndarray, counts: np.ndarray) -> SparseStore:
+    keys = np.asarray(keys, dtype=np.int64)
+    if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):
+        raise ValueError("bucket keys must be sorted and unique")
+    return SparseStore(keys, np.asarray(counts, dtype=np.uint64))
+
+
+def _equal(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    return a == b

@@ -1,0 +1,135 @@
+"""10 s windows of per-request values: one sketch per (metric, labels, window), drained when closed.
+
+The ingress proxy calls :meth:`WindowedSketches.observe` for every request (a TTFT, or a request's
+inter-token gaps as one array) and :meth:`WindowedSketches.drain` on its flush tick; the rows go to
+the store's sketch writer, where ClickHouse merges windows, pods and periods with ``sumMap``.
+
+Values are buffered per window and sketched in one vectorised ``add_many`` when the window closes
+(or the buffer fills), so a single-value ``observe`` costs a list append, not a numpy call. A value
+that arrives after its window was drained starts a new row for that window; rows of the same
+window add up in the store, so late data is counted, never dropped. Not thread-safe: call it from
+one event loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collector.sketch.codec import SketchColumns, to_columns
+from collector.sketch.mapping import DEFAULT_SCALE
+from collector.sketch.sketch import ExponentialHistogram
+from model.labels import METRIC_NAME, Labels, to_labels
+
+
+@dataclass(frozen=True, slots=True)
+class SketchRow:
+    """One closed window of one series: its identity, ``[window_start_ms, +width_s)``, its sketch."""
+
+    metric: str
+    labels: Labels  # canonical, without __name__
+    window_start_ms: int
+    width_s: int
+    columns: SketchColumns
+
+
+@dataclass(slots=True)
+class _OpenWindow:
+    sketch: ExponentialHistogram
+    scalars: list[float] = field(default_factory=list)
+    arrays: list[np.ndarray] = field(default_factory=list)
+    buffered: int = 0
+
+    def flush(self) -> None:
+        if self.scalars:
+            self.arrays.append(np.asarray(self.scalars, dtype=np.float64))
+            self.scalars = []
+        if self.arrays:
+            values = self.arrays[0] if len(self.arrays) == 1 else np.concatenate(self.arrays)
+            self.sketch.add_many(values)
+            self.arrays = []
+        self.buffered = 0
+
+
+class WindowedSketches:
+    """Sketches per series and window. ::
+
+        windows = WindowedSketches(width_s=10)
+        windows.observe("infer_service_first_token_cost", {"service_id": "s", "source": "pod-0"}, 41.7, now_s)
+        rows = windows.drain(now_s)  # closed windows only
+
+    ``grace_s`` keeps a window open that long after its end for values that arrive late.
+    """
+
+    def __init__(
+        self, width_s: int = 10, scale: int = DEFAULT_SCALE, grace_s: float = 0.0, buffer_values: int = 4096
+    ) -> None:
+        if width_s <= 0 or int(width_s) != width_s:
+            raise ValueError(f"window width must be a positive whole number of seconds, got {width_s}")
+        if grace_s < 0:
+            raise ValueError(f"grace must be ≥ 0 s, got {grace_s}")
+        self.width_s = int(width_s)
+        self.scale = scale
+        self.grace_s = grace_s
+        self.skipped = 0  # NaN / ±inf values seen (counted, not stored)
+        self._buffer_values = buffer_values
+        self._open: dict[tuple[str, Labels, int], _OpenWindow] = {}
+        self._labels_cache: dict[tuple[tuple[str, str], ...], Labels] = {}
+
+    def __len__(self) -> int:
+        """Open (not yet drained) windows."""
+        return len(self._open)
+
+    def observe(self, metric: str, labels: dict[str, str], values: np.ndarray | float, ts_s: float) -> None:
+        """Record values (ms, tokens, …) of ``metric`` for the series ``labels`` at time ``ts_s`` (s)."""
+        window = math.floor(ts_s / self.width_s)
+        key = (metric, self._canonical(labels), window)
+        entry = self._open.get(key)
+        if entry is None:
+            entry = self._open[key] = _OpenWindow(ExponentialHistogram(self.scale))
+        if isinstance(values, np.ndarray):
+            entry.arrays.append(values.astype(np.float64, copy=False).ravel())
+            entry.buffered += values.size
+        else:
+            entry.scalars.append(float(values))
+            entry.buffered += 1
+        if entry.buffered >= self._buffer_values:
+            self._flush(entry)
+
+    def drain(self, now_s: float) -> list[SketchRow]:
+        """Rows of every window that ended at least ``grace_s`` before ``now_s``; they are forgotten."""
+        limit = math.floor((now_s - self.grace_s) / self.width_s) if math.isfinite(now_s) else math.inf
+        closed = sorted(key for key in self._open if key[2] + 1 <= limit)
+        rows = []
+        for key in closed:
+            entry = self._open.pop(key)
+            self._flush(entry)
+            if entry.sketch.count:
+                metric, labels, window = key
+                rows.append(
+                    SketchRow(
+                        metric, labels, window * self.width_s * 1000, self.width_s, to_columns(entry.sketch)
+                    )
+                )
+        return rows
+
+    def drain_all(self) -> list[SketchRow]:
+        """Every window, open or not (at shutdown)."""
+        return self.drain(math.inf)
+
+    def _flush(self, entry: _OpenWindow) -> None:
+        before = entry.sketch.count + entry.buffered
+        entry.flush()
+        self.skipped += before - entry.sketch.count
+
+    def _canonical(self, labels: dict[str, str]) -> Labels:
+        # The proxy passes the same few label dicts again and again; sorting them once is enough.
+        raw = tuple(labels.items())
+        canonical = self._labels_cache.get(raw)
+        if canonical is None:
+            canonical = tuple((k, v) for k, v in to_labels(labels) if k != METRIC_NAME)
+            if len(self._labels_cache) < 65_536:
+                self._labels_cache[raw] = canonical
+        return canonical

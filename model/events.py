@@ -1,0 +1,61 @@
+"""Service and pod events, as the guide's Events tab shows them (SEED-SPEC §3).
+
+Each occurrence is one ``Event``; identical events (same kind, type, reason, message and object)
+are folded when listed, which gives the guide's "Occurrences" column with first and last time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICE = "service"
+POD = "pod"
+KINDS = (SERVICE, POD)
+# Service events: Normal / Exception / Warning; pod events: Normal / Alarm (the guide's words).
+TYPES = {SERVICE: ("Normal", "Exception", "Warning"), POD: ("Normal", "Alarm")}
+SOURCES = ("infersight", "kubernetes", "platform")
+
+
+@dataclass(frozen=True, slots=True)
+class EventObject:
+    """What an event concerns: a service, or a deployment / instance / unit / pod below it."""
+
+    project_id: str = ""
+    service_id: str = ""
+    service_name: str = ""
+    group_id: str = ""
+    instance_name: str = ""
+    unit: str = ""
+    pod: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One occurrence. ``time_ms`` is when it happened (epoch ms)."""
+
+    kind: str
+    type: str
+    reason: str
+    message: str
+    obj: EventObject
+    time_ms: int
+    source: str = "infersight"
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field that is wrong."""
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.type not in TYPES[self.kind]:
+            raise ValueError(
+                f"type: a {self.kind} event is one of {', '.join(TYPES[self.kind])}, got {self.type!r}"
+            )
+        if not self.reason:
+            raise ValueError("reason: required")
+        if not self.message:
+            raise ValueError("message: required")
+        if self.source not in SOURCES:
+            raise ValueError(f"source: must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.time_ms < 0:
+            raise ValueError("time: epoch milliseconds, not negative")
+        if not (self.obj.service_id or self.obj.pod):
+            raise ValueError("object: needs at least service_id or pod")

@@ -1,0 +1,141 @@
+"""Events API: list (folded, newest first, paginated), receive from the control plane, stream (SSE).
+
+``POST /api/v1/events`` takes ``{"events": [...]}`` or one event; an event either carries its
+``message`` or names a guide template and its values (``{"template": "E36", "args": [...]}``),
+which renders the guide's wording exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from model.event_catalog import TEMPLATES
+from model.events import Event, EventObject
+from query.api.errors import error_response
+from query.events.hub import EventHub
+from store.events import FILTERS, EventQuery
+
+MAX_LIMIT = 500
+_OBJECT_KEYS = ("project_id", "service_id", "service_name", "group_id", "instance_name", "unit", "pod")
+
+
+def event_from_json(data: Any, now_ms: int) -> Event:
+    """Validate one submitted event; ValueError names the wrong field."""
+    if not isinstance(data, dict):
+        raise ValueError("event: expected a JSON object")
+    unknown = set(data) - {"kind", "type", "reason", "message", "template", "args", "object", "time"}
+    if unknown:
+        raise ValueError(f"{sorted(unknown)[0]}: unknown field")
+    obj = data.get("object") or {}
+    if not isinstance(obj, dict) or not all(isinstance(obj.get(k, ""), str) for k in _OBJECT_KEYS):
+        raise ValueError("object: expected an object of strings")
+    if set(obj) - set(_OBJECT_KEYS):
+        raise ValueError(f"object.{sorted(set(obj) - set(_OBJECT_KEYS))[0]}: unknown field")
+    template_id = data.get("template")
+    if template_id is not None:
+        template = TEMPLATES.get(template_id)
+        if template is None:
+            raise ValueError(f"template: unknown template {template_id!r}")
+        args = data.get("args", [])
+        if not isinstance(args, list):
+            raise ValueError("args: expected a list")
+        try:
+            message = template.render(*args)
+        except ValueError as err:
+            raise ValueError(f"args: {err}") from None
+        kind, type_, reason = template.kind, template.type, data.get("reason") or template.reason
+    else:
+        kind, type_, reason, message = (data.get(k, "") for k in ("kind", "type", "reason", "message"))
+    time_ms = data.get("time", now_ms)
+    if not isinstance(time_ms, int) or isinstance(time_ms, bool):
+        raise ValueError("time: expected epoch milliseconds")
+    for name, value in (("kind", kind), ("type", type_), ("reason", reason), ("message", message)):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string")
+    event = Event(kind, type_, reason, message, EventObject(**obj), time_ms, source="platform")
+    event.validate()
+    return event
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message,
+        "object": {k: getattr(event.obj, k) for k in _OBJECT_KEYS},
+        "time": event.time_ms,
+        "source": event.source,
+    }
+
+
+def build_events_router(hub: EventHub) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/events")
+
+    @router.get("")
+    async def list_events(request: Request) -> Any:
+        p = request.query_params
+        try:
+            limit = int(p.get("limit", "50"))
+            if not 1 <= limit <= MAX_LIMIT:
+                raise ValueError(f"limit: must be between 1 and {MAX_LIMIT}")
+            query = EventQuery(
+                from_ms=int(p.get("from", "0")),
+                to_ms=int(p.get("to", str(2**62))),
+                filters=tuple((name, p[name]) for name in FILTERS if p.get(name)),
+                text=p.get("q", ""),
+                limit=limit,
+                cursor=p.get("next") or None,
+            )
+            folded, cursor = await run_in_threadpool(hub.log.list, query, int(time.time() * 1000))
+        except ValueError as err:
+            return error_response("bad_data", str(err))
+        return {"status": "success", "data": {"events": [e.to_json() for e in folded], "next": cursor}}
+
+    @router.post("")
+    async def receive(request: Request) -> Any:
+        now_ms = int(time.time() * 1000)
+        try:
+            body = json.loads(await request.body())
+            items = body["events"] if isinstance(body, dict) and "events" in body else [body]
+            if not isinstance(items, list):
+                raise ValueError("events: expected a list")
+            events = []
+            for i, item in enumerate(items):
+                try:
+                    events.append(event_from_json(item, now_ms))
+                except ValueError as err:
+                    raise ValueError(f"events[{i}].{err}" if len(items) > 1 else str(err)) from None
+        except ValueError as err:
+            return error_response("bad_data", str(err))
+        await run_in_threadpool(hub.publish, events)
+        return {"status": "success", "data": {"received": len(events)}}
+
+    @router.get("/stream")
+    async def stream(request: Request) -> StreamingResponse:
+        queue = hub.subscribe()
+
+        async def sse() -> AsyncIterator[bytes]:
+            try:
+                yield b": infersight events\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        event = await asyncio.wait_for(queue.get(), 15)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    yield f"event: {event.kind}\ndata: {json.dumps(_event_json(event))}\n\n".encode()
+            finally:
+                hub.unsubscribe(queue)
+
+        return StreamingResponse(sse(), media_type="text/event-stream")
+
+    return router

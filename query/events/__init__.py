@@ -1,0 +1,1 @@
+"""Events infersight derives from what it stores (pod health, restarts, service status), and their hub."""

@@ -1,0 +1,180 @@
+"""Pod and service events derived from what the store holds, evaluated every tick.
+
+Per pod (the ``source`` label): its scrape health (``up``), whether it still reports at all, and
+restarts (``process_start_time_seconds`` moving forward, or the request counter going back).
+Per service: a status derived from its pods, as the guide's status rules have it (SEED-SPEC §4.3):
+first seen → DEPLOYING; all pods healthy → RUNNING; some failing → ALARM; none healthy → ABNORMAL.
+
+Reasons are the guide's where it has one (``Started``, ``CrashLoopBackOff``, ``Unhealthy``,
+``Healthy``; service templates N02, E36, W02); infersight's own are ``ScrapeFailed``,
+``ScrapeRecovered`` and ``PodNotReporting``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from model.event_catalog import POD_REASONS, render
+from model.events import POD, SERVICE, Event, EventObject
+from model.labels import Matcher, MatchOp
+from model.series import Series, is_stale_nan
+from query.promql.storage import Querier
+
+UP, DOWN, SILENT = "up", "down", "silent"
+CRASH_LOOP_RESTARTS = 3
+CRASH_LOOP_WINDOW_MS = 600_000
+
+
+@dataclass
+class _Pod:
+    obj: EventObject
+    state: str
+    # Last value per series (label set) of the restart signals: a start time, the request counters.
+    last: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
+    restarts: deque[int] = field(default_factory=deque)
+
+
+def _last(series: Series) -> tuple[int, float] | None:
+    for ts, value in zip(series.ts_ms[::-1], series.values[::-1], strict=True):
+        if not is_stale_nan(float(value)):
+            return int(ts), float(value)
+    return None
+
+
+def _obj(labels: dict[str, str]) -> EventObject:
+    return EventObject(
+        project_id=labels.get("project_id", ""),
+        service_id=labels.get("service_id", ""),
+        service_name=labels.get("service_name", ""),
+        group_id=labels.get("group_id", ""),
+        instance_name=labels.get("instance_name", ""),
+        unit=labels.get("role", ""),
+        pod=labels.get("source", ""),
+    )
+
+
+class EventDetector:
+    """``events = detector.tick(now_ms)``; hand them to the ``EventHub``."""
+
+    def __init__(self, querier: Querier, silent_after_ms: int = 60_000, window_ms: int = 600_000) -> None:
+        self._querier = querier
+        self._silent_after_ms = silent_after_ms
+        self._window_ms = window_ms
+        self._pods: dict[str, _Pod] = {}
+        self._services: dict[str, str] = {}
+
+    def _select(self, name: str, now_ms: int) -> dict[str, list[tuple[dict[str, str], int, float]]]:
+        """Per pod, the last non-stale point of each series of metric ``name`` within the window."""
+        out: dict[str, list[tuple[dict[str, str], int, float]]] = {}
+        matchers = [Matcher("__name__", MatchOp.EQ, name), Matcher("source", MatchOp.NE, "")]
+        for series in self._querier.select(matchers, now_ms - self._window_ms, now_ms):
+            last = _last(series)
+            if last is not None:
+                out.setdefault(series.labels.get("source", ""), []).append((series.labels, *last))
+        return out
+
+    def tick(self, now_ms: int) -> list[Event]:
+        events: list[Event] = []
+        up = self._select("up", now_ms)
+        starts = self._select("process_start_time_seconds", now_ms)
+        requests = self._select("infer_service_request_total", now_ms)
+        for pod_name, points in up.items():
+            labels, ts, value = max(points, key=lambda p: p[1])
+            state = SILENT if now_ms - ts > self._silent_after_ms else (UP if value == 1 else DOWN)
+            pod = self._pods.get(pod_name)
+            if pod is None:
+                pod = self._pods[pod_name] = _Pod(_obj(labels), state)
+                if state != UP:
+                    events += self._pod_transition(pod, UP, state, now_ms)
+            elif pod.state != state:
+                events += self._pod_transition(pod, pod.state, state, now_ms)
+                pod.state = state
+            signals = [*starts.get(pod_name, []), *requests.get(pod_name, [])]
+            events += self._restarts(pod, signals, now_ms)
+        events += self._service_status(now_ms)
+        return events
+
+    def _pod_event(
+        self, pod: _Pod, reason: str, message: str, now_ms: int, type_: str | None = None
+    ) -> Event:
+        kind_type = type_ or POD_REASONS.get(reason, ("Alarm", ""))[0]
+        return Event(POD, kind_type, reason, message, pod.obj, now_ms)
+
+    def _pod_transition(self, pod: _Pod, old: str, new: str, now_ms: int) -> list[Event]:
+        name = pod.obj.pod
+        if new == DOWN:
+            return [
+                self._pod_event(
+                    pod, "ScrapeFailed", f"Scraping metrics of pod [{name}] failed.", now_ms, "Alarm"
+                ),
+                self._pod_event(pod, "Unhealthy", render("Unhealthy"), now_ms),
+            ]
+        if new == SILENT:
+            message = f"Pod [{name}] has not reported metrics for {self._silent_after_ms // 1000} seconds."
+            return [self._pod_event(pod, "PodNotReporting", message, now_ms, "Alarm")]
+        recovered = self._pod_event(
+            pod, "ScrapeRecovered", f"Scraping metrics of pod [{name}] recovered.", now_ms, "Normal"
+        )
+        return [recovered, self._pod_event(pod, "Healthy", render("Healthy"), now_ms)] if old != UP else []
+
+    def _restarts(
+        self, pod: _Pod, signals: list[tuple[dict[str, str], int, float]], now_ms: int
+    ) -> list[Event]:
+        """A restart: a start time that moved forward, or any request counter that went back."""
+        restarted = False
+        for labels, _, value in signals:
+            key = tuple(sorted(labels.items()))
+            previous = pod.last.get(key)
+            if previous is not None:
+                is_start_time = labels.get("__name__") == "process_start_time_seconds"
+                restarted |= value > previous if is_start_time else value < previous
+            pod.last[key] = value
+        if not restarted:
+            return []
+        pod.restarts.append(now_ms)
+        while pod.restarts and pod.restarts[0] < now_ms - CRASH_LOOP_WINDOW_MS:
+            pod.restarts.popleft()
+        events = [self._pod_event(pod, "Started", render("Started"), now_ms)]
+        if len(pod.restarts) >= CRASH_LOOP_RESTARTS:
+            events.append(self._pod_event(pod, "CrashLoopBackOff", render("CrashLoopBackOff"), now_ms))
+        return events
+
+    def _service_status(self, now_ms: int) -> list[Event]:
+        by_service: dict[str, list[_Pod]] = {}
+        for pod in self._pods.values():
+            by_service.setdefault(pod.obj.service_id, []).append(pod)
+        events = []
+        for service_id, pods in by_service.items():
+            if not service_id:
+                continue
+            healthy = sum(p.state == UP for p in pods)
+            status = "RUNNING" if healthy == len(pods) else ("ALARM" if healthy else "ABNORMAL")
+            old = self._services.get(service_id, "DEPLOYING")
+            self._services[service_id] = status
+            if status == old:
+                continue
+            obj = EventObject(pods[0].obj.project_id, service_id, pods[0].obj.service_name)
+            if status == "RUNNING":
+                events.append(
+                    Event(SERVICE, "Normal", "ServiceStatusChanged", render("N02", old, status), obj, now_ms)
+                )
+                continue
+            events.append(Event(SERVICE, "Exception", "E36", render("E36", old, status), obj, now_ms))
+            for group in sorted({p.obj.group_id for p in pods if p.state != UP and p.obj.group_id}):
+                events.append(Event(SERVICE, "Warning", "W02", render("W02", group), obj, now_ms))
+        return events
+
+    @property
+    def service_status(self) -> dict[str, str]:
+        return dict(self._services)
+
+
+def run_detector_tick(
+    detector: EventDetector, publish: Callable[[Sequence[Event]], None], now_ms: int
+) -> list[Event]:
+    """One tick: detect, then publish (both blocking; call from a worker thread)."""
+    events = detector.tick(now_ms)
+    publish(events)
+    return events

@@ -1,0 +1,145 @@
+"""A ClickHouse server (or cluster) over the native protocol, through ``clickhouse-driver``.
+
+``NativeBackend("clickhouse://127.0.0.1:9000/infersight?compression=lz4")``. Queries take the same
+``{name:Type}`` placeholders and params dict as chDB's; here they become the driver's ``%(name)s``,
+which it fills client-side with escaped literals (strings quoted, backslashes and quotes escaped,
+lists as array literals), so a value can never change the statement.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pyarrow as pa
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+from loguru import logger
+
+from store.backend import StoreUnavailableError
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
+_TRAILING_SETTINGS = re.compile(r"\s+SETTINGS\s+((?:\w+\s*=\s*[\w.']+\s*,?\s*)+)$", re.IGNORECASE)
+_SETTING = re.compile(r"(\w+)\s*=\s*([\w.']+)")
+# Server-side error codes that mean "not now" rather than "never": too many parts, memory, readonly
+# replica, Keeper session, table is shutting down.
+_RETRYABLE_CODES = {202, 209, 210, 241, 242, 252, 425, 999}
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "String": pa.string(),
+    "UInt8": pa.uint8(),
+    "UInt16": pa.uint16(),
+    "UInt32": pa.uint32(),
+    "UInt64": pa.uint64(),
+    "Int8": pa.int8(),
+    "Int16": pa.int16(),
+    "Int32": pa.int32(),
+    "Int64": pa.int64(),
+    "Float32": pa.float32(),
+    "Float64": pa.float64(),
+    "Date": pa.date32(),
+}
+_NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
+
+
+def to_driver_sql(sql: str) -> str:
+    """``{name:Type}`` placeholders → ``%(name)s``; a literal ``%`` is doubled for the driver."""
+    return _PLACEHOLDER.sub(lambda m: f"%({m[1]})s", sql.replace("%", "%%"))
+
+
+def split_settings(sql: str) -> tuple[str, dict[str, Any]]:
+    """A trailing ``SETTINGS a = 1, b = 'x'`` moved into the driver's settings (works on 18.16)."""
+    match = _TRAILING_SETTINGS.search(sql)
+    if not match:
+        return sql, {}
+    settings: dict[str, Any] = {}
+    for key, raw in _SETTING.findall(match[1]):
+        settings[key] = raw.strip("'") if raw.startswith("'") else _number(raw)
+    return sql[: match.start()], settings
+
+
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def arrow_type(ch_type: str) -> pa.DataType | None:
+    """The Arrow type for a ClickHouse column type, or None to let Arrow infer it."""
+    inner = re.fullmatch(r"(?:LowCardinality|Nullable)\((.+)\)", ch_type)
+    if inner:
+        return arrow_type(inner[1])
+    array = re.fullmatch(r"Array\((.+)\)", ch_type)
+    if array:
+        element = arrow_type(array[1])
+        return pa.list_(element) if element is not None else None
+    return _ARROW_TYPES.get(ch_type)
+
+
+class NativeBackend:
+    """One native-protocol connection, used by one thread at a time (the driver's client is not shared)."""
+
+    def __init__(self, dsn: str, database: str | None = None, connect_timeout_s: float = 5.0) -> None:
+        url = urlparse(dsn)
+        if url.scheme != "clickhouse":
+            raise ValueError(f"store.dsn: expected clickhouse://host:port/database, got {dsn!r}")
+        options = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        self.database = database or url.path.strip("/") or "infersight"
+        self.cluster: str | None = options.get("cluster") or None
+        self.address = f"{url.hostname or '127.0.0.1'}:{url.port or 9000}"
+        self._lock = threading.Lock()
+        self._client = Client(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 9000,
+            user=unquote(url.username or "default"),
+            password=unquote(url.password or ""),
+            compression=options.get("compression", "lz4"),
+            connect_timeout=connect_timeout_s,
+            send_receive_timeout=float(options.get("timeout_s", 300)),
+            settings={"strings_as_bytes": False},
+        )
+        logger.info("ClickHouse server store at {} (database {})", self.address, self.database)
+
+    def _statement(self, sql: str, params: dict[str, Any] | None, **kwargs: Any) -> Any:
+        body, settings = split_settings(sql)
+        text = to_driver_sql(body) if params else body
+        return self._run(text, params or None, settings, **kwargs)
+
+    def _run(self, text: str, data: Any, settings: dict[str, Any], **kwargs: Any) -> Any:
+        with self._lock:
+            try:
+                return self._client.execute(text, data, settings=settings or None, **kwargs)
+            except _NETWORK_ERRORS as err:
+                self._client.disconnect()
+                raise StoreUnavailableError(f"ClickHouse at {self.address}: {err}") from err
+            except ch_errors.ServerException as err:
+                if err.code == 159:  # TIMEOUT_EXCEEDED: the query side reports Prometheus' timeout
+                    raise TimeoutError(f"TIMEOUT_EXCEEDED: {err.message}") from err
+                if err.code in _RETRYABLE_CODES:
+                    raise StoreUnavailableError(f"ClickHouse at {self.address}: {err.message}") from err
+                raise
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self._statement(sql, params)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        columns, types = self._statement(sql, params, columnar=True, with_column_types=True)
+        arrays = {}
+        for (name, ch_type), values in zip(types, columns or [[] for _ in types], strict=True):
+            arrays[name] = pa.array(list(values), arrow_type(ch_type))
+        return pa.table(arrays)
+
+    def insert(self, table: str, rows: pa.Table) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+            raise ValueError(f"unknown table {table!r}")
+        columns = [rows.column(name).to_pylist() for name in rows.column_names]
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(rows.column_names)}) VALUES"
+        self._run(sql, columns, {}, columnar=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.disconnect()

@@ -1,0 +1,192 @@
+"""Grafana's request shapes: every route by GET and POST form, format_query, metadata, limits."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model.labels import to_labels
+from model.series import Sample
+from query.api.app import create_app
+from query.promql.engine import Engine
+from query.promql.errors import PromQLError
+from store.open import Store
+
+T0_S = 1_700_000_000
+
+
+@pytest.fixture
+def store(chdb_store: Store) -> Store:
+    batch = []
+    for i in range(31):
+        ts = (T0_S + 10 * i) * 1000
+        for code in ("2xx", "5xx"):
+            labels = {"__name__": "infer_service_request_total", "service_id": "s1", "code": code}
+            batch.append(Sample(to_labels(labels), ts, float(i)))
+        for le in ("100", "+Inf"):
+            for name, extra in (("_bucket", {"le": le}), ("_count", {}), ("_sum", {})):
+                labels = {"__name__": f"infer_service_first_token_cost{name}", "service_id": "s1", **extra}
+                batch.append(Sample(to_labels(labels), ts, float(i)))
+        batch.append(Sample(to_labels({"__name__": "ma_container_cpu_util", "source": "p"}), ts, 0.5))
+    chdb_store.writer.write(batch)
+    return chdb_store
+
+
+@pytest.fixture
+def client(store: Store) -> TestClient:
+    return TestClient(create_app(store))
+
+
+def _call(client: TestClient, method: str, path: str, params: dict[str, str]):
+    if method == "GET":
+        return client.get(f"/api/v1/{path}", params=params)
+    return client.post(f"/api/v1/{path}", data=params)
+
+
+def _ok(response) -> object:
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "success"
+    return body["data"]
+
+
+ALL = ["infer_service_first_token_cost", "infer_service_request_total", "ma_container_cpu_util"]
+WINDOW = {"start": str(T0_S), "end": str(T0_S + 300)}
+ROUTES = [
+    ("query", {"query": "ma_container_cpu_util", "time": str(T0_S + 60)}),
+    ("query_range", {"query": "ma_container_cpu_util", **WINDOW, "step": "60"}),
+    ("format_query", {"query": "sum(rate(x[5m]))by(a)"}),
+    ("labels", {"match[]": "ma_container_cpu_util", **WINDOW}),
+    ("label/source/values", {"match[]": "ma_container_cpu_util", **WINDOW}),
+    ("series", {"match[]": "ma_container_cpu_util", **WINDOW}),
+    ("metadata", {"metric": "ma_container_cpu_util"}),
+    ("query_exemplars", {"query": "ma_container_cpu_util", **WINDOW}),
+    ("status/buildinfo", {}),
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(("path", "params"), ROUTES)
+def test_every_route_answers_get_and_post(
+    client: TestClient, method: str, path: str, params: dict[str, str]
+) -> None:
+    _ok(_call(client, method, path, params))
+
+
+def test_get_and_post_give_the_same_answer(client: TestClient) -> None:
+    for path, params in ROUTES:
+        assert _ok(_call(client, "GET", path, params)) == _ok(_call(client, "POST", path, params)), path
+
+
+def test_format_query_prettifies_like_prometheus(client: TestClient) -> None:
+    assert _ok(client.get("/api/v1/format_query", params={"query": "sum(x)by(a)"})) == "sum by (a) (x)"
+    bad = client.get("/api/v1/format_query", params={"query": "sum(("})
+    assert bad.status_code == 400
+    assert bad.json()["errorType"] == "bad_data"
+    assert bad.json()["error"].startswith('invalid parameter "query": ')
+
+
+def test_metadata_types_from_names(client: TestClient) -> None:
+    data = _ok(client.get("/api/v1/metadata"))
+    assert data == {
+        "infer_service_first_token_cost": [{"type": "histogram", "help": "", "unit": ""}],
+        "infer_service_request_total": [{"type": "counter", "help": "", "unit": ""}],
+        "ma_container_cpu_util": [{"type": "unknown", "help": "", "unit": ""}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "names"),
+    [
+        ({"limit": "1"}, ["infer_service_first_token_cost"]),
+        ({"limit": "0"}, []),
+        (
+            {"limit": "-1"},
+            ["infer_service_first_token_cost", "infer_service_request_total", "ma_container_cpu_util"],
+        ),
+        ({"metric": "infer_service_request_total"}, ["infer_service_request_total"]),
+        ({"metric": "nope"}, []),
+    ],
+)
+def test_metadata_filters(client: TestClient, params: dict[str, str], names: list[str]) -> None:
+    assert list(_ok(client.get("/api/v1/metadata", params=params))) == names
+
+
+def test_metadata_of_an_empty_store_is_valid(chdb_store: Store) -> None:
+    assert _ok(TestClient(create_app(chdb_store)).get("/api/v1/metadata")) == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "error_type", "message"),
+    [
+        ("metadata", {"limit": "abc"}, 400, "bad_data", "limit must be a number"),
+        ("label/foo-bar/values", {}, 400, "bad_data", 'invalid label name: "foo-bar"'),
+        ("query_exemplars", {"query": "up(("}, 400, "bad_data", "parse error"),
+        ("query", {"query": "up", "timeout": "abc"}, 400, "bad_data", 'invalid parameter "timeout"'),
+        ("query", {"query": "sum(("}, 400, "bad_data", 'invalid parameter "query": '),
+        ("query_range", {"query": "up", "start": "0", "step": "1"}, 400, "bad_data", 'parameter "end"'),
+        ("query_range", {"query": "x[5m]", "start": "0", "end": "1", "step": "1"}, 400, "bad_data", "range"),
+        ("query", {"query": "x + on(a) x", "time": str(T0_S)}, 200, None, None),
+    ],
+)
+def test_errors_as_prometheus(
+    client: TestClient, path: str, params: dict, status: int, error_type: str | None, message: str | None
+) -> None:
+    response = client.get(f"/api/v1/{path}", params=params)
+    assert response.status_code == status, response.json()
+    if error_type:
+        assert response.json()["errorType"] == error_type
+        assert message in response.json()["error"]
+
+
+def test_many_to_many_is_an_execution_error(client: TestClient) -> None:
+    response = client.get(
+        "/api/v1/query",
+        params={
+            "query": "infer_service_request_total + on(service_id) infer_service_request_total",
+            "time": T0_S,
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["errorType"] == "execution"
+
+
+def test_max_samples_refuses_before_loading_everything(store: Store) -> None:
+    client = TestClient(create_app(store, Engine(store.querier, max_samples=50)))
+    response = client.get(
+        "/api/v1/query",
+        params={"query": "count_over_time(infer_service_request_total[10m])", "time": T0_S + 300},
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["errorType"] == "execution"
+    assert "too many samples" in body["error"]
+    # a small query still runs on the same engine
+    _ok(client.get("/api/v1/query", params={"query": "ma_container_cpu_util", "time": T0_S + 60}))
+
+
+def test_query_timeout_is_a_503_and_the_server_keeps_serving(store: Store) -> None:
+    client = TestClient(create_app(store))
+    # a deep subquery nest takes far longer than 1 ms
+    slow = "max_over_time(max_over_time(rate(infer_service_request_total[1m])[1h:1s])[1h:1s])"
+    started = time.monotonic()
+    response = client.get("/api/v1/query", params={"query": slow, "time": T0_S + 300, "timeout": "1ms"})
+    assert time.monotonic() - started < 10
+    assert response.status_code == 503
+    assert response.json()["errorType"] == "timeout"
+    _ok(client.get("/api/v1/query", params={"query": "ma_container_cpu_util", "time": T0_S + 60}))
+
+
+class _SlowStore:
+    """A store whose reads hit ClickHouse's max_execution_time (reads.py raises TimeoutError)."""
+
+    def select(self, matchers: list, start_ms: int, end_ms: int) -> list:
+        raise TimeoutError("query timed out in query execution")
+
+
+def test_store_time_limit_surfaces_as_timeout() -> None:
+    with pytest.raises(PromQLError) as err:
+        Engine(_SlowStore()).instant("up", 0)  # type: ignore[arg-type]
+    assert err.value.error_type == "timeout"

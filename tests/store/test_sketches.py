@@ -1,0 +1,151 @@
+"""The sketches table: ClickHouse's sumMap merge equals the Python merge, for any pods and period."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collector.sketch import ExponentialHistogram, SketchColumns, from_columns, to_columns
+from collector.window import SketchRow, WindowedSketches
+from store.open import Store
+from store.sketches import MergedSketch, SketchReader, SketchWriter
+
+TTFT = "infer_service_first_token_cost"
+T0_S = 1_700_002_800  # a whole hour, so every period (1m … 1h) starts at T0_S
+PODS = [
+    ("svc-a", "dep-1", "pod-0"),
+    ("svc-a", "dep-1", "pod-1"),
+    ("svc-a", "dep-2", "pod-2"),
+    ("svc-b", "dep-3", "pod-3"),
+]
+
+
+def _load(store: Store, minutes: int = 20) -> dict[tuple[str, str, str], list[tuple[float, np.ndarray]]]:
+    """Windows of every pod over ``minutes``, written through the collector's windows; values kept."""
+    rng = np.random.default_rng(4)
+    windows = WindowedSketches()
+    kept: dict[tuple[str, str, str], list[tuple[float, np.ndarray]]] = {pod: [] for pod in PODS}
+    for second in range(0, minutes * 60, 5):
+        for pod in PODS:
+            service_id, group_id, source = pod
+            values = rng.lognormal(4.0 + 0.3 * PODS.index(pod), 1.0, 3)
+            labels = {"service_id": service_id, "group_id": group_id, "source": source, "project_id": "p"}
+            windows.observe(TTFT, labels, values, T0_S + second)
+            kept[pod].append((T0_S + second, values))
+    SketchWriter(store.backend).write(windows.drain_all())
+    return kept
+
+
+def _expected(kept, pods, start_s: float, end_s: float) -> np.ndarray:
+    return np.concatenate([v for pod in pods for ts, v in kept[pod] if start_s <= ts < end_s])
+
+
+def _sketch(row: MergedSketch) -> ExponentialHistogram:
+    fields = {name: getattr(row, name) for name in SketchColumns.__dataclass_fields__}
+    return from_columns(SketchColumns(**fields))
+
+
+@pytest.mark.parametrize(
+    ("filters", "pods"),
+    [
+        ({"service_id": "svc-a"}, PODS[:3]),
+        ({"service_id": "svc-a", "group_id": "dep-1"}, PODS[:2]),
+        ({"source": "pod-2"}, PODS[2:3]),
+        ({}, PODS),
+        ({"project_id": "p", "service_id": "svc-b"}, PODS[3:]),
+    ],
+    ids=["service", "deployment", "pod", "all", "tenant"],
+)
+def test_merge_in_clickhouse_equals_one_sketch_of_the_values(chdb_store: Store, filters, pods) -> None:
+    kept = _load(chdb_store)
+    reader = SketchReader(chdb_store.backend)
+    rows = reader.merged(TTFT, filters, T0_S * 1000, (T0_S + 1200) * 1000, 300_000)
+    assert [r.period_start_ms for r in rows] == [(T0_S + 300 * i) * 1000 for i in range(4)]
+    for row in rows:
+        start_s = row.period_start_ms / 1000
+        expected = ExponentialHistogram()
+        expected.add_many(_expected(kept, pods, start_s, start_s + 300))
+        assert _sketch(row).same_as(expected)
+
+
+@pytest.mark.parametrize("period_s", [60, 300, 900, 3600])
+def test_periods_cover_every_window_once(chdb_store: Store, period_s: int) -> None:
+    kept = _load(chdb_store)
+    rows = SketchReader(chdb_store.backend).merged(
+        TTFT, {}, T0_S * 1000, (T0_S + 1200) * 1000, period_s * 1000
+    )
+    assert len(rows) == -(-1200 // period_s)
+    assert sum(r.count for r in rows) == _expected(kept, PODS, T0_S, T0_S + 1200).size
+
+
+def test_quantiles_from_merged_rows_are_within_the_bound(chdb_store: Store) -> None:
+    kept = _load(chdb_store)
+    (row,) = SketchReader(chdb_store.backend).merged(TTFT, {}, T0_S * 1000, (T0_S + 1200) * 1000, 3_600_000)
+    values = _expected(kept, PODS, T0_S, T0_S + 1200)
+    qs = [0.5, 0.9, 0.99, 0.999]
+    exact = np.quantile(values, qs, method="inverted_cdf")
+    assert np.all(np.abs(_sketch(row).quantiles(qs) - exact) <= 0.01 * exact)
+
+
+def test_range_bounds_select_windows_by_start(chdb_store: Store) -> None:
+    kept = _load(chdb_store)
+    start_s, end_s = T0_S + 65, T0_S + 125  # windows starting at 70 … 120 s
+    rows = SketchReader(chdb_store.backend).merged(TTFT, {}, start_s * 1000, end_s * 1000, 60_000)
+    assert sum(r.count for r in rows) == _expected(kept, PODS, T0_S + 70, T0_S + 130).size
+
+
+def test_two_rows_of_one_window_add_up(chdb_store: Store) -> None:
+    windows = WindowedSketches()
+    labels = {"service_id": "s", "source": "p"}
+    windows.observe(TTFT, labels, np.array([1.0, 2.0]), T0_S)
+    writer = SketchWriter(chdb_store.backend)
+    writer.write(windows.drain(T0_S + 10))
+    windows.observe(TTFT, labels, np.array([3.0]), T0_S + 1)  # late: the same window again
+    writer.write(windows.drain(T0_S + 10))
+    (row,) = SketchReader(chdb_store.backend).merged(
+        TTFT, {"service_id": "s"}, T0_S * 1000, (T0_S + 60) * 1000, 60_000
+    )
+    assert (row.count, row.min, row.max, row.sum) == (3, 1.0, 3.0, 6.0)
+
+
+def test_negative_and_zero_values_survive_the_round_trip(chdb_store: Store) -> None:
+    windows = WindowedSketches()
+    windows.observe("delta", {"service_id": "s"}, np.array([-5.0, -0.5, 0.0, 0.0, 2.0]), T0_S)
+    SketchWriter(chdb_store.backend).write(windows.drain_all())
+    (row,) = SketchReader(chdb_store.backend).merged("delta", {}, T0_S * 1000, (T0_S + 60) * 1000, 60_000)
+    expected = ExponentialHistogram()
+    expected.add_many(np.array([-5.0, -0.5, 0.0, 0.0, 2.0]))
+    assert _sketch(row).same_as(expected)
+
+
+def test_extra_labels_are_kept_beside_the_identity_columns(chdb_store: Store) -> None:
+    row = SketchRow(TTFT, (("model", "m"), ("service_id", "s")), T0_S * 1000, 10, _columns_of([1.0]))
+    SketchWriter(chdb_store.backend).write([row])
+    stored = chdb_store.backend.query(
+        "SELECT service_id, source, label_names, label_values FROM infersight.sketches"
+    ).to_pylist()
+    assert stored == [{"service_id": "s", "source": "", "label_names": ["model"], "label_values": ["m"]}]
+
+
+def test_nothing_in_range_reads_as_no_periods(chdb_store: Store) -> None:
+    assert SketchReader(chdb_store.backend).merged(TTFT, {}, 0, 60_000, 60_000) == []
+    assert SketchWriter(chdb_store.backend).write([]) == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "span_ms", "period_ms", "message"),
+    [
+        ({"code": "200"}, 60_000, 60_000, "cannot filter"),
+        ({}, 16 * 86_400_000, 60_000, "15 days"),
+        ({}, 60_000, 0, "period"),
+    ],
+)
+def test_reader_refuses_bad_requests(chdb_store: Store, filters, span_ms, period_ms, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        SketchReader(chdb_store.backend).merged(TTFT, filters, 0, span_ms, period_ms)
+
+
+def _columns_of(values: list[float]) -> SketchColumns:
+    h = ExponentialHistogram()
+    h.add_many(np.asarray(values))
+    return to_columns(h)
