@@ -20,8 +20,8 @@ def _special(value: float) -> str | None:
     return None
 
 
-def _layout(negative: bool, digits: str, dp: int, eprec: int, prec: int) -> str:
-    """Go's ``formatDigits`` for 'g': ``digits`` without trailing zeros, value = 0.digits × 10^dp."""
+def _layout(negative: bool, digits: str, dp: int, eprec: int) -> str:
+    """Go's ``formatDigits`` for 'g': ``digits`` without trailing zeros, value = 0.digits * 10**dp."""
     exp = dp - 1
     sign = "-" if negative else ""
     if exp < -4 or exp >= eprec:
@@ -31,12 +31,11 @@ def _layout(negative: bool, digits: str, dp: int, eprec: int, prec: int) -> str:
         return f"{sign}0.{'0' * -dp}{digits}"
     if dp >= len(digits):
         return f"{sign}{digits}{'0' * (dp - len(digits))}"
-    del prec
     return f"{sign}{digits[:dp]}.{digits[dp:]}"
 
 
 def _digits(value: Decimal) -> tuple[str, int]:
-    sign, digit_tuple, exponent = value.as_tuple()
+    _, digit_tuple, exponent = value.as_tuple()
     digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
     dp = len(digit_tuple) + int(exponent)
     return digits, dp
@@ -50,7 +49,7 @@ def format_v(value: float) -> str:
     if value == 0:
         return "-0" if math.copysign(1, value) < 0 else "0"
     digits, dp = _digits(Decimal(repr(abs(value))))
-    return _layout(value < 0, digits, dp, 6, -1)
+    return _layout(value < 0, digits, dp, 6)
 
 
 def format_g(value: float, prec: int) -> str:
@@ -66,7 +65,7 @@ def format_g(value: float, prec: int) -> str:
     eprec = prec
     if eprec > len(digits) and len(digits) >= dp:
         eprec = len(digits)
-    return _layout(value < 0, digits, dp, eprec, prec)
+    return _layout(value < 0, digits, dp, eprec)
 
 
 def format_f(value: float, decimals: int) -> str:

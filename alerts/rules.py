@@ -14,12 +14,20 @@ from typing import Any
 import promql_parser
 import yaml
 
+from alerts.template import TemplateError, check
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_DURATION_UNITS = (("y", 31_536_000_000), ("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
-                   ("m", 60_000), ("s", 1000), ("ms", 1))
+_DURATION_UNITS = (
+    ("y", 31_536_000_000),
+    ("w", 604_800_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+)
 
 
 def format_duration(ms: int) -> str:
@@ -52,9 +60,14 @@ class AlertRule:
             promql_parser.parse(self.expr)
         except ValueError as error:
             raise ConfigError(f"{where}.expr: {error}") from error
-        for key in (*self.labels, *self.annotations):
-            if not LABEL_NAME.match(key):
-                raise ConfigError(f"{where}: {key!r} is not a valid label name")
+        for kind, mapping in (("labels", self.labels), ("annotations", self.annotations)):
+            for key, text in mapping.items():
+                if not LABEL_NAME.match(key):
+                    raise ConfigError(f"{where}.{kind}: {key!r} is not a valid label name")
+                try:
+                    check(text)
+                except TemplateError as error:
+                    raise ConfigError(f"{where}.{kind}.{key}: {error}") from error
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"alert": self.alert, "expr": self.expr}

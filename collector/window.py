@@ -4,8 +4,9 @@ The ingress proxy calls :meth:`WindowedSketches.observe` for every request (a TT
 inter-token gaps as one array) and :meth:`WindowedSketches.drain` on its flush tick; the rows go to
 the store's sketch writer, where ClickHouse merges windows, pods and periods with ``sumMap``.
 
-Values are buffered per window and sketched in one vectorised ``add_many`` when the window closes
-(or the buffer fills), so a single-value ``observe`` costs a list append, not a numpy call. A value
+Values are buffered per window; the windows that close together are sketched in one vectorised
+pass when drained (a window whose buffer fills first is sketched then), so a single-value
+``observe`` costs a dict lookup and a list append, not a numpy call. A value
 that arrives after its window was drained starts a new row for that window; rows of the same
 window add up in the store, so late data is counted, never dropped. Not thread-safe: call it from
 one event loop.
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from collector.sketch.codec import SketchColumns, to_columns
+from collector.sketch.batch import sketch_groups
+from collector.sketch.codec import SketchColumns, from_columns, to_columns
 from collector.sketch.mapping import DEFAULT_SCALE
 from collector.sketch.sketch import ExponentialHistogram
 from model.labels import METRIC_NAME, Labels, to_labels
@@ -37,20 +39,18 @@ class SketchRow:
 
 @dataclass(slots=True)
 class _OpenWindow:
-    sketch: ExponentialHistogram
     scalars: list[float] = field(default_factory=list)
     arrays: list[np.ndarray] = field(default_factory=list)
     buffered: int = 0
+    sketch: ExponentialHistogram | None = None  # only once the buffer overflowed
 
-    def flush(self) -> None:
+    def values(self) -> np.ndarray:
+        """The buffered values as one array; the buffer is emptied."""
         if self.scalars:
             self.arrays.append(np.asarray(self.scalars, dtype=np.float64))
-            self.scalars = []
-        if self.arrays:
-            values = self.arrays[0] if len(self.arrays) == 1 else np.concatenate(self.arrays)
-            self.sketch.add_many(values)
-            self.arrays = []
-        self.buffered = 0
+        values = self.arrays[0] if len(self.arrays) == 1 else np.concatenate(self.arrays or [np.empty(0)])
+        self.scalars, self.arrays, self.buffered = [], [], 0
+        return values
 
 
 class WindowedSketches:
@@ -88,41 +88,44 @@ class WindowedSketches:
         key = (metric, self._canonical(labels), window)
         entry = self._open.get(key)
         if entry is None:
-            entry = self._open[key] = _OpenWindow(ExponentialHistogram(self.scale))
+            entry = self._open[key] = _OpenWindow()
         if isinstance(values, np.ndarray):
-            entry.arrays.append(values.astype(np.float64, copy=False).ravel())
+            entry.arrays.append(np.array(values, dtype=np.float64).ravel())  # a copy: callers reuse buffers
             entry.buffered += values.size
         else:
             entry.scalars.append(float(values))
             entry.buffered += 1
         if entry.buffered >= self._buffer_values:
-            self._flush(entry)
+            if entry.sketch is None:
+                entry.sketch = ExponentialHistogram(self.scale)
+            self.skipped += entry.buffered - entry.sketch.add_many(entry.values())
 
     def drain(self, now_s: float) -> list[SketchRow]:
         """Rows of every window that ended at least ``grace_s`` before ``now_s``; they are forgotten."""
         limit = math.floor((now_s - self.grace_s) / self.width_s) if math.isfinite(now_s) else math.inf
-        closed = sorted(key for key in self._open if key[2] + 1 <= limit)
+        closed = sorted((key for key in self._open if key[2] + 1 <= limit), key=lambda k: (k[2], k[0], k[1]))
+        entries = [self._open.pop(key) for key in closed]
+        # Every closed window in one vectorised pass (see collector.sketch.batch).
+        buffers = [entry.values() for entry in entries]
+        lengths = [b.size for b in buffers]
+        all_values = np.concatenate(buffers) if buffers else np.empty(0)
+        columns = sketch_groups(all_values, lengths, self.scale)
         rows = []
-        for key in closed:
-            entry = self._open.pop(key)
-            self._flush(entry)
-            if entry.sketch.count:
-                metric, labels, window = key
-                rows.append(
-                    SketchRow(
-                        metric, labels, window * self.width_s * 1000, self.width_s, to_columns(entry.sketch)
-                    )
-                )
+        for (metric, labels, window), entry, batch, size in zip(
+            closed, entries, columns, lengths, strict=True
+        ):
+            self.skipped += size - (batch.count if batch else 0)
+            if entry.sketch is not None:  # earlier overflow flushes: merge them in
+                if batch is not None:
+                    entry.sketch.merge(from_columns(batch))
+                batch = to_columns(entry.sketch) if entry.sketch.count else None
+            if batch is not None:
+                rows.append(SketchRow(metric, labels, window * self.width_s * 1000, self.width_s, batch))
         return rows
 
     def drain_all(self) -> list[SketchRow]:
         """Every window, open or not (at shutdown)."""
         return self.drain(math.inf)
-
-    def _flush(self, entry: _OpenWindow) -> None:
-        before = entry.sketch.count + entry.buffered
-        entry.flush()
-        self.skipped += before - entry.sketch.count
 
     def _canonical(self, labels: dict[str, str]) -> Labels:
         # The proxy passes the same few label dicts again and again; sorting them once is enough.

@@ -21,6 +21,7 @@ from loguru import logger
 from store.backend import StoreUnavailableError
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
+_IN_ARRAY = re.compile(r"\bIN\s+\{([A-Za-z_][A-Za-z0-9_]*):Array\(", re.IGNORECASE)
 _TRAILING_SETTINGS = re.compile(r"\s+SETTINGS\s+((?:\w+\s*=\s*[\w.']+\s*,?\s*)+)$", re.IGNORECASE)
 _SETTING = re.compile(r"(\w+)\s*=\s*([\w.']+)")
 # Server-side error codes that mean "not now" rather than "never": too many parts, memory, readonly
@@ -43,9 +44,16 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
 
 
-def to_driver_sql(sql: str) -> str:
-    """``{name:Type}`` placeholders → ``%(name)s``; a literal ``%`` is doubled for the driver."""
-    return _PLACEHOLDER.sub(lambda m: f"%({m[1]})s", sql.replace("%", "%%"))
+def to_driver_sql(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``{name:Type}`` placeholders → ``%(name)s``; a literal ``%`` is doubled for the driver.
+
+    ``x IN {list:Array(T)}`` gets the list as a tuple, ``(a, b)``: ClickHouse 18.16 refuses an array
+    literal on the right of IN.
+    """
+    out = dict(params)
+    for name in _IN_ARRAY.findall(sql):
+        out[name] = tuple(out[name])
+    return _PLACEHOLDER.sub(lambda m: f"%({m[1]})s", sql.replace("%", "%%")), out
 
 
 def split_settings(sql: str) -> tuple[str, dict[str, Any]]:
@@ -106,8 +114,10 @@ class NativeBackend:
 
     def _statement(self, sql: str, params: dict[str, Any] | None, **kwargs: Any) -> Any:
         body, settings = split_settings(sql)
-        text = to_driver_sql(body) if params else body
-        return self._run(text, params or None, settings, **kwargs)
+        if not params:
+            return self._run(body, None, settings, **kwargs)
+        text, values = to_driver_sql(body, params)
+        return self._run(text, values, settings, **kwargs)
 
     def _run(self, text: str, data: Any, settings: dict[str, Any], **kwargs: Any) -> Any:
         with self._lock:

@@ -4,7 +4,7 @@ Why sparse and uncapped: the OTel SDK keeps at most 160 buckets per sign and, wh
 more, halves the resolution (lowers the scale) for good; a log-normal TTFT stream ends at scale 3,
 ±4.3 %. Here the scale never changes, so the ≤ 1 % bound holds after any merge; the price is
 memory that grows with the spread of the data, not with the number of values: 64 buckets per
-doubling at scale 6, i.e. ~12 bytes * 64 * log2(max/min) — 1 ms … 1 h is 31.7 doublings, at most
+doubling at scale 6, i.e. ~12 bytes * 64 * log2(max/min) — 1 µs … 1 h (in ms) is 31.7 doublings, at most
 2,030 buckets (24 KB), and a 10 s window of 100 requests holds at most 100 buckets (1.2 KB).
 """
 

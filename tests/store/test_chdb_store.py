@@ -1,4 +1,4 @@
-"""The embedded store: what is written reads back exactly, matchers behave as Prometheus's."""
+"""Both stores (chDB and a ClickHouse server): writes read back exactly; matchers act as Prometheus's."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def _select(store: Store, *matchers: Matcher, start: int = T0, end: int = T0 + 1
     return sorted(store.querier.select(list(matchers), start, end), key=lambda s: sorted(s.labels.items()))
 
 
-def test_roundtrip_exact(chdb_store: Store) -> None:
-    _load(chdb_store)
-    series = _select(chdb_store, Matcher("__name__", MatchOp.EQ, "req_total"))
+def test_roundtrip_exact(store: Store) -> None:
+    _load(store)
+    series = _select(store, Matcher("__name__", MatchOp.EQ, "req_total"))
     assert [s.labels for s in series] == [
         {"__name__": "req_total", "code": "2xx", "service_id": "a"},
         {"__name__": "req_total", "code": "2xx", "service_id": "b"},
@@ -55,15 +55,15 @@ def test_roundtrip_exact(chdb_store: Store) -> None:
         (Matcher("missing", MatchOp.EQ, ""), ["2xx", "2xx", "5xx"]),  # absent label reads as ""
     ],
 )
-def test_matchers(chdb_store: Store, matcher: Matcher, expected_codes: list[str]) -> None:
-    _load(chdb_store)
-    series = _select(chdb_store, Matcher("__name__", MatchOp.EQ, "req_total"), matcher)
+def test_matchers(store: Store, matcher: Matcher, expected_codes: list[str]) -> None:
+    _load(store)
+    series = _select(store, Matcher("__name__", MatchOp.EQ, "req_total"), matcher)
     assert sorted(s.labels["code"] for s in series) == sorted(expected_codes)
 
 
-def test_time_range_is_inclusive_and_pushed_down(chdb_store: Store) -> None:
-    _load(chdb_store)
-    series = _select(chdb_store, Matcher("service_id", MatchOp.EQ, "b"), start=T0 + 20_000, end=T0 + 40_000)
+def test_time_range_is_inclusive_and_pushed_down(store: Store) -> None:
+    _load(store)
+    series = _select(store, Matcher("service_id", MatchOp.EQ, "b"), start=T0 + 20_000, end=T0 + 40_000)
     assert series[0].ts_ms.tolist() == [T0 + 20_000, T0 + 30_000, T0 + 40_000]
 
 
@@ -81,35 +81,35 @@ def test_time_range_is_inclusive_and_pushed_down(chdb_store: Store) -> None:
         "x\\ty",
     ],
 )
-def test_label_values_with_sql_metacharacters_match_literally(chdb_store: Store, nasty: str) -> None:
-    chdb_store.writer.write([_sample("m", T0, 1.0, v=nasty), _sample("m", T0, 2.0, v="plain")])
-    series = _select(chdb_store, Matcher("v", MatchOp.EQ, nasty))
+def test_label_values_with_sql_metacharacters_match_literally(store: Store, nasty: str) -> None:
+    store.writer.write([_sample("m", T0, 1.0, v=nasty), _sample("m", T0, 2.0, v="plain")])
+    series = _select(store, Matcher("v", MatchOp.EQ, nasty))
     assert [s.labels["v"] for s in series] == [nasty]
-    assert sorted(chdb_store.querier.label_values("v", [], T0, T0)) == sorted([nasty, "plain"])
+    assert sorted(store.querier.label_values("v", [], T0, T0)) == sorted([nasty, "plain"])
 
 
-def test_nan_inf_and_stale_marker_survive(chdb_store: Store) -> None:
-    chdb_store.writer.write(
+def test_nan_inf_and_stale_marker_survive(store: Store) -> None:
+    store.writer.write(
         [_sample("g", T0, math.nan), _sample("g", T0 + 1, math.inf), _sample("g", T0 + 2, STALE_NAN)]
     )
-    (series,) = _select(chdb_store, Matcher("__name__", MatchOp.EQ, "g"))
+    (series,) = _select(store, Matcher("__name__", MatchOp.EQ, "g"))
     assert math.isnan(series.values[0])
     assert not is_stale_nan(float(series.values[0]))
     assert series.values[1] == math.inf
     assert is_stale_nan(float(series.values[2]))
 
 
-def test_replayed_batch_is_not_duplicated(chdb_store: Store) -> None:
+def test_replayed_batch_is_not_duplicated(store: Store) -> None:
     batch = [_sample("c", T0 + i, float(i)) for i in range(5)]
-    chdb_store.writer.write(batch)
-    chdb_store.writer.write(batch)
-    (series,) = _select(chdb_store, Matcher("__name__", MatchOp.EQ, "c"))
+    store.writer.write(batch)
+    store.writer.write(batch)
+    (series,) = _select(store, Matcher("__name__", MatchOp.EQ, "c"))
     assert series.values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
-def test_label_names_and_values(chdb_store: Store) -> None:
-    _load(chdb_store)
-    q = chdb_store.querier
+def test_label_names_and_values(store: Store) -> None:
+    _load(store)
+    q = store.querier
     assert q.label_names([], T0, T0) == ["__name__", "code", "service_id"]
     assert q.label_names([Matcher("__name__", MatchOp.EQ, "other")], T0, T0) == ["__name__", "service_id"]
     assert q.label_values("__name__", [], T0, T0) == ["other", "req_total"]

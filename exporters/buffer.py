@@ -1,0 +1,146 @@
+"""The exporter in front of the store: batches by size and age, a bounded disk buffer, ordered replay.
+
+Every batch handed to ``consume`` is appended to the open disk segment before ``consume`` returns
+(a write-ahead log: a SIGKILLed sidecar loses nothing it accepted). A segment is sealed when it holds
+``max_batch_samples`` or is ``max_batch_age_s`` old, and sealed segments are sent oldest first; a
+segment leaves the disk only once the store has taken it. While the store is unreachable segments
+accumulate up to ``max_buffer_bytes``, then the oldest are dropped (counted in ``dropped_samples``
+and logged). A permanent refusal drops that one segment (``rejected_samples``) so it cannot block the
+queue. Re-sending a segment whose first send was cut mid-way is harmless: the samples table is a
+ReplacingMergeTree on (metric, fingerprint, ts) and reads keep one point per timestamp
+(docs/store.md, "No loss, no duplicates").
+
+    exporter = BufferedExporter(StoreExporter(store.writer), Path("/var/lib/infersight/buffer"))
+    await exporter.start()        # background sealing by age and retries
+    await exporter.consume(batch)
+    await exporter.stop()         # seals and tries a last send; what is left stays on disk
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from loguru import logger
+
+from exporters.errors import is_retryable
+from exporters.retry import Sender
+from exporters.segments import SegmentQueue
+from model.series import Sample
+
+
+class BufferedExporter:
+    """A collector ``Consumer`` with a disk buffer; see the module docstring."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        folder: Path,
+        *,
+        max_batch_samples: int = 10_000,
+        max_batch_age_s: float = 1.0,
+        max_buffer_bytes: int = 256 << 20,
+        retry_interval_s: float = 1.0,
+        fsync: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sender = sender
+        self.queue = SegmentQueue(folder, max_buffer_bytes, fsync)
+        self.max_batch_samples = max_batch_samples
+        self.max_batch_age_s = max_batch_age_s
+        self.retry_interval_s = retry_interval_s
+        self._clock = clock
+        self._opened_at: float | None = None
+        self._retry_at = 0.0
+        self._sending = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.exported_samples = 0
+        self.rejected_samples = 0
+
+    @property
+    def dropped_samples(self) -> int:
+        return self.queue.dropped_samples
+
+    @property
+    def pending_samples(self) -> int:
+        return self.queue.pending_samples
+
+    async def consume(self, batch: list[Sample]) -> None:
+        """Accept a batch: on disk when this returns; sent now if a batch is complete and the store is up."""
+        if batch:
+            self.queue.append(batch)
+            if self._opened_at is None:
+                self._opened_at = self._clock()
+        if self.queue.open_samples >= self.max_batch_samples:
+            self._seal()
+        await self.flush(force=False)
+
+    def _seal(self) -> None:
+        self.queue.seal()
+        self._opened_at = None
+
+    async def tick(self) -> None:
+        """Seal the open batch if it is old enough, and send what is due."""
+        if self._opened_at is not None and self._clock() - self._opened_at >= self.max_batch_age_s:
+            self._seal()
+        await self.flush(force=False)
+
+    async def flush(self, force: bool = True) -> bool:
+        """Send sealed segments oldest first (``force``: seal the open one and ignore the retry pause).
+
+        Returns True when nothing sealed is left.
+        """
+        if force:
+            self._seal()
+            self._retry_at = 0.0
+        if self._clock() < self._retry_at:
+            return False
+        async with self._sending:
+            return await self._send_sealed()
+
+    async def _send_sealed(self) -> bool:
+        while (head := self.queue.oldest()) is not None:
+            path, samples = head
+            try:
+                if samples:
+                    await self._sender.send(samples)
+            except Exception as err:
+                if is_retryable(err):
+                    self._retry_at = self._clock() + self.retry_interval_s
+                    logger.warning(
+                        "store unreachable, {} samples buffered on disk: {}", self.queue.pending_samples, err
+                    )
+                    return False
+                self.rejected_samples += len(samples)
+                logger.error("store refused a batch of {} samples, dropped: {}", len(samples), err)
+            else:
+                self.exported_samples += len(samples)
+            self.queue.remove(path)
+        return True
+
+    async def start(self) -> None:
+        """Run ``tick`` in the background every quarter of the batch age (at least every 50 ms)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        interval = max(0.05, min(self.max_batch_age_s, self.retry_interval_s) / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tick()
+            except Exception:  # the loop boundary: log and keep the exporter alive
+                logger.exception("buffered exporter tick failed")
+
+    async def stop(self) -> None:
+        """Stop the background task, seal, try one last send; safe without ``start`` and twice."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush(force=True)
+        self.queue.close()
