@@ -25,6 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +40,17 @@ VLLM_TTFT_LE_MS = np.array(
      160000, 640000, 2560000],
     dtype=np.float64,
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One implementation on one data set: seconds spent, quantiles read back, extra figures."""
+
+    quantiles: list[float]
+    add_s: float = math.nan
+    add_windowed_s: float = math.nan
+    merge_s: float = math.nan
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 def _values(kind: str, n: int, seed: int) -> np.ndarray:
@@ -78,25 +90,28 @@ def _histogram_quantile(values: np.ndarray) -> list[float]:
     return out
 
 
-def _ours(values: np.ndarray, per_window: int, repeat: int) -> dict[str, object]:
+def _ours(values: np.ndarray, per_window: int, repeat: int) -> Result:
     lengths = [per_window] * (values.size // per_window)
     bulk_s = _best_s(lambda: ExponentialHistogram().add_many(values), repeat)
     windowed_s = _best_s(lambda: sketch_groups(values, lengths), repeat)
     columns = [c for c in sketch_groups(values, lengths) if c is not None]
     merge_s = _best_s(lambda: merge_columns(columns), repeat)
     merged = from_columns(merge_columns(columns))
-    return {
-        "add_bulk_s": bulk_s,
-        "add_windowed_s": windowed_s,
-        "merge_s": merge_s,
-        "quantiles": merged.quantiles(QS).tolist(),
-        "window_bytes": float(np.mean([c.positive_keys.nbytes + c.positive_counts.nbytes for c in columns])),
-        "merged_buckets": len(merged.positive),
-        "merged_bytes": merged.size_bytes,
-    }
+    window_bytes = np.mean([c.positive_keys.nbytes + c.positive_counts.nbytes for c in columns])
+    return Result(
+        quantiles=merged.quantiles(QS).tolist(),
+        add_s=bulk_s,
+        add_windowed_s=windowed_s,
+        merge_s=merge_s,
+        extra={
+            "window_bytes": float(window_bytes),
+            "merged_buckets": len(merged.positive),
+            "merged_bytes": merged.size_bytes,
+        },
+    )
 
 
-def _ddsketch(values: np.ndarray, per_window: int) -> dict[str, object]:
+def _ddsketch(values: np.ndarray, per_window: int) -> Result:
     from ddsketch import DDSketch
 
     flat = values.tolist()
@@ -121,17 +136,13 @@ def _ddsketch(values: np.ndarray, per_window: int) -> dict[str, object]:
     for sketch in sketches:
         merged.merge(sketch)
     merge_s = time.perf_counter() - start
-    return {
-        "add_s": add_s,
-        "add_windowed_s": windowed_s,
-        "merge_s": merge_s,
-        "quantiles": [merged.get_quantile_value(q) for q in QS],
-    }
+    quantiles = [merged.get_quantile_value(q) for q in QS]
+    return Result([math.nan if v is None else v for v in quantiles], add_s, windowed_s, merge_s)
 
 
-def _otel(values: np.ndarray, per_window: int, collect_per_window: bool) -> dict[str, object]:
+def _otel(values: np.ndarray, per_window: int, collect_per_window: bool) -> Result:
     from opentelemetry.sdk.metrics import Histogram, MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint, InMemoryMetricReader
     from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
     reader = InMemoryMetricReader()  # cumulative: each collection merges the new buckets in
@@ -151,7 +162,9 @@ def _otel(values: np.ndarray, per_window: int, collect_per_window: bool) -> dict
         data = reader.get_metrics_data()
         collect_s += time.perf_counter() - mid
         add_s += mid - start
-    point = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]  # type: ignore[union-attr]
+    assert data is not None
+    point = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+    assert isinstance(point, ExponentialHistogramDataPoint)
     provider.shutdown()
     # Read OTel's buckets back with our code: same scheme, same rank convention, its final scale.
     histogram = ExponentialHistogram(point.scale)
@@ -164,12 +177,9 @@ def _otel(values: np.ndarray, per_window: int, collect_per_window: bool) -> dict
         point.min,
         point.max,
     )
-    return {
-        "add_s": add_s,
-        "merge_s": collect_s,
-        "quantiles": histogram.quantiles(QS).tolist(),
-        "final_scale": point.scale,
-    }
+    return Result(
+        histogram.quantiles(QS).tolist(), add_s, merge_s=collect_s, extra={"final_scale": point.scale}
+    )
 
 
 def main() -> None:
@@ -180,64 +190,57 @@ def main() -> None:
     per_window = args.per_window or (5 if args.quick else 50)
     repeat = 3
     n = PODS * WINDOWS * per_window
-    figures: dict[str, object] = {"pods": PODS, "windows_per_pod": WINDOWS, "values_per_window": per_window}
+    figures: dict[str, float] = {"pods": PODS, "windows_per_pod": WINDOWS, "values_per_window": per_window}
     for seed, kind in enumerate(("lognormal", "pareto")):
         values = _values(kind, n, seed)
         exact = np.quantile(values, QS, method="inverted_cdf")
         timed = kind == "lognormal"  # speeds on one distribution; errors on both
-        results = {
+        results: dict[str, Result] = {
             "ours": _ours(values, per_window, repeat if timed else 1),
             "ddsketch": _ddsketch(values, per_window),
             "otel": _otel(values, per_window, collect_per_window=timed),
         }
-        results["histogram_quantile"] = {"quantiles": _histogram_quantile(values)}
+        results["histogram_quantile_vllm_buckets"] = Result(_histogram_quantile(values))
         for impl, result in results.items():
-            for q, err in zip(QS, _errors_pct(result["quantiles"], exact), strict=True):  # type: ignore[arg-type]
+            for q, err in zip(QS, _errors_pct(result.quantiles, exact), strict=True):
                 figures[f"{impl}_{kind}_tp{q * 100:g}_rel_error_pct"] = err
-        figures[f"otel_{kind}_final_scale"] = results["otel"]["final_scale"]
-        figures[f"ours_{kind}_merged_buckets"] = results["ours"]["merged_buckets"]
+        figures[f"otel_{kind}_final_scale"] = results["otel"].extra["final_scale"]
+        figures[f"ours_{kind}_merged_buckets"] = results["ours"].extra["merged_buckets"]
         if timed:
             figures.update(_speeds(results, n))
         _log(kind, results, exact)
-    ours_errors = [v for k, v in figures.items() if k.startswith("ours_") and k.endswith("_error_pct")]
-    figures["ours_max_rel_error_pct"] = max(ours_errors)  # type: ignore[type-var]
+    ours_errors = [float(v) for k, v in figures.items() if k.startswith("ours_") and k.endswith("_error_pct")]
+    figures["ours_max_rel_error_pct"] = max(ours_errors)
     print(json.dumps(figures))  # noqa: T201 - the benchmark's result line
 
 
-def _speeds(results: dict[str, dict[str, object]], n: int) -> dict[str, object]:
+def _speeds(results: dict[str, Result], n: int) -> dict[str, float]:
     ours, dd, otel = results["ours"], results["ddsketch"], results["otel"]
     windows = PODS * WINDOWS
-
-    def rate(count: float, seconds: object) -> int:
-        return round(count / float(seconds))  # type: ignore[arg-type]
-
     return {
-        "ours_add_bulk_values_per_s": rate(n, ours["add_bulk_s"]),
-        "ours_add_windowed_values_per_s": rate(n, ours["add_windowed_s"]),
-        "ddsketch_add_values_per_s": rate(n, dd["add_s"]),
-        "ddsketch_add_windowed_values_per_s": rate(n, dd["add_windowed_s"]),
-        "otel_add_values_per_s": rate(n, otel["add_s"]),
-        "add_bulk_vs_ddsketch_x": round(float(dd["add_s"]) / float(ours["add_bulk_s"]), 1),  # type: ignore[arg-type]
-        "add_windowed_vs_ddsketch_windowed_x": round(
-            float(dd["add_windowed_s"]) / float(ours["add_windowed_s"]),  # type: ignore[arg-type]
-            1,
-        ),
-        "add_bulk_vs_otel_x": round(float(otel["add_s"]) / float(ours["add_bulk_s"]), 1),  # type: ignore[arg-type]
-        "ours_merge_windows_per_s": rate(windows, ours["merge_s"]),
-        "ours_merge_values_per_s": rate(n, ours["merge_s"]),
-        "ddsketch_merge_windows_per_s": rate(windows, dd["merge_s"]),
-        "otel_merge_windows_per_s": rate(windows, otel["merge_s"]),
-        "merge_vs_ddsketch_x": round(float(dd["merge_s"]) / float(ours["merge_s"]), 1),  # type: ignore[arg-type]
-        "ours_window_sketch_bytes_avg": round(float(ours["window_bytes"])),  # type: ignore[arg-type]
-        "ours_merged_sketch_bytes": ours["merged_bytes"],
+        "ours_add_bulk_values_per_s": round(n / ours.add_s),
+        "ours_add_windowed_values_per_s": round(n / ours.add_windowed_s),
+        "ddsketch_add_values_per_s": round(n / dd.add_s),
+        "ddsketch_add_windowed_values_per_s": round(n / dd.add_windowed_s),
+        "otel_add_values_per_s": round(n / otel.add_s),
+        "add_bulk_vs_ddsketch_x": round(dd.add_s / ours.add_s, 1),
+        "add_windowed_vs_ddsketch_windowed_x": round(dd.add_windowed_s / ours.add_windowed_s, 1),
+        "add_bulk_vs_otel_x": round(otel.add_s / ours.add_s, 1),
+        "ours_merge_windows_per_s": round(windows / ours.merge_s),
+        "ours_merge_values_per_s": round(n / ours.merge_s),
+        "ddsketch_merge_windows_per_s": round(windows / dd.merge_s),
+        "otel_merge_windows_per_s": round(windows / otel.merge_s),
+        "merge_vs_ddsketch_x": round(dd.merge_s / ours.merge_s, 1),
+        "ours_window_sketch_bytes_avg": round(ours.extra["window_bytes"]),
+        "ours_merged_sketch_bytes": ours.extra["merged_bytes"],
     }
 
 
-def _log(kind: str, results: dict[str, dict[str, object]], exact: np.ndarray) -> None:
+def _log(kind: str, results: dict[str, Result], exact: np.ndarray) -> None:
     for impl, result in results.items():
-        errors = _errors_pct(result["quantiles"], exact)  # type: ignore[arg-type]
+        errors = _errors_pct(result.quantiles, exact)
         line = ", ".join(f"TP{q * 100:g} {e:.3f}%" for q, e in zip(QS, errors, strict=True))
-        print(f"{kind:9} {impl:8} relative error: {line}", flush=True)  # noqa: T201 - progress
+        print(f"{kind:9} {impl:30} relative error: {line}", flush=True)  # noqa: T201 - progress
 
 
 if __name__ == "__main__":

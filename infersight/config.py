@@ -112,6 +112,18 @@ class DashboardsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSection:
+    """API keys and tenancy. ``admin_key`` bootstraps key management (use ``${INFERSIGHT_ADMIN_KEY}``)."""
+
+    enabled: bool = False
+    admin_key: str = ""
+
+    def validate(self) -> None:
+        if self.admin_key and len(self.admin_key) < 16:
+            raise ConfigError("auth.admin_key: use at least 16 characters")
+
+
+@dataclass(frozen=True, slots=True)
 class EventsSection:
     """Event detection and retention (the guide: pod events 1 hour, or 7 days; service events a month)."""
 
@@ -155,6 +167,7 @@ class Config:
     sidecar: SidecarSection = field(default_factory=SidecarSection)
     dashboards: DashboardsSection = field(default_factory=DashboardsSection)
     events: EventsSection = field(default_factory=EventsSection)
+    auth: AuthSection = field(default_factory=AuthSection)
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -180,6 +193,7 @@ _SECTIONS: dict[str, Any] = {
     "sidecar": lambda d: section_from_dict(SidecarSection, d, "sidecar"),
     "dashboards": lambda d: section_from_dict(DashboardsSection, d, "dashboards"),
     "events": lambda d: section_from_dict(EventsSection, d, "events"),
+    "auth": lambda d: section_from_dict(AuthSection, d, "auth"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),

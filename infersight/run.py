@@ -12,7 +12,7 @@ from exporters.retry import RetryingExporter
 from exporters.store import StoreExporter
 from infersight.asgi import AsgiServer
 from infersight.config import Config
-from query.api.app import create_app
+from query.api.app import AuthSettings, create_app
 from query.events.detector import EventDetector
 from query.events.hub import EventHub
 from store.events import EventLog, Retention
@@ -52,7 +52,11 @@ class Runtime:
         retention = Retention(round(ev.pod_retention_s * 1000), round(ev.service_retention_s * 1000))
         self.events = EventHub(EventLog(self.store.backend, retention), self.store.writer)
         self.detector = EventDetector(self.store.querier, silent_after_ms=round(ev.silent_after_s * 1000))
-        self.server = AsgiServer(create_app(self.store, hub=self.events), cfg.server.host, cfg.server.port)
+        self.server = AsgiServer(
+            create_app(self.store, hub=self.events, auth=AuthSettings(cfg.auth.enabled, cfg.auth.admin_key)),
+            cfg.server.host,
+            cfg.server.port,
+        )
         await self.server.start()
         logger.info(
             "Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url

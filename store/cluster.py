@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     features = Features.from_version(args.version)
     if args.tables:
+        tables = args.tables.split(",")
         statements = [
-            s for t in args.tables.split(",") for s in render_cluster_table(t, args.database, args.cluster, features)
+            s for t in tables for s in render_cluster_table(t, args.database, args.cluster, features)
         ]
     else:
         statements = render_cluster_schema(args.database, args.cluster, features)

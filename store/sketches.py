@@ -193,8 +193,17 @@ def from_table(table: pa.Table) -> list[MergedSketch]:
     }
     return [
         MergedSketch(
-            **{name: values[i] for name, values in scalars.items()},
-            **{name: values[i] for name, values in arrays.items()},
+            period_start_ms=scalars["period_start_ms"][i],
+            scale=scalars["scale"][i],
+            count=scalars["count"][i],
+            sum=scalars["sum"][i],
+            min=scalars["min"][i],
+            max=scalars["max"][i],
+            zero_count=scalars["zero_count"][i],
+            positive_keys=arrays["positive_keys"][i],
+            positive_counts=arrays["positive_counts"][i],
+            negative_keys=arrays["negative_keys"][i],
+            negative_counts=arrays["negative_counts"][i],
         )
         for i in range(table.num_rows)
     ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +13,7 @@ import pyarrow as pa
 from model.labels import METRIC_NAME, Labels
 from model.series import Sample
 from store.backend import Backend
+from store.limits import IngestGuard, Limits, label_problem, target_of
 
 _DAY_MS = 86_400_000
 
@@ -30,64 +33,142 @@ class SampleWriter:
     """Turns batches of samples into column inserts. ``SampleWriter(backend).write(batch)``.
 
     Remembers which (series, day) rows it has written so the series table gets each once per
-    process; a repeat after a restart collapses in the ReplacingMergeTree.
+    process; a repeat after a restart collapses in the ReplacingMergeTree. Bad input is dropped and
+    counted in ``guard.dropped`` (``store.limits``), never raised.
     """
 
-    def __init__(self, backend: Backend, cache_size: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        cache_size: int = 1_000_000,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._backend = backend
-        self._identities: OrderedDict[Labels, tuple[int, str]] = OrderedDict()
+        self.guard = IngestGuard(limits, clock)
+        self._identities: OrderedDict[Labels, tuple[int, str, str | None]] = OrderedDict()
         self._seen_days: set[tuple[int, int]] = set()
         self._cache_size = cache_size
 
-    def _identity(self, labels: Labels) -> tuple[int, str]:
+    def _identity(self, labels: Labels) -> tuple[int, str, str | None]:
+        """(fingerprint, metric name, why the labels are refused or None), cached per label set."""
         entry = self._identities.get(labels)
         if entry is None:
             name = next((v for k, v in labels if k == METRIC_NAME), "")
-            entry = (fingerprint(labels), name)
+            problem = label_problem(labels, self.guard.limits)
+            entry = (fingerprint(labels) if problem is None else 0, name, problem)
             self._identities[labels] = entry
             if len(self._identities) > self._cache_size:
                 self._identities.popitem(last=False)
         return entry
 
     def write(self, batch: list[Sample]) -> int:
-        """Insert the batch; returns the number of samples written."""
+        """Insert the batch; returns the number of samples written (the rest are counted as dropped)."""
         if not batch:
             return 0
         identity = self._identity
         ids = [identity(sample.labels) for sample in batch]
-        fps = np.fromiter((fp for fp, _ in ids), dtype=np.uint64, count=len(ids))
+        fps = np.fromiter((fp for fp, _, _ in ids), dtype=np.uint64, count=len(ids))
         ts = np.fromiter((sample.ts_ms for sample in batch), dtype=np.int64, count=len(batch))
         values = np.fromiter((sample.value for sample in batch), dtype=np.float64, count=len(batch))
-        new_series = self._new_series(batch, fps, ts // _DAY_MS)
+        reasons: Counter[str] = Counter()
+        keep = self._screen(ids, ts, reasons)
+        days = ts // _DAY_MS
+        new_series = self._new_series(batch, fps, days, keep, reasons)
+        _keep_last_per_timestamp(fps, ts, keep, reasons)
+        self.guard.count(reasons)
+        if reasons:
+            index = np.flatnonzero(keep)
+            fps, ts, values = fps[index], ts[index], values[index]
+            names = [ids[i][1] for i in index.tolist()]
+        else:
+            names = [name for _, name, _ in ids]
         if new_series:
             self._backend.insert("series", _series_rows(new_series))
-        self._backend.insert(
-            "samples",
-            pa.table(
-                {
-                    "metric_name": pa.array([name for _, name in ids], pa.string()),
-                    "fingerprint": pa.array(fps),
-                    "ts_ms": pa.array(ts),
-                    "value": pa.array(values),
-                }
-            ),
-        )
+        if len(fps):
+            self._backend.insert(
+                "samples",
+                pa.table(
+                    {
+                        "metric_name": pa.array(names, pa.string()),
+                        "fingerprint": pa.array(fps),
+                        "ts_ms": pa.array(ts),
+                        "value": pa.array(values),
+                    }
+                ),
+            )
         # Only remember series rows once they are stored, so a failed insert is retried whole.
         self._seen_days.update(new_series)
-        return len(batch)
+        return len(fps)
+
+    def _screen(
+        self, ids: list[tuple[int, str, str | None]], ts: np.ndarray, reasons: Counter[str]
+    ) -> np.ndarray:
+        """Mask of samples with acceptable labels and timestamps."""
+        problems = [problem for _, _, problem in ids]
+        if any(problems):
+            keep = np.fromiter((p is None for p in problems), dtype=bool, count=len(problems))
+            reasons.update(p for p in problems if p)
+        else:
+            keep = np.ones(len(ids), dtype=bool)
+        low, high = self.guard.time_bounds_ms()
+        if low is not None:
+            _drop(keep, ts < low, "too_old", reasons)
+        if high is not None:
+            _drop(keep, ts > high, "too_far_in_future", reasons)
+        return keep
 
     def _new_series(
-        self, batch: list[Sample], fps: np.ndarray, days: np.ndarray
+        self,
+        batch: list[Sample],
+        fps: np.ndarray,
+        days: np.ndarray,
+        keep: np.ndarray,
+        reasons: Counter[str],
     ) -> dict[tuple[int, int], tuple[str, Labels]]:
-        pairs = np.stack([fps, days.astype(np.uint64)], axis=1)
+        """New (series, day) rows the cardinality limits admit; the refused leave ``keep``."""
+        candidates = np.flatnonzero(keep)
+        pairs = np.stack([fps[candidates], days[candidates].astype(np.uint64)], axis=1)
         _, first = np.unique(pairs, axis=0, return_index=True)
         out: dict[tuple[int, int], tuple[str, Labels]] = {}
-        for i in first.tolist():
+        refused: list[tuple[int, int, str]] = []
+        for i in candidates[first].tolist():
             key = (int(fps[i]), int(days[i]))
-            if key not in self._seen_days:
-                labels = batch[i].labels
-                out[key] = (self._identity(labels)[1], labels)
+            if key in self._seen_days:
+                continue
+            labels = batch[i].labels
+            name = self._identity(labels)[1]
+            reason = self.guard.admit_series(name, target_of(labels), key[0], key[1])
+            if reason is None:
+                out[key] = (name, labels)
+            else:
+                refused.append((*key, reason))
+        for fp, day, reason in refused:
+            _drop(keep, (fps == np.uint64(fp)) & (days == day), reason, reasons)
         return out
+
+
+def _drop(keep: np.ndarray, refuse: np.ndarray, reason: str, reasons: Counter[str]) -> None:
+    """Clear ``keep`` where ``refuse`` holds, counting the samples that were still kept."""
+    refuse &= keep
+    count = int(refuse.sum())
+    if count:
+        keep &= ~refuse
+        reasons[reason] += count
+
+
+def _keep_last_per_timestamp(
+    fps: np.ndarray, ts: np.ndarray, keep: np.ndarray, reasons: Counter[str]
+) -> None:
+    """Within one batch, a repeated (series, timestamp) keeps its last value (Prometheus would refuse it)."""
+    index = np.flatnonzero(keep)
+    key = fps[index] ^ (ts[index].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    if np.unique(key).size == index.size:
+        return
+    order = np.lexsort((index, ts[index], fps[index]))  # by series, time, then position
+    f, t = fps[index][order], ts[index][order]
+    earlier = np.r_[(f[1:] == f[:-1]) & (t[1:] == t[:-1]), False]  # followed by the same (series, ts)
+    _drop(keep, np.isin(np.arange(len(keep)), index[order][earlier]), "duplicate_timestamp", reasons)
 
 
 def _series_rows(new_series: dict[tuple[int, int], tuple[str, Labels]]) -> pa.Table:

@@ -7,17 +7,22 @@ protocol and the wiring is done by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from collector import catalog
 from collector.proxy.timing import RequestObservation
 
 
 class ValueObserver(Protocol):
-    """Anything that takes a batch of values of one metric and label set at a time (seconds)."""
+    """Anything that takes one value or an array of values of one metric and label set at a time (s)."""
 
-    def observe(self, metric: str, labels: dict[str, str], values: Sequence[float], ts_s: float) -> None: ...
+    def observe(
+        self, metric: str, labels: dict[str, str], values: npt.NDArray[np.float64] | float, ts_s: float
+    ) -> None: ...
 
 
 def feed_observer(observer: ValueObserver, identity: dict[str, str]) -> Callable[[RequestObservation], None]:
@@ -28,14 +33,15 @@ def feed_observer(observer: ValueObserver, identity: dict[str, str]) -> Callable
     labels = dict(identity)
 
     def on_request(obs: RequestObservation) -> None:
-        observer.observe(catalog.REQUEST_COST, labels, (obs.cost_ms,), obs.ts_s)
+        observer.observe(catalog.REQUEST_COST, labels, obs.cost_ms, obs.ts_s)
         if obs.ttft_ms is not None:
-            observer.observe(catalog.FIRST_TOKEN_COST, labels, (obs.ttft_ms,), obs.ts_s)
+            observer.observe(catalog.FIRST_TOKEN_COST, labels, obs.ttft_ms, obs.ts_s)
         if obs.per_token_ms:
-            observer.observe(catalog.PER_TOKEN_COST, labels, obs.per_token_ms, obs.ts_s)
+            gaps = np.asarray(obs.per_token_ms, dtype=np.float64)
+            observer.observe(catalog.PER_TOKEN_COST, labels, gaps, obs.ts_s)
         if obs.input_tokens is not None:
-            observer.observe(catalog.INPUT_TOKEN_QUANTITY, labels, (float(obs.input_tokens),), obs.ts_s)
+            observer.observe(catalog.INPUT_TOKEN_QUANTITY, labels, float(obs.input_tokens), obs.ts_s)
         if obs.output_tokens is not None:
-            observer.observe(catalog.OUTPUT_TOKEN_QUANTITY, labels, (float(obs.output_tokens),), obs.ts_s)
+            observer.observe(catalog.OUTPUT_TOKEN_QUANTITY, labels, float(obs.output_tokens), obs.ts_s)
 
     return on_request

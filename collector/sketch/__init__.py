@@ -5,7 +5,16 @@ Three nouns as in DataDog's sketches-py — mapping (value → bucket), store (s
 See docs/sketches.md for the error bound and how it differs from ``histogram_quantile``.
 """
 
-from collector.sketch.codec import SketchColumns, from_columns, from_dict, to_columns, to_dict
+from collector.sketch.codec import (
+    SketchColumns,
+    from_columns,
+    from_dict,
+    from_otlp_buckets,
+    to_columns,
+    to_dict,
+    to_native_spans,
+    to_otlp_buckets,
+)
 from collector.sketch.mapping import (
     DEFAULT_SCALE,
     ExponentialMapping,
@@ -23,8 +32,11 @@ __all__ = [
     "SparseStore",
     "from_columns",
     "from_dict",
+    "from_otlp_buckets",
     "relative_error",
     "scale_for_relative_error",
     "to_columns",
     "to_dict",
+    "to_native_spans",
+    "to_otlp_buckets",
 ]

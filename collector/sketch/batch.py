@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from collector.sketch.codec import SketchColumns
-from collector.sketch.mapping import DEFAULT_SCALE, ExponentialMapping
+from collector.sketch.mapping import DEFAULT_SCALE, ExponentialMapping, mapping_for
 from collector.sketch.store import combine
 
 _EMPTY_KEYS = np.empty(0, dtype=np.int32)
@@ -46,7 +46,7 @@ def sketch_groups(
         mins[present] = np.minimum.reduceat(data, starts)
         maxs[present] = np.maximum.reduceat(data, starts)
     zeros = np.bincount(groups[data == 0], minlength=n_groups)
-    mapping = ExponentialMapping(scale)
+    mapping = mapping_for(scale)
     positive = _grouped_buckets(mapping, data, groups, data > 0, n_groups)
     negative = _grouped_buckets(mapping, -data, groups, data < 0, n_groups)
     out: list[SketchColumns | None] = [None] * n_groups

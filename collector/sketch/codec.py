@@ -8,6 +8,7 @@ written, so a row costs 12 bytes per occupied bucket before compression.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,45 @@ def from_dict(data: dict[str, Any]) -> SketchColumns:
         raise ValueError(f"malformed sketch: {err!r}") from None
     from_columns(columns)  # validates shapes and totals
     return columns
+
+
+def to_otlp_buckets(keys: np.ndarray, counts: np.ndarray) -> tuple[int, list[int]]:
+    """OTLP ``ExponentialHistogramDataPoint.Buckets``: ``offset`` = first index, then dense counts."""
+    if keys.size == 0:
+        return 0, []
+    dense = np.zeros(int(keys[-1]) - int(keys[0]) + 1, dtype=np.uint64)
+    dense[keys - keys[0]] = counts
+    return int(keys[0]), dense.tolist()
+
+
+def from_otlp_buckets(offset: int, bucket_counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse keys and counts of OTLP buckets (same index scheme: nothing to shift)."""
+    counts = np.asarray(bucket_counts, dtype=np.uint64)
+    present = np.flatnonzero(counts)
+    return present.astype(np.int64) + offset, counts[present]
+
+
+def to_native_spans(keys: np.ndarray, counts: np.ndarray) -> tuple[list[tuple[int, int]], list[int]]:
+    """Prometheus native-histogram ``(spans, deltas)`` of one sign, for a schema equal to the scale.
+
+    Prometheus' bucket ``i`` is ``(base**(i-1), base**i]``: our index + 1. A span is
+    ``(offset, length)`` — the first span's offset absolute, later ones the gap after the previous
+    span — and counts are delta-encoded across spans (prometheus/client_model ``BucketSpan``).
+    """
+    if keys.size == 0:
+        return [], []
+    prom = keys.astype(np.int64) + 1
+    breaks = np.flatnonzero(np.diff(prom) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [prom.size]))
+    spans, previous_end = [], None
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        first = int(prom[start])
+        spans.append((first if previous_end is None else first - previous_end, end - start))
+        previous_end = int(prom[end - 1]) + 1
+    absolute = counts.astype(np.int64)
+    deltas = np.concatenate((absolute[:1], np.diff(absolute)))
+    return spans, deltas.tolist()
 
 
 def _int32(keys: np.ndarray) -> np.ndarray:

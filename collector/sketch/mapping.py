@@ -10,6 +10,7 @@ but on whole numpy arrays: one ``log`` per value, no Python loop.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -64,6 +65,7 @@ class ExponentialMapping:
         """Bucket index (int64) of each positive, finite value."""
         mantissa, exponent = np.frexp(magnitudes)  # v = m · 2**e, m in [0.5, 1)
         power_of_two = mantissa == 0.5
+        index: np.ndarray
         if self.scale > 0:
             with np.errstate(divide="ignore"):
                 index = np.floor(np.log(magnitudes) * self._factor).astype(np.int64)
@@ -75,7 +77,8 @@ class ExponentialMapping:
             index = (exponent.astype(np.int64) - 1 - power_of_two) >> -self.scale
         # Subnormals share the bucket below the smallest normal, as in the OTel SDK.
         index[magnitudes <= _MIN_NORMAL_VALUE] = self._min_index
-        return np.minimum(index, self._max_index, out=index)
+        np.minimum(index, self._max_index, out=index)
+        return index
 
     def lower_boundaries(self, indexes: np.ndarray) -> np.ndarray:
         """``base ** index``: the exclusive lower end of each bucket."""
@@ -84,6 +87,12 @@ class ExponentialMapping:
     def representatives(self, indexes: np.ndarray) -> np.ndarray:
         """Value read back per bucket: ``2lu / (l + u)``, within :attr:`relative_error` of all of it."""
         return self.lower_boundaries(indexes) * (2.0 * self.base / (1.0 + self.base))
+
+
+@functools.lru_cache(maxsize=64)
+def mapping_for(scale: int) -> ExponentialMapping:
+    """The shared mapping of a scale (a mapping holds no state; sketches of one scale share it)."""
+    return ExponentialMapping(scale)
 
 
 def _base(scale: int) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from collector.sketch.mapping import DEFAULT_SCALE, ExponentialMapping
+from collector.sketch.mapping import DEFAULT_SCALE, mapping_for
 from collector.sketch.store import SparseStore
 
 
@@ -31,7 +31,7 @@ class ExponentialHistogram:
     __slots__ = ("count", "mapping", "max", "min", "negative", "positive", "sum", "zero_count")
 
     def __init__(self, scale: int = DEFAULT_SCALE) -> None:
-        self.mapping = ExponentialMapping(scale)
+        self.mapping = mapping_for(scale)
         self.positive = SparseStore()
         self.negative = SparseStore()  # by magnitude, as OTel's negative buckets
         self.zero_count = 0
@@ -114,7 +114,7 @@ class ExponentialHistogram:
         by = self.scale - scale
         self.positive = self.positive.downscaled(by)
         self.negative = self.negative.downscaled(by)
-        self.mapping = ExponentialMapping(scale)
+        self.mapping = mapping_for(scale)
 
     def downscaled(self, scale: int) -> ExponentialHistogram:
         out = self.copy()

@@ -16,6 +16,7 @@ import numpy as np
 
 _EMPTY_KEYS = np.empty(0, dtype=np.int64)
 _EMPTY_COUNTS = np.empty(0, dtype=np.uint64)
+_EXACT_IN_FLOAT64 = 2**53
 
 
 def combine(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -27,6 +28,13 @@ def combine(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarra
         return parts[0][0].astype(np.int64), parts[0][1].astype(np.uint64)
     all_keys = np.concatenate([k for k, _ in parts]).astype(np.int64, copy=False)
     all_counts = np.concatenate([c for _, c in parts]).astype(np.uint64, copy=False)
+    low = int(all_keys.min())
+    span = int(all_keys.max()) - low + 1
+    if span <= 4 * all_keys.size + 65_536 and int(all_counts.sum()) < _EXACT_IN_FLOAT64:
+        # Linear: a weighted bincount over the key span; float64 holds every total below 2**53 exactly.
+        dense = np.bincount(all_keys - low, weights=all_counts.astype(np.float64), minlength=span)
+        present = np.flatnonzero(dense)
+        return present + low, dense[present].astype(np.uint64)
     order = np.argsort(all_keys, kind="stable")
     all_keys, all_counts = all_keys[order], all_counts[order]
     starts = np.flatnonzero(np.concatenate(([True], all_keys[1:] != all_keys[:-1])))

@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import FastAPI
 
 from query.api.audit import build_audit_router
 from query.api.events import build_events_router
 from query.api.ingest import build_ingest_router
+from query.api.keys import build_keys_router
 from query.api.prometheus_v1 import build_router
 from query.api.sketches import build_sketch_router
+from query.api.tenancy import AuthMiddleware, TenantQuerier
 from query.events.hub import EventHub
 from query.promql.engine import Engine
+from store.api_keys import KeyStore
 from store.audit import AuditLog
 from store.events import EventLog
 from store.open import Store
 
 
-def create_app(store: Store, engine: Engine | None = None, hub: EventHub | None = None) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """With ``enabled``, every /api call needs a key; ``admin_key`` is the bootstrap secret."""
+
+    enabled: bool = False
+    admin_key: str = ""
+
+
+def create_app(
+    store: Store, engine: Engine | None = None, hub: EventHub | None = None, auth: AuthSettings | None = None
+) -> FastAPI:
     """``uvicorn.run(create_app(open_store("chdb://./data")))``; pass ``hub`` to share it with detectors."""
     app = FastAPI(title="infersight", version="0.1.0")
-    engine = engine or Engine(store.querier)
-    app.include_router(build_router(engine, store.querier))
+    # Every read goes through the tenant scope: a no-op unless the caller's key is confined.
+    querier = TenantQuerier(store.querier)
+    engine = engine or Engine(querier)
+    audit = AuditLog(store.backend)
+    keys = KeyStore(store.backend)
+    app.include_router(build_router(engine, querier))
     app.include_router(build_ingest_router(store.writer))
-    app.include_router(build_audit_router(AuditLog(store.backend)))
+    app.include_router(build_audit_router(audit))
+    app.include_router(build_keys_router(keys, audit))
     app.include_router(build_events_router(hub or EventHub(EventLog(store.backend), store.writer)))
     app.include_router(build_sketch_router(store.backend))
 
@@ -34,4 +54,7 @@ def create_app(store: Store, engine: Engine | None = None, hub: EventHub | None 
     async def ready() -> str:
         return "infersight is Ready.\n"
 
+    auth = auth or AuthSettings()
+    if auth.enabled:
+        app.add_middleware(AuthMiddleware, keys=keys, admin_secret=auth.admin_key or None)
     return app

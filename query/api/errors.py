@@ -13,6 +13,8 @@ STATUS_BY_ERROR_TYPE = {
     "internal": 500,
     "unavailable": 503,
     "not_found": 404,
+    "unauthorized": 401,
+    "forbidden": 403,
 }
 
 

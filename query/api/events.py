@@ -8,6 +8,7 @@ which renders the guide's wording exactly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from model.event_catalog import TEMPLATES
 from model.events import Event, EventObject
 from query.api.errors import error_response
+from query.api.tenancy import current_project
 from query.events.hub import EventHub
 from store.events import FILTERS, EventQuery
 
@@ -77,6 +79,14 @@ def _event_json(event: Event) -> dict[str, Any]:
     }
 
 
+def _scoped_filters(params: Any) -> tuple[tuple[str, str], ...]:
+    project = current_project()
+    filters = [(n, params[n]) for n in FILTERS if params.get(n) and not (n == "project_id" and project)]
+    if project is not None:
+        filters.append(("project_id", project))  # a confined caller sees only its own project
+    return tuple(filters)
+
+
 def build_events_router(hub: EventHub) -> APIRouter:
     router = APIRouter(prefix="/api/v1/events")
 
@@ -90,7 +100,7 @@ def build_events_router(hub: EventHub) -> APIRouter:
             query = EventQuery(
                 from_ms=int(p.get("from", "0")),
                 to_ms=int(p.get("to", str(2**62))),
-                filters=tuple((name, p[name]) for name in FILTERS if p.get(name)),
+                filters=_scoped_filters(p),
                 text=p.get("q", ""),
                 limit=limit,
                 cursor=p.get("next") or None,
@@ -116,12 +126,23 @@ def build_events_router(hub: EventHub) -> APIRouter:
                     raise ValueError(f"events[{i}].{err}" if len(items) > 1 else str(err)) from None
         except ValueError as err:
             return error_response("bad_data", str(err))
+        project = current_project()
+        if project is not None:
+            if any(e.obj.project_id not in ("", project) for e in events):
+                return error_response("forbidden", "events may only be written to the key's own project")
+            events = [
+                e
+                if e.obj.project_id
+                else dataclasses.replace(e, obj=dataclasses.replace(e.obj, project_id=project))
+                for e in events
+            ]
         await run_in_threadpool(hub.publish, events)
         return {"status": "success", "data": {"received": len(events)}}
 
     @router.get("/stream")
     async def stream(request: Request) -> StreamingResponse:
         queue = hub.subscribe()
+        project = current_project()
 
         async def sse() -> AsyncIterator[bytes]:
             try:
@@ -131,6 +152,8 @@ def build_events_router(hub: EventHub) -> APIRouter:
                         event = await asyncio.wait_for(queue.get(), 15)
                     except TimeoutError:
                         yield b": keep-alive\n\n"
+                        continue
+                    if project is not None and event.obj.project_id != project:
                         continue
                     yield f"event: {event.kind}\ndata: {json.dumps(_event_json(event))}\n\n".encode()
             finally:

@@ -12,9 +12,26 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from model.labels import to_labels
+from model.series import Sample
 from model.wire import decode_batch
 from query.api.errors import error_response, success
+from query.api.tenancy import current_project
 from store.writes import SampleWriter
+
+
+def confine(batch: list[Sample], project: str) -> list[Sample]:
+    """Samples of a confined caller: its ``project_id`` added where missing, others refused."""
+    out = []
+    for sample in batch:
+        labels = dict(sample.labels)
+        if labels.get("project_id", project) != project:
+            raise PermissionError("samples may only be written to the key's own project_id")
+        if "project_id" not in labels:
+            labels["project_id"] = project
+            sample = Sample(to_labels(labels), sample.ts_ms, sample.value)
+        out.append(sample)
+    return out
 
 
 def build_ingest_router(writer: SampleWriter) -> APIRouter:
@@ -26,6 +43,12 @@ def build_ingest_router(writer: SampleWriter) -> APIRouter:
             batch = decode_batch(json.loads(await request.body()))
         except ValueError as err:  # includes JSONDecodeError
             return error_response("bad_data", f"malformed batch: {err}")
+        project = current_project()
+        if project is not None:
+            try:
+                batch = confine(batch, project)
+            except PermissionError as err:
+                return error_response("forbidden", str(err))
         written = await run_in_threadpool(writer.write, batch)
         return success({"samples": written})
 

@@ -147,6 +147,25 @@ def _points(series: Series) -> tuple[IntArray, np.ndarray]:
     return st, sv
 
 
+def _all_points(series: list[Series]) -> tuple[list[tuple[IntArray, np.ndarray]], bool]:
+    """``_points`` of every series, checked in one pass; and whether any staleness marker is there.
+
+    Stores return sorted unique points nearly always, so one check over all series laid end to end
+    replaces a check per series; only when it fails does each series get the per-series repair.
+    """
+    pairs = [(np.asarray(s.ts_ms, dtype=np.int64), np.asarray(s.values, dtype=np.float64)) for s in series]
+    if not pairs:
+        return pairs, False
+    all_ts = np.concatenate([ts for ts, _ in pairs])
+    all_vs = np.concatenate([vs for _, vs in pairs])
+    increasing = np.diff(all_ts) > 0
+    ends = np.cumsum([len(ts) for ts, _ in pairs])[:-1]
+    increasing[ends[(ends > 0) & (ends < len(all_ts))] - 1] = True  # series boundaries do not count
+    if not increasing.all():
+        pairs = [_points(s) for s in series]
+    return pairs, bool(is_stale(all_vs).any())
+
+
 def _static_type(expr: Any) -> str:
     while isinstance(expr, pp.ParenExpr):
         expr = expr.expr
@@ -253,8 +272,8 @@ class _Evaluator:
         refs = self.refs(node, ts)
         lookback = self.engine.lookback_delta_ms
         cols = []
-        for s in self._select(node, refs.min() - lookback, refs.max()):
-            st, sv = _points(s)
+        series = self._select(node, refs.min() - lookback, refs.max())
+        for s, (st, sv) in zip(series, _all_points(series)[0], strict=True):
             idx = np.searchsorted(st, refs, "right") - 1
             present = idx >= 0
             idx = np.maximum(idx, 0)
@@ -270,10 +289,13 @@ class _Evaluator:
         refs = self.refs(selector, ts)
         range_ms = duration_ms(node.range)
         out = []
-        for s in self._select(selector, refs.min() - range_ms, refs.max()):
-            st, sv = _points(s)
-            keep = ~is_stale(sv)
-            out.append(RangeSeries(dict(s.labels), st[keep], sv[keep]))
+        series = self._select(selector, refs.min() - range_ms, refs.max())
+        pairs, any_stale = _all_points(series)
+        for s, (st, sv) in zip(series, pairs, strict=True):
+            if any_stale:
+                keep = ~is_stale(sv)
+                st, sv = st[keep], sv[keep]
+            out.append(RangeSeries(dict(s.labels), st, sv))
         return RangeBlock(out, refs, range_ms, selector)
 
     def _subquery(self, node: Any, ts: IntArray) -> Block:

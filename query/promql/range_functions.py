@@ -237,6 +237,10 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
     assert isinstance(rng, RangeBlock)
     scalars = [a.values for a in args if isinstance(a, ScalarBlock)]
     fn = RANGE_FUNCTIONS[name]
+    if name in _COLUMNAR and len(ts) > 1 and len(rng.series) > 1:
+        flat = _rate_all_series(name, rng)
+        if flat is not None:
+            return flat
     cols = []
     lo_bound = rng.refs - rng.range_ms
     for s in rng.series:
@@ -255,6 +259,37 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
         labels = s.labels if name == "last_over_time" else _drop_name(s.labels)
         cols.append(Col(labels, values, mask))
     return VectorBlock(dedupe(cols))
+
+
+def _rate_all_series(name: str, rng: RangeBlock) -> VectorBlock | None:
+    """``rate``/``increase``/``delta`` of every series in one numpy pass (``None``: not applicable).
+
+    The series are laid end to end; a per-series offset in the search key keeps each window's
+    bounds inside its own series, so one ``searchsorted`` finds all windows of all series.
+    Non-finite values take the per-series path, which handles them window by window.
+    """
+    series = [s for s in rng.series if len(s.ts)]
+    if not series:
+        return VectorBlock([])
+    all_ts = np.concatenate([s.ts for s in series])
+    all_vs = np.concatenate([s.values for s in series])
+    if not np.isfinite(all_vs).all():
+        return None
+    n, lengths = len(series), np.array([len(s.ts) for s in series])
+    lo_bound = rng.refs - rng.range_ms
+    t_min = min(int(all_ts.min()), int(lo_bound.min()))
+    span = max(int(all_ts.max()), int(rng.refs.max())) - t_min + 1
+    base = np.arange(n, dtype=np.int64)[:, None] * span
+    keys = np.repeat(base[:, 0], lengths) + (all_ts - t_min)
+    lo = np.searchsorted(keys, (base + (lo_bound - t_min)).ravel(), "left")
+    hi = np.searchsorted(keys, (base + (rng.refs - t_min)).ravel(), "right")
+    refs = np.tile(rng.refs, n)
+    values, mask = extrapolated_rate_columns(all_ts, all_vs, lo, hi, refs, rng.range_ms, *_COLUMNAR[name])
+    values, mask = values.reshape(n, -1), mask.reshape(n, -1)
+    cols = [Col(_drop_name(s.labels), values[i], mask[i]) for i, s in enumerate(series) if mask[i].any()]
+    # Distinct label sets stay distinct without the name unless the selector matched several names.
+    one_name = len({s.labels.get("__name__") for s in series}) == 1
+    return VectorBlock(cols if one_name else dedupe(cols))
 
 
 def _per_step(

@@ -44,6 +44,27 @@ def extrapolated_rate(
     return result * factor
 
 
+def _add_resets(vs: FloatArray, first: IntArray, last: IntArray, result: FloatArray) -> FloatArray:
+    """Add each counter reset's pre-reset value, in order, as Prometheus does, window by window.
+
+    Windows without a reset (nearly all) are found with a count of drops; only the others are
+    summed one by one, so rounding is Prometheus' and not a difference of large running sums.
+    """
+    is_drop = np.concatenate(([False], vs[1:] < vs[:-1]))
+    cum = np.cumsum(is_drop)
+    with_reset = np.flatnonzero(cum[last] != cum[first])
+    if not len(with_reset):
+        return result
+    result = result.copy()
+    for i in with_reset.tolist():
+        a, b = int(first[i]), int(last[i])
+        total = float(result[i])
+        for j in (np.flatnonzero(is_drop[a + 1 : b + 1]) + a + 1).tolist():
+            total += float(vs[j - 1])
+        result[i] = total
+    return result
+
+
 def extrapolated_rate_columns(
     ts: IntArray,
     vs: FloatArray,
@@ -68,9 +89,7 @@ def extrapolated_rate_columns(
     last = np.where(mask, hi - 1, 0)
     result = vs[last] - vs[first]
     if is_counter:
-        drops = np.concatenate(([0.0], np.where(vs[1:] < vs[:-1], vs[:-1], 0.0)))
-        cum = np.cumsum(drops)
-        result = result + (cum[last] - cum[first])
+        result = _add_resets(vs, first, last, result)
     first_t, last_t = ts[first].astype(np.float64), ts[last].astype(np.float64)
     to_start = (first_t - (refs - range_ms)) / 1000
     to_end = (refs - last_t) / 1000

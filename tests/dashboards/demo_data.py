@@ -11,9 +11,13 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from alerts.evaluator import Evaluator
+from alerts.rules import RuleFile
+from alerts.state import Alert
 from infersight.config import load_config
 from infersight.demo import run_demo
 from query.api.app import create_app
+from query.promql.engine import Engine
 from store.open import Store, open_store
 
 RANGE_S = 15 * 60  # the console's default view
@@ -72,3 +76,15 @@ def run_demo_store(tmp: Path, duration_s: float = 30) -> str:
 def open_api(dsn: str) -> DemoApi:
     store = open_store(dsn)
     return DemoApi(store, TestClient(create_app(store)), time.time())
+
+
+def evaluate_alerts(api: DemoApi, rules: RuleFile, rounds: int = 4, interval_s: int = 10) -> list[Alert]:
+    """Run the evaluator over the demo's data for the last ``rounds`` intervals, writing ALERTS."""
+    engine = Engine(api.store.querier)
+    evaluator = Evaluator(rules, engine.instant, api.store.writer.write, interval_ms=interval_s * 1000)
+    end_ms = int(api.end_s * 1000)
+    sent: list[Alert] = []
+    for i in reversed(range(rounds)):
+        sent += evaluator.evaluate(end_ms - i * interval_s * 1000)
+    assert evaluator.failed_evaluations == 0, "a rule of the pack failed on the demo's store"
+    return sent

@@ -16,7 +16,9 @@ GOLDEN = Path(__file__).resolve().parents[2] / "deploy" / "clickhouse" / "schema
 
 def _metrics_ddl() -> str:
     """What ``python -m store.cluster --cluster infersight --tables series,samples`` writes."""
-    statements = [s for t in ("series", "samples") for s in render_cluster_table(t, "infersight", "infersight")]
+    statements = [
+        s for t in ("series", "samples") for s in render_cluster_table(t, "infersight", "infersight")
+    ]
     return ";\n\n".join(s.strip() for s in statements) + ";\n"
 
 
@@ -33,7 +35,9 @@ def test_every_table_gets_a_replicated_local_and_a_distributed_table() -> None:
     for table in TABLES:
         local = next(s for s in statements if f"db.{table}_local ON CLUSTER c1\n" in s)
         assert re.search(
-            rf"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/{{shard}}/db/{table}_local', '{{replica}}'", local
+            rf"ENGINE = Replicated\w*MergeTree\("
+            rf"'/clickhouse/tables/{{shard}}/db/{table}_local', '{{replica}}'",
+            local,
         )
         distributed = next(s for s in statements if f"db.{table} ON CLUSTER c1 AS db.{table}_local" in s)
         assert f"ENGINE = Distributed(c1, db, {table}_local, " in distributed
@@ -41,7 +45,9 @@ def test_every_table_gets_a_replicated_local_and_a_distributed_table() -> None:
 
 def test_series_and_samples_shard_by_fingerprint() -> None:
     for table in ("series", "samples"):
-        assert render_cluster_table(table, "db", "c")[1].endswith(f"Distributed(c, db, {table}_local, fingerprint)")
+        assert render_cluster_table(table, "db", "c")[1].endswith(
+            f"Distributed(c, db, {table}_local, fingerprint)"
+        )
 
 
 def test_new_servers_get_codecs_in_cluster_mode_too() -> None:

@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.sketch import ExponentialHistogram, from_columns, from_dict, to_columns, to_dict
+from collector.sketch import (
+    ExponentialHistogram,
+    from_columns,
+    from_dict,
+    from_otlp_buckets,
+    to_columns,
+    to_dict,
+    to_native_spans,
+    to_otlp_buckets,
+)
 
 
 def _sketch(data: list[float], scale: int = 6) -> ExponentialHistogram:
@@ -64,3 +73,40 @@ def test_from_columns_refuses_unsorted_keys() -> None:
     data["positive_keys"] = data["positive_keys"][::-1]
     with pytest.raises(ValueError, match="sorted"):
         from_dict(data)
+
+
+def test_otel_sdk_buckets_at_scale_six_are_ours_bucket_for_bucket() -> None:
+    sdk = pytest.importorskip("opentelemetry.sdk.metrics")
+    export = pytest.importorskip("opentelemetry.sdk.metrics.export")
+    view = pytest.importorskip("opentelemetry.sdk.metrics.view")
+    reader = export.InMemoryMetricReader()
+    aggregation = view.ExponentialBucketHistogramAggregation(max_size=16_384, max_scale=6)
+    provider = sdk.MeterProvider(
+        metric_readers=[reader], views=[view.View(instrument_type=sdk.Histogram, aggregation=aggregation)]
+    )
+    data = np.random.default_rng(8).lognormal(4.0, 1.0, 2_000)
+    record = provider.get_meter("t").create_histogram("ttft").record
+    for value in data.tolist():
+        record(value)
+    point = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+    provider.shutdown()
+    ours = to_columns(_sketch(data.tolist()))
+    assert point.scale == 6
+    keys, counts = from_otlp_buckets(point.positive.offset, point.positive.bucket_counts)
+    np.testing.assert_array_equal(keys, ours.positive_keys)
+    np.testing.assert_array_equal(counts, ours.positive_counts)
+    offset, dense = to_otlp_buckets(ours.positive_keys, ours.positive_counts)
+    theirs = list(point.positive.bucket_counts)
+    assert offset == point.positive.offset
+    assert dense == theirs[: len(dense)]
+    assert not any(theirs[len(dense) :])  # the SDK may send trailing empty buckets
+
+
+def test_native_spans_shift_the_index_and_delta_encode() -> None:
+    keys = np.array([-3, -2, 0, 1, 2, 7], dtype=np.int32)
+    counts = np.array([2, 1, 4, 4, 1, 3], dtype=np.uint64)
+    spans, deltas = to_native_spans(keys, counts)
+    # Prometheus indexes -2,-1 | 1,2,3 | 8: first offset absolute, then gaps of 1 and 4.
+    assert spans == [(-2, 2), (1, 3), (4, 1)]
+    assert deltas == [2, -1, 3, 0, -3, 2]
+    assert to_native_spans(np.empty(0, np.int32), np.empty(0, np.uint64)) == ([], [])

@@ -114,3 +114,18 @@ def test_bad_requests_are_bad_data(client: TestClient, params: dict, message: st
     assert body["status"] == "error"
     assert body["errorType"] == "bad_data"
     assert message in body["error"]
+
+
+def test_rows_of_two_scales_are_merged_at_the_lower(chdb_store: Store) -> None:
+    values = np.random.default_rng(3).lognormal(4.0, 1.0, 400)
+    for scale, part in ((6, values[:200]), (4, values[200:])):  # a setting changed mid-period
+        windows = WindowedSketches(scale=scale)
+        windows.observe(TTFT, {"service_id": SVC, "source": "pod-0"}, part, T0_S + 5)
+        SketchWriter(chdb_store.backend).write(windows.drain_all())
+    data = _ok(_get(TestClient(create_app(chdb_store)), period="1m", q="0.5,0.99"))
+    (period,) = data["periods"]
+    assert period["count"] == 400
+    assert data["relative_error"] == pytest.approx(0.0216, abs=1e-4)  # scale 4
+    for q, got in period["quantiles"].items():
+        exact = np.quantile(values, float(q), method="inverted_cdf")
+        assert abs(got - exact) <= data["relative_error"] * exact * (1 + 1e-9)

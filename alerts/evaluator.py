@@ -1,0 +1,176 @@
+"""Evaluates alerting rules on the PromQL engine with Prometheus' semantics (rules/alerting.go).
+
+Each evaluation: run the expression at ``ts``; every result sample is an alert (labels = sample
+labels without ``__name__`` + templated rule labels + ``alertname``); new ones are *pending*,
+pending ones older than ``for`` become *firing*; firing ones whose sample vanished stay firing for
+``keep_firing_for``, then are *inactive* (resolved) and kept 15 min so the resolution is sent.
+``ALERTS{alertstate}`` and ``ALERTS_FOR_STATE`` are written back, with staleness markers when an
+alert ends, and the state is saved so a restart neither re-waits ``for`` nor re-notifies.
+
+>>> ev = Evaluator(rules, query=Engine(store.querier).instant, write=store.writer.write)
+>>> to_send = ev.evaluate(ts_ms)          # or: await ev.run(stop, notify=client.send)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from loguru import logger
+
+from alerts.rules import AlertRule, RuleFile
+from alerts.state import Alert, AlertState, Fingerprint, load_state, save_state
+from alerts.template import TemplateError, expand
+from model.labels import METRIC_NAME, to_labels
+from model.series import STALE_NAN, Sample
+from query.promql.errors import PromQLError
+from query.promql.value import Scalar, Value, Vector
+
+RESOLVED_RETENTION_MS = 15 * 60_000  # Prometheus' resolvedRetention
+RESEND_DELAY_MS = 60_000  # Prometheus' --rules.alert.resend-delay default
+
+Query = Callable[[str, int], Value]
+Write = Callable[[list[Sample]], None]
+
+
+def _key(group: str, index: int, rule: AlertRule) -> str:
+    return f"{group}/{index}/{rule.alert}"
+
+
+class Evaluator:
+    """Every rule of ``rules`` every ``interval_ms`` (a group's own interval wins)."""
+
+    def __init__(
+        self,
+        rules: RuleFile,
+        query: Query,
+        write: Write,
+        interval_ms: int = 30_000,
+        state_path: Path | None = None,
+        external_labels: dict[str, str] | None = None,
+    ) -> None:
+        self.rules = rules
+        self.query = query
+        self.write = write
+        self.interval_ms = interval_ms
+        self.state_path = state_path
+        self.external_labels = external_labels or {}
+        self.alerts: dict[str, dict[Fingerprint, Alert]] = load_state(state_path) if state_path else {}
+        self._written: set[tuple[tuple[str, str], ...]] = set()
+        self._next_ms: dict[str, int] = {}
+        self.failed_evaluations = 0
+
+    def _samples(self, rule: AlertRule, ts_ms: int) -> list[tuple[dict[str, str], float]]:
+        value = self.query(rule.expr, ts_ms)
+        if isinstance(value, Scalar):
+            return [({}, value.value)]
+        if not isinstance(value, Vector):
+            raise PromQLError("execution", f"rule {rule.alert}: result is not a vector")
+        return [({k: v for k, v in s.labels.items() if k != METRIC_NAME}, s.value) for s in value.samples]
+
+    def eval_rule(self, key: str, rule: AlertRule, ts_ms: int) -> None:
+        """One evaluation of one rule at ``ts_ms``; updates ``self.alerts[key]``."""
+        active = self.alerts.setdefault(key, {})
+        seen: set[Fingerprint] = set()
+        for sample_labels, value in self._samples(rule, ts_ms):
+            labels = dict(sample_labels)
+            for name, text in rule.labels.items():
+                labels[name] = expand(text, sample_labels, value, self.external_labels)
+            labels["alertname"] = rule.alert
+            annotations = {
+                k: expand(v, sample_labels, value, self.external_labels) for k, v in rule.annotations.items()
+            }
+            fp = tuple(sorted(labels.items()))
+            if fp in seen:
+                raise PromQLError(
+                    "execution", f"rule {rule.alert}: vector contains metrics with the same labelset"
+                )
+            seen.add(fp)
+            alert = active.get(fp)
+            if alert is not None and alert.state is not AlertState.INACTIVE:
+                alert.value, alert.annotations, alert.keep_firing_since_ms = value, annotations, 0
+            else:
+                active[fp] = Alert(labels, annotations, AlertState.PENDING, value, active_at_ms=ts_ms)
+        for fp, alert in list(active.items()):
+            if fp in seen:
+                if alert.state is AlertState.PENDING and ts_ms - alert.active_at_ms >= rule.for_ms:
+                    alert.state, alert.fired_at_ms = AlertState.FIRING, ts_ms
+                continue
+            if alert.state is AlertState.PENDING or (
+                alert.resolved_at_ms and ts_ms - alert.resolved_at_ms > RESOLVED_RETENTION_MS
+            ):
+                del active[fp]
+            elif alert.state is AlertState.FIRING:
+                if rule.keep_firing_for_ms > 0:
+                    alert.keep_firing_since_ms = alert.keep_firing_since_ms or ts_ms
+                    if ts_ms - alert.keep_firing_since_ms < rule.keep_firing_for_ms:
+                        continue
+                alert.state, alert.resolved_at_ms = AlertState.INACTIVE, ts_ms
+
+    def _series(self, ts_ms: int) -> list[Sample]:
+        samples, now = [], set()
+        for by_fp in self.alerts.values():
+            for alert in by_fp.values():
+                if alert.state is AlertState.INACTIVE:
+                    continue
+                for name, extra, value in (
+                    ("ALERTS", {"alertstate": alert.state.value}, 1.0),
+                    ("ALERTS_FOR_STATE", {}, alert.active_at_ms / 1000),
+                ):
+                    labels = to_labels({**alert.labels, **extra, METRIC_NAME: name})
+                    now.add(labels)
+                    samples.append(Sample(labels, ts_ms, value))
+        samples += [Sample(labels, ts_ms, STALE_NAN) for labels in self._written - now]
+        self._written = now
+        return samples
+
+    def evaluate(self, ts_ms: int) -> list[Alert]:
+        """Evaluate the groups that are due at ``ts_ms``; write ALERTS; return the alerts to send."""
+        for group in self.rules.groups:
+            if ts_ms < self._next_ms.get(group.name, 0):
+                continue
+            interval = group.interval_ms or self.interval_ms
+            self._next_ms[group.name] = ts_ms + interval
+            for index, rule in enumerate(group.rules):
+                try:
+                    self.eval_rule(_key(group.name, index, rule), rule, ts_ms)
+                except (PromQLError, TemplateError) as error:
+                    self.failed_evaluations += 1
+                    logger.bind(rule=rule.alert).error("rule evaluation failed: {}", error)
+        self.write(self._series(ts_ms))
+        if self.state_path:
+            save_state(self.state_path, self.alerts)
+        return self._to_send(ts_ms)
+
+    def _to_send(self, ts_ms: int) -> list[Alert]:
+        """Prometheus' ``needsSending``: firing every resend delay, resolutions once, pending never."""
+        out = []
+        for by_fp in self.alerts.values():
+            for alert in by_fp.values():
+                if alert.state is AlertState.PENDING:
+                    continue
+                resolved_since_sent = alert.resolved_at_ms > alert.last_sent_ms
+                if resolved_since_sent or alert.last_sent_ms + RESEND_DELAY_MS <= ts_ms:
+                    if alert.state is AlertState.INACTIVE and not resolved_since_sent:
+                        continue
+                    alert.last_sent_ms = ts_ms
+                    alert.valid_until_ms = ts_ms + 4 * max(self.interval_ms, RESEND_DELAY_MS)
+                    out.append(alert)
+        return out
+
+    async def run(
+        self, stop: asyncio.Event, notify: Callable[[list[Alert]], Awaitable[None]] | None = None
+    ) -> None:
+        """Evaluate every interval until ``stop`` is set; a failing round is logged, the loop goes on."""
+        while not stop.is_set():
+            try:
+                to_send = await asyncio.to_thread(self.evaluate, int(time.time() * 1000))
+                if notify and to_send:
+                    await notify(to_send)
+            except Exception:  # loop boundary: one bad round must not stop alerting
+                logger.exception("alert evaluation round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_ms / 1000)

@@ -1,0 +1,91 @@
+"""Key management (``/api/v1/admin/keys``), each call audited with the guide's API-key trace names
+(``CreateApiKeyV2``, ``ListApiKeyV2``, ``DeleteApiKeyV2``; resource type ``apikeyV2``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from query.api.audit import audit_operation
+from query.api.errors import error_response
+from store.api_keys import KeyStore, Principal
+from store.audit import AuditLog
+
+
+def _key_json(p: Principal) -> dict[str, Any]:
+    return {
+        "key_id": p.key_id,
+        "name": p.name,
+        "project_id": p.project_id,
+        "permissions": list(p.permissions),
+    }
+
+
+def build_keys_router(keys: KeyStore, audit: AuditLog) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/admin/keys")
+
+    @router.post("")
+    async def create(request: Request) -> Any:
+        try:
+            body = json.loads(await request.body())
+            if not isinstance(body, dict):
+                raise ValueError("body: expected a JSON object")
+            unknown = set(body) - {"project_id", "permissions", "name"}
+            if unknown:
+                raise ValueError(f"{sorted(unknown)[0]}: unknown field")
+            perms = body.get("permissions", ["read"])
+            if not isinstance(perms, list):
+                raise ValueError("permissions: expected a list")
+            principal, secret = await run_in_threadpool(
+                keys.create, str(body.get("project_id", "")), perms, str(body.get("name", ""))
+            )
+        except ValueError as err:
+            await run_in_threadpool(
+                audit_operation, audit, request, "CreateApiKeyV2", "apikeyV2", code=400, message=str(err)
+            )
+            return error_response("bad_data", str(err))
+        await run_in_threadpool(
+            audit_operation,
+            audit,
+            request,
+            "CreateApiKeyV2",
+            "apikeyV2",
+            principal.key_id,
+            principal.name,
+            body=_key_json(principal),
+            project_id=principal.project_id,
+        )
+        return {"status": "success", "data": {**_key_json(principal), "key": secret}}
+
+    @router.get("")
+    async def list_keys(request: Request) -> Any:
+        project = request.query_params.get("project_id") or None
+        found = await run_in_threadpool(keys.list, project)
+        await run_in_threadpool(
+            audit_operation, audit, request, "ListApiKeyV2", "apikeyV2", project_id=project or ""
+        )
+        return {"status": "success", "data": [_key_json(p) for p in found]}
+
+    @router.delete("/{key_id}")
+    async def delete(key_id: str, request: Request) -> Any:
+        revoked = await run_in_threadpool(keys.revoke, key_id)
+        code = 200 if revoked else 404
+        await run_in_threadpool(
+            audit_operation,
+            audit,
+            request,
+            "DeleteApiKeyV2",
+            "apikeyV2",
+            key_id,
+            revoked.name if revoked else "",
+            code=code,
+            project_id=revoked.project_id if revoked else "",
+        )
+        if revoked is None:
+            return error_response("not_found", f"no live key {key_id!r}")
+        return {"status": "success", "data": _key_json(revoked)}
+
+    return router
