@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from collector.sketch.batch import sketch_groups
-from collector.sketch.codec import SketchColumns, from_columns, to_columns
+from collector.sketch.codec import SketchColumns, from_columns, from_dict, to_columns, to_dict
 from collector.sketch.mapping import DEFAULT_SCALE
 from collector.sketch.sketch import ExponentialHistogram
 from model.labels import METRIC_NAME, Labels, to_labels
@@ -136,3 +137,34 @@ class WindowedSketches:
             if len(self._labels_cache) < 65_536:
                 self._labels_cache[raw] = canonical
         return canonical
+
+
+def rows_to_wire(rows: list[SketchRow]) -> list[dict[str, Any]]:
+    """JSON-ready rows, for a sidecar in another process shipping them to ``infersight server``."""
+    return [
+        {
+            "metric": row.metric,
+            "labels": dict(row.labels),
+            "window_start_ms": row.window_start_ms,
+            "width_s": row.width_s,
+            "sketch": to_dict(row.columns),
+        }
+        for row in rows
+    ]
+
+
+def rows_from_wire(data: list[dict[str, Any]]) -> list[SketchRow]:
+    """Inverse of :func:`rows_to_wire`; ``ValueError`` names what is malformed."""
+    try:
+        return [
+            SketchRow(
+                str(item["metric"]),
+                tuple((k, v) for k, v in to_labels(item["labels"]) if k != METRIC_NAME),
+                int(item["window_start_ms"]),
+                int(item["width_s"]),
+                from_dict(item["sketch"]),
+            )
+            for item in data
+        ]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"malformed sketch row: {err!r}") from None

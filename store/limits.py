@@ -63,7 +63,7 @@ def label_problem(labels: Labels, limits: Limits) -> str | None:
             name.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8 when decoded
             return "invalid_utf8"
-        if not (_METRIC if name == METRIC_NAME else _LABEL).match(name):
+        if not (_METRIC.match(value) if name == METRIC_NAME else _LABEL.match(name)):
             return "invalid_label"
         if limits.max_label_value_bytes is not None and size > limits.max_label_value_bytes:
             return "label_too_long"

@@ -109,6 +109,8 @@ class ClickHouseQuerier:
         fps = table.column("fingerprint").to_numpy()
         ts = table.column("ts_ms").to_numpy()
         values = table.column("value").to_numpy()
+        if not len(fps):
+            return []
         # Until ClickHouse merges parts, a replayed point can appear twice: keep one per timestamp.
         repeated = (fps[1:] == fps[:-1]) & (ts[1:] == ts[:-1])
         if repeated.any():

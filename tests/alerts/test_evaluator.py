@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from alerts.evaluator import Evaluator
-from alerts.generate import TESTS_FILE, RulesConfig, write_rules
+from alerts.generate import RULES_FILE, TESTS_FILE, RulesConfig, write_rules
 from alerts.rules import AlertRule, RuleFile, RuleGroup
 from alerts.state import AlertState
 from model.series import Sample, is_stale_nan
@@ -170,3 +170,11 @@ def test_evaluator_passes_the_generated_promtool_unit_tests() -> None:
 def test_evaluator_passes_the_override_unit_tests(tmp_path: Path) -> None:
     write_rules(RulesConfig.from_dict(OVERRIDES), tmp_path)
     assert run_test_file(tmp_path / TESTS_FILE) == []
+
+
+def test_the_runner_reports_a_mismatch(tmp_path: Path) -> None:
+    for name in (RULES_FILE, TESTS_FILE):
+        text = (RULES_DIR / name).read_text()
+        (tmp_path / name).write_text(text.replace("first token within 11.91k ms", "first token within 1 ms"))
+    (problem,) = run_test_file(tmp_path / TESTS_FILE)
+    assert "InferServiceTTFTHigh" in problem

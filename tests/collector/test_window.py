@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from collector.sketch import ExponentialHistogram, from_columns
-from collector.window import SketchRow, WindowedSketches
+from collector.window import SketchRow, WindowedSketches, rows_from_wire, rows_to_wire
 
 TTFT = "infer_service_first_token_cost"
 POD = {"service_id": "svc", "group_id": "dep", "source": "pod-0"}
@@ -115,3 +117,26 @@ def test_rows_are_frozen_records() -> None:
 def test_rejects_bad_settings(width_s: float, grace_s: float) -> None:
     with pytest.raises(ValueError, match=r"window width|grace"):
         WindowedSketches(width_s=width_s, grace_s=grace_s)  # type: ignore[arg-type]
+
+
+def test_rows_survive_the_wire() -> None:
+    windows = WindowedSketches()
+    windows.observe(TTFT, POD, np.array([1.0, 250.0, -3.0, 0.0]), T0)
+    windows.observe("infer_service_per_token_cost", POD, 12.5, T0 + 10)
+    rows = windows.drain_all()
+    wire = json.loads(json.dumps(rows_to_wire(rows)))
+    assert rows_from_wire(wire) == rows
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"labels": {}, "window_start_ms": 0, "width_s": 10, "sketch": {}},
+        {"metric": "m", "labels": [], "window_start_ms": 0, "width_s": 10, "sketch": {}},
+        {"metric": "m", "labels": {}, "window_start_ms": 0, "width_s": 10, "sketch": {"scale": 6}},
+    ],
+    ids=["no-metric", "labels-not-a-map", "sketch-incomplete"],
+)
+def test_malformed_wire_rows_are_refused(item: dict) -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        rows_from_wire([item])

@@ -35,10 +35,8 @@ def _s(labels: dict[str, str], ts: int = T0, value: float = 1.0) -> Sample:
 @pytest.mark.parametrize(
     ("labels", "reason"),
     [
-        (
-            {"__name__": "m", "pod": "bad\udcff"},
-            "invalid_utf8",
-        ),  # undecodable bytes, as surrogateescape keeps them
+        # Undecodable bytes, as surrogateescape keeps them in a str.
+        ({"__name__": "m", "pod": "bad\udcff"}, "invalid_utf8"),
         ({"__name__": "m", "pod\udcff": "x"}, "invalid_utf8"),
         ({"__name__": "m", "pod": "x" * 4097}, "label_too_long"),
         ({"__name__": "m", "pod": "x", **{f"l{i}": "v" for i in range(64)}}, "too_many_labels"),

@@ -1,0 +1,78 @@
+"""Runs the evaluator inside an infersight process and hands its alerts to the notifiers.
+
+``infersight run`` / ``server`` start one ``AlertRunner`` over the store they already have:
+
+>>> runner = AlertRunner(section, Engine(store.querier).instant, store.writer.write)
+>>> await runner.start()   # ... await runner.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Protocol
+
+from loguru import logger
+
+from alerts.alertmanager import AlertmanagerClient
+from alerts.config import AlertsSection
+from alerts.delivery import RetryPolicy
+from alerts.evaluator import Evaluator, Query, Write
+from alerts.state import Alert
+from alerts.webhook import WebhookClient
+
+
+class Notifier(Protocol):
+    sent_alerts: int
+    failed_alerts: int
+
+    async def send(self, alerts: list[Alert]) -> bool: ...
+
+
+class AlertRunner:
+    """Evaluator + notifiers with ``start()``/``stop()``; ``stop()`` is safe without ``start()`` and twice."""
+
+    def __init__(self, section: AlertsSection, query: Query, write: Write) -> None:
+        self.section = section
+        self.evaluator = Evaluator(
+            section.load_rules(),
+            query,
+            write,
+            interval_ms=section.interval_ms,
+            state_path=Path(section.state_file) if section.state_file else None,
+            external_labels=section.external_labels,
+        )
+        policy = RetryPolicy(retries=section.retries)
+        self.notifiers: list[Notifier] = []
+        if section.alertmanager_urls:
+            self.notifiers.append(
+                AlertmanagerClient(list(section.alertmanager_urls), policy, section.external_url)
+            )
+        if section.webhook_urls:
+            self.notifiers.append(WebhookClient(list(section.webhook_urls), policy, section.external_url))
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def notify(self, alerts: list[Alert]) -> None:
+        for notifier in self.notifiers:
+            await notifier.send(alerts)
+
+    @property
+    def failed_alerts(self) -> int:
+        """Alerts that no receiver took (after retries), over all notifiers."""
+        return sum(n.failed_alerts for n in self.notifiers)
+
+    async def start(self) -> None:
+        if self._task is None and self.section.enabled:
+            self._stop.clear()
+            self._task = asyncio.create_task(self.evaluator.run(self._stop, self.notify))
+            rules = sum(len(g.rules) for g in self.evaluator.rules.groups)
+            logger.info("alerting: {} rules every {} s", rules, self.section.interval_ms / 1000)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
