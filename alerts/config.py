@@ -69,16 +69,13 @@ class AlertsSection:
             raise ConfigError(f"{path}.interval: {error}") from error
         if interval_ms <= 0:
             raise ConfigError(f"{path}.interval: must be > 0")
-        rules = {k: data[k] for k in ("packs", "defaults", "services") if k in data}
-        if "packs" in rules and not rules["packs"]:
-            rules["packs"] = None
         section = cls(
             enabled=bool(data.get("enabled", True)),
             interval_ms=interval_ms,
             rule_files=_strings(data, "rule_files", path),
-            rules=RulesConfig.from_dict(rules, path)
-            if data.get("packs", True) != []
-            else RulesConfig(packs=()),
+            rules=RulesConfig.from_dict(
+                {k: data[k] for k in ("packs", "defaults", "services") if k in data}, path
+            ),
             state_file=str(data.get("state_file", "")),
             alertmanager_urls=_strings(data, "alertmanager_urls", path),
             webhook_urls=_strings(data, "webhook_urls", path),

@@ -59,7 +59,7 @@ class RulesConfig:
             services.append(
                 ServiceOverride(service_id, defaults.replace_from(entry, f"{where}.services[{i}]"))
             )
-        packs = tuple(data.get("packs") or PACKS)
+        packs = tuple(PACKS) if data.get("packs") is None else tuple(data["packs"])
         for pack in packs:
             if pack not in PACKS:
                 raise ConfigError(f"{where}.packs: unknown pack {pack!r} (known: {', '.join(PACKS)})")

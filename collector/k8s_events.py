@@ -163,12 +163,25 @@ class KubernetesEventWatcher:
             emit(events)
 
     async def run(self) -> None:
+        """Watch until ``stop()``. The blocking client runs in a daemon thread, so a watch parked in
+        a long poll never holds up the process's exit."""
         loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
 
         def emit(events: list[Event]) -> None:
             asyncio.run_coroutine_threadsafe(self.sink(events), loop).result()
 
-        await asyncio.to_thread(self.run_blocking, emit)
+        def target() -> None:
+            try:
+                self.run_blocking(emit)
+            finally:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        threading.Thread(target=target, name="k8s-event-watch", daemon=True).start()
+        try:
+            await done
+        finally:
+            self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()

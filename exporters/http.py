@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 
+from model.events import Event
 from model.series import Sample
 from model.wire import encode_batch
 
@@ -17,6 +20,25 @@ class HttpExporter:
 
     async def send(self, batch: list[Sample]) -> None:
         response = await self._client.post(self._url, json=encode_batch(batch))
+        response.raise_for_status()
+
+    async def send_events(self, events: list[Event]) -> None:
+        """POST events (e.g. the pod's Kubernetes events) to ``<ship_to>/api/v1/events``."""
+        body = {
+            "events": [
+                {
+                    "kind": e.kind,
+                    "type": e.type,
+                    "reason": e.reason,
+                    "message": e.message,
+                    "object": dataclasses.asdict(e.obj),
+                    "time": e.time_ms,
+                    "source": e.source,
+                }
+                for e in events
+            ]
+        }
+        response = await self._client.post(self._url.replace("/ingest", "/events"), json=body)
         response.raise_for_status()
 
     async def aclose(self) -> None:

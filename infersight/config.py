@@ -124,6 +124,19 @@ class AuthSection:
 
 
 @dataclass(frozen=True, slots=True)
+class KubernetesSection:
+    """Watch the Kubernetes events of this pod (in-cluster credentials; needs the ``k8s`` extra)."""
+
+    enabled: bool = False
+    namespace: str = "default"
+    pod: str = ""
+
+    def validate(self) -> None:
+        if self.enabled and not self.pod:
+            raise ConfigError("kubernetes.pod: required when kubernetes.enabled (use ${POD_NAME})")
+
+
+@dataclass(frozen=True, slots=True)
 class EventsSection:
     """Event detection and retention (the guide: pod events 1 hour, or 7 days; service events a month)."""
 
@@ -168,6 +181,7 @@ class Config:
     dashboards: DashboardsSection = field(default_factory=DashboardsSection)
     events: EventsSection = field(default_factory=EventsSection)
     auth: AuthSection = field(default_factory=AuthSection)
+    kubernetes: KubernetesSection = field(default_factory=KubernetesSection)
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -194,6 +208,7 @@ _SECTIONS: dict[str, Any] = {
     "dashboards": lambda d: section_from_dict(DashboardsSection, d, "dashboards"),
     "events": lambda d: section_from_dict(EventsSection, d, "events"),
     "auth": lambda d: section_from_dict(AuthSection, d, "auth"),
+    "kubernetes": lambda d: section_from_dict(KubernetesSection, d, "kubernetes"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),

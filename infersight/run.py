@@ -8,10 +8,13 @@ import time
 from loguru import logger
 
 from collector.group import SidecarGroup
+from collector.k8s_events import KubernetesEventWatcher
 from exporters.retry import RetryingExporter
 from exporters.store import StoreExporter
 from infersight.asgi import AsgiServer
 from infersight.config import Config
+from infersight.k8s import start_watch
+from model.events import Event
 from query.api.app import AuthSettings, create_app
 from query.events.detector import EventDetector
 from query.events.hub import EventHub
@@ -31,6 +34,7 @@ class Runtime:
         self.events: EventHub | None = None
         self.detector: EventDetector | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._watcher: KubernetesEventWatcher | None = None
 
     @property
     def api_url(self) -> str:
@@ -66,6 +70,15 @@ class Runtime:
         await self.sidecars.start()
         logger.info("{} sidecar(s) scraping every {} s", len(cfg.targets), cfg.scrape.interval_s)
         self._background.append(asyncio.create_task(self._detect_events(ev.interval_s)))
+        hub = self.events
+
+        async def publish(events: list[Event]) -> None:
+            await asyncio.to_thread(hub.publish, events)
+
+        watch = start_watch(cfg, publish)
+        if watch is not None:
+            self._watcher, task = watch
+            self._background.append(task)
 
     async def detect_events_now(self) -> None:
         """One detection tick now (the demo calls it after its final scrape)."""
@@ -95,6 +108,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop sidecars, flush what is pending, stop the API, close the store. Safe twice."""
+        if self._watcher is not None:
+            self._watcher.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

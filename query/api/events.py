@@ -33,7 +33,17 @@ def event_from_json(data: Any, now_ms: int) -> Event:
     """Validate one submitted event; ValueError names the wrong field."""
     if not isinstance(data, dict):
         raise ValueError("event: expected a JSON object")
-    unknown = set(data) - {"kind", "type", "reason", "message", "template", "args", "object", "time"}
+    unknown = set(data) - {
+        "kind",
+        "type",
+        "reason",
+        "message",
+        "template",
+        "args",
+        "object",
+        "time",
+        "source",
+    }
     if unknown:
         raise ValueError(f"{sorted(unknown)[0]}: unknown field")
     obj = data.get("object") or {}
@@ -62,7 +72,10 @@ def event_from_json(data: Any, now_ms: int) -> Event:
     for name, value in (("kind", kind), ("type", type_), ("reason", reason), ("message", message)):
         if not isinstance(value, str):
             raise ValueError(f"{name}: expected a string")
-    event = Event(kind, type_, reason, message, EventObject(**obj), time_ms, source="platform")
+    source = data.get("source", "platform")
+    if source not in ("platform", "kubernetes"):
+        raise ValueError("source: platform or kubernetes")
+    event = Event(kind, type_, reason, message, EventObject(**obj), time_ms, source=source)
     event.validate()
     return event
 

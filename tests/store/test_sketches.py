@@ -1,4 +1,4 @@
-"""The sketches table: ClickHouse's sumMap merge equals the Python merge, for any pods and period."""
+"""The sketches table on chDB and ClickHouse 18.16: sumMap merges equal the Python merge, any pods and period."""
 
 from __future__ import annotations
 
@@ -56,9 +56,9 @@ def _sketch(row: MergedSketch) -> ExponentialHistogram:
     ],
     ids=["service", "deployment", "pod", "all", "tenant"],
 )
-def test_merge_in_clickhouse_equals_one_sketch_of_the_values(chdb_store: Store, filters, pods) -> None:
-    kept = _load(chdb_store)
-    reader = SketchReader(chdb_store.backend)
+def test_merge_in_clickhouse_equals_one_sketch_of_the_values(store: Store, filters, pods) -> None:
+    kept = _load(store)
+    reader = SketchReader(store.backend)
     rows = reader.merged(TTFT, filters, T0_S * 1000, (T0_S + 1200) * 1000, 300_000)
     assert [r.period_start_ms for r in rows] == [(T0_S + 300 * i) * 1000 for i in range(4)]
     for row in rows:
@@ -69,67 +69,67 @@ def test_merge_in_clickhouse_equals_one_sketch_of_the_values(chdb_store: Store, 
 
 
 @pytest.mark.parametrize("period_s", [60, 300, 900, 3600])
-def test_periods_cover_every_window_once(chdb_store: Store, period_s: int) -> None:
-    kept = _load(chdb_store)
-    rows = SketchReader(chdb_store.backend).merged(
+def test_periods_cover_every_window_once(store: Store, period_s: int) -> None:
+    kept = _load(store)
+    rows = SketchReader(store.backend).merged(
         TTFT, {}, T0_S * 1000, (T0_S + 1200) * 1000, period_s * 1000
     )
     assert len(rows) == -(-1200 // period_s)
     assert sum(r.count for r in rows) == _expected(kept, PODS, T0_S, T0_S + 1200).size
 
 
-def test_quantiles_from_merged_rows_are_within_the_bound(chdb_store: Store) -> None:
-    kept = _load(chdb_store)
-    (row,) = SketchReader(chdb_store.backend).merged(TTFT, {}, T0_S * 1000, (T0_S + 1200) * 1000, 3_600_000)
+def test_quantiles_from_merged_rows_are_within_the_bound(store: Store) -> None:
+    kept = _load(store)
+    (row,) = SketchReader(store.backend).merged(TTFT, {}, T0_S * 1000, (T0_S + 1200) * 1000, 3_600_000)
     values = _expected(kept, PODS, T0_S, T0_S + 1200)
     qs = [0.5, 0.9, 0.99, 0.999]
     exact = np.quantile(values, qs, method="inverted_cdf")
     assert np.all(np.abs(_sketch(row).quantiles(qs) - exact) <= 0.01 * exact)
 
 
-def test_range_bounds_select_windows_by_start(chdb_store: Store) -> None:
-    kept = _load(chdb_store)
+def test_range_bounds_select_windows_by_start(store: Store) -> None:
+    kept = _load(store)
     start_s, end_s = T0_S + 65, T0_S + 125  # windows starting at 70 … 120 s
-    rows = SketchReader(chdb_store.backend).merged(TTFT, {}, start_s * 1000, end_s * 1000, 60_000)
+    rows = SketchReader(store.backend).merged(TTFT, {}, start_s * 1000, end_s * 1000, 60_000)
     assert sum(r.count for r in rows) == _expected(kept, PODS, T0_S + 70, T0_S + 130).size
 
 
-def test_two_rows_of_one_window_add_up(chdb_store: Store) -> None:
+def test_two_rows_of_one_window_add_up(store: Store) -> None:
     windows = WindowedSketches()
     labels = {"service_id": "s", "source": "p"}
     windows.observe(TTFT, labels, np.array([1.0, 2.0]), T0_S)
-    writer = SketchWriter(chdb_store.backend)
+    writer = SketchWriter(store.backend)
     writer.write(windows.drain(T0_S + 10))
     windows.observe(TTFT, labels, np.array([3.0]), T0_S + 1)  # late: the same window again
     writer.write(windows.drain(T0_S + 10))
-    (row,) = SketchReader(chdb_store.backend).merged(
+    (row,) = SketchReader(store.backend).merged(
         TTFT, {"service_id": "s"}, T0_S * 1000, (T0_S + 60) * 1000, 60_000
     )
     assert (row.count, row.min, row.max, row.sum) == (3, 1.0, 3.0, 6.0)
 
 
-def test_negative_and_zero_values_survive_the_round_trip(chdb_store: Store) -> None:
+def test_negative_and_zero_values_survive_the_round_trip(store: Store) -> None:
     windows = WindowedSketches()
     windows.observe("delta", {"service_id": "s"}, np.array([-5.0, -0.5, 0.0, 0.0, 2.0]), T0_S)
-    SketchWriter(chdb_store.backend).write(windows.drain_all())
-    (row,) = SketchReader(chdb_store.backend).merged("delta", {}, T0_S * 1000, (T0_S + 60) * 1000, 60_000)
+    SketchWriter(store.backend).write(windows.drain_all())
+    (row,) = SketchReader(store.backend).merged("delta", {}, T0_S * 1000, (T0_S + 60) * 1000, 60_000)
     expected = ExponentialHistogram()
     expected.add_many(np.array([-5.0, -0.5, 0.0, 0.0, 2.0]))
     assert _sketch(row).same_as(expected)
 
 
-def test_extra_labels_are_kept_beside_the_identity_columns(chdb_store: Store) -> None:
+def test_extra_labels_are_kept_beside_the_identity_columns(store: Store) -> None:
     row = SketchRow(TTFT, (("model", "m"), ("service_id", "s")), T0_S * 1000, 10, _columns_of([1.0]))
-    SketchWriter(chdb_store.backend).write([row])
-    stored = chdb_store.backend.query(
+    SketchWriter(store.backend).write([row])
+    stored = store.backend.query(
         "SELECT service_id, source, label_names, label_values FROM infersight.sketches"
     ).to_pylist()
     assert stored == [{"service_id": "s", "source": "", "label_names": ["model"], "label_values": ["m"]}]
 
 
-def test_nothing_in_range_reads_as_no_periods(chdb_store: Store) -> None:
-    assert SketchReader(chdb_store.backend).merged(TTFT, {}, 0, 60_000, 60_000) == []
-    assert SketchWriter(chdb_store.backend).write([]) == 0
+def test_nothing_in_range_reads_as_no_periods(store: Store) -> None:
+    assert SketchReader(store.backend).merged(TTFT, {}, 0, 60_000, 60_000) == []
+    assert SketchWriter(store.backend).write([]) == 0
 
 
 @pytest.mark.parametrize(
@@ -140,9 +140,9 @@ def test_nothing_in_range_reads_as_no_periods(chdb_store: Store) -> None:
         ({}, 60_000, 0, "period"),
     ],
 )
-def test_reader_refuses_bad_requests(chdb_store: Store, filters, span_ms, period_ms, message) -> None:
+def test_reader_refuses_bad_requests(store: Store, filters, span_ms, period_ms, message) -> None:
     with pytest.raises(ValueError, match=message):
-        SketchReader(chdb_store.backend).merged(TTFT, filters, 0, span_ms, period_ms)
+        SketchReader(store.backend).merged(TTFT, filters, 0, span_ms, period_ms)
 
 
 def _columns_of(values: list[float]) -> SketchColumns:

@@ -1,0 +1,187 @@
+"""Prometheus remote write into infersight: Debian's real Prometheus 2.42 scrapes itself and remote-writes
+to ``/api/v1/write``; what lands in the store equals the raw samples Prometheus holds. Plus the error
+answers a sender relies on (400 never retried, 503 retried)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import cramjam
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from model.labels import Matcher, MatchOp
+from query.api.remote_write import build_remote_write_router, encode_write_request
+from store.backend import StoreUnavailableError
+from store.open import Store, open_store
+from store.writes import SampleWriter
+from tests.store.clickhouse_server import free_port
+
+T0 = 1_764_000_000_000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"chdb://{tmp_path / 'data'}")
+    yield opened
+    opened.close()
+
+
+class Poster:
+    """POSTs to an app in-process (ASGI), one event loop per call."""
+
+    def __init__(self, writer: SampleWriter) -> None:
+        app = FastAPI()
+        app.include_router(build_remote_write_router(writer))
+        self._transport = httpx.ASGITransport(app=app)
+
+    def post(self, body: bytes) -> int:
+        async def go() -> int:
+            async with httpx.AsyncClient(transport=self._transport, base_url="http://t") as c:
+                return (await c.post("/api/v1/write", content=body)).status_code
+
+        return asyncio.run(go())
+
+
+@pytest.fixture
+def client(store: Store) -> Poster:
+    return Poster(store.writer)
+
+
+def _points(store: Store, name: str) -> dict[str, list[tuple[int, float]]]:
+    series = store.querier.select([Matcher("__name__", MatchOp.EQ, name)], 0, 2 * T0)
+    return {
+        s.labels.get("job", ""): list(zip(s.ts_ms.tolist(), s.values.tolist(), strict=True)) for s in series
+    }
+
+
+def test_write_request_is_stored(store: Store, client: Poster) -> None:
+    body = encode_write_request(
+        [
+            ({"__name__": "rw", "job": "a"}, [(T0, 1.0), (T0 + 1000, 2.0)]),
+            ({"__name__": "rw", "job": "b"}, [(T0, math.inf)]),
+        ]
+    )
+    assert client.post(body) == 204
+    assert _points(store, "rw") == {"a": [(T0, 1.0), (T0 + 1000, 2.0)], "b": [(T0, math.inf)]}
+
+
+@pytest.mark.parametrize("body", [b"", b"not snappy at all", b"\x05\x00garbage"])
+def test_malformed_body_is_400(client: Poster, body: bytes) -> None:
+    assert client.post(body) == (204 if body == b"" else 400)  # empty: an empty WriteRequest
+
+
+def test_protobuf_that_is_not_a_write_request_is_400(client: Poster) -> None:
+    body = bytes(cramjam.snappy.compress_raw(b"\x0a\x05\xff\xff\xff\xff\xff"))
+    assert client.post(body) == 400
+
+
+def test_invalid_utf8_label_drops_that_series_only(store: Store, client: Poster) -> None:
+    body = encode_write_request(
+        [
+            ({"__name__": "rw", "job": "bad\udcff"}, [(T0, 1.0)]),
+            ({"__name__": "rw", "job": "ok"}, [(T0, 2.0)]),
+        ]
+    )
+    assert client.post(body) == 204
+    assert _points(store, "rw") == {"ok": [(T0, 2.0)]}
+    assert store.writer.guard.dropped["invalid_utf8"] == 1
+
+
+def test_store_unavailable_is_503_so_the_sender_retries() -> None:
+    class DownBackend:
+        database = "x"
+
+        def insert(self, table: str, rows: object) -> None:
+            raise StoreUnavailableError("down")
+
+    poster = Poster(SampleWriter(DownBackend()))  # type: ignore[arg-type]
+    assert poster.post(encode_write_request([({"__name__": "rw"}, [(T0, 1.0)])])) == 503
+
+
+def _require_prometheus() -> None:
+    if shutil.which("prometheus") is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus not installed (tools/system-deps.sh installs it)")
+        pytest.skip("prometheus not installed")
+
+
+def _prom_raw(url: str, query: str) -> dict[str, list[tuple[int, float]]]:
+    params = urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{params}", timeout=10) as response:
+        data = json.load(response)["data"]["result"]
+    return {
+        r["metric"].get("job", ""): [(round(float(t) * 1000), float(v)) for t, v in r["values"]] for r in data
+    }
+
+
+@pytest.mark.integration
+def test_real_prometheus_remote_writes_its_own_scrapes(store: Store, tmp_path: Path) -> None:
+    _require_prometheus()
+    api_port, prom_port = free_port(), free_port()
+    app = FastAPI()
+    app.include_router(build_remote_write_router(store.writer))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - {{job_name: self, static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]}}\n"
+        "remote_write:\n"
+        f"  - url: http://127.0.0.1:{api_port}/api/v1/write\n"
+        "    queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}\n"
+    )
+    with (tmp_path / "prometheus.log").open("w") as log:
+        proc = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        ours: dict[str, list[tuple[int, float]]] = {}
+        while time.monotonic() < deadline:
+            ours = _points(store, "up")
+            if len(ours.get("self", [])) >= 4:
+                break
+            time.sleep(0.5)
+        assert len(ours.get("self", [])) >= 4, (tmp_path / "prometheus.log").read_text()[-3000:]
+        # Every sample we received is one Prometheus holds, timestamp and value alike.
+        theirs = _prom_raw(f"http://127.0.0.1:{prom_port}", "up[10m]")
+        assert set(ours["self"]) <= set(theirs["self"])
+        counter = "prometheus_tsdb_head_samples_appended_total"
+        got = {(ts, v) for points in _points(store, counter).values() for ts, v in points}
+        assert got
+        assert got <= {
+            p
+            for points in _prom_raw(f"http://127.0.0.1:{prom_port}", f"{counter}[10m]").values()
+            for p in points
+        }
+        # Labels arrive as Prometheus attaches them (job, instance, and the target's own).
+        (series,) = store.querier.select([Matcher("__name__", MatchOp.EQ, "up")], 0, 2 * T0)
+        assert series.labels == {"__name__": "up", "job": "self", "instance": f"127.0.0.1:{prom_port}"}
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        server.should_exit = True
+        thread.join(10)
