@@ -63,6 +63,16 @@ class Evaluator:
         self._next_ms: dict[str, int] = {}
         self.failed_evaluations = 0
 
+    def set_rules(self, rules: RuleFile) -> None:
+        """Swap the rule set (API change, reload); alerts of rules that remain keep their state."""
+        keys = {_key(g.name, i, r) for g in rules.groups for i, r in enumerate(g.rules)}
+        self.alerts = {k: v for k, v in self.alerts.items() if k in keys}
+        self.rules = rules
+
+    def rule_alerts(self, group: str, index: int, rule: AlertRule) -> list[Alert]:
+        """The current alerts of one rule (for the rules and alerts API)."""
+        return list(self.alerts.get(_key(group, index, rule), {}).values())
+
     def _samples(self, rule: AlertRule, ts_ms: int) -> list[tuple[dict[str, str], float]]:
         value = self.query(rule.expr, ts_ms)
         if isinstance(value, Scalar):

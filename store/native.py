@@ -1,6 +1,8 @@
 """A ClickHouse server (or cluster) over the native protocol, through ``clickhouse-driver``.
 
-``NativeBackend("clickhouse://127.0.0.1:9000/infersight?compression=lz4")``. Queries take the same
+``NativeBackend("clickhouse://127.0.0.1:9000/infersight?compression=lz4")``; URL options: ``compression``
+(``lz4`` default, ``none``), ``cluster`` (cluster DDL, ``store.cluster``), ``alt_hosts`` (failover,
+``host2:9000,host3:9000``), ``timeout_s``. Queries take the same
 ``{name:Type}`` placeholders and params dict as chDB's; here they become the driver's ``%(name)s``,
 which it fills client-side with escaped literals (strings quoted, backslashes and quotes escaped,
 lists as array literals), so a value can never change the statement.
@@ -100,15 +102,17 @@ class NativeBackend:
         self.cluster: str | None = options.get("cluster") or None
         self.address = f"{url.hostname or '127.0.0.1'}:{url.port or 9000}"
         self._lock = threading.Lock()
+        compression = options.get("compression", "lz4")
         self._client = Client(
             host=url.hostname or "127.0.0.1",
             port=url.port or 9000,
             user=unquote(url.username or "default"),
             password=unquote(url.password or ""),
-            compression=options.get("compression", "lz4"),
+            compression=False if compression == "none" else compression,
             connect_timeout=connect_timeout_s,
             send_receive_timeout=float(options.get("timeout_s", 300)),
             settings={"strings_as_bytes": False},
+            alt_hosts=options.get("alt_hosts"),
         )
         logger.info("ClickHouse server store at {} (database {})", self.address, self.database)
 

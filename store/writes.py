@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class SampleWriter:
         self._identities: OrderedDict[Labels, tuple[int, str, str | None]] = OrderedDict()
         self._seen_days: set[tuple[int, int]] = set()
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def _identity(self, labels: Labels) -> tuple[int, str, str | None]:
         """(fingerprint, metric name, why the labels are refused or None), cached per label set."""
@@ -63,9 +65,16 @@ class SampleWriter:
         return entry
 
     def write(self, batch: list[Sample]) -> int:
-        """Insert the batch; returns the number of samples written (the rest are counted as dropped)."""
+        """Insert the batch; returns the number of samples written (the rest are counted as dropped).
+
+        One write at a time: the API's ingest, remote write and the exporters share one writer.
+        """
         if not batch:
             return 0
+        with self._lock:
+            return self._write(batch)
+
+    def _write(self, batch: list[Sample]) -> int:
         identity = self._identity
         ids = [identity(sample.labels) for sample in batch]
         fps = np.fromiter((fp for fp, _, _ in ids), dtype=np.uint64, count=len(ids))

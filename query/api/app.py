@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from query.api.admin import build_admin_router
 from query.api.audit import build_audit_router
 from query.api.events import build_events_router
 from query.api.ingest import build_ingest_router
-from query.api.keys import build_keys_router
 from query.api.prometheus_v1 import build_router
+from query.api.remote_write import build_remote_write_router
 from query.api.sketches import build_sketch_router
 from query.api.tenancy import AuthMiddleware, TenantQuerier
 from query.events.hub import EventHub
@@ -41,9 +42,11 @@ def create_app(
     keys = KeyStore(store.backend)
     app.include_router(build_router(engine, querier))
     app.include_router(build_ingest_router(store.writer))
+    app.include_router(build_remote_write_router(store.writer))
     app.include_router(build_audit_router(audit))
-    app.include_router(build_keys_router(keys, audit))
-    app.include_router(build_events_router(hub or EventHub(EventLog(store.backend), store.writer)))
+    hub = hub or EventHub(EventLog(store.backend), store.writer)
+    app.include_router(build_admin_router(keys, audit, hub.log))
+    app.include_router(build_events_router(hub))
     app.include_router(build_sketch_router(store.backend))
 
     @app.get("/-/healthy")

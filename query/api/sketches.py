@@ -20,7 +20,7 @@ from collector.sketch import ExponentialHistogram, SketchColumns, from_columns
 from model.durations import parse_duration_ms
 from query.api.errors import error_response, success
 from query.api.params import BadParamError, parse_time_ms
-from store.backend import Backend
+from store.backend import Backend, StoreUnavailableError
 from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader
 
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
@@ -38,14 +38,19 @@ def build_sketch_router(backend: Backend) -> APIRouter:
             query = _parse(dict(request.query_params))
         except BadParamError as err:
             return error_response("bad_data", str(err))
-        merged = await run_in_threadpool(
-            reader.merged,
-            query["metric"],
-            query["filters"],
-            query["start_ms"],
-            query["end_ms"],
-            query["period_ms"],
-        )
+        try:
+            merged = await run_in_threadpool(
+                reader.merged,
+                query["metric"],
+                query["filters"],
+                query["start_ms"],
+                query["end_ms"],
+                query["period_ms"],
+            )
+        except StoreUnavailableError as err:  # a server store that is down or overloaded: retry later
+            return error_response("unavailable", str(err))
+        except TimeoutError as err:
+            return error_response("timeout", str(err))
         return success(_answer(query, merged))
 
     return router

@@ -23,6 +23,25 @@ from model.series import Series, is_stale_nan
 from query.promql.storage import Querier
 
 UP, DOWN, SILENT = "up", "down", "silent"
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A pod event when a utilisation series (%) crosses ``above``; re-armed below ``above - 5``."""
+
+    metric: str
+    above: float
+    reason: str
+    what: str
+
+
+# The guide's resource series (SEED-SPEC §1.2); reasons are infersight's (the guide names none).
+THRESHOLDS = (
+    Threshold("ma_container_memory_util", 95.0, "MemoryNearLimit", "Memory use"),
+    Threshold("ma_container_gpu_mem_util", 98.0, "GPUMemoryExhausted", "GPU memory use"),
+    Threshold("ma_container_npu_memory_util", 98.0, "NPUMemoryExhausted", "NPU memory use"),
+)
+REARM_GAP = 5.0
 CRASH_LOOP_RESTARTS = 3
 CRASH_LOOP_WINDOW_MS = 600_000
 
@@ -34,6 +53,7 @@ class _Pod:
     # Last value per series (label set) of the restart signals: a start time, the request counters.
     last: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
     restarts: deque[int] = field(default_factory=deque)
+    over: set[str] = field(default_factory=set)  # thresholds currently crossed
 
 
 def _last(series: Series) -> tuple[int, float] | None:
@@ -80,6 +100,7 @@ class EventDetector:
         up = self._select("up", now_ms)
         starts = self._select("process_start_time_seconds", now_ms)
         requests = self._select("infer_service_request_total", now_ms)
+        utilisation = [(t, self._select(t.metric, now_ms)) for t in THRESHOLDS]
         for pod_name, points in up.items():
             labels, ts, value = max(points, key=lambda p: p[1])
             state = SILENT if now_ms - ts > self._silent_after_ms else (UP if value == 1 else DOWN)
@@ -93,6 +114,8 @@ class EventDetector:
                 pod.state = state
             signals = [*starts.get(pod_name, []), *requests.get(pod_name, [])]
             events += self._restarts(pod, signals, now_ms)
+            for threshold, points in utilisation:
+                events += self._threshold(pod, threshold, points.get(pod_name, []), now_ms)
         events += self._service_status(now_ms)
         return events
 
@@ -140,6 +163,22 @@ class EventDetector:
         if len(pod.restarts) >= CRASH_LOOP_RESTARTS:
             events.append(self._pod_event(pod, "CrashLoopBackOff", render("CrashLoopBackOff"), now_ms))
         return events
+
+    def _threshold(
+        self, pod: _Pod, threshold: Threshold, points: list[tuple[dict[str, str], int, float]], now_ms: int
+    ) -> list[Event]:
+        if not points:
+            return []
+        value = max(v for _, _, v in points)  # the fullest device or container of the pod
+        if threshold.metric in pod.over:
+            if value < threshold.above - REARM_GAP:
+                pod.over.discard(threshold.metric)
+            return []
+        if value < threshold.above:
+            return []
+        pod.over.add(threshold.metric)
+        message = f"{threshold.what} of pod [{pod.obj.pod}] reached {value:.0f}% of its limit."
+        return [self._pod_event(pod, threshold.reason, message, now_ms, "Alarm")]
 
     def _service_status(self, now_ms: int) -> list[Event]:
         by_service: dict[str, list[_Pod]] = {}

@@ -3,21 +3,22 @@
 -- sumMap(positive_keys, positive_counts) adds, so ClickHouse merges pods, deployments, windows and
 -- periods itself. No Map type: ClickHouse 18.16 lacks it. Plain MergeTree, not Replacing: two rows
 -- for one window (a late value, a sidecar restart) are both real data and must add up.
--- Daily partitions so that retention drops whole partitions.
+-- Daily partitions so that retention drops whole partitions. Types and codecs in braces come from
+-- the server's features (store/features.py): plain on 18.16, LowCardinality and ZSTD on newer.
 CREATE TABLE IF NOT EXISTS {db}.sketches
 (
-    metric_name String,
-    service_id String,
-    group_id String,
-    source String,
-    project_id String,
-    service_name String,
-    instance_name String,
-    role String,
+    metric_name {name_type},
+    service_id {name_type},
+    group_id {name_type},
+    source {name_type},
+    project_id {name_type},
+    service_name {name_type},
+    instance_name {name_type},
+    role {name_type},
     fingerprint UInt64,
     label_names Array(String),
     label_values Array(String),
-    window_start_ms Int64,
+    window_start_ms Int64{ts_codec},
     width_s UInt32,
     scale Int8,
     count UInt64,
@@ -25,10 +26,10 @@ CREATE TABLE IF NOT EXISTS {db}.sketches
     min Float64,
     max Float64,
     zero_count UInt64,
-    positive_keys Array(Int32),
-    positive_counts Array(UInt64),
-    negative_keys Array(Int32),
-    negative_counts Array(UInt64)
+    positive_keys Array(Int32){value_codec},
+    positive_counts Array(UInt64){value_codec},
+    negative_keys Array(Int32){value_codec},
+    negative_counts Array(UInt64){value_codec}
 )
 ENGINE = MergeTree()
 PARTITION BY toDate(toDateTime(intDiv(window_start_ms, 1000)))

@@ -60,3 +60,20 @@ def test_new_servers_get_codecs_in_cluster_mode_too() -> None:
 def test_names_must_be_identifiers(database: str, cluster: str) -> None:
     with pytest.raises(ValueError, match="identifier"):
         render_cluster_schema(database, cluster)
+
+
+def test_example_cluster_config_is_2_shards_by_2_replicas_with_matching_macros() -> None:
+    import xml.etree.ElementTree as ET
+
+    folder = GOLDEN.parent
+    cluster = ET.parse(folder / "config.d" / "cluster.xml").getroot().find("remote_servers/infersight")
+    assert cluster is not None
+    shards = [[r.findtext("host") for r in s.findall("replica")] for s in cluster.findall("shard")]
+    assert shards == [["ch-s1-r1", "ch-s1-r2"], ["ch-s2-r1", "ch-s2-r2"]]
+    for number, hosts in enumerate(shards, start=1):
+        for host in hosts:
+            macros = ET.parse(folder / "nodes" / f"{host}.xml").getroot().find("macros")
+            assert macros is not None
+            assert (macros.findtext("shard"), macros.findtext("replica")) == (str(number), host)
+    keeper = ET.parse(folder / "keeper.xml").getroot()
+    assert len(keeper.findall("keeper_server/raft_configuration/server")) == 3

@@ -1,4 +1,4 @@
-"""The sketches table on chDB and ClickHouse 18.16: sumMap merges equal the Python merge, any pods and period."""
+"""The sketches table, on chDB and ClickHouse 18.16: sumMap merges equal the Python merge."""
 
 from __future__ import annotations
 
@@ -71,9 +71,7 @@ def test_merge_in_clickhouse_equals_one_sketch_of_the_values(store: Store, filte
 @pytest.mark.parametrize("period_s", [60, 300, 900, 3600])
 def test_periods_cover_every_window_once(store: Store, period_s: int) -> None:
     kept = _load(store)
-    rows = SketchReader(store.backend).merged(
-        TTFT, {}, T0_S * 1000, (T0_S + 1200) * 1000, period_s * 1000
-    )
+    rows = SketchReader(store.backend).merged(TTFT, {}, T0_S * 1000, (T0_S + 1200) * 1000, period_s * 1000)
     assert len(rows) == -(-1200 // period_s)
     assert sum(r.count for r in rows) == _expected(kept, PODS, T0_S, T0_S + 1200).size
 
@@ -122,7 +120,7 @@ def test_extra_labels_are_kept_beside_the_identity_columns(store: Store) -> None
     row = SketchRow(TTFT, (("model", "m"), ("service_id", "s")), T0_S * 1000, 10, _columns_of([1.0]))
     SketchWriter(store.backend).write([row])
     stored = store.backend.query(
-        "SELECT service_id, source, label_names, label_values FROM infersight.sketches"
+        f"SELECT service_id, source, label_names, label_values FROM {store.backend.database}.sketches"
     ).to_pylist()
     assert stored == [{"service_id": "s", "source": "", "label_names": ["model"], "label_values": ["m"]}]
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from collector.window import WindowedSketches
 from query.api.app import create_app
+from query.api.sketches import build_sketch_router
+from store.backend import StoreUnavailableError
 from store.open import Store
 from store.sketches import SketchWriter
 
@@ -129,3 +132,20 @@ def test_rows_of_two_scales_are_merged_at_the_lower(chdb_store: Store) -> None:
     for q, got in period["quantiles"].items():
         exact = np.quantile(values, float(q), method="inverted_cdf")
         assert abs(got - exact) <= data["relative_error"] * exact * (1 + 1e-9)
+
+
+class _DownBackend:
+    """A server store that cannot be reached (the native backend raises this on network errors)."""
+
+    database = "infersight"
+
+    def query(self, sql: str, params: dict | None = None):
+        raise StoreUnavailableError("ClickHouse at 127.0.0.1:9000: connection refused")
+
+
+def test_unreachable_store_is_unavailable() -> None:
+    app = FastAPI()
+    app.include_router(build_sketch_router(_DownBackend()))  # type: ignore[arg-type]
+    response = TestClient(app).get("/api/v1/sketch_quantiles", params={"metric": TTFT})
+    assert response.status_code == 503
+    assert response.json()["errorType"] == "unavailable"

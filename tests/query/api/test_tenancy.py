@@ -95,3 +95,30 @@ def test_permissions_and_revocation(app_client: TestClient) -> None:
     )
     names = [t["trace_name"] for t in traces.json()["traces"]]
     assert names == ["DeleteApiKeyV2", "ListApiKeyV2", "CreateApiKeyV2"]
+
+
+def test_retention_settings_are_admin_only_and_audited(app_client: TestClient) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    reader = _key(app_client, "p1", ["read"])
+    assert (
+        app_client.put("/api/v1/admin/retention", json={"pod_events_ms": 1}, headers=reader).status_code
+        == 403
+    )
+    assert (
+        app_client.put("/api/v1/admin/retention", json={"pod_events_ms": -1}, headers=admin).status_code
+        == 400
+    )
+    response = app_client.put("/api/v1/admin/retention", json={"pod_events_ms": 604_800_000}, headers=admin)
+    assert response.json()["data"] == {"pod_events_ms": 604_800_000, "service_events_ms": 2_592_000_000}
+    assert (
+        app_client.get("/api/v1/admin/retention", headers=admin).json()["data"]["pod_events_ms"]
+        == 604_800_000
+    )
+    traces = app_client.get(
+        "/api/v1/audit/traces", params={"resource_type": "RetentionPolicy", "limit": 10}, headers=admin
+    ).json()["traces"]
+    assert [(t["trace_name"], t["trace_rating"]) for t in traces] == [
+        ("GetRetentionPolicy", "normal"),
+        ("UpdateRetentionPolicy", "normal"),
+        ("UpdateRetentionPolicy", "warning"),
+    ]

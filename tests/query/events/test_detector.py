@@ -92,3 +92,26 @@ def test_counters_of_different_codes_are_not_a_restart(chdb_store: Store) -> Non
             ]
         )
         assert [e.reason for e in detector.tick(T0 + i * 10_000 + 1) if e.kind == "pod"] == []
+
+
+def test_memory_near_limit_fires_once_and_rearms(chdb_store: Store) -> None:
+    detector = EventDetector(chdb_store.querier)
+    ident = {**IDENTITY, "source": "pod-0"}
+    fired = []
+    for i, util in enumerate([60.0, 96.0, 97.0, 92.0, 89.0, 99.0]):
+        ts = T0 + i * 10_000
+        chdb_store.writer.write(
+            [
+                Sample(to_labels({"__name__": "up", **ident}), ts, 1),
+                Sample(to_labels({"__name__": "ma_container_memory_util", **ident}), ts, util),
+            ]
+        )
+        fired.append([e.message for e in detector.tick(ts + 1) if e.reason == "MemoryNearLimit"])
+    assert fired == [
+        [],
+        ["Memory use of pod [pod-0] reached 96% of its limit."],
+        [],
+        [],
+        [],
+        ["Memory use of pod [pod-0] reached 99% of its limit."],
+    ]

@@ -1,5 +1,9 @@
-"""Key management (``/api/v1/admin/keys``), each call audited with the guide's API-key trace names
-(``CreateApiKeyV2``, ``ListApiKeyV2``, ``DeleteApiKeyV2``; resource type ``apikeyV2``)."""
+"""infersight's management API (``/api/v1/admin``); every call writes an audit trace.
+
+Keys use the guide's API-key trace names (``CreateApiKeyV2``, ``ListApiKeyV2``, ``DeleteApiKeyV2``;
+resource type ``apikeyV2``); retention settings use ``GetRetentionPolicy`` and
+``UpdateRetentionPolicy`` (resource type ``RetentionPolicy``, ours: the guide has none).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from query.api.audit import audit_operation
 from query.api.errors import error_response
 from store.api_keys import KeyStore, Principal
 from store.audit import AuditLog
+from store.events import EventLog, Retention
 
 
 def _key_json(p: Principal) -> dict[str, Any]:
@@ -24,10 +29,41 @@ def _key_json(p: Principal) -> dict[str, Any]:
     }
 
 
-def build_keys_router(keys: KeyStore, audit: AuditLog) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/admin/keys")
+def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/admin")
 
-    @router.post("")
+    def _retention_json() -> dict[str, int]:
+        return {"pod_events_ms": events.retention.pod_ms, "service_events_ms": events.retention.service_ms}
+
+    @router.get("/retention")
+    async def get_retention(request: Request) -> Any:
+        await run_in_threadpool(
+            audit_operation, audit, request, "GetRetentionPolicy", "RetentionPolicy", "events"
+        )
+        return {"status": "success", "data": _retention_json()}
+
+    @router.put("/retention")
+    async def put_retention(request: Request) -> Any:
+        try:
+            body = json.loads(await request.body())
+            if not isinstance(body, dict) or set(body) - {"pod_events_ms", "service_events_ms"}:
+                raise ValueError("body: an object with pod_events_ms and/or service_events_ms")
+            values = {k: body.get(k, v) for k, v in _retention_json().items()}
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values.values()):
+                raise ValueError("retention: positive integers (milliseconds)")
+        except ValueError as err:
+            await run_in_threadpool(
+                audit_operation, audit, request, "UpdateRetentionPolicy", "RetentionPolicy", "events",
+                code=400, message=str(err),
+            )  # fmt: skip
+            return error_response("bad_data", str(err))
+        events.retention = Retention(values["pod_events_ms"], values["service_events_ms"])
+        await run_in_threadpool(
+            audit_operation, audit, request, "UpdateRetentionPolicy", "RetentionPolicy", "events", body=values
+        )
+        return {"status": "success", "data": _retention_json()}
+
+    @router.post("/keys")
     async def create(request: Request) -> Any:
         try:
             body = json.loads(await request.body())
@@ -60,7 +96,7 @@ def build_keys_router(keys: KeyStore, audit: AuditLog) -> APIRouter:
         )
         return {"status": "success", "data": {**_key_json(principal), "key": secret}}
 
-    @router.get("")
+    @router.get("/keys")
     async def list_keys(request: Request) -> Any:
         project = request.query_params.get("project_id") or None
         found = await run_in_threadpool(keys.list, project)
@@ -69,7 +105,7 @@ def build_keys_router(keys: KeyStore, audit: AuditLog) -> APIRouter:
         )
         return {"status": "success", "data": [_key_json(p) for p in found]}
 
-    @router.delete("/{key_id}")
+    @router.delete("/keys/{key_id}")
     async def delete(key_id: str, request: Request) -> Any:
         revoked = await run_in_threadpool(keys.revoke, key_id)
         code = 200 if revoked else 404
