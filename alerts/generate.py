@@ -131,7 +131,7 @@ def _test_case(spec: RuleSpec, t: Thresholds, bad_service: str | None) -> dict[s
     value = scenario.value(eval_min)
     labels = {**scenario.labels, **_static_labels(spec, bad_service)}
     annotations = {k: expand(v, scenario.labels, value) for k, v in spec.texts(t).items()}
-    checks = []
+    checks: list[dict[str, Any]] = []
     # before firing: still pending (for > 0) or not yet true
     quiet_min = scenario.active_min + for_min - 1
     if quiet_min >= 0:

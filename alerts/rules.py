@@ -114,7 +114,9 @@ class RuleFile:
 
 
 def to_yaml(rules: RuleFile) -> str:
-    return yaml.safe_dump({"groups": [g.to_dict() for g in rules.groups]}, sort_keys=False, width=1000)
+    """The rule file's YAML, keys in Prometheus' documented order."""
+    text: str = yaml.safe_dump({"groups": [g.to_dict() for g in rules.groups]}, sort_keys=False, width=1000)
+    return text
 
 
 def _duration(value: Any, where: str) -> int:

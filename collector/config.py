@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from collector.engines import ADAPTERS
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
 
-ENGINES = ("vllm", "generic")
+ENGINES = tuple(ADAPTERS)  # one list: the adapters that exist
 SCHEMES = ("http", "https")
 DEFAULT_ALLOWED_PORTS = (8000, 9090)  # "Set the metric collection port to 8000 or 9090" (§2)
 IDENTITY_FIELDS = ("service_id", "service_name", "group_id", "project_id", "instance_name", "source", "role")

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from collector.engines import generic, vllm
+from collector.engines import generic, llamacpp, mindie, sglang, tgi, vllm
 from collector.parse import ParsedSample
 
 Adapter = Callable[[list[ParsedSample]], list[ParsedSample]]
 
 ADAPTERS: dict[str, Adapter] = {
     "vllm": vllm.derive,
+    "sglang": sglang.derive,
+    "tgi": tgi.derive,
+    "llamacpp": llamacpp.derive,
+    "mindie": mindie.derive,
     "generic": generic.derive,
 }
 

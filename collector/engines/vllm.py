@@ -23,104 +23,58 @@ Names and buckets of vLLM: ANCHORS A9 (vllm/v1/metrics/loggers.py). Choices, and
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from collector import catalog
-from collector.engines.le import scale_le
+from collector.engines.mapping import MS_PER_S, EngineMap, request_total
+from collector.engines.mapping import derive as derive_with
 from collector.parse import ParsedSample
 
-MS_PER_S = 1000.0
-
-# vLLM histogram → (guide histogram, factor to the guide's unit)
-HISTOGRAMS: dict[str, tuple[str, float]] = {
-    "vllm:time_to_first_token_seconds": (catalog.FIRST_TOKEN_COST, MS_PER_S),
-    "vllm:time_per_output_token_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
-    "vllm:inter_token_latency_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
-    "vllm:e2e_request_latency_seconds": (catalog.REQUEST_COST, MS_PER_S),
-    "vllm:request_prompt_tokens": (catalog.INPUT_TOKEN_QUANTITY, 1.0),
-    "vllm:request_generation_tokens": (catalog.OUTPUT_TOKEN_QUANTITY, 1.0),
-}
-# when the first is present in a scrape, the second is ignored (same observations)
-SUPERSEDES = {"vllm:time_per_output_token_seconds": "vllm:inter_token_latency_seconds"}
-COUNTERS: dict[str, str] = {"vllm:generation_tokens_total": catalog.TOKEN_COUNT}
-CONNECTION_GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 HTTP_REQUESTS = "http_requests_total"
 INFERENCE_PATH_PREFIXES = ("/v1/", "/invocations", "/generate", "/pooling", "/classify", "/score", "/rerank")
 NON_INFERENCE_PATHS = frozenset({"/v1/models"})
-HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-
-
-def _split_histogram(name: str) -> tuple[str, str] | None:
-    for suffix in HISTOGRAM_SUFFIXES:
-        if name.endswith(suffix) and name[: -len(suffix)] in HISTOGRAMS:
-            return name[: -len(suffix)], suffix
-    return None
-
-
-def _histogram(sample: ParsedSample, base: str, suffix: str) -> ParsedSample:
-    target, factor = HISTOGRAMS[base]
-    labels = dict(sample.labels)
-    value = sample.value
-    if suffix == "_bucket" and "le" in labels:
-        labels["le"] = scale_le(labels["le"], factor)
-    elif suffix == "_sum":
-        value = value * factor
-    return ParsedSample(target + suffix, labels, value, sample.ts_ms, target, "histogram")
 
 
 def _is_inference_path(path: str) -> bool:
     return path not in NON_INFERENCE_PATHS and path.startswith(INFERENCE_PATH_PREFIXES)
 
 
-def _code_class(status: str) -> str:
+def code_class(status: str) -> str:
+    """ "200" → "2xx"; an already grouped "2xx" stays."""
     return f"{status[0]}xx" if status[:1].isdigit() else status
 
 
-def _request_total(sample: ParsedSample) -> ParsedSample | None:
-    labels = dict(sample.labels)
-    path = labels.pop("handler", "")
-    if not _is_inference_path(path):
-        return None
-    labels["code"] = _code_class(labels.pop("status", ""))
-    labels["path"] = path
-    return ParsedSample(
-        catalog.REQUEST_TOTAL, labels, sample.value, sample.ts_ms, catalog.REQUEST_TOTAL, "counter"
-    )
-
-
-def _connections(samples: list[ParsedSample]) -> list[ParsedSample]:
-    totals: dict[tuple[tuple[str, str], ...], float] = defaultdict(float)
-    stamps: dict[tuple[tuple[str, str], ...], int | None] = {}
+def http_requests(samples: list[ParsedSample]) -> list[ParsedSample]:
+    """prometheus-fastapi-instrumentator's ``http_requests_total{handler,method,status}``, inference
+    paths only, as ``infer_service_request_total{code,method,path}``."""
+    out = []
     for s in samples:
-        key = tuple(sorted(s.labels.items()))
-        totals[key] += s.value
-        stamps[key] = s.ts_ms if stamps.get(key) is None else stamps[key]
-    name = catalog.REQUEST_CONNECT_COUNT
-    return [ParsedSample(name, dict(key), value, stamps[key], name, "gauge") for key, value in totals.items()]
+        if s.name != HTTP_REQUESTS:
+            continue
+        labels = dict(s.labels)
+        path = labels.pop("handler", "")
+        if not _is_inference_path(path):
+            continue
+        labels["code"] = code_class(labels.pop("status", ""))
+        labels["path"] = path
+        out.append(request_total(labels, s.value, s.ts_ms))
+    return out
+
+
+VLLM = EngineMap(
+    histograms={
+        "vllm:time_to_first_token_seconds": (catalog.FIRST_TOKEN_COST, MS_PER_S),
+        "vllm:time_per_output_token_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
+        "vllm:inter_token_latency_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
+        "vllm:e2e_request_latency_seconds": (catalog.REQUEST_COST, MS_PER_S),
+        "vllm:request_prompt_tokens": (catalog.INPUT_TOKEN_QUANTITY, 1.0),
+        "vllm:request_generation_tokens": (catalog.OUTPUT_TOKEN_QUANTITY, 1.0),
+    },
+    supersedes={"vllm:time_per_output_token_seconds": "vllm:inter_token_latency_seconds"},
+    counters={"vllm:generation_tokens_total": catalog.TOKEN_COUNT},
+    connection_gauges=("vllm:num_requests_running", "vllm:num_requests_waiting"),
+    requests=http_requests,
+)
 
 
 def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
     """The guide's series computed from one scrape of a vLLM server (originals not included)."""
-    present = {s.name for s in samples}
-    skipped = {
-        old
-        for new, old in SUPERSEDES.items()
-        if any(new + suffix in present for suffix in HISTOGRAM_SUFFIXES)
-    }
-    out: list[ParsedSample] = []
-    connection_samples: list[ParsedSample] = []
-    for s in samples:
-        split = _split_histogram(s.name)
-        if split is not None:
-            if split[0] not in skipped:
-                out.append(_histogram(s, *split))
-        elif s.name in COUNTERS:
-            target = COUNTERS[s.name]
-            out.append(ParsedSample(target, dict(s.labels), s.value, s.ts_ms, target, "counter"))
-        elif s.name in CONNECTION_GAUGES:
-            connection_samples.append(s)
-        elif s.name == HTTP_REQUESTS:
-            derived = _request_total(s)
-            if derived is not None:
-                out.append(derived)
-    return out + _connections(connection_samples)
+    return derive_with(VLLM, samples)

@@ -18,6 +18,7 @@ from collector.sketch.store import combine
 
 _EMPTY_KEYS = np.empty(0, dtype=np.int32)
 _EMPTY_COUNTS = np.empty(0, dtype=np.uint64)
+_ZERO_KEY = np.zeros(1, dtype=np.int32)  # placeholder key of the zero bucket (its value is 0 by sign)
 
 
 def sketch_groups(
@@ -89,6 +90,45 @@ def merge_columns(columns: Sequence[SketchColumns]) -> SketchColumns:
         negative_keys=neg_keys.astype(np.int32),
         negative_counts=neg_counts,
     )
+
+
+def quantiles_many(sketches: Sequence[SketchColumns], qs: Sequence[float]) -> np.ndarray:
+    """``quantiles(qs)`` of every sketch (one scale) as a (sketches x qs) array, in one numpy pass.
+
+    The same answers as ``from_columns(c).quantiles(qs)`` for each, without a Python loop over the
+    buckets: all sketches' buckets are laid end to end in value order, one cumulative sum runs
+    over them, and each sketch's ranks are offset by the counts before it (one ``searchsorted``).
+    """
+    q = np.asarray(qs, dtype=np.float64)
+    if np.any((q < 0) | (q > 1) | np.isnan(q)):
+        raise ValueError(f"quantiles must be in [0, 1], got {qs}")
+    if not sketches:
+        return np.empty((0, q.size))
+    scales = {c.scale for c in sketches}
+    if len(scales) != 1:
+        raise ValueError(f"quantiles_many needs one scale, got {sorted(scales)}")
+    mapping = mapping_for(scales.pop())
+    zeros = np.array([c.zero_count for c in sketches], dtype=np.uint64)
+    keys: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for i, c in enumerate(sketches):  # value order: negatives by falling magnitude, zero, positives
+        keys += [c.negative_keys[::-1], _ZERO_KEY, c.positive_keys]
+        counts += [c.negative_counts[::-1], zeros[i : i + 1], c.positive_counts]
+    lengths = np.array([k.size for k in keys], dtype=np.int64)
+    signs = np.repeat(np.tile(np.array([-1.0, 0.0, 1.0]), len(sketches)), lengths)
+    values = mapping.representatives(np.concatenate(keys)) * signs
+    cumulative = np.cumsum(np.concatenate(counts), dtype=np.float64)
+    n = np.array([c.count for c in sketches], dtype=np.float64)
+    before = np.concatenate(([0.0], np.cumsum(n)[:-1]))
+    ranks = np.clip(np.ceil(np.outer(n, q)), 1.0, n[:, None])  # 1-based, inverted CDF
+    out = values[np.searchsorted(cumulative, ranks + before[:, None], side="left")]
+    lows = np.array([c.min for c in sketches])[:, None]
+    highs = np.array([c.max for c in sketches])[:, None]
+    out = np.clip(out, lows, highs)
+    out = np.where(ranks == 1, lows, out)
+    out = np.where(ranks == n[:, None], highs, out)
+    out[n == 0] = np.nan
+    return out
 
 
 def _grouped_buckets(

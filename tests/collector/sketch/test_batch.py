@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.sketch import ExponentialHistogram, to_columns
-from collector.sketch.batch import merge_columns, sketch_groups
+from collector.sketch.batch import merge_columns, quantiles_many, sketch_groups
 
 magnitudes = st.floats(min_value=1e-300, max_value=1e300)
 values = st.one_of(magnitudes, magnitudes.map(lambda v: -v), st.just(0.0), st.just(float("nan")))
@@ -60,3 +60,21 @@ def test_lengths_must_cover_the_values() -> None:
 def test_merge_columns_needs_one_scale() -> None:
     with pytest.raises(ValueError, match="one scale"):
         merge_columns([to_columns(_sketch([1.0], 6)), to_columns(_sketch([1.0], 5))])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(values, min_size=1, max_size=40), min_size=1, max_size=15))
+def test_quantiles_many_equal_each_sketchs_quantiles(windows: list[list[float]]) -> None:
+    qs = [0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0]
+    sketches = [_sketch(w) for w in windows]
+    columns = [to_columns(s) for s in sketches if s.count]
+    expected = np.array([s.quantiles(qs) for s in sketches if s.count]).reshape(len(columns), len(qs))
+    np.testing.assert_array_equal(quantiles_many(columns, qs), expected)
+
+
+def test_quantiles_many_of_nothing_and_bad_input() -> None:
+    assert quantiles_many([], [0.5]).shape == (0, 1)
+    with pytest.raises(ValueError, match="one scale"):
+        quantiles_many([to_columns(_sketch([1.0], 6)), to_columns(_sketch([1.0], 5))], [0.5])
+    with pytest.raises(ValueError, match="quantiles"):
+        quantiles_many([to_columns(_sketch([1.0]))], [2.0])

@@ -1,0 +1,40 @@
+"""Huawei MindIE Server's series (service-monitor mode, vLLM-like names without a prefix) → the guide's.
+
+``request_success_total`` → ``code="2xx"`` and ``request_failed_total`` → ``code="5xx"`` (MindIE does
+not split failures by status).
+"""
+
+from __future__ import annotations
+
+from collector import catalog
+from collector.engines.mapping import MS_PER_S, EngineMap, request_total
+from collector.engines.mapping import derive as derive_with
+from collector.parse import ParsedSample
+
+STATUS_COUNTERS = {"request_success_total": "2xx", "request_failed_total": "5xx"}
+
+
+def requests(samples: list[ParsedSample]) -> list[ParsedSample]:
+    return [
+        request_total({**s.labels, "code": STATUS_COUNTERS[s.name]}, s.value, s.ts_ms)
+        for s in samples
+        if s.name in STATUS_COUNTERS
+    ]
+
+
+MINDIE = EngineMap(
+    histograms={
+        "time_to_first_token_seconds": (catalog.FIRST_TOKEN_COST, MS_PER_S),
+        "time_per_output_token_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
+        "e2e_request_latency_seconds": (catalog.REQUEST_COST, MS_PER_S),
+        "request_prompt_tokens": (catalog.INPUT_TOKEN_QUANTITY, 1.0),
+        "request_generation_tokens": (catalog.OUTPUT_TOKEN_QUANTITY, 1.0),
+    },
+    counters={"generation_tokens_total": catalog.TOKEN_COUNT},
+    connection_gauges=("num_requests_running", "num_requests_waiting"),
+    requests=requests,
+)
+
+
+def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
+    return derive_with(MINDIE, samples)

@@ -1,0 +1,28 @@
+"""SGLang's series → the guide's. Names from SGLang's metrics docs (``sglang:`` prefix, seconds).
+
+SGLang exposes no HTTP request counter by status code, so ``infer_service_request_total`` needs
+the ingress proxy in front of it; everything else maps like vLLM's.
+"""
+
+from __future__ import annotations
+
+from collector import catalog
+from collector.engines.mapping import MS_PER_S, EngineMap
+from collector.engines.mapping import derive as derive_with
+from collector.parse import ParsedSample
+
+SGLANG = EngineMap(
+    histograms={
+        "sglang:time_to_first_token_seconds": (catalog.FIRST_TOKEN_COST, MS_PER_S),
+        "sglang:time_per_output_token_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
+        "sglang:inter_token_latency_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
+        "sglang:e2e_request_latency_seconds": (catalog.REQUEST_COST, MS_PER_S),
+    },
+    supersedes={"sglang:time_per_output_token_seconds": "sglang:inter_token_latency_seconds"},
+    counters={"sglang:generation_tokens_total": catalog.TOKEN_COUNT},
+    connection_gauges=("sglang:num_running_reqs", "sglang:num_queue_reqs"),
+)
+
+
+def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
+    return derive_with(SGLANG, samples)
