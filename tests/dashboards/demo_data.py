@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class DemoApi:
     store: Store
     client: TestClient
     end_s: float
+    alerts_sent: dict[str, list[Alert]] = field(default_factory=dict)
 
     def get(self, path: str, **params: Any) -> Any:
         response = self.client.get(f"/api/v1/{path}", params=params)
@@ -78,7 +79,9 @@ def open_api(dsn: str) -> DemoApi:
     return DemoApi(store, TestClient(create_app(store)), time.time())
 
 
-def evaluate_alerts(api: DemoApi, rules: RuleFile, rounds: int = 4, interval_s: int = 10) -> list[Alert]:
+def evaluate_alerts(
+    api: DemoApi, rules: RuleFile, rounds: int = 4, interval_s: int = 10
+) -> tuple[Evaluator, list[Alert]]:
     """Run the evaluator over the demo's data for the last ``rounds`` intervals, writing ALERTS."""
     engine = Engine(api.store.querier)
     evaluator = Evaluator(rules, engine.instant, api.store.writer.write, interval_ms=interval_s * 1000)
@@ -87,4 +90,4 @@ def evaluate_alerts(api: DemoApi, rules: RuleFile, rounds: int = 4, interval_s: 
     for i in reversed(range(rounds)):
         sent += evaluator.evaluate(end_ms - i * interval_s * 1000)
     assert evaluator.failed_evaluations == 0, "a rule of the pack failed on the demo's store"
-    return sent
+    return evaluator, sent

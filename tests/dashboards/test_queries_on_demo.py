@@ -55,8 +55,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoApi]:
     # the demo's engines answer a few percent 5xx: with a 0.1 % threshold and no wait, the 5xx rule
     # fires, so the alert panels have ALERTS to show (the default rules file, thresholds overridden)
     rules = build_rules(RulesConfig.from_dict({"defaults": {"error_ratio": 0.001, "errors_for": 0}}))
-    sent = evaluate_alerts(demo, rules)
-    assert {a.labels["alertname"] for a in sent} >= {"InferService5xxRatioHigh"}
+    evaluator, demo.alerts_sent["firing"] = evaluate_alerts(demo, rules)
+    # six minutes after the demo stopped no request is left in the 5-minute windows: resolved
+    demo.alerts_sent["resolved"] = evaluator.evaluate(int(demo.end_s * 1000) + 6 * 60_000)
     yield demo
     demo.client.close()
     demo.store.close()
@@ -77,6 +78,13 @@ def resolve_variables(api: DemoApi, name: str) -> dict[str, str]:
 
 def _queries() -> list[PanelQuery]:
     return [q for name in sorted(DASHBOARDS) for q in panel_queries(name, dashboard_json(name))]
+
+
+def test_a_demo_alert_fires_and_resolves(api: DemoApi) -> None:
+    firing = {a.labels["alertname"] for a in api.alerts_sent["firing"] if a.state.value == "firing"}
+    resolved = {a.labels["alertname"] for a in api.alerts_sent["resolved"] if a.state.value == "inactive"}
+    assert "InferService5xxRatioHigh" in firing
+    assert "InferService5xxRatioHigh" in resolved
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
