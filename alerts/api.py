@@ -7,6 +7,7 @@ error shape naming the problem (``groups[0].rules[1].expr: …``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -53,10 +54,21 @@ def _rule_json(rule: AlertRule, alerts: list[Alert]) -> dict[str, Any]:
     }
 
 
-def build_rules_router(registry: RuleRegistry, evaluator: Evaluator) -> APIRouter:
-    """The router; the evaluator follows every change made through it."""
+# audit(request, action "create"/"update"/"delete", group name, HTTP code): the audit trail's hook
+Audit = Callable[[Request, str, str, int], None]
+
+
+def build_rules_router(registry: RuleRegistry, evaluator: Evaluator, audit: Audit | None = None) -> APIRouter:
+    """The router; the evaluator follows every change made through it, and ``audit`` sees each
+    attempt to change a group, refused ones included (their code is the 4xx answered)."""
     router = APIRouter(prefix="/api/v1")
     registry.listeners.append(evaluator.set_rules)
+
+    def audited(request: Request, action: str, name: str, response: Any) -> Any:
+        if audit is not None:
+            code = response.status_code if isinstance(response, JSONResponse) else 200
+            audit(request, action, name, code)
+        return response
 
     @router.get("/rules")
     async def rules() -> Any:
@@ -93,23 +105,24 @@ def build_rules_router(registry: RuleRegistry, evaluator: Evaluator) -> APIRoute
 
     @router.put("/rules/groups/{name}")
     async def put_group(name: str, request: Request) -> Any:
+        action = "update" if registry.group(name) is not None else "create"
         try:
             body = await request.json()
             group = registry.put(name, body)
         except ReadOnlyGroupError as error:
-            return _error(409, "bad_data", str(error))
+            return audited(request, action, name, _error(409, "bad_data", str(error)))
         except (ConfigError, ValueError) as error:
-            return _error(400, "bad_data", str(error))
-        return {"status": "success", "data": group.to_dict()}
+            return audited(request, action, name, _error(400, "bad_data", str(error)))
+        return audited(request, action, name, {"status": "success", "data": group.to_dict()})
 
     @router.delete("/rules/groups/{name}")
-    async def delete_group(name: str) -> Any:
+    async def delete_group(name: str, request: Request) -> Any:
         try:
             deleted = registry.delete(name)
         except ReadOnlyGroupError as error:
-            return _error(409, "bad_data", str(error))
+            return audited(request, "delete", name, _error(409, "bad_data", str(error)))
         if not deleted:
-            return _error(404, "not_found", f"no rule group {name!r}")
-        return {"status": "success", "data": None}
+            return audited(request, "delete", name, _error(404, "not_found", f"no rule group {name!r}"))
+        return audited(request, "delete", name, {"status": "success", "data": None})
 
     return router

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -62,6 +63,7 @@ class Evaluator:
         self._written: set[tuple[tuple[str, str], ...]] = set()
         self._next_ms: dict[str, int] = {}
         self.failed_evaluations = 0
+        self._transitions: list[Alert] = []
 
     def set_rules(self, rules: RuleFile) -> None:
         """Swap the rule set (API change, reload); alerts of rules that remain keep their state."""
@@ -79,14 +81,15 @@ class Evaluator:
             return [({}, value.value)]
         if not isinstance(value, Vector):
             raise PromQLError("execution", f"rule {rule.alert}: result is not a vector")
-        return [({k: v for k, v in s.labels.items() if k != METRIC_NAME}, s.value) for s in value.samples]
+        return [(dict(s.labels), s.value) for s in value.samples]
 
     def eval_rule(self, key: str, rule: AlertRule, ts_ms: int) -> None:
         """One evaluation of one rule at ``ts_ms``; updates ``self.alerts[key]``."""
         active = self.alerts.setdefault(key, {})
         seen: set[Fingerprint] = set()
         for sample_labels, value in self._samples(rule, ts_ms):
-            labels = dict(sample_labels)
+            # templates see the sample's labels as they are (``$labels.__name__`` too); the alert drops it
+            labels = {k: v for k, v in sample_labels.items() if k != METRIC_NAME}
             for name, text in rule.labels.items():
                 labels[name] = expand(text, sample_labels, value, self.external_labels)
             labels["alertname"] = rule.alert
@@ -108,6 +111,7 @@ class Evaluator:
             if fp in seen:
                 if alert.state is AlertState.PENDING and ts_ms - alert.active_at_ms >= rule.for_ms:
                     alert.state, alert.fired_at_ms = AlertState.FIRING, ts_ms
+                    self._transitions.append(dataclasses.replace(alert))
                 continue
             if alert.state is AlertState.PENDING or (
                 alert.resolved_at_ms and ts_ms - alert.resolved_at_ms > RESOLVED_RETENTION_MS
@@ -119,6 +123,12 @@ class Evaluator:
                     if ts_ms - alert.keep_firing_since_ms < rule.keep_firing_for_ms:
                         continue
                 alert.state, alert.resolved_at_ms = AlertState.INACTIVE, ts_ms
+                self._transitions.append(dataclasses.replace(alert))
+
+    def take_transitions(self) -> list[Alert]:
+        """Alerts that started firing or resolved since the last call (snapshots), for service events."""
+        out, self._transitions = self._transitions, []
+        return out
 
     def _series(self, ts_ms: int) -> list[Sample]:
         samples, now = [], set()
@@ -168,7 +178,7 @@ class Evaluator:
                         continue
                     alert.last_sent_ms = ts_ms
                     alert.valid_until_ms = ts_ms + 4 * max(self.interval_ms, RESEND_DELAY_MS)
-                    out.append(alert)
+                    out.append(dataclasses.replace(alert))  # a snapshot: notifiers run after we go on
         return out
 
     async def run(

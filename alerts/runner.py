@@ -2,7 +2,7 @@
 
 ``infersight run`` / ``server`` start one ``AlertRunner`` over the store they already have:
 
->>> runner = AlertRunner(section, Engine(store.querier).instant, store.writer.write)
+>>> runner = AlertRunner(section, Engine(store.querier).instant, store.writer.write, hub.publish)
 >>> await runner.start()   # ... await runner.stop()
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -19,8 +20,10 @@ from alerts.alertmanager import AlertmanagerClient
 from alerts.config import AlertsSection
 from alerts.delivery import RetryPolicy
 from alerts.evaluator import Evaluator, Query, Write
+from alerts.events import to_events
 from alerts.state import Alert
 from alerts.webhook import WebhookClient
+from model.events import Event
 
 
 class Notifier(Protocol):
@@ -33,8 +36,15 @@ class Notifier(Protocol):
 class AlertRunner:
     """Evaluator + notifiers with ``start()``/``stop()``; ``stop()`` is safe without ``start()`` and twice."""
 
-    def __init__(self, section: AlertsSection, query: Query, write: Write) -> None:
+    def __init__(
+        self,
+        section: AlertsSection,
+        query: Query,
+        write: Write,
+        publish_events: Callable[[list[Event]], None] | None = None,
+    ) -> None:
         self.section = section
+        self.publish_events = publish_events
         self.evaluator = Evaluator(
             section.load_rules(),
             query,
@@ -55,8 +65,12 @@ class AlertRunner:
         self._task: asyncio.Task[None] | None = None
 
     async def notify(self, alerts: list[Alert]) -> None:
+        """Send to every notifier, and publish firing/resolved transitions as service events."""
         for notifier in self.notifiers:
             await notifier.send(alerts)
+        events = to_events(self.evaluator.take_transitions())
+        if events and self.publish_events is not None:
+            await asyncio.to_thread(self.publish_events, events)
 
     @property
     def failed_alerts(self) -> int:

@@ -66,13 +66,20 @@ def _process(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(timeout=10)
 
 
+ERRORS: list[str] = []
+
+
 async def _stream_once(client: httpx.AsyncClient, url: str, ttfts: list[float]) -> None:
     t0 = time.perf_counter()
     first = None
-    async with client.stream("POST", url, json=BODY) as response:
-        async for part in response.aiter_raw():
-            if first is None and b'"content":"' in part.replace(b'"content":""', b""):
-                first = time.perf_counter() - t0
+    try:
+        async with client.stream("POST", url, json=BODY) as response:
+            async for part in response.aiter_raw():
+                if first is None and b'"content":"' in part.replace(b'"content":""', b""):
+                    first = time.perf_counter() - t0
+    except httpx.HTTPError as exc:  # counted and reported, the run goes on
+        ERRORS.append(type(exc).__name__)
+        return
     if first is not None:
         ttfts.append(first * 1000)
 
@@ -137,6 +144,7 @@ def main() -> None:
         v for k, v in figures.items() if k.endswith("ratio_vs_direct")
     )
     figures["duration_s_per_run"] = duration_s
+    figures["client_errors"] = len(ERRORS)
     print(json.dumps(figures))  # noqa: T201 - the benchmark's result line
 
 

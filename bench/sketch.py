@@ -6,6 +6,7 @@ drawn from a log-normal (TTFT-like, ms) and a Pareto (alpha = 1.5, heavy tail) d
 
 - ours: ``ExponentialHistogram.add_many`` on all values at once ("bulk"), and ``sketch_groups`` on
   every window at once ("windowed": what ``WindowedSketches.drain`` does when 36,000 windows close);
+  and the proxy's per-request path: ``WindowedSketches.observe`` of one float (drain included);
   merge = ``merge_columns`` of the 36,000 window sketches (the sum ClickHouse's ``sumMap`` does).
 - ddsketch 3.x ``DDSketch(0.01)``: ``add`` per value into one sketch ("add"), and a sketch per
   window ("windowed", sketch creation included as in ours); merge = ``merge`` of every window
@@ -28,9 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from ddsketch import DDSketch
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
 from collector.sketch import ExponentialHistogram, from_columns
 from collector.sketch.batch import merge_columns, sketch_groups
+from collector.window import WindowedSketches
 
 QS = (0.5, 0.9, 0.99, 0.999)
 PODS, WINDOWS = 100, 360
@@ -111,9 +117,20 @@ def _ours(values: np.ndarray, per_window: int, repeat: int) -> Result:
     )
 
 
-def _ddsketch(values: np.ndarray, per_window: int) -> Result:
-    from ddsketch import DDSketch
+def _observe_ns(values: np.ndarray) -> float:
+    """Per-request cost in the proxy: ``WindowedSketches.observe`` of one float, then the drain, ns each."""
+    windows = WindowedSketches()
+    labels = {"service_id": "svc", "group_id": "dep", "source": "pod-0", "project_id": "p"}
+    flat = values[:100_000].tolist()
+    observe = windows.observe
+    start = time.perf_counter()
+    for i, value in enumerate(flat):
+        observe("infer_service_first_token_cost", labels, value, 1_700_000_000 + i * 0.01)
+    windows.drain_all()
+    return (time.perf_counter() - start) / len(flat) * 1e9
 
+
+def _ddsketch(values: np.ndarray, per_window: int) -> Result:
     flat = values.tolist()
     one = DDSketch(0.01)
     add = one.add
@@ -141,9 +158,6 @@ def _ddsketch(values: np.ndarray, per_window: int) -> Result:
 
 
 def _otel(values: np.ndarray, per_window: int, collect_per_window: bool) -> Result:
-    from opentelemetry.sdk.metrics import Histogram, MeterProvider
-    from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint, InMemoryMetricReader
-    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
     reader = InMemoryMetricReader()  # cumulative: each collection merges the new buckets in
     provider = MeterProvider(
@@ -208,6 +222,7 @@ def main() -> None:
         figures[f"ours_{kind}_merged_buckets"] = results["ours"].extra["merged_buckets"]
         if timed:
             figures.update(_speeds(results, n))
+            figures["ours_observe_one_value_ns"] = round(_observe_ns(values))
         _log(kind, results, exact)
     ours_errors = [float(v) for k, v in figures.items() if k.startswith("ours_") and k.endswith("_error_pct")]
     figures["ours_max_rel_error_pct"] = max(ours_errors)

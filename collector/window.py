@@ -116,12 +116,13 @@ class WindowedSketches:
             closed, entries, columns, lengths, strict=True
         ):
             self.skipped += size - (batch.count if batch else 0)
+            result = batch
             if entry.sketch is not None:  # earlier overflow flushes: merge them in
                 if batch is not None:
                     entry.sketch.merge(from_columns(batch))
-                batch = to_columns(entry.sketch) if entry.sketch.count else None
-            if batch is not None:
-                rows.append(SketchRow(metric, labels, window * self.width_s * 1000, self.width_s, batch))
+                result = to_columns(entry.sketch) if entry.sketch.count else None
+            if result is not None:
+                rows.append(SketchRow(metric, labels, window * self.width_s * 1000, self.width_s, result))
         return rows
 
     def drain_all(self) -> list[SketchRow]:

@@ -2,7 +2,8 @@
 
 Alerts come from the ``ALERTS`` and ``ALERTS_FOR_STATE`` series that infersight's evaluator writes
 (as Prometheus does), so this view works with Prometheus-evaluated rules too. Service and pod
-events (SEED-SPEC §3) join this dashboard when the events store exists.
+events (SEED-SPEC §3) come from ``infersight_events_total`` (occurrences by kind, type and reason,
+counted since the server started; the events API lists each one with its message).
 """
 
 from __future__ import annotations
@@ -60,10 +61,28 @@ def events_dashboard() -> Dashboard:
             ((1.0, "red"),),
         ),
     )
+    events = f"infersight_events_total{{{SEL}}}"
+    event_panels = (
+        PanelSpec(
+            "Events by type",
+            (Query(f"sum by (kind, type) (max_over_time({events}[$period]))", "{{kind}} {{type}}"),),
+            "short",
+            "Service events (Normal / Exception / Warning) and pod events (Normal / Alarm), counted since "
+            "infersight started.",
+        ),
+        PanelSpec(
+            "Events by reason",
+            (Query(f"sum by (kind, type, reason) (max_over_time({events}[$__range]))", instant=True),),
+            "short",
+            "Every event reason seen in the time range with its occurrences (the guide's Events tab "
+            "folds identical events the same way).",
+            table=True,
+        ),
+    )
     return dashboard(
         title="infersight / Alerts and events",
         uid="infersight-events",
         description="Alerts of the selected services and the health of their scrapes.",
-        rows=[Row("Alerts", alerts), Row("Scrape health", scrape_panels(SEL))],
+        rows=[Row("Alerts", alerts), Row("Events", event_panels), Row("Scrape health", scrape_panels(SEL))],
         level=SERVICE,
     )

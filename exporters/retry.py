@@ -1,7 +1,7 @@
 """Keeps batches that could not be exported and sends them, in order, before newer ones.
 
-A bounded memory queue for now: when it is full the oldest batch is dropped, counted and logged.
-(The disk buffer that survives restarts arrives with the store issue.)
+A bounded memory queue: when it is full the oldest batch is dropped, counted and logged. For batching
+by size and age and a disk buffer that survives outages and restarts, use ``exporters.buffer``.
 """
 
 from __future__ import annotations

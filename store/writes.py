@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from operator import attrgetter, itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,8 @@ from store.backend import Backend
 from store.limits import IngestGuard, Limits, label_problem, target_of
 
 _DAY_MS = 86_400_000
+_LABELS, _TS, _VALUE = attrgetter("labels"), attrgetter("ts_ms"), attrgetter("value")
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def fingerprint(labels: Labels) -> int:
@@ -75,11 +78,15 @@ class SampleWriter:
             return self._write(batch)
 
     def _write(self, batch: list[Sample]) -> int:
-        identity = self._identity
-        ids = [identity(sample.labels) for sample in batch]
-        fps = np.fromiter((fp for fp, _, _ in ids), dtype=np.uint64, count=len(ids))
-        ts = np.fromiter((sample.ts_ms for sample in batch), dtype=np.int64, count=len(batch))
-        values = np.fromiter((sample.value for sample in batch), dtype=np.float64, count=len(batch))
+        n = len(batch)
+        # C-level map/attrgetter rather than Python loops: this is the per-sample hot path.
+        labels = list(map(_LABELS, batch))
+        ids = list(map(self._identities.get, labels))
+        if None in ids:
+            ids = [entry or self._identity(key) for entry, key in zip(ids, labels, strict=True)]
+        fps = np.fromiter(map(_FIRST, ids), dtype=np.uint64, count=n)
+        ts = np.fromiter(map(_TS, batch), dtype=np.int64, count=n)
+        values = np.fromiter(map(_VALUE, batch), dtype=np.float64, count=n)
         reasons: Counter[str] = Counter()
         keep = self._screen(ids, ts, reasons)
         days = ts // _DAY_MS
@@ -91,7 +98,7 @@ class SampleWriter:
             fps, ts, values = fps[index], ts[index], values[index]
             names = [ids[i][1] for i in index.tolist()]
         else:
-            names = [name for _, name, _ in ids]
+            names = list(map(_SECOND, ids))
         if new_series:
             self._backend.insert("series", _series_rows(new_series))
         if len(fps):
@@ -137,11 +144,19 @@ class SampleWriter:
     ) -> dict[tuple[int, int], tuple[str, Labels]]:
         """New (series, day) rows the cardinality limits admit; the refused leave ``keep``."""
         candidates = np.flatnonzero(keep)
-        pairs = np.stack([fps[candidates], days[candidates].astype(np.uint64)], axis=1)
-        _, first = np.unique(pairs, axis=0, return_index=True)
+        candidate_days = days[candidates]
+        one_day = len(candidates) == 0 or candidate_days.min() == candidate_days.max()  # the usual batch
+        firsts = []
+        days_present = (
+            [] if len(candidates) == 0 else [candidate_days[0]] if one_day else np.unique(candidate_days)
+        )
+        for day in days_present:
+            of_day = candidates if one_day else candidates[candidate_days == day]
+            _, first = np.unique(fps[of_day], return_index=True)
+            firsts.append(of_day[first])
         out: dict[tuple[int, int], tuple[str, Labels]] = {}
         refused: list[tuple[int, int, str]] = []
-        for i in candidates[first].tolist():
+        for i in np.concatenate(firsts).tolist() if firsts else []:
             key = (int(fps[i]), int(days[i]))
             if key in self._seen_days:
                 continue
@@ -172,7 +187,8 @@ def _keep_last_per_timestamp(
     """Within one batch, a repeated (series, timestamp) keeps its last value (Prometheus would refuse it)."""
     index = np.flatnonzero(keep)
     key = fps[index] ^ (ts[index].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-    if np.unique(key).size == index.size:
+    ordered = np.sort(key)
+    if not (ordered[1:] == ordered[:-1]).any():  # the usual batch: nothing repeated
         return
     order = np.lexsort((index, ts[index], fps[index]))  # by series, time, then position
     f, t = fps[index][order], ts[index][order]

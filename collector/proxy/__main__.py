@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -45,9 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("{}", exc)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(config))
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): the proxy's per-chunk cost is mostly loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

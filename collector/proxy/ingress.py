@@ -21,6 +21,7 @@ from collector.proxy.serve import InLoopServer
 from collector.proxy.server import ProxyApp
 from collector.proxy.stats import ProxyStats
 from collector.proxy.timing import RequestObservation
+from collector.proxy.ws import available as websockets_available
 from model.series import Sample
 
 
@@ -49,7 +50,9 @@ class IngressProxy:
         self._on_request = on_request
         self.app = ProxyApp(config, self._observe, wall=clock)
         host, port = config.host_port
-        self.server = InLoopServer(self.app, host, port, websockets=True)
+        if not websockets_available():
+            logger.info("proxy: the websockets package is not installed; WebSocket upgrades are refused")
+        self.server = InLoopServer(self.app, host, port, websockets=websockets_available())
         self._flusher: asyncio.Task[None] | None = None
 
     def _observe(self, obs: RequestObservation) -> None:

@@ -250,8 +250,8 @@ class ProxyApp:
                 copy.append(chunk)
                 copied += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        state.complete = True  # before the last send: the watcher may wake as soon as it is out
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        state.complete = True
         if scanner is not None:
             state.usage = scanner.finish().usage or state.usage
         elif copy and copied <= USAGE_COPY_BYTES:

@@ -15,10 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+try:  # optional: without the websockets library, upgrades are not accepted (see available())
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+except ImportError:  # pragma: no cover - depends on the environment
+    connect = None  # type: ignore[assignment]
 
 Scope = dict[str, Any]
+
+
+def available() -> bool:
+    """Whether WebSocket upgrades can be relayed (the ``websockets`` package is installed)."""
+    return connect is not None
+
 
 # request headers that belong to the handshake itself: the client library writes its own
 _HANDSHAKE = frozenset(
@@ -39,7 +49,7 @@ async def relay_websocket(
     upstream: str, scope: Scope, receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]
 ) -> None:
     """Serve one ASGI websocket connection by relaying it to ``upstream``."""
-    if (await receive())["type"] != "websocket.connect":
+    if (await receive())["type"] != "websocket.connect" or connect is None:
         return
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HANDSHAKE]
     try:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from collector.sketch import ExponentialHistogram, SketchColumns, from_columns, relative_error, to_columns
 from collector.sketch.batch import quantiles_many
@@ -53,7 +54,8 @@ def build_sketch_router(backend: Backend) -> APIRouter:
             return error_response("unavailable", str(err))
         except TimeoutError as err:
             return error_response("timeout", str(err))
-        return success(_answer(query, merged))
+        # Straight to JSON: FastAPI's jsonable_encoder walks every value (slow for 21,600 periods).
+        return JSONResponse(success(_answer(query, merged)))
 
     return router
 
@@ -117,10 +119,10 @@ def _answer(query: dict[str, Any], merged: list[MergedSketch]) -> dict[str, Any]
             "start": start_ms / 1000,
             "end": (start_ms + query["period_ms"]) / 1000,
             "count": c.count,
-            "sum": c.sum,
-            "avg": c.sum / c.count,
-            "min": c.min,
-            "max": c.max,
+            "sum": _number(c.sum),
+            "avg": _number(c.sum / c.count),
+            "min": _number(c.min),
+            "max": _number(c.max),
             "quantiles": {key: _number(v) for key, v in zip(keys, row.tolist(), strict=True)},
         }
         for start_ms, c, row in zip(starts, sketches, values, strict=True)
@@ -163,4 +165,5 @@ def _key(q: float) -> str:
 
 
 def _number(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
+    """JSON has no NaN or infinity (a sum can overflow): those become null."""
+    return float(value) if math.isfinite(value) else None

@@ -33,7 +33,9 @@ def api(tmp_path: Path) -> tuple[TestClient, Evaluator, list[tuple[str, str]]]:
     )
     evaluator = Evaluator(registry.rules, Engine(store).instant, lambda batch: None)
     app = FastAPI()
-    app.include_router(build_rules_router(registry, evaluator))
+    app.include_router(
+        build_rules_router(registry, evaluator, audit=lambda r, a, g, c: changes.append((a, g, c)))
+    )
     return TestClient(app), evaluator, changes
 
 
@@ -63,7 +65,15 @@ def test_groups_are_added_changed_and_removed(
     assert client.delete("/api/v1/rules/groups/mine").json()["status"] == "success"
     assert client.delete("/api/v1/rules/groups/mine").status_code == 404
     assert [g.name for g in evaluator.rules.groups] == ["infersight-health"]
-    assert changes == [("create", "mine"), ("update", "mine"), ("delete", "mine")]
+    assert changes == [
+        ("create", "mine"),
+        ("create", "mine", 200),
+        ("update", "mine"),
+        ("update", "mine", 200),
+        ("delete", "mine"),
+        ("delete", "mine", 200),
+        ("delete", "mine", 404),
+    ]
 
 
 def test_groups_survive_a_restart(tmp_path: Path) -> None:
@@ -81,7 +91,7 @@ def test_a_bad_expression_is_a_400_naming_it(api: tuple[TestClient, Evaluator, l
     body = response.json()
     assert body["errorType"] == "bad_data"
     assert body["error"].startswith("groups[0].rules[1].expr")
-    assert changes == []
+    assert changes == [("create", "mine", 400)]
 
 
 def test_configured_groups_are_read_only(api: tuple[TestClient, Evaluator, list]) -> None:

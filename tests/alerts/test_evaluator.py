@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from alerts.evaluator import Evaluator
 from alerts.generate import RULES_FILE, TESTS_FILE, RulesConfig, write_rules
@@ -14,6 +17,7 @@ from query.promql.engine import Engine
 from store.memory import MemoryStore
 from tests.alerts.promtool_runner import expand_values, run_test_file
 from tests.alerts.test_rules import OVERRIDES, RULES_DIR
+from tests.alerts.tools import require
 
 MIN = 60_000
 T0 = 1_700_000_000_000
@@ -178,3 +182,22 @@ def test_the_runner_reports_a_mismatch(tmp_path: Path) -> None:
         (tmp_path / name).write_text(text.replace("first token within 11.91k ms", "first token within 1 ms"))
     (problem,) = run_test_file(tmp_path / TESTS_FILE)
     assert "InferServiceTTFTHigh" in problem
+
+
+SEMANTICS = Path(__file__).resolve().parent / "testdata" / "semantics.test.yml"
+
+
+def test_evaluator_agrees_on_keep_firing_for_and_for_edges() -> None:
+    assert run_test_file(SEMANTICS) == []
+
+
+@pytest.mark.integration
+def test_promtool_agrees_on_the_same_edges() -> None:
+    result = subprocess.run(
+        [require("promtool"), "test", "rules", SEMANTICS.name],
+        cwd=SEMANTICS.parent,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

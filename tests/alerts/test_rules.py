@@ -23,7 +23,7 @@ OVERRIDES = {
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([require("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=540)
 
 
 def test_committed_rules_are_current() -> None:

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from alerts.config import AlertsSection
+from alerts.events import to_events
 from alerts.runner import AlertRunner
+from alerts.state import Alert, AlertState
 from model.errors import ConfigError
+from model.events import Event
 from model.series import Sample
 from query.promql.engine import Engine
 from store.memory import MemoryStore
@@ -73,7 +76,8 @@ def test_runner_evaluates_and_notifies(tmp_path: Path) -> None:
             "state_file": str(tmp_path / "state.json"),
         }
     )
-    runner = AlertRunner(section, Engine(store).instant, written.extend)
+    events: list[Event] = []
+    runner = AlertRunner(section, Engine(store).instant, written.extend, events.extend)
 
     async def main() -> None:
         await runner.start()
@@ -90,3 +94,22 @@ def test_runner_evaluates_and_notifies(tmp_path: Path) -> None:
     assert any(dict(s.labels)["__name__"] == "ALERTS" for s in written)
     assert (tmp_path / "state.json").exists()
     assert runner.failed_alerts == 0
+    down = [e for e in events if e.reason == "InferTargetDown"]
+    assert [(e.kind, e.type, e.obj.pod) for e in down] == [("service", "Exception", "p0")]
+    assert down[0].message == "Alert firing: Pod p0 of service s1 cannot be scraped"
+
+
+def test_transitions_become_service_events() -> None:
+    labels = {"alertname": "A", "severity": "warning", "service_id": "s1", "project_id": "p"}
+    firing = Alert(labels, {"summary": "s"}, AlertState.FIRING, 1.0, active_at_ms=0, fired_at_ms=60_000)
+    resolved = Alert(
+        labels, {"summary": "s"}, AlertState.INACTIVE, 1.0, active_at_ms=0, resolved_at_ms=120_000
+    )
+    nameless = Alert({"alertname": "B"}, {}, AlertState.FIRING, 1.0, active_at_ms=0, fired_at_ms=1)
+    events = to_events([firing, resolved, nameless])
+    assert [(e.type, e.message, e.time_ms) for e in events] == [
+        ("Warning", "Alert firing: s", 60_000),
+        ("Normal", "Alert resolved: s", 120_000),
+    ]
+    for event in events:
+        event.validate()

@@ -23,6 +23,7 @@ SAMPLE_VALUES = {
     "pod": "pod-0",
     "metric": "up",
     "period": "1m",
+    "__range": "15m",
 }
 
 

@@ -66,7 +66,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoApi]:
 def resolve_variables(api: DemoApi, name: str) -> dict[str, str]:
     """Values for every variable of dashboard ``name``, as Grafana would pick them on the demo."""
     data = dashboard_json(name)
-    values = {"datasource": "infersight", "period": "1m"}
+    values = {"datasource": "infersight", "period": "1m", "__range": "15m"}
     for variable in query_variables(data):
         selector, label = parse_label_values(variable["query"])
         options = api.label_values(label, substitute(selector, values) if selector else None)

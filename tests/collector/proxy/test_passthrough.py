@@ -7,8 +7,7 @@ import os
 import time
 
 import httpx
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
+import pytest
 
 from collector.proxy.timing import RequestObservation
 from tests.collector.proxy.conftest import RawUpstream, proxy_to
@@ -68,6 +67,10 @@ def test_stream_is_not_buffered() -> None:
 
 
 def test_websocket_upgrade_is_relayed() -> None:
+    pytest.importorskip("websockets")  # optional dependency (docs/collector.md)
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+
     async def echo(ws: ServerConnection) -> None:
         async for message in ws:
             await ws.send(message)
@@ -103,3 +106,74 @@ def test_live_connections_are_counted() -> None:
             return during, proxy.app.connections
 
     assert asyncio.run(go()) == (3, 0)
+
+
+def test_slow_client_slows_the_upstream_read_not_the_proxy_memory() -> None:
+    size = 64 << 20  # more than every socket buffer on the way can hold
+
+    async def go() -> tuple[float | None, int]:
+        finished: list[float] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+            block = b"x" * (1 << 20)
+            for _ in range(size >> 20):
+                writer.write(block)
+                await writer.drain()  # blocks while the proxy does not read
+            finished.append(time.monotonic())
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with (
+            proxy_to(f"http://127.0.0.1:{port}") as (proxy, _),
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream("GET", f"{proxy.url}/big") as response,
+        ):
+            t0 = time.monotonic()
+            await asyncio.sleep(1.0)  # a client that does not read for a second
+            done_while_paused = finished[0] - t0 if finished else None
+            got = 0
+            async for part in response.aiter_raw():
+                got += len(part)
+        server.close()
+        return done_while_paused, got
+
+    done_while_paused, got = asyncio.run(go())
+    assert done_while_paused is None  # the upstream could not hand over 64 MB to a paused client
+    assert got == size
+
+
+def test_chunked_json_lines_are_timed() -> None:
+    lines = [b'{"model":"m","response":"%d","done":false}\n' % i for i in range(3)]
+    lines.append(b'{"model":"m","response":"","done":true,"prompt_eval_count":9,"eval_count":3}\n')
+
+    async def go() -> list[RequestObservation]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+            for line in lines:
+                await asyncio.sleep(0.03)
+                writer.write(b"%x\r\n%s\r\n" % (len(line), line))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with proxy_to(f"http://127.0.0.1:{port}") as (proxy, seen), httpx.AsyncClient() as client:
+            response = await client.post(f"{proxy.url}/api/generate", json={"model": "m", "prompt": "p"})
+            assert response.content == b"".join(lines)
+            await asyncio.sleep(0.05)
+        server.close()
+        return seen
+
+    [obs] = asyncio.run(go())
+    assert obs.ttft_ms is not None
+    assert 25 <= obs.ttft_ms <= 200
+    assert len(obs.per_token_ms) == 2
+    assert (obs.input_tokens, obs.output_tokens) == (9, 3)  # the engine's own counts win

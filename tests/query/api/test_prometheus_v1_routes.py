@@ -190,3 +190,26 @@ def test_store_time_limit_surfaces_as_timeout() -> None:
     with pytest.raises(PromQLError) as err:
         Engine(_SlowStore()).instant("up", 0)  # type: ignore[arg-type]
     assert err.value.error_type == "timeout"
+
+
+class _HangingEngine(Engine):
+    """An engine whose evaluation hangs past its limit, as a stuck store call would."""
+
+    def instant(self, query: str, ts_ms: int, timeout_s: float | None = None):  # type: ignore[override]
+        if query == "hang":
+            time.sleep(self.timeout_s + 4)
+        return super().instant(query, ts_ms, timeout_s)
+
+
+def test_a_hung_evaluation_answers_timeout_and_others_still_run(store: Store) -> None:
+    client = TestClient(create_app(store, _HangingEngine(store.querier, timeout_s=0.2)))
+    started = time.monotonic()
+    response = client.get("/api/v1/query", params={"query": "hang", "time": T0_S})
+    assert time.monotonic() - started < 4
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "error",
+        "errorType": "timeout",
+        "error": "query timed out in expression evaluation",
+    }
+    _ok(client.get("/api/v1/query", params={"query": "ma_container_cpu_util", "time": T0_S + 60}))

@@ -120,12 +120,25 @@ def _require_prometheus() -> None:
         pytest.skip("prometheus not installed")
 
 
-def _prom_raw(url: str, query: str) -> dict[str, list[tuple[int, float]]]:
+Points = dict[tuple[tuple[str, str], ...], set[tuple[int, float]]]
+
+
+def _prom_raw(url: str, query: str) -> Points:
+    """Raw samples of a range selector, per label set, from Prometheus' own API."""
     params = urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(f"{url}/api/v1/query?{params}", timeout=10) as response:
         data = json.load(response)["data"]["result"]
     return {
-        r["metric"].get("job", ""): [(round(float(t) * 1000), float(v)) for t, v in r["values"]] for r in data
+        tuple(sorted(r["metric"].items())): {(round(float(t) * 1000), float(v)) for t, v in r["values"]}
+        for r in data
+    }
+
+
+def _ours(store: Store, name: str) -> Points:
+    series = store.querier.select([Matcher("__name__", MatchOp.EQ, name)], 0, 2 * T0)
+    return {
+        tuple(sorted(s.labels.items())): set(zip(s.ts_ms.tolist(), s.values.tolist(), strict=True))
+        for s in series
     }
 
 
@@ -166,17 +179,13 @@ def test_real_prometheus_remote_writes_its_own_scrapes(store: Store, tmp_path: P
                 break
             time.sleep(0.5)
         assert len(ours.get("self", [])) >= 4, (tmp_path / "prometheus.log").read_text()[-3000:]
-        # Every sample we received is one Prometheus holds, timestamp and value alike.
-        theirs = _prom_raw(f"http://127.0.0.1:{prom_port}", "up[10m]")
-        assert set(ours["self"]) <= set(theirs["self"])
-        counter = "prometheus_tsdb_head_samples_appended_total"
-        got = {(ts, v) for points in _points(store, counter).values() for ts, v in points}
-        assert got
-        assert got <= {
-            p
-            for points in _prom_raw(f"http://127.0.0.1:{prom_port}", f"{counter}[10m]").values()
-            for p in points
-        }
+        # Every sample we received is one Prometheus holds: same label set, timestamp and value.
+        url = f"http://127.0.0.1:{prom_port}"
+        for name in ("up", "prometheus_tsdb_head_samples_appended_total", "prometheus_http_requests_total"):
+            ours_by_series, theirs = _ours(store, name), _prom_raw(url, f"{name}[10m]")
+            assert ours_by_series, name
+            for labels, points in ours_by_series.items():
+                assert points <= theirs[labels], (name, labels)
         # Labels arrive as Prometheus attaches them (job, instance, and the target's own).
         (series,) = store.querier.select([Matcher("__name__", MatchOp.EQ, "up")], 0, 2 * T0)
         assert series.labels == {"__name__": "up", "job": "self", "instance": f"127.0.0.1:{prom_port}"}

@@ -1,0 +1,84 @@
+"""The all-series numpy paths give exactly what the per-series / per-step paths give."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from query.promql import histogram, range_functions
+from query.promql.blocks import Col, RangeBlock, RangeSeries, ScalarBlock, VectorBlock
+from query.promql.histogram import bucket_quantile
+
+
+def _counter_block(seed: int, n_series: int, names: int = 1) -> RangeBlock:
+    rng = np.random.default_rng(seed)
+    series = []
+    for i in range(n_series):
+        n = int(rng.integers(0, 60))
+        ts = np.sort(rng.choice(np.arange(0, 3_600_000, 1000), size=n, replace=False)).astype(np.int64)
+        vs = np.cumsum(rng.integers(0, 50, size=n)).astype(np.float64) * 0.1
+        resets = rng.random(n) < 0.05
+        vs = np.where(resets, rng.random(n), vs)  # counter resets (drops) now and then
+        series.append(RangeSeries({"__name__": f"m{i % names}", "i": str(i)}, ts, vs))
+    refs = np.arange(0, 3_700_000, 37_000, dtype=np.int64)
+    return RangeBlock(series, refs, 300_000)
+
+
+@pytest.mark.parametrize("name", ["rate", "increase", "delta"])
+@pytest.mark.parametrize("seed", range(5))
+def test_rate_of_all_series_equals_per_series(name: str, seed: int) -> None:
+    block = _counter_block(seed, 30)
+    flat = range_functions._rate_all_series(name, block)
+    assert flat is not None
+    expected = {}
+    for s in block.series:
+        one = range_functions.evaluate(name, [RangeBlock([s], block.refs, block.range_ms)], block.refs)
+        for c in one.cols:
+            expected[c.labels["i"]] = c
+    got = {c.labels["i"]: c for c in flat.cols}
+    assert got.keys() == expected.keys()
+    for key, col in got.items():
+        assert (col.mask == expected[key].mask).all()
+        np.testing.assert_array_equal(col.values[col.mask], expected[key].values[col.mask])
+
+
+def test_rate_of_all_series_keeps_distinct_names_distinct() -> None:
+    block = _counter_block(1, 6, names=2)
+    flat = range_functions._rate_all_series("rate", block)
+    assert flat is not None
+    assert len({tuple(sorted(c.labels.items())) for c in flat.cols}) == len(flat.cols)
+
+
+def test_rate_of_all_series_leaves_non_finite_values_to_the_window_path() -> None:
+    block = _counter_block(2, 4)
+    block.series[0].values[3] = math.nan
+    assert range_functions._rate_all_series("rate", block) is None
+
+
+BOUNDS = ["0.1", "0.5", "1", "5", "+Inf"]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_histogram_quantile_all_steps_equals_per_step(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    steps = 50
+    counts = np.cumsum(rng.integers(0, 5, size=(len(BOUNDS), steps)), axis=0).astype(np.float64)
+    counts[:, :3] = 0  # no observations: NaN
+    if seed % 2:
+        counts[1] -= 2  # not monotonic: ensureMonotonic must repair it
+    mask = rng.random(steps) < 0.8
+    cols = [Col({"__name__": "h_bucket", "le": le}, counts[i], mask.copy()) for i, le in enumerate(BOUNDS)]
+    phi = rng.choice([0.0, 0.25, 0.5, 0.9, 0.99, 1.0, -1.0, 2.0], size=steps)
+    out = histogram.histogram_quantile(None, [ScalarBlock(phi), VectorBlock(cols)], np.arange(steps))
+    assert isinstance(out, VectorBlock)
+    (col,) = out.cols
+    bounds = [float(b) for b in BOUNDS]
+    for i in np.flatnonzero(mask):
+        expected = bucket_quantile(float(phi[i]), list(zip(bounds, counts[:, i].tolist(), strict=True)))
+        got = float(col.values[i])
+        assert got == expected or (math.isnan(got) and math.isnan(expected)), (i, phi[i], got, expected)
+    assert (col.mask == mask).all()
+    fast = histogram._all_steps(phi, bounds, counts, np.stack([mask] * len(BOUNDS)))
+    assert fast is not None  # the comparison above went through the numpy path
