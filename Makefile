@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DURATION ?=
 DEMO_ARGS ?=
 
-.PHONY: setup system-deps demo test lint dashboards conformance clean
+.PHONY: setup system-deps demo test lint dashboards rules conformance clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ lint: setup
 
 dashboards: setup
 	$(BIN)/infersight dashboards --out dashboards/json
+
+rules: setup
+	$(BIN)/infersight rules --out alerts/rules
 
 clean:
 	rm -rf $(VENV) data

@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("action", choices=["verify"], help="verify: check the hash chain")
     audit.add_argument("--from", dest="from_ms", type=int, default=0, help="record time, epoch ms")
     audit.add_argument("--to", dest="to_ms", type=int, default=2**62, help="record time, epoch ms")
+    rules = sub.add_parser("rules", parents=[common], help="write alert rules YAML and its promtool tests")
+    rules.add_argument("--out", help="output folder (default alerts/rules)")
     dash = sub.add_parser("dashboards", parents=[common], help="write Grafana dashboard JSON")
     dash.add_argument("--out", help="output folder (dashboards.out_dir)")
     return parser
@@ -66,7 +68,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         "pods": "demo.pods_per_service",
         "concurrency": "demo.concurrency",
         "interval": "demo.scrape_interval_s",
-        "out": "dashboards.out_dir",
     }
     for attr, key in flag_map.items():
         value = getattr(args, attr, None)
@@ -76,6 +77,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
                 value = parse_duration_ms(value) / 1000
             sets.append(f"{key}={value}")
+    if args.command == "dashboards" and args.out:
+        sets.append(f"dashboards.out_dir={args.out}")
     if args.data:
         sets.append(f"store.dsn=chdb://{Path(args.data).resolve()}")
     return sets
@@ -144,6 +147,14 @@ def _cmd_sidecar(config: Config) -> int:
     return 0
 
 
+def _cmd_rules(config: Config, args: argparse.Namespace) -> int:
+    from alerts.generate import write_rules
+
+    for path in write_rules(config.alerts.rules, Path(args.out or "alerts/rules")):
+        print(path)  # noqa: T201 - the command's output is the list of files written
+    return 0
+
+
 def _cmd_dashboards(config: Config) -> int:
     from dashboards.build import write_dashboards
 
@@ -195,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "audit":
             return _cmd_audit(config, args)
+        if args.command == "rules":
+            return _cmd_rules(config, args)
         return COMMANDS[args.command](config)
     except ConfigError as err:
         print(f"infersight: configuration error: {err}", file=sys.stderr)  # noqa: T201

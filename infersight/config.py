@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from alerts.config import AlertsSection
 from collector.config import ScrapeConfig, TargetConfig
 from model.errors import ConfigError
 from simulator.config import SimulatorConfig
@@ -182,6 +183,7 @@ class Config:
     events: EventsSection = field(default_factory=EventsSection)
     auth: AuthSection = field(default_factory=AuthSection)
     kubernetes: KubernetesSection = field(default_factory=KubernetesSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -209,6 +211,7 @@ _SECTIONS: dict[str, Any] = {
     "events": lambda d: section_from_dict(EventsSection, d, "events"),
     "auth": lambda d: section_from_dict(AuthSection, d, "auth"),
     "kubernetes": lambda d: section_from_dict(KubernetesSection, d, "kubernetes"),
+    "alerts": lambda d: AlertsSection.from_dict(d, "alerts"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),

@@ -18,6 +18,7 @@ from typing import Any
 
 from loguru import logger
 
+from alerts.config import AlertsSection
 from collector.config import TargetConfig
 from dashboards.build import write_dashboards
 from infersight.config import Config
@@ -137,8 +138,16 @@ async def run_demo(
         config.scrape, interval_s=interval_s, timeout_s=min(config.scrape.timeout_s, interval_s)
     )
     events = dataclasses.replace(config.events, interval_s=interval_s)
+    alerts = config.alerts
+    if alerts == AlertsSection():
+        # Short `for` windows so a demo of a minute shows the crashed pod's alert fire and resolve.
+        alerts = AlertsSection.from_dict(
+            {"interval": f"{round(interval_s * 1000)}ms", "defaults": {"health_for": f"{round(2 * interval_s)}s"}}
+        )
     runtime = Runtime(
-        dataclasses.replace(config, scrape=scrape, events=events, targets=tuple(_targets(services)))
+        dataclasses.replace(
+            config, scrape=scrape, events=events, alerts=alerts, targets=tuple(_targets(services))
+        )
     )
     stats = LoadStats()
     say = progress or logger.info

@@ -7,17 +7,22 @@ import time
 
 from loguru import logger
 
+from alerts.runner import AlertRunner
 from collector.group import SidecarGroup
 from collector.k8s_events import KubernetesEventWatcher
 from exporters.retry import RetryingExporter
 from exporters.store import StoreExporter
+from infersight.alerting import build_alerting
 from infersight.asgi import AsgiServer
 from infersight.config import Config
 from infersight.k8s import start_watch
 from model.events import Event
 from query.api.app import AuthSettings, create_app
+from query.api.tenancy import TenantQuerier
 from query.events.detector import EventDetector
 from query.events.hub import EventHub
+from query.promql.engine import Engine
+from store.audit import AuditLog
 from store.events import EventLog, Retention
 from store.open import Store, open_store
 
@@ -35,6 +40,8 @@ class Runtime:
         self.detector: EventDetector | None = None
         self._background: list[asyncio.Task[None]] = []
         self._watcher: KubernetesEventWatcher | None = None
+        self.alerts: AlertRunner | None = None
+        self.audit: AuditLog | None = None
 
     @property
     def api_url(self) -> str:
@@ -56,12 +63,20 @@ class Runtime:
         retention = Retention(round(ev.pod_retention_s * 1000), round(ev.service_retention_s * 1000))
         self.events = EventHub(EventLog(self.store.backend, retention), self.store.writer)
         self.detector = EventDetector(self.store.querier, silent_after_ms=round(ev.silent_after_s * 1000))
-        self.server = AsgiServer(
-            create_app(self.store, hub=self.events, auth=AuthSettings(cfg.auth.enabled, cfg.auth.admin_key)),
-            cfg.server.host,
-            cfg.server.port,
+        self.audit = AuditLog(self.store.backend)
+        engine = Engine(TenantQuerier(self.store.querier))
+        self.alerts, rules_router = build_alerting(cfg, engine, self.store.writer, self.audit, self.events)
+        app = create_app(
+            self.store,
+            engine=engine,
+            hub=self.events,
+            auth=AuthSettings(cfg.auth.enabled, cfg.auth.admin_key),
+            audit=self.audit,
+            routers=[rules_router],
         )
+        self.server = AsgiServer(app, cfg.server.host, cfg.server.port)
         await self.server.start()
+        await self.alerts.start()
         logger.info(
             "Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url
         )
@@ -108,6 +123,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop sidecars, flush what is pending, stop the API, close the store. Safe twice."""
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self._watcher is not None:
             self._watcher.stop()
         for task in self._background:

@@ -162,10 +162,11 @@ def _int32(keys: np.ndarray) -> np.ndarray:
 
 
 def _store(keys: np.ndarray, counts: np.ndarray) -> SparseStore:
-    keys = np.asarray(keys, dtype=np.int64)
+    # Copies: the histogram adds in place, and must never write into a (frozen) columns record.
+    keys = np.array(keys, dtype=np.int64)
     if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):
         raise ValueError("bucket keys must be sorted and unique")
-    return SparseStore(keys, np.asarray(counts, dtype=np.uint64))
+    return SparseStore(keys, np.array(counts, dtype=np.uint64))
 
 
 def _equal(a: object, b: object) -> bool:

@@ -157,15 +157,21 @@ class ExponentialHistogram:
         out[ranks == n] = self.max
         return out
 
-    def same_as(self, other: ExponentialHistogram, sum_rel_tol: float = 1e-9) -> bool:
-        """Equal buckets, counts, min and max; sums equal up to float rounding (addition order differs)."""
+    def same_as(self, other: ExponentialHistogram, sum_tol: float = 1e-12) -> bool:
+        """Equal buckets, counts, min and max; sums equal up to float rounding.
+
+        A float sum depends on the order of additions (merges change it), and with values of both
+        signs the difference can dwarf the sum itself, so the tolerance scales with the largest
+        magnitude times the count, not with the sum: ``|Δsum| ≤ sum_tol · count · max|v|``.
+        """
+        largest = max(abs(self.min), abs(self.max)) if self.count else 0.0
         return (
             self.scale == other.scale
             and self.positive == other.positive
             and self.negative == other.negative
             and (self.zero_count, self.count, self.min, self.max)
             == (other.zero_count, other.count, other.min, other.max)
-            and math.isclose(self.sum, other.sum, rel_tol=sum_rel_tol, abs_tol=1e-12)
+            and abs(self.sum - other.sum) <= sum_tol * self.count * largest
         )
 
     def __repr__(self) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from query.api.admin import build_admin_router
 from query.api.audit import build_audit_router
@@ -31,14 +32,23 @@ class AuthSettings:
 
 
 def create_app(
-    store: Store, engine: Engine | None = None, hub: EventHub | None = None, auth: AuthSettings | None = None
+    store: Store,
+    engine: Engine | None = None,
+    hub: EventHub | None = None,
+    auth: AuthSettings | None = None,
+    audit: AuditLog | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """``uvicorn.run(create_app(open_store("chdb://./data")))``; pass ``hub`` to share it with detectors."""
+    """``uvicorn.run(create_app(open_store("chdb://./data")))``.
+
+    Pass ``hub`` and ``audit`` to share them with the rest of the process: the audit trail must
+    have one writer, or two chain heads would fork it. ``routers`` adds more routes (rules).
+    """
     app = FastAPI(title="infersight", version="0.1.0")
     # Every read goes through the tenant scope: a no-op unless the caller's key is confined.
     querier = TenantQuerier(store.querier)
     engine = engine or Engine(querier)
-    audit = AuditLog(store.backend)
+    audit = audit or AuditLog(store.backend)
     keys = KeyStore(store.backend)
     app.include_router(build_router(engine, querier))
     app.include_router(build_ingest_router(store.writer))
@@ -57,6 +67,8 @@ def create_app(
     async def ready() -> str:
         return "infersight is Ready.\n"
 
+    for router in routers:
+        app.include_router(router)
     auth = auth or AuthSettings()
     if auth.enabled:
         app.add_middleware(AuthMiddleware, keys=keys, admin_secret=auth.admin_key or None)

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 BINARY = "/usr/sbin/clickhouse-server"
+# SIGKILL the server if the test process dies first (no orphan servers); setpriv execs, so the PID
+# is the server's own.
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
 
 _CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -82,7 +85,7 @@ class ClickHouseServer:
         binary = BINARY if os.path.exists(BINARY) else shutil.which("clickhouse-server") or BINARY
         with open(self.root / "log" / "stdout.log", "ab") as out:
             self.process = subprocess.Popen(
-                [binary, f"--config-file={self.root / 'config.xml'}"],
+                [*_DIE_WITH_PARENT, binary, f"--config-file={self.root / 'config.xml'}"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,

@@ -35,7 +35,8 @@ def test_groups_equal_one_sketch_each(windows: list[list[float]], scale: int) ->
         exp = to_columns(expected)
         for name in ("scale", "count", "min", "max", "zero_count"):
             assert getattr(columns, name) == getattr(exp, name)
-        assert columns.sum == pytest.approx(exp.sum, rel=1e-9, abs=1e-300)
+        # Float sums depend on addition order; with both signs only a magnitude-scaled bound holds.
+        assert abs(columns.sum - exp.sum) <= 1e-12 * exp.count * max(abs(exp.min), abs(exp.max))
         for name in ("positive_keys", "positive_counts", "negative_keys", "negative_counts"):
             np.testing.assert_array_equal(getattr(columns, name), getattr(exp, name))
             assert getattr(columns, name).dtype == getattr(exp, name).dtype
