@@ -23,6 +23,7 @@ from collector.sketch.batch import quantiles_many
 from model.durations import parse_duration_ms
 from query.api.errors import error_response, success
 from query.api.params import BadParamError, parse_time_ms
+from query.api.tenancy import current_project
 from store.backend import Backend, StoreUnavailableError
 from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader
 
@@ -82,12 +83,18 @@ def _parse(params: dict[str, str]) -> dict[str, Any]:
         raise BadParamError(f'invalid parameter "period": "{text}" is not a positive multiple of 10s')
     return {
         "metric": metric,
-        "filters": {name: params[name] for name in IDENTITY_COLUMNS if params.get(name)},
+        "filters": _scoped({name: params[name] for name in IDENTITY_COLUMNS if params.get(name)}),
         "start_ms": start_ms,
         "end_ms": end_ms,
         "period_ms": period_ms,
         "qs": _quantiles(params.get("q")),
     }
+
+
+def _scoped(filters: dict[str, str]) -> dict[str, str]:
+    """A caller confined to one project reads only that project's sketches."""
+    project = current_project()
+    return filters if project is None else {**filters, "project_id": project}
 
 
 def _quantiles(text: str | None) -> tuple[float, ...]:

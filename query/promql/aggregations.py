@@ -148,7 +148,7 @@ def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
 def _quantile(members: Members, phi: FloatArray, n: int) -> tuple[FloatArray, np.ndarray]:
     values = np.stack([c.values for c in members])
     masks = np.stack([c.mask for c in members])
-    present = masks.any(axis=0)
+    present = np.asarray(masks.any(axis=0))
     out = np.zeros(n)
     for i in np.flatnonzero(present).tolist():
         out[i] = quantile(float(phi[i]), values[masks[:, i], i].tolist())

@@ -103,7 +103,7 @@ def histogram_quantile(node: Any, args: list[Block], ts: IntArray) -> Block:
         bounds = [b for b, _ in members]
         values = np.stack([c.values for _, c in members])
         masks = np.stack([c.mask for _, c in members])
-        present = masks.any(axis=0)
+        present = np.asarray(masks.any(axis=0))
         fast = _all_steps(phi.values, bounds, values, masks)
         if fast is not None:
             cols.append(Col(out_labels, fast, present))
@@ -127,7 +127,7 @@ def _all_steps(
     highest is +Inf and all counts and quantiles are finite (``None`` otherwise: the scalar path).
     The arithmetic is the scalar path's, operation for operation, so results are identical.
     """
-    present = masks.any(axis=0)
+    present = np.asarray(masks.any(axis=0))
     if len(bounds) < 2 or not (masks == present).all() or len(set(bounds)) != len(bounds):
         return None
     order = np.argsort(bounds, kind="stable")

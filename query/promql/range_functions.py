@@ -226,6 +226,7 @@ def _reduce_windows(name: str, sv: FloatArray, lo: IntArray, hi: IntArray) -> tu
     # empty windows are masked out, a padding element keeps every bound a valid index.
     padded = np.append(sv, np.nan)
     bounds = np.stack([np.where(mask, lo, 0), np.where(mask, hi, 1)], axis=1).ravel()
+    assert ufunc is not None  # only min/max get here
     values = ufunc.reduceat(padded, bounds)[::2]
     return np.where(mask, values, 0.0), mask
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import pytest
 
 # One series: labels (with __name__) and points as (seconds, value).
@@ -165,9 +166,10 @@ def _timeseries(labels: dict[str, str], points: list[tuple[int, float]]) -> byte
 
 def remote_write(url: str, series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> None:
     """Send points (ms, value; any NaN bit pattern, staleness markers included) to ``url``'s receiver."""
-    import snappy  # python-snappy: raw block format, as remote write wants
-
-    payload = snappy.compress(b"".join(_timeseries(labels, points) for labels, points in series))
+    # snappy's raw block format, as remote write wants (cramjam: the project's snappy dependency)
+    payload = bytes(
+        cramjam.snappy.compress_raw(b"".join(_timeseries(labels, points) for labels, points in series))
+    )
     request = urllib.request.Request(
         url.removesuffix("/api/v1") + "/api/v1/write",
         data=payload,

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -96,6 +97,9 @@ class ClickHouseServer:
     def _wait_ready(self, timeout_s: float) -> None:
         from clickhouse_driver import Client
 
+        logging.getLogger("clickhouse_driver").setLevel(
+            logging.CRITICAL
+        )  # "connection refused" while it starts
         deadline = time.monotonic() + timeout_s
         while True:
             assert self.process is not None

@@ -154,3 +154,10 @@ def test_api_route_as_prometheus(
         assert type(body["data"]) is type(theirs["data"])
     else:
         assert body["data"] == theirs["data"]
+
+
+def test_staleness_markers_reach_both(prometheus_url: str, client: TestClient) -> None:
+    """pod-0 stops at +300 s with a marker: a minute later it is gone at once, not after the lookback."""
+    params = {"query": "pod_up", "time": str(T0_S + HISTORY_S + 360)}
+    for body in (http_get(prometheus_url, "query", **params), _ours(client, "query", **params)):
+        assert [s["metric"]["source"] for s in body["data"]["result"]] == ["pod-1"]
