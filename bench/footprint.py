@@ -31,7 +31,6 @@ async def _child(sim_port: int, proxy_port: int, metrics_port: int) -> None:
     from collector.config import ProxyConfig, ResourcesConfig, ScrapeConfig, TargetConfig
     from collector.exposition import Exposition
     from collector.proxy import IngressProxy
-    from collector.proxy.serve import InLoopServer
     from collector.resources import ResourceReader
     from collector.sidecar import Sidecar
 
@@ -45,9 +44,8 @@ async def _child(sim_port: int, proxy_port: int, metrics_port: int) -> None:
         ProxyConfig(listen=f"127.0.0.1:{proxy_port}", upstream=f"http://127.0.0.1:{sim_port}"), identity, sink
     )
     resources = ResourceReader(ResourcesConfig(interval_s=10), identity, sink)
-    metrics = InLoopServer(sink.asgi_app(), "127.0.0.1", metrics_port)
     await proxy.start()
-    await metrics.start()
+    await sink.start("127.0.0.1", metrics_port)
     resources.start()
     await sidecar.run()
 

@@ -11,8 +11,8 @@ Run: ``python -m bench.ingest [--quick]``; ends with one JSON line. Figures:
   samples and series tables after ``OPTIMIZE … FINAL``; Prometheus: the TSDB block ``promtool`` builds
   from the same samples; VictoriaMetrics: ``vm_data_size_bytes`` after a forced flush.
 
-The data: N series of LLM-serving shapes (counters with integer steps, latency gauges with 2
-decimals, utilisation percentages) at a 10 s interval.
+The data (full: 2,000 series of 500 points per run; --quick: 1,000 of 100): LLM-serving shapes
+(counters with integer steps, latency gauges with 2 decimals, utilisation percentages), 10 s apart.
 """
 
 from __future__ import annotations
@@ -219,10 +219,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="infersight ingest benchmark")
     parser.add_argument("--quick", action="store_true", help="100k samples per run (under a minute)")
     args = parser.parse_args()
-    n_series, n_points = (2_000, 50) if args.quick else (10_000, 100)
+    n_series, n_points = (1_000, 100) if args.quick else (2_000, 500)
     samples = n_series * n_points
-    t0 = (int(time.time()) - 3000) // 10 * 10_000  # inside Prometheus' head window
-    runs = {batch: make_series(n_series, n_points, t0, f"b{batch}") for batch in BATCHES}
+    # One run after the other in time, all in the past and sent oldest first: Prometheus' head only
+    # takes samples within 1 h of the newest it has.
+    span_ms = n_points * 10_000
+    t0 = (int(time.time() * 1000) - len(BATCHES) * span_ms - 60_000) // 10_000 * 10_000
+    runs = {
+        batch: make_series(n_series, n_points, t0 + k * span_ms, f"b{batch}")
+        for k, batch in enumerate(BATCHES)
+    }
     figures: dict[str, float | int | str] = {"samples_per_run": samples, "series": n_series}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

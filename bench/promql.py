@@ -4,7 +4,7 @@ Run: ``python -m bench.promql [--quick] [--hours H]``. The same generated data (
 100 services x 4 pods, 20 TTFT buckets and 3 request codes per pod, 10 s scrapes) goes into
 infersight (chDB through ``SampleWriter``), Prometheus (promtool blocks) and VictoriaMetrics (text
 import); then the issue's two queries run over the whole span at a 1-minute step, best of
-``--repeat`` on each. Ends with one line of JSON; keys name figure and unit.
+``--repeat`` on each, the three taking turns. Ends with one line of JSON; keys name figure and unit.
 
 The issue asks for 15 days: 1.2 G samples, which neither the text formats the peers load from nor
 this shared 2-core/24 GB machine can take in a benchmark run (at 12 h, 40 M samples, promtool alone
@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,6 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - started)
-    return best, result
-
-
 def _summary(body: dict[str, Any]) -> tuple[int, float]:
     """Series count and the sum of all finite values: a cheap check that the answers agree."""
     assert body["status"] == "success", body
@@ -65,80 +57,98 @@ def _summary(body: dict[str, Any]) -> tuple[int, float]:
     return len(body["data"]["result"]), total
 
 
-def _time_all(name: str, run: Callable[[str], dict[str, Any]], repeat: int, out: dict[str, Any]) -> None:
+Runner = Callable[[str], dict[str, Any]]
+
+
+def _time_interleaved(runners: dict[str, Runner], repeat: int, out: dict[str, Any]) -> None:
+    """Best of ``repeat`` per system and query, the systems taking turns within each round.
+
+    The machine is shared: a burst of someone else's work then slows every system in that round,
+    instead of whichever one happened to be timed during it.
+    """
     for key, query in QUERIES.items():
-        run(query)  # warm: first touch of files and caches is not what is compared
-        seconds, body = _best(lambda q=query: run(q), repeat)
-        series, total = _summary(body)
-        out[f"{key}_{name}_s"] = round(seconds, 3)
-        out[f"{key}_{name}_series"] = series
-        out[f"{key}_{name}_value_sum"] = total
-        _say(f"{name} {key}: {seconds:.3f} s, {series} series")
+        best = dict.fromkeys(runners, float("inf"))
+        bodies: dict[str, dict[str, Any]] = {}
+        for name, run in runners.items():
+            bodies[name] = run(query)  # warm: first touch of files and caches is not what is compared
+        for _ in range(repeat):
+            for name, run in runners.items():
+                started = time.perf_counter()
+                bodies[name] = run(query)
+                best[name] = min(best[name], time.perf_counter() - started)
+        for name, seconds in best.items():
+            series, total = _summary(bodies[name])
+            out[f"{key}_{name}_s"] = round(seconds, 3)
+            out[f"{key}_{name}_series"] = series
+            out[f"{key}_{name}_value_sum"] = total
+            _say(f"{name} {key}: {seconds:.3f} s, {series} series")
 
 
-def _infersight(data: Dataset, root: Path, repeat: int, out: dict[str, Any]) -> None:
+def _infersight(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> Runner:
     store = open_store(f"chdb://{root / 'chdb'}")
-    try:
-        started = time.perf_counter()
-        write_store(data, store.writer)
-        out["load_infersight_s"] = round(time.perf_counter() - started, 1)
-        _say(f"infersight loaded in {out['load_infersight_s']} s")
-        engine = Engine(store.querier, max_samples=2_000_000_000, timeout_s=3600)
-        client = TestClient(create_app(store, engine))
+    stack.callback(store.close)
+    started = time.perf_counter()
+    write_store(data, store.writer)
+    out["load_infersight_s"] = round(time.perf_counter() - started, 1)
+    _say(f"infersight loaded in {out['load_infersight_s']} s")
+    engine = Engine(store.querier, max_samples=2_000_000_000, timeout_s=3600)
+    client = TestClient(create_app(store, engine))
 
-        def run(query: str) -> dict[str, Any]:
-            params = {"query": query, "start": data.t0_s, "end": data.end_s, "step": STEP_S}
-            return client.get("/api/v1/query_range", params=params).json()
+    def run(query: str) -> dict[str, Any]:
+        params = {"query": query, "start": data.t0_s, "end": data.end_s, "step": STEP_S}
+        return client.get("/api/v1/query_range", params=params).json()
 
-        _time_all("infersight", run, repeat, out)
-    finally:
-        store.close()
+    return run
 
 
-def _prometheus(data: Dataset, root: Path, repeat: int, out: dict[str, Any]) -> None:
+def _prometheus(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> Runner:
     started = time.perf_counter()
     write_openmetrics(data, str(root / "data.om"))
     peers.create_blocks(root / "data.om", root / "tsdb")
     (root / "data.om").unlink()
     out["load_prometheus_s"] = round(time.perf_counter() - started, 1)
     _say(f"prometheus loaded in {out['load_prometheus_s']} s")
-    with peers.prometheus(root, root / "tsdb") as base:
-        _time_all(
-            "prometheus", lambda q: peers.query_range(base, q, data.t0_s, data.end_s, STEP_S), repeat, out
-        )
+    base = stack.enter_context(peers.prometheus(root, root / "tsdb"))
+
+    def run(query: str) -> dict[str, Any]:
+        return peers.query_range(base, query, data.t0_s, data.end_s, STEP_S)
+
+    return run
 
 
-def _victoriametrics(data: Dataset, root: Path, repeat: int, out: dict[str, Any]) -> None:
+def _victoriametrics(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> Runner:
     started = time.perf_counter()
-    with peers.victoriametrics(root, prometheus_text_chunks(data)) as base:
-        out["load_victoriametrics_s"] = round(time.perf_counter() - started, 1)
-        _say(f"victoria-metrics loaded in {out['load_victoriametrics_s']} s")
+    base = stack.enter_context(peers.victoriametrics(root, prometheus_text_chunks(data)))
+    out["load_victoriametrics_s"] = round(time.perf_counter() - started, 1)
+    _say(f"victoria-metrics loaded in {out['load_victoriametrics_s']} s")
 
-        def run(query: str) -> dict[str, Any]:
-            return peers.query_range(base, query, data.t0_s, data.end_s, STEP_S, "&nocache=1")
+    def run(query: str) -> dict[str, Any]:
+        return peers.query_range(base, query, data.t0_s, data.end_s, STEP_S, "&nocache=1")
 
-        _time_all("victoriametrics", run, repeat, out)
+    return run
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 hours of data (under a minute)")
     parser.add_argument("--hours", type=float, default=None, help="span of data (default 12)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=None, help="rounds per query (3 quick, 5 full)")
     parser.add_argument("--only", choices=("infersight", "prometheus", "victoriametrics"), action="append")
     args = parser.parse_args(argv)
     hours = args.hours or (2.0 if args.quick else 12.0)
     data = generate(hours)
     out: dict[str, Any] = {"hours": hours, "series": data.counters.shape[0] * 23, "samples": data.samples}
     _say(f"{hours} h, {out['series']} series, {data.samples} samples")
-    runners = {"infersight": _infersight, "prometheus": _prometheus, "victoriametrics": _victoriametrics}
-    with tempfile.TemporaryDirectory(prefix="bench-promql-") as tmp:
-        for name, runner in runners.items():
+    loaders = {"infersight": _infersight, "prometheus": _prometheus, "victoriametrics": _victoriametrics}
+    with tempfile.TemporaryDirectory(prefix="bench-promql-") as tmp, ExitStack() as stack:
+        runners = {}
+        for name, load in loaders.items():
             if args.only and name not in args.only:
                 continue
             root = Path(tmp) / name
             root.mkdir()
-            runner(data, root, args.repeat, out)
+            runners[name] = load(data, root, out, stack)
+        _time_interleaved(runners, args.repeat or (3 if args.quick else 5), out)
     for key in QUERIES:
         ours, theirs = out.get(f"{key}_infersight_s"), out.get(f"{key}_prometheus_s")
         if ours and theirs:

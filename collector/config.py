@@ -232,6 +232,7 @@ class ProxyConfig:
     flush_interval_s: float = 10.0  # how often the proxy's series go to the pipeline
     max_paths: int = 64  # distinct path label values before "other"
     max_connections: int = 1000  # upstream connection pool
+    verify_tls: bool = True  # an https upstream's certificate (off for a self-signed engine in the pod)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -253,13 +254,17 @@ class ProxyConfig:
     def from_dict(cls, data: dict[str, Any], path: str = "proxy") -> ProxyConfig:
         durations = ("connect_timeout", "read_timeout", "total_timeout", "flush_interval")
         ints = ("max_body_bytes", "max_paths", "max_connections")
-        data = _check_keys(data, {"listen", "upstream", *durations, *ints}, path)
+        data = _check_keys(data, {"listen", "upstream", "verify_tls", *durations, *ints}, path)
         d = cls()
+        values: dict[str, Any] = {
+            f"{k}_s": _duration_s(data, k, getattr(d, f"{k}_s"), path) for k in durations
+        }
+        values.update({k: _typed(data, k, int, getattr(d, k), path) for k in ints})
         config = cls(
             listen=_typed(data, "listen", str, d.listen, path),
             upstream=_typed(data, "upstream", str, d.upstream, path),
-            **{f"{k}_s": _duration_s(data, k, getattr(d, f"{k}_s"), path) for k in durations},
-            **{k: _typed(data, k, int, getattr(d, k), path) for k in ints},
+            verify_tls=_typed(data, "verify_tls", bool, d.verify_tls, path),
+            **values,
         )
         config.validate(path)
         return config
@@ -280,6 +285,9 @@ class ResourcesConfig:
     interval_s: float = 10.0
     root: str = "/"  # tests point this at a captured tree
     cgroup: str = "auto"
+    # a cgroup v2 directory to read instead of the sidecar's own, e.g. the pod's cgroup from a
+    # read-only hostPath mount: a sidecar container's own cgroup holds only the sidecar
+    cgroup_dir: str = ""
     exclude_interfaces: tuple[str, ...] = ("lo",)
     gpu: str = "auto"  # auto: NVML if the library and a driver are there, else nothing
     dcgm_url: str = ""
@@ -301,7 +309,16 @@ class ResourcesConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str = "resources") -> ResourcesConfig:
-        strings = ("root", "cgroup", "gpu", "dcgm_url", "npu", "npu_exporter_url", "npu_smi_command")
+        strings = (
+            "root",
+            "cgroup",
+            "cgroup_dir",
+            "gpu",
+            "dcgm_url",
+            "npu",
+            "npu_exporter_url",
+            "npu_smi_command",
+        )
         data = _check_keys(data, {"interval", "timeout", "exclude_interfaces", *strings}, path)
         d = cls()
         excluded = data.get("exclude_interfaces", list(d.exclude_interfaces))

@@ -30,6 +30,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from collector.pipeline import Consumer
+from collector.proxy.serve import InLoopServer
 from model.labels import METRIC_NAME, Labels
 from model.series import Sample, is_stale_nan
 
@@ -93,6 +94,7 @@ class Exposition:
         self.series: dict[Labels, tuple[float, float]] = {}  # labels → (value, updated at, s)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Latest(self.series))
+        self._server: InLoopServer | None = None
 
     def update(self, batch: Iterable[Sample]) -> None:
         now = self.clock()
@@ -112,4 +114,15 @@ class Exposition:
 
     def asgi_app(self) -> Callable[..., object]:
         """prometheus-client's ASGI app over this registry (content negotiation, gzip)."""
-        return make_asgi_app(self.registry)  # type: ignore[no-any-return]
+        return make_asgi_app(self.registry)
+
+    async def start(self, host: str = "0.0.0.0", port: int = 9100) -> int:
+        """Serve ``/metrics`` (any path, as prometheus-client's app) on ``host:port``; the bound port."""
+        self._server = InLoopServer(self.asgi_app(), host, port)
+        return await self._server.start()
+
+    async def stop(self) -> None:
+        """Stop serving; safe twice and without a start."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop()

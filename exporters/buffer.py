@@ -27,8 +27,8 @@ from pathlib import Path
 from loguru import logger
 
 from exporters.errors import is_retryable
-from exporters.retry import Sender
 from exporters.segments import SegmentQueue
+from exporters.sender import Sender
 from model.series import Sample
 
 
@@ -67,6 +67,15 @@ class BufferedExporter:
     @property
     def pending_samples(self) -> int:
         return self.queue.pending_samples
+
+    def counts(self) -> dict[str, int]:
+        """What the exporter did, for its own series (``store.limits.counter_samples``)."""
+        return {
+            "exported": self.exported_samples,
+            "dropped_buffer_full": self.dropped_samples,
+            "rejected": self.rejected_samples,
+            "pending": self.pending_samples,
+        }
 
     async def consume(self, batch: list[Sample]) -> None:
         """Accept a batch: on disk when this returns; sent now if a batch is complete and the store is up."""

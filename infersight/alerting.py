@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 
 from alerts.api import build_rules_router
 from alerts.registry import RuleRegistry
 from alerts.runner import AlertRunner
-from infersight.config import Config
+from infersight.config import Config, state_dir
 from query.api.audit import audit_operation
 from query.events.hub import EventHub
 from query.promql.engine import Engine
@@ -23,12 +22,6 @@ TRACE_NAMES = {
     "update": "UpdateAlertRuleGroup",
     "delete": "DeleteAlertRuleGroup",
 }
-
-
-def state_dir(config: Config) -> Path:
-    """Where the server keeps its small files (alert state, API rule groups): beside the store."""
-    dsn = config.store.dsn
-    return Path(dsn.removeprefix("chdb://")) if dsn.startswith("chdb://") else Path(".infersight")
 
 
 def build_alerting(

@@ -68,12 +68,34 @@ def _check_type(value: Any, hint: Any, path: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class StoreSection:
+    """``chdb://PATH`` (embedded, the default) or ``clickhouse://[user:pw@]host:9000/db`` (a server)."""
+
     dsn: str = "chdb://./data/infersight"
     database: str = "infersight"
+    retention_days: int = 15  # metrics; whole daily partitions are dropped past it
 
     def validate(self) -> None:
-        if not self.dsn.startswith("chdb://"):
-            raise ConfigError(f"store.dsn: supported form is chdb://PATH, got {self.dsn!r}")
+        if not self.dsn.startswith(("chdb://", "clickhouse://")):
+            raise ConfigError(f"store.dsn: use chdb://PATH or clickhouse://HOST:PORT/DB, got {self.dsn!r}")
+        if self.retention_days < 1:
+            raise ConfigError(f"store.retention_days: must be >= 1 (got {self.retention_days})")
+
+
+@dataclass(frozen=True, slots=True)
+class BufferSection:
+    """The exporter's disk buffer: batches wait here while the store is unreachable."""
+
+    dir: str = ""  # default: <data folder>/buffer
+    max_bytes: int = 256 << 20
+    max_batch_samples: int = 10_000
+    max_batch_age_s: float = 1.0
+
+    def validate(self) -> None:
+        for name in ("max_bytes", "max_batch_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"buffer.{name}: must be >= 1 (got {getattr(self, name)})")
+        if self.max_batch_age_s <= 0:
+            raise ConfigError(f"buffer.max_batch_age_s: must be > 0 (got {self.max_batch_age_s})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +206,7 @@ class Config:
     auth: AuthSection = field(default_factory=AuthSection)
     kubernetes: KubernetesSection = field(default_factory=KubernetesSection)
     alerts: AlertsSection = field(default_factory=AlertsSection)
+    buffer: BufferSection = field(default_factory=BufferSection)
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -212,6 +235,7 @@ _SECTIONS: dict[str, Any] = {
     "auth": lambda d: section_from_dict(AuthSection, d, "auth"),
     "kubernetes": lambda d: section_from_dict(KubernetesSection, d, "kubernetes"),
     "alerts": lambda d: AlertsSection.from_dict(d, "alerts"),
+    "buffer": lambda d: section_from_dict(BufferSection, d, "buffer"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),
@@ -295,3 +319,10 @@ def load_config(
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = loaded or {}
     return config_from_dict(apply_overrides(data, overrides or []))
+
+
+def state_dir(config: Config) -> Path:
+    """Where a process keeps its small files (alert state, API rule groups, the export buffer):
+    the embedded store's data folder, or ``.infersight`` beside a server-backed one."""
+    dsn = config.store.dsn
+    return Path(dsn.removeprefix("chdb://")) if dsn.startswith("chdb://") else Path(".infersight")

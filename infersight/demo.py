@@ -142,7 +142,10 @@ async def run_demo(
     if alerts == AlertsSection():
         # Short `for` windows so a demo of a minute shows the crashed pod's alert fire and resolve.
         alerts = AlertsSection.from_dict(
-            {"interval": f"{round(interval_s * 1000)}ms", "defaults": {"health_for": f"{round(2 * interval_s)}s"}}
+            {
+                "interval": f"{round(interval_s * 1000)}ms",
+                "defaults": {"health_for": f"{round(2 * interval_s)}s"},
+            }
         )
     runtime = Runtime(
         dataclasses.replace(

@@ -10,11 +10,12 @@ from loguru import logger
 from alerts.runner import AlertRunner
 from collector.group import SidecarGroup
 from collector.k8s_events import KubernetesEventWatcher
-from exporters.retry import RetryingExporter
+from exporters.buffer import BufferedExporter
 from exporters.store import StoreExporter
 from infersight.alerting import build_alerting
 from infersight.asgi import AsgiServer
 from infersight.config import Config
+from infersight.exporting import buffered_exporter
 from infersight.k8s import start_watch
 from model.events import Event
 from query.api.app import AuthSettings, create_app
@@ -25,6 +26,7 @@ from query.promql.engine import Engine
 from store.audit import AuditLog
 from store.events import EventLog, Retention
 from store.open import Store, open_store
+from store.retention import Retention as StoreRetention
 
 
 class Runtime:
@@ -34,7 +36,7 @@ class Runtime:
         self.config = config
         self.store: Store | None = None
         self.server: AsgiServer | None = None
-        self.exporter: RetryingExporter | None = None
+        self.exporter: BufferedExporter | None = None
         self.sidecars: SidecarGroup | None = None
         self.events: EventHub | None = None
         self.detector: EventDetector | None = None
@@ -80,7 +82,8 @@ class Runtime:
         logger.info(
             "Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url
         )
-        self.exporter = RetryingExporter(StoreExporter(self.store.writer))
+        self.exporter = buffered_exporter(cfg, StoreExporter(self.store.writer), "run")
+        await self.exporter.start()
         self.sidecars = SidecarGroup(cfg.scrape, cfg.targets, self.exporter)
         await self.sidecars.start()
         logger.info("{} sidecar(s) scraping every {} s", len(cfg.targets), cfg.scrape.interval_s)
@@ -103,16 +106,28 @@ class Runtime:
         events = await asyncio.to_thread(self.detector.tick, now_ms)
         await asyncio.to_thread(self.events.publish, events)
 
+    def enforce_retention(self, now_ms: int) -> list[str]:
+        """Drop whole partitions past retention: metrics (``store.retention_days``) and events."""
+        assert self.store is not None
+        dropped = StoreRetention(self.config.store.retention_days).enforce(
+            self.store.backend, now_ms, getattr(self.store.backend, "cluster", None)
+        )
+        if self.events is not None:
+            dropped += self.events.log.enforce_retention(now_ms)
+        if dropped:
+            logger.info("retention dropped {} partition(s): {}", len(dropped), ", ".join(dropped))
+        return dropped
+
     async def _detect_events(self, interval_s: float) -> None:
-        """Detect events every interval; drop expired event partitions about every ten minutes."""
+        """Detect events every interval; drop expired partitions about every ten minutes."""
         ticks = 0
         while True:
             await asyncio.sleep(interval_s)
             try:
                 await self.detect_events_now()
                 ticks += 1
-                if ticks % max(1, round(600 / interval_s)) == 0 and self.events is not None:
-                    await asyncio.to_thread(self.events.log.enforce_retention, int(time.time() * 1000))
+                if ticks % max(1, round(600 / interval_s)) == 0:
+                    await asyncio.to_thread(self.enforce_retention, int(time.time() * 1000))
             except Exception:  # loop boundary: log and keep detecting
                 logger.exception("event detection failed; continuing")
 
@@ -120,6 +135,8 @@ class Runtime:
         """Scrape every target once now (the demo's final scrape)."""
         if self.sidecars is not None:
             await self.sidecars.scrape_all()
+        if self.exporter is not None:
+            await self.exporter.flush(force=True)
 
     async def stop(self) -> None:
         """Stop sidecars, flush what is pending, stop the API, close the store. Safe twice."""
@@ -134,7 +151,8 @@ class Runtime:
         if self.sidecars is not None:
             await self.sidecars.stop()
         if self.exporter is not None:
-            await self.exporter.flush()
+            await self.exporter.stop()
+            self.exporter = None
         if self.server is not None:
             await self.server.stop()
             self.server = None

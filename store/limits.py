@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from model.labels import METRIC_NAME, Labels
+from model.labels import METRIC_NAME, Labels, to_labels
+from model.series import Sample
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -123,3 +124,14 @@ class IngestGuard:
         if reasons:
             self.dropped.update(reasons)
             logger.warning("ingest dropped samples: {}", dict(reasons))
+
+
+def counter_samples(name: str, counts: dict[str, int], ts_ms: int, **labels: str) -> list[Sample]:
+    """Counters as samples the store can keep about itself, one series per reason.
+
+    ``counter_samples("infersight_ingest_dropped_samples_total", writer.guard.dropped, now_ms)``.
+    """
+    return [
+        Sample(to_labels({METRIC_NAME: name, "reason": reason, **labels}), ts_ms, float(count))
+        for reason, count in sorted(counts.items())
+    ]

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from store.backend import Backend
 from store.cluster import render_cluster_schema
 from store.features import Features
+from store.limits import Limits
 from store.reads import ClickHouseQuerier
 from store.schema import render_schema
 from store.writes import SampleWriter
@@ -50,8 +51,11 @@ def open_backend(dsn: str, database: str = "infersight") -> Backend:
     )
 
 
-def open_store(dsn: str, database: str = "infersight") -> Store:
-    """Connect, create the schema if missing (with the server's features), and return the store."""
+def open_store(dsn: str, database: str = "infersight", limits: Limits | None = None) -> Store:
+    """Connect, create the schema if missing (with the server's features), and return the store.
+
+    ``limits``: what ingest accepts (``store.limits``; defaults as documented there).
+    """
     backend = open_backend(dsn, database)
     features = Features.probe(backend)
     cluster = getattr(backend, "cluster", None)
@@ -61,4 +65,4 @@ def open_store(dsn: str, database: str = "infersight") -> Store:
         statements = render_schema(backend.database, features)
     for statement in statements:
         backend.execute(statement)
-    return Store(backend, SampleWriter(backend), ClickHouseQuerier(backend), features)
+    return Store(backend, SampleWriter(backend, limits=limits), ClickHouseQuerier(backend), features)

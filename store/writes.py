@@ -145,18 +145,17 @@ class SampleWriter:
         """New (series, day) rows the cardinality limits admit; the refused leave ``keep``."""
         candidates = np.flatnonzero(keep)
         candidate_days = days[candidates]
-        one_day = len(candidates) == 0 or candidate_days.min() == candidate_days.max()  # the usual batch
+        if len(candidates) == 0:
+            return {}
+        one_day = candidate_days.min() == candidate_days.max()  # the usual batch: skip a unique()
         firsts = []
-        days_present = (
-            [] if len(candidates) == 0 else [candidate_days[0]] if one_day else np.unique(candidate_days)
-        )
-        for day in days_present:
+        for day in [candidate_days[0]] if one_day else np.unique(candidate_days):
             of_day = candidates if one_day else candidates[candidate_days == day]
             _, first = np.unique(fps[of_day], return_index=True)
             firsts.append(of_day[first])
         out: dict[tuple[int, int], tuple[str, Labels]] = {}
         refused: list[tuple[int, int, str]] = []
-        for i in np.concatenate(firsts).tolist() if firsts else []:
+        for i in np.concatenate(firsts).tolist():
             key = (int(fps[i]), int(days[i]))
             if key in self._seen_days:
                 continue
@@ -167,8 +166,11 @@ class SampleWriter:
                 out[key] = (name, labels)
             else:
                 refused.append((*key, reason))
-        for fp, day, reason in refused:
-            _drop(keep, (fps == np.uint64(fp)) & (days == day), reason, reasons)
+        groups: dict[tuple[int, str], list[int]] = {}
+        for fp, day, reason in refused:  # one vector pass per (day, reason), not per series
+            groups.setdefault((day, reason), []).append(fp)
+        for (day, reason), refused_fps in groups.items():
+            _drop(keep, np.isin(fps, np.array(refused_fps, np.uint64)) & (days == day), reason, reasons)
         return out
 
 

@@ -64,7 +64,7 @@ class Histogram:
         out, running = [], 0
         for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
             running += n
-            out.append((floatToGoString(bound), running))
+            out.append((floatToGoString(bound), running))  # type: ignore[no-untyped-call]
         return out
 
 

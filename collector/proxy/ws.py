@@ -20,7 +20,7 @@ try:  # optional: without the websockets library, upgrades are not accepted (see
     from websockets.asyncio.client import ClientConnection, connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 except ImportError:  # pragma: no cover - depends on the environment
-    connect = None  # type: ignore[assignment]
+    connect = None  # type: ignore[assignment,misc]
 
 Scope = dict[str, Any]
 
@@ -39,10 +39,10 @@ _HANDSHAKE = frozenset(
 
 def _ws_url(upstream: str, scope: Scope) -> str:
     base = "ws" + upstream.removeprefix("http")  # http→ws, https→wss
-    url = base + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-    if scope.get("query_string"):
-        url += "?" + scope["query_string"].decode("latin-1")
-    return url
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    url = base + raw_path.decode("latin-1")
+    query: bytes = scope.get("query_string", b"")
+    return url + "?" + query.decode("latin-1") if query else url
 
 
 async def relay_websocket(

@@ -66,7 +66,9 @@ class ResourceReader:
     def _pick_sources(self) -> None:
         self._started = True
         cfg = self.config
-        if cfg.cgroup != "none":
+        if cfg.cgroup_dir:
+            self.cpu_source = CgroupV2(Path(cfg.cgroup_dir))
+        elif cfg.cgroup != "none":
             self.cpu_source = detect(self.root, cfg.cgroup)
             if self.cpu_source is None and (self.root / "proc" / "stat").exists():
                 logger.info("resources: no cgroup under {}; reading the host's /proc", self.root)

@@ -10,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.exposition import Exposition
 from collector.pipeline import ListConsumer
-from collector.proxy.serve import InLoopServer
 from collector.proxy.stats import ProxyStats
 from collector.proxy.timing import RequestObservation
 from model.labels import METRIC_NAME, to_labels
@@ -28,13 +27,14 @@ def _batch() -> list[Sample]:
 
 def _serve_and_get(exposition: Exposition, accept: str = "") -> httpx.Response:
     async def go() -> httpx.Response:
-        server = InLoopServer(exposition.asgi_app(), "127.0.0.1", 0)
-        await server.start()
+        port = await exposition.start("127.0.0.1", 0)
         try:
             async with httpx.AsyncClient() as client:
-                return await client.get(f"{server.url}/metrics", headers={"Accept": accept} if accept else {})
+                headers = {"Accept": accept} if accept else {}
+                return await client.get(f"http://127.0.0.1:{port}/metrics", headers=headers)
         finally:
-            await server.stop()
+            await exposition.stop()
+            await exposition.stop()  # safe twice
 
     return asyncio.run(go())
 

@@ -6,13 +6,18 @@ import asyncio
 import math
 from pathlib import Path
 
+import httpx
 import pytest
 
 from exporters.buffer import BufferedExporter
-from exporters.errors import PermanentError
+from exporters.errors import PermanentError, is_retryable
 from exporters.segments import SegmentQueue, encode_records, read_records
 from model.labels import to_labels
 from model.series import STALE_NAN, Sample, is_stale_nan
+from store.backend import StoreUnavailableError
+from store.limits import counter_samples
+
+_REQUEST = httpx.Request("POST", "http://server/api/v1/ingest")
 
 
 class Sink:
@@ -186,3 +191,39 @@ def test_stop_is_safe_without_start_and_twice(tmp_path: Path, twice: bool) -> No
 
     asyncio.run(scenario())
     assert sink.received == [_batch(0)]
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [
+        (ConnectionRefusedError(), True),
+        (TimeoutError(), True),
+        (StoreUnavailableError("down"), True),
+        (httpx.ConnectError("refused"), True),
+        (
+            httpx.HTTPStatusError("503", request=_REQUEST, response=httpx.Response(503, request=_REQUEST)),
+            True,
+        ),
+        (
+            httpx.HTTPStatusError("429", request=_REQUEST, response=httpx.Response(429, request=_REQUEST)),
+            True,
+        ),
+        (
+            httpx.HTTPStatusError("400", request=_REQUEST, response=httpx.Response(400, request=_REQUEST)),
+            False,
+        ),
+        (PermanentError("bad"), False),
+        (ValueError("bad"), False),
+    ],
+)
+def test_retryable_or_permanent(error: BaseException, retryable: bool) -> None:
+    assert is_retryable(error) is retryable
+
+
+def test_counts_become_samples(tmp_path: Path) -> None:
+    exporter = _exporter(Sink(), tmp_path)
+    asyncio.run(exporter.consume(_batch(0)))
+    samples = counter_samples("infersight_export_samples_total", exporter.counts(), 5, source="pod-a")
+    by_reason = {dict(s.labels)["reason"]: s.value for s in samples}
+    assert by_reason == {"dropped_buffer_full": 0.0, "exported": 0.0, "pending": 3.0, "rejected": 0.0}
+    assert dict(samples[0].labels)["source"] == "pod-a"

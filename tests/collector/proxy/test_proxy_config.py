@@ -35,6 +35,7 @@ def test_from_yaml() -> None:
         ({"max_body_bytes": 0}, "proxy.max_body_bytes"),
         ({"max_paths": "many"}, "proxy.max_paths"),
         ({"buffering": True}, "proxy.buffering"),
+        ({"verify_tls": "no"}, "proxy.verify_tls"),
     ],
 )
 def test_bad_values_name_the_key(data: dict[str, object], key: str) -> None:

@@ -167,3 +167,81 @@ def test_unreachable_exporter_is_skipped_not_fatal(tmp_path: Path) -> None:
             await reader.stop()
 
     assert asyncio.run(go()) == []
+
+
+def test_npu_smi_command_output_is_read(tmp_path: Path, testdata: Path) -> None:
+    # a stand-in for npu-smi that prints the captured Atlas 800 (910) output
+    captured = (
+        testdata
+        / "npu/npu-smi/npu-smi-info_ai-server_atlas-800-training-server_model-9010_version-6.0.RC1.txt"
+    )
+    script = tmp_path / "npu-smi"
+    script.write_text(f'#!/bin/sh\n[ "$1" = info ] && exec cat "{captured}"\nexit 2\n')
+    script.chmod(0o755)
+    config = ResourcesConfig(root=str(tmp_path), gpu="none", npu="npu-smi", npu_smi_command=str(script))
+    reader = ResourceReader(config, {})
+
+    async def go() -> dict[str, float]:
+        try:
+            return _by_name(await reader.read_once())
+        finally:
+            await reader.stop()
+
+    figures = asyncio.run(go())
+    assert figures["ma_container_npu_util"] == 0.0
+    assert figures["ma_container_npu_memory_used_megabytes"] == 0.0  # HBM 0 / 32768 on every chip
+    assert figures["ma_container_npu_memory_util"] == 0.0
+
+
+class _FakeNvml:
+    """The slice of pynvml's API the reader uses, with made-up values (no GPU here)."""
+
+    class _Util:
+        gpu = 60
+
+    class _Mem:
+        used = 30 << 30
+        total = 80 << 30
+
+    def nvmlDeviceGetUtilizationRates(self, handle: object) -> object:
+        return self._Util()
+
+    def nvmlDeviceGetMemoryInfo(self, handle: object) -> object:
+        return self._Mem()
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+
+def test_nvml_readings_become_gpu_figures() -> None:
+    from collector.resources.devices import combine
+    from collector.resources.gpu import NvmlReader
+    from collector.resources.usage import device_figures
+
+    reader = NvmlReader(_FakeNvml(), [object(), object()])
+    figures = device_figures("gpu", combine(reader.read()))
+    assert figures == {
+        "ma_container_gpu_util": 60.0,
+        "ma_container_gpu_mem_used_megabytes": 2 * 30 * 1024.0,
+        "ma_container_gpu_mem_util": 37.5,
+    }
+
+
+def test_cgroup_dir_points_at_another_group(tmp_path: Path, testdata: Path) -> None:
+    # e.g. the pod's cgroup mounted into the sidecar; here the captured v2 scope
+    config = ResourcesConfig(
+        root=str(tmp_path),
+        cgroup_dir=str(testdata / "cgroup/v2/systemd-session-scope"),
+        gpu="none",
+        npu="none",
+    )
+    reader = ResourceReader(config, {})
+
+    async def go() -> dict[str, float]:
+        try:
+            return _by_name(await reader.read_once())
+        finally:
+            await reader.stop()
+
+    figures = asyncio.run(go())
+    assert figures["ma_container_memory_used_megabytes"] == pytest.approx((10498404352 - 6685749248) / MIB)

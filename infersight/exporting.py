@@ -1,0 +1,22 @@
+"""The exporter every process uses: batches go through a disk buffer to their sender."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporters.buffer import BufferedExporter
+from exporters.sender import Sender
+from infersight.config import Config, state_dir
+
+
+def buffered_exporter(config: Config, sender: Sender, name: str) -> BufferedExporter:
+    """``name`` keeps processes sharing a folder apart (``run``, ``sidecar``)."""
+    buffer = config.buffer
+    folder = Path(buffer.dir) / name if buffer.dir else state_dir(config) / "buffer" / name
+    return BufferedExporter(
+        sender,
+        folder,
+        max_batch_samples=buffer.max_batch_samples,
+        max_batch_age_s=buffer.max_batch_age_s,
+        max_buffer_bytes=buffer.max_bytes,
+    )
