@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from collector.pipeline import Consumer
-from collector.proxy.serve import InLoopServer
+from collector.serve import InLoopServer
 from model.labels import METRIC_NAME, Labels
 from model.series import Sample, is_stale_nan
 

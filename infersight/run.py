@@ -10,10 +10,10 @@ from loguru import logger
 from alerts.runner import AlertRunner
 from collector.group import SidecarGroup
 from collector.k8s_events import KubernetesEventWatcher
+from collector.serve import InLoopServer
 from exporters.buffer import BufferedExporter
 from exporters.store import StoreExporter
 from infersight.alerting import build_alerting
-from infersight.asgi import AsgiServer
 from infersight.config import Config
 from infersight.exporting import buffered_exporter
 from infersight.k8s import start_watch
@@ -35,7 +35,7 @@ class Runtime:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store: Store | None = None
-        self.server: AsgiServer | None = None
+        self.server: InLoopServer | None = None
         self.exporter: BufferedExporter | None = None
         self.sidecars: SidecarGroup | None = None
         self.events: EventHub | None = None
@@ -76,7 +76,7 @@ class Runtime:
             audit=self.audit,
             routers=[rules_router],
         )
-        self.server = AsgiServer(app, cfg.server.host, cfg.server.port)
+        self.server = InLoopServer(app, cfg.server.host, cfg.server.port)
         await self.server.start()
         await self.alerts.start()
         logger.info(

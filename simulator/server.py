@@ -6,14 +6,14 @@ registry. Signal handling is left to the host program, so pytest and the CLI kee
 
 from __future__ import annotations
 
-from infersight.asgi import AsgiServer
+from collector.serve import InLoopServer
 from simulator.app import create_app
 from simulator.config import SimulatorConfig
 from simulator.engine import Simulator
 from simulator.record import ServedRequest
 
 
-class SimulatorServer(AsgiServer):
+class SimulatorServer(InLoopServer):
     """A simulator listening on ``host:port`` (0 = a free port) in the running event loop.
 
     >>> async def demo() -> None:

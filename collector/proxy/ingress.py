@@ -17,11 +17,11 @@ from loguru import logger
 
 from collector.config import ProxyConfig
 from collector.pipeline import Consumer
-from collector.proxy.serve import InLoopServer
 from collector.proxy.server import ProxyApp
 from collector.proxy.stats import ProxyStats
 from collector.proxy.timing import RequestObservation
 from collector.proxy.ws import available as websockets_available
+from collector.serve import InLoopServer
 from model.series import Sample
 
 

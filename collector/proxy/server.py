@@ -26,10 +26,10 @@ import httpx
 from loguru import logger
 
 from collector.config import ProxyConfig
-from collector.proxy.serve import AbortConnection
 from collector.proxy.sse import StreamScanner, Usage, usage_of
 from collector.proxy.timing import RequestObservation, StreamTimer, observe_request
 from collector.proxy.ws import relay_websocket
+from collector.serve import AbortConnection
 
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade",

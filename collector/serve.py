@@ -1,8 +1,8 @@
-"""Serve an ASGI app with uvicorn inside the running event loop (the sidecar is one process).
+"""Serve an ASGI app with uvicorn inside the running event loop, so one process hosts many
+servers (the sidecar's proxy and /metrics, the central API, the demo's simulated engines).
 
-A copy of the idea in ``infersight/asgi.py`` (the collector may not import ``infersight``), with
-what a transparent proxy needs on top: no ``server``/``date`` headers of our own (the upstream's
-pass through), and no traceback in the log when the proxy aborts a client connection on purpose.
+No ``server``/``date`` headers of our own (a proxy passes the upstream's through), no traceback in
+the log when the proxy aborts a client connection on purpose, and signals left to the host program.
 """
 
 from __future__ import annotations
