@@ -6,6 +6,7 @@ import dataclasses
 
 import httpx
 
+from collector.window import SketchRow, rows_to_wire
 from model.events import Event
 from model.series import Sample
 from model.wire import encode_batch
@@ -39,6 +40,11 @@ class HttpExporter:
             ]
         }
         response = await self._client.post(self._url.replace("/ingest", "/events"), json=body)
+        response.raise_for_status()
+
+    async def send_sketches(self, rows: list[SketchRow]) -> None:
+        """POST closed quantile-sketch windows to ``<ship_to>/api/v1/sketches``."""
+        response = await self._client.post(self._url.replace("/ingest", "/sketches"), json=rows_to_wire(rows))
         response.raise_for_status()
 
     async def aclose(self) -> None:

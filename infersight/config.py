@@ -27,7 +27,14 @@ from typing import Any
 import yaml
 
 from alerts.config import AlertsSection
-from collector.config import ScrapeConfig, TargetConfig
+from collector.config import (
+    ProbeConfig,
+    ProxyConfig,
+    ResourcesConfig,
+    ScrapeConfig,
+    TargetConfig,
+    probes_from_list,
+)
 from model.errors import ConfigError
 from simulator.config import SimulatorConfig
 
@@ -119,10 +126,15 @@ class ServerSection:
 @dataclass(frozen=True, slots=True)
 class SidecarSection:
     ship_to: str = "http://127.0.0.1:9091"
+    metrics_listen: str = ""  # e.g. 0.0.0.0:9100: the sidecar's own /metrics for a plain Prometheus
 
     def validate(self) -> None:
         if not self.ship_to.startswith(("http://", "https://")):
             raise ConfigError(f"sidecar.ship_to: expected an http(s) URL, got {self.ship_to!r}")
+        if self.metrics_listen:
+            host, _, port = self.metrics_listen.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"sidecar.metrics_listen: expected HOST:PORT, got {self.metrics_listen!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +195,9 @@ class DemoSection:
     scrape_interval_s: float = 10.0
     # Crash one pod and restart it mid-run, so the demo shows pod and service events.
     chaos: bool = True
+    # Put the sidecar's ingress proxy in front of every pod: exact per-request TTFT/TPOT and
+    # quantile sketches; without it the guide's series come from the engines' own /metrics.
+    proxy: bool = True
 
     def validate(self) -> None:
         for name in ("services", "pods_per_service", "concurrency"):
@@ -207,6 +222,10 @@ class Config:
     kubernetes: KubernetesSection = field(default_factory=KubernetesSection)
     alerts: AlertsSection = field(default_factory=AlertsSection)
     buffer: BufferSection = field(default_factory=BufferSection)
+    # The sidecar's other receivers; a section being present turns it on.
+    proxy: ProxyConfig | None = None
+    resources: ResourcesConfig | None = None
+    probes: tuple[ProbeConfig, ...] = ()
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -236,6 +255,9 @@ _SECTIONS: dict[str, Any] = {
     "kubernetes": lambda d: section_from_dict(KubernetesSection, d, "kubernetes"),
     "alerts": lambda d: AlertsSection.from_dict(d, "alerts"),
     "buffer": lambda d: section_from_dict(BufferSection, d, "buffer"),
+    "proxy": lambda d: ProxyConfig.from_dict(d or {}, "proxy"),
+    "resources": lambda d: ResourcesConfig.from_dict(d or {}, "resources"),
+    "probes": lambda d: probes_from_list(d or [], "probes"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),

@@ -19,7 +19,7 @@ from typing import Any
 from loguru import logger
 
 from alerts.config import AlertsSection
-from collector.config import TargetConfig
+from collector.config import ProxyConfig, TargetConfig
 from dashboards.build import write_dashboards
 from infersight.config import Config
 from infersight.demo_scenario import (
@@ -64,6 +64,7 @@ class DemoReport:
     events: list[dict[str, Any]] = field(default_factory=list)
     traces: list[dict[str, Any]] = field(default_factory=list)
     audit_verdict: dict[str, Any] = field(default_factory=dict)
+    sketch_ttft_counts: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = [
@@ -71,6 +72,8 @@ class DemoReport:
             f"figures read back through {self.api_url}/api/v1/query",
             "",
             format_table(self.summaries),
+            "(TPxx from histogram_quantile over the engines' or proxies' buckets; with the proxy, "
+            "'sketch' columns are the mergeable sketches, within 1 % of the exact value)",
             "",
             f"Events ({len(self.events)} after folding repeats; GET {self.api_url}/api/v1/events):",
             format_events(self.events),
@@ -96,6 +99,10 @@ def _service_config(base: SimulatorConfig, service: int, pod: int) -> SimulatorC
         itl_median_ms=base.itl_median_ms * (1 + 0.5 * service),
         seed=None if base.seed is None else base.seed + 100 * service + pod,
     )
+
+
+def _pods(services: list[DemoService]) -> list[tuple[DemoService, SimulatorServer]]:
+    return [(service, pod) for service in services for pod in service.pods]
 
 
 def _targets(services: list[DemoService]) -> list[TargetConfig]:
@@ -147,16 +154,19 @@ async def run_demo(
                 "defaults": {"health_for": f"{round(2 * interval_s)}s"},
             }
         )
-    runtime = Runtime(
-        dataclasses.replace(
-            config, scrape=scrape, events=events, alerts=alerts, targets=tuple(_targets(services))
-        )
-    )
+    base = dataclasses.replace(config, scrape=scrape, events=events, alerts=alerts, targets=())
+    runtime = Runtime(base)
     stats = LoadStats()
     say = progress or logger.info
     chaos: asyncio.Task[None] | None = None
     try:
         await runtime.start()
+        # One sidecar per pod, as in a cluster: its scrapes and, with demo.proxy, its ingress proxy.
+        entry: dict[str, list[str]] = {s.service_id: [] for s in services}
+        for target, (service, pod) in zip(_targets(services), _pods(services), strict=True):
+            proxy = ProxyConfig(listen="127.0.0.1:0", upstream=pod.url) if demo.proxy else None
+            collector = await runtime.add_pod(dataclasses.replace(base, targets=(target,), proxy=proxy))
+            entry[service.service_id].append(collector.proxy.url if collector.proxy else pod.url)
         started = time.time()
         names = {s.service_id: s.name for s in services}
         traces = platform_traces(names, PROJECT_ID, int(started * 1000))
@@ -167,11 +177,7 @@ async def run_demo(
             chaos = asyncio.create_task(
                 crash_and_restart(victim.pods, victim.retired, crash_at, restart_at, stop, say)
             )
-        load = asyncio.create_task(
-            drive_load(
-                {s.service_id: [pod.url for pod in s.pods] for s in services}, demo.concurrency, stop, stats
-            )
-        )
+        load = asyncio.create_task(drive_load(entry, demo.concurrency, stop, stats))
         await _wait(stop, demo.duration_s, started, stats, runtime, progress)
         stop.set()
         await load
@@ -198,6 +204,7 @@ async def run_demo(
             events_seen,
             traces_seen,
             verdict,
+            {summary.service_id: summary.sketch_count for summary in summaries if summary.sketch_count},
         )
     finally:
         if chaos is not None and not chaos.done():

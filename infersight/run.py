@@ -8,15 +8,14 @@ import time
 from loguru import logger
 
 from alerts.runner import AlertRunner
-from collector.group import SidecarGroup
-from collector.k8s_events import KubernetesEventWatcher
 from collector.serve import InLoopServer
+from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.store import StoreExporter
 from infersight.alerting import build_alerting
 from infersight.config import Config
 from infersight.exporting import buffered_exporter
-from infersight.k8s import start_watch
+from infersight.pod import PodCollector
 from model.events import Event
 from query.api.app import AuthSettings, create_app
 from query.api.tenancy import TenantQuerier
@@ -27,6 +26,7 @@ from store.audit import AuditLog
 from store.events import EventLog, Retention
 from store.open import Store, open_store
 from store.retention import Retention as StoreRetention
+from store.sketches import SketchWriter
 
 
 class Runtime:
@@ -37,11 +37,10 @@ class Runtime:
         self.store: Store | None = None
         self.server: InLoopServer | None = None
         self.exporter: BufferedExporter | None = None
-        self.sidecars: SidecarGroup | None = None
+        self.pods: list[PodCollector] = []
         self.events: EventHub | None = None
         self.detector: EventDetector | None = None
         self._background: list[asyncio.Task[None]] = []
-        self._watcher: KubernetesEventWatcher | None = None
         self.alerts: AlertRunner | None = None
         self.audit: AuditLog | None = None
 
@@ -84,19 +83,28 @@ class Runtime:
         )
         self.exporter = buffered_exporter(cfg, StoreExporter(self.store.writer), "run")
         await self.exporter.start()
-        self.sidecars = SidecarGroup(cfg.scrape, cfg.targets, self.exporter)
-        await self.sidecars.start()
-        logger.info("{} sidecar(s) scraping every {} s", len(cfg.targets), cfg.scrape.interval_s)
+        if cfg.targets or cfg.proxy or cfg.resources or cfg.probes:
+            await self.add_pod(cfg)
+        logger.info("{} target(s) scraped every {} s", len(cfg.targets), cfg.scrape.interval_s)
         self._background.append(asyncio.create_task(self._detect_events(ev.interval_s)))
-        hub = self.events
+
+    async def add_pod(self, pod_config: Config) -> PodCollector:
+        """Start a pod's receivers (scrapes, proxy, resources, probes) feeding this process's store."""
+        assert self.store is not None
+        assert self.exporter is not None
+        hub, sketches = self.events, SketchWriter(self.store.backend)
 
         async def publish(events: list[Event]) -> None:
-            await asyncio.to_thread(hub.publish, events)
+            if hub is not None:
+                await asyncio.to_thread(hub.publish, events)
 
-        watch = start_watch(cfg, publish)
-        if watch is not None:
-            self._watcher, task = watch
-            self._background.append(task)
+        async def write_sketches(rows: list[SketchRow]) -> None:
+            await asyncio.to_thread(sketches.write, rows)
+
+        pod = PodCollector(pod_config, self.exporter, publish, write_sketches)
+        await pod.start()
+        self.pods.append(pod)
+        return pod
 
     async def detect_events_now(self) -> None:
         """One detection tick now (the demo calls it after its final scrape)."""
@@ -133,8 +141,9 @@ class Runtime:
 
     async def scrape_all(self) -> None:
         """Scrape every target once now (the demo's final scrape)."""
-        if self.sidecars is not None:
-            await self.sidecars.scrape_all()
+        for pod in self.pods:
+            await pod.scrape_all()
+            await pod.flush()
         if self.exporter is not None:
             await self.exporter.flush(force=True)
 
@@ -142,14 +151,13 @@ class Runtime:
         """Stop sidecars, flush what is pending, stop the API, close the store. Safe twice."""
         if self.alerts is not None:
             await self.alerts.stop()
-        if self._watcher is not None:
-            self._watcher.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
-        if self.sidecars is not None:
-            await self.sidecars.stop()
+        for pod in self.pods:
+            await pod.stop()
+        self.pods = []
         if self.exporter is not None:
             await self.exporter.stop()
             self.exporter = None

@@ -1,28 +1,26 @@
-"""``infersight sidecar``: scrape the configured targets and ship batches to ``infersight server``.
+"""``infersight sidecar``: everything next to one pod, shipping to the store or the server.
 
-Used when the sidecar runs in its own process (a Kubernetes sidecar container) and the store is
-embedded in the server: only one process may own a chDB data folder.
+Ships through the server (``sidecar.ship_to``) when the store is embedded — only one process may
+own a chDB data folder — and writes to a ClickHouse server directly when ``store.dsn`` is one.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from collector.group import SidecarGroup
-from collector.k8s_events import KubernetesEventWatcher
+from collector.window import SketchRow
 from exporters.http import HttpExporter
 from exporters.sender import Sender
 from exporters.store import StoreExporter
 from infersight.config import Config
 from infersight.exporting import buffered_exporter
-from infersight.k8s import start_watch
+from infersight.pod import PodCollector
+from model.events import Event
 from store.open import Store, open_store
+from store.sketches import SketchWriter
 
 
 class SidecarProcess:
-    """Ships through the server (``sidecar.ship_to``) when the store is embedded; writes to a
-    ClickHouse server directly when ``store.dsn`` is one (no central hop needed)."""
-
     def __init__(self, config: Config) -> None:
         self._http = HttpExporter(config.sidecar.ship_to)
         self._store: Store | None = None
@@ -31,21 +29,23 @@ class SidecarProcess:
             self._store = open_store(config.store.dsn, config.store.database)
             sender = StoreExporter(self._store.writer)
         self.exporter = buffered_exporter(config, sender, "sidecar")
-        self.sidecars = SidecarGroup(config.scrape, config.targets, self.exporter)
-        self._config = config
-        self._watch: tuple[KubernetesEventWatcher, asyncio.Task[None]] | None = None
+        self.pod = PodCollector(config, self.exporter, self._send_events, self._send_sketches)
+
+    async def _send_events(self, events: list[Event]) -> None:
+        await self._http.send_events(events)
+
+    async def _send_sketches(self, rows: list[SketchRow]) -> None:
+        if self._store is not None:
+            await asyncio.to_thread(SketchWriter(self._store.backend).write, rows)
+        else:
+            await self._http.send_sketches(rows)
 
     async def start(self) -> None:
         await self.exporter.start()
-        await self.sidecars.start()
-        self._watch = start_watch(self._config, self._http.send_events)
+        await self.pod.start()
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch[0].stop()
-            self._watch[1].cancel()
-            await asyncio.gather(self._watch[1], return_exceptions=True)
-        await self.sidecars.stop()
+        await self.pod.stop()
         await self.exporter.stop()
         await self._http.aclose()
         if self._store is not None:

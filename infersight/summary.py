@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -18,6 +19,9 @@ class ServiceSummary:
     qps: float = math.nan
     ttft_ms: dict[str, float] = field(default_factory=dict)
     tpot_ms: dict[str, float] = field(default_factory=dict)
+    # From the proxies' quantile sketches (``/api/v1/sketch_quantiles``), when they measured.
+    ttft_sketch_ms: dict[str, float] = field(default_factory=dict)
+    sketch_count: int = 0
 
 
 class PromQLClient:
@@ -35,6 +39,22 @@ class PromQLClient:
         if data["resultType"] == "scalar":
             return [({}, float(data["result"][1]))]
         return [(item["metric"], float(item["value"][1])) for item in data["result"]]
+
+    def sketch_quantiles(self, metric: str, service_id: str, start_s: float, end_s: float) -> dict[str, Any]:
+        """One day-long period (epoch-aligned) holds a demo run; a run across midnight gets two."""
+        params = {
+            "metric": metric,
+            "service_id": service_id,
+            "start": f"{start_s:.3f}",
+            "end": f"{end_s:.3f}",
+            "period": "1d",
+            "q": ",".join(str(q) for _, q in QUANTILES),
+        }
+        body = self._client.get("/api/v1/sketch_quantiles", params=params).json()
+        if body.get("status") != "success":
+            raise RuntimeError(f"sketch query failed: {body.get('errorType')}: {body.get('error')}")
+        data: dict[str, Any] = body["data"]
+        return data
 
     def close(self) -> None:
         self._client.close()
@@ -67,6 +87,16 @@ def summarise(api_url: str, services: dict[str, str], end_s: float, window_s: fl
                         end_s,
                     )
                     target[label] = result[0][1] if result else math.nan
+            # Sketch windows are 10 s, aligned to the epoch: start at the window holding the run's start.
+            start_s = math.floor((end_s - window_s) / 10) * 10
+            periods = client.sketch_quantiles("infer_service_first_token_cost", service_id, start_s, end_s)
+            periods = periods.get("periods", [])
+            summary.sketch_count = sum(int(p["count"]) for p in periods)
+            if len(periods) == 1:
+                quantiles = periods[0]["quantiles"]
+                summary.ttft_sketch_ms = {
+                    label: float(v) for (label, _), v in zip(QUANTILES, quantiles.values(), strict=True)
+                }
             out.append(summary)
         return out
     finally:
@@ -77,6 +107,9 @@ def format_table(summaries: list[ServiceSummary]) -> str:
     """A fixed-width table, one row per service."""
     header = ["service", "requests by code", "QPS"] + [f"TTFT {q}" for q, _ in QUANTILES]
     header += [f"TPOT {q}" for q, _ in QUANTILES]
+    sketched = any(s.ttft_sketch_ms for s in summaries)
+    if sketched:
+        header += [f"TTFT {q} sketch" for q, _ in QUANTILES]
     rows = [header]
     for s in summaries:
         codes = " ".join(f"{code}={value:.0f}" for code, value in sorted(s.requests_by_code.items())) or "-"
@@ -84,6 +117,7 @@ def format_table(summaries: list[ServiceSummary]) -> str:
             [s.service_name, codes, f"{s.qps:.2f}"]
             + [f"{s.ttft_ms.get(q, math.nan):.1f} ms" for q, _ in QUANTILES]
             + [f"{s.tpot_ms.get(q, math.nan):.1f} ms" for q, _ in QUANTILES]
+            + ([f"{s.ttft_sketch_ms.get(q, math.nan):.1f} ms" for q, _ in QUANTILES] if sketched else [])
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]

@@ -12,10 +12,11 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.metrics_core import Metric
 
 from simulator.config import SimulatorConfig
 from simulator.metrics import VllmMetrics
@@ -87,6 +88,21 @@ class _Run:
         )
 
 
+class _SimulatedProcess:
+    """The process_* series, except that the start time is this engine's: each simulated engine
+    stands for a pod's own process, so a restarted engine shows a new start time, as a real one does."""
+
+    def __init__(self, started_s: float) -> None:
+        self._process = ProcessCollector(registry=None)
+        self._started_s = started_s
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._process.collect():
+            if family.name == "process_start_time_seconds":
+                family.samples = [s._replace(value=self._started_s) for s in family.samples]
+            yield family
+
+
 class Simulator:
     """One fake vLLM engine; the HTTP layer is ``simulator.app.create_app(sim)``.
 
@@ -102,7 +118,7 @@ class Simulator:
         # vLLM exposes the default registry, so python_gc_*, python_info and process_* come along
         GCCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        ProcessCollector(registry=self.registry)
+        self.registry.register(_SimulatedProcess(time.time()))
         self.metrics = VllmMetrics(
             self.registry,
             model_name=self.config.model_name,

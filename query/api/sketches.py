@@ -9,6 +9,7 @@ The quantile code is the collector's pure sketch package, shared rather than cop
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -20,12 +21,13 @@ from fastapi.responses import JSONResponse
 
 from collector.sketch import ExponentialHistogram, SketchColumns, from_columns, relative_error, to_columns
 from collector.sketch.batch import quantiles_many
+from collector.window import rows_from_wire
 from model.durations import parse_duration_ms
 from query.api.errors import error_response, success
 from query.api.params import BadParamError, parse_time_ms
 from query.api.tenancy import current_project
 from store.backend import Backend, StoreUnavailableError
-from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader
+from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader, SketchWriter
 
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 WINDOW_MS = 10_000  # the collector's window width: periods are whole numbers of windows
@@ -35,6 +37,20 @@ def build_sketch_router(backend: Backend) -> APIRouter:
     """The route, answering from the ``sketches`` table behind ``backend``."""
     router = APIRouter(prefix="/api/v1")
     reader = SketchReader(backend)
+    writer = SketchWriter(backend)
+
+    @router.post("/sketches")
+    async def ingest(request: Request) -> Any:
+        """Closed sketch windows shipped by sidecars in other processes (``rows_to_wire`` form)."""
+        try:
+            rows = rows_from_wire(json.loads(await request.body()))
+        except (ValueError, KeyError, TypeError) as err:
+            return error_response("bad_data", f"malformed sketch rows: {err}")
+        project = current_project()
+        if project is not None and any(dict(r.labels).get("project_id", project) != project for r in rows):
+            return error_response("forbidden", "sketches may only be written to the key's own project")
+        written = await run_in_threadpool(writer.write, rows)
+        return success({"rows": written})
 
     @router.get("/sketch_quantiles")
     async def sketch_quantiles(request: Request) -> Any:

@@ -147,7 +147,9 @@ def _points(series: Series) -> tuple[IntArray, np.ndarray]:
     return st, sv
 
 
-def _all_points(series: list[Series]) -> tuple[list[tuple[IntArray, np.ndarray]], bool]:
+def _all_points(
+    series: list[Series], sorted_unique: bool = False
+) -> tuple[list[tuple[IntArray, np.ndarray]], bool]:
     """``_points`` of every series, checked in one pass; and whether any staleness marker is there.
 
     Stores return sorted unique points nearly always, so one check over all series laid end to end
@@ -156,6 +158,8 @@ def _all_points(series: list[Series]) -> tuple[list[tuple[IntArray, np.ndarray]]
     pairs = [(np.asarray(s.ts_ms, dtype=np.int64), np.asarray(s.values, dtype=np.float64)) for s in series]
     if not pairs:
         return pairs, False
+    if sorted_unique:  # the store vouches for it: look only for markers, series by series (in cache)
+        return pairs, any(bool(is_stale(vs).any()) for _, vs in pairs)
     all_ts = np.concatenate([ts for ts, _ in pairs])
     all_vs = np.concatenate([vs for _, vs in pairs])
     increasing = np.diff(all_ts) > 0
@@ -195,6 +199,8 @@ class _Evaluator:
         self.end_ms = end_ms
         self.deadline = time.monotonic() + timeout_s
         self.samples = 0
+        # A store may promise sorted points with one per timestamp (ClickHouseQuerier does).
+        self._sorted_unique = bool(getattr(engine.querier, "points_sorted_unique", False))
 
     def check_deadline(self) -> None:
         """Raise Prometheus' timeout error once the query's time is up (checked between steps)."""
@@ -273,7 +279,7 @@ class _Evaluator:
         lookback = self.engine.lookback_delta_ms
         cols = []
         series = self._select(node, refs.min() - lookback, refs.max())
-        for s, (st, sv) in zip(series, _all_points(series)[0], strict=True):
+        for s, (st, sv) in zip(series, _all_points(series, self._sorted_unique)[0], strict=True):
             idx = np.searchsorted(st, refs, "right") - 1
             present = idx >= 0
             idx = np.maximum(idx, 0)
@@ -290,7 +296,7 @@ class _Evaluator:
         range_ms = duration_ms(node.range)
         out = []
         series = self._select(selector, refs.min() - range_ms, refs.max())
-        pairs, any_stale = _all_points(series)
+        pairs, any_stale = _all_points(series, self._sorted_unique)
         for s, (st, sv) in zip(series, pairs, strict=True):
             if any_stale:
                 keep = ~is_stale(sv)

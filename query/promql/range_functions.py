@@ -265,25 +265,28 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
 def _rate_all_series(name: str, rng: RangeBlock) -> VectorBlock | None:
     """``rate``/``increase``/``delta`` of every series in one numpy pass (``None``: not applicable).
 
-    The series are laid end to end; a per-series offset in the search key keeps each window's
-    bounds inside its own series, so one ``searchsorted`` finds all windows of all series.
+    The series are laid end to end and every window's bounds are indexes into that one array, so
+    the arithmetic runs once for all windows of all series. Bounds are searched series by series:
+    one series' points stay in cache, where one search over everything would not (15-day spans).
     Non-finite values take the per-series path, which handles them window by window.
     """
     series = [s for s in rng.series if len(s.ts)]
     if not series:
         return VectorBlock([])
-    all_ts = np.concatenate([s.ts for s in series])
     all_vs = np.concatenate([s.values for s in series])
     if not np.isfinite(all_vs).all():
         return None
-    n, lengths = len(series), np.array([len(s.ts) for s in series])
+    all_ts = np.concatenate([s.ts for s in series])
+    n, steps = len(series), len(rng.refs)
     lo_bound = rng.refs - rng.range_ms
-    t_min = min(int(all_ts.min()), int(lo_bound.min()))
-    span = max(int(all_ts.max()), int(rng.refs.max())) - t_min + 1
-    base = np.arange(n, dtype=np.int64)[:, None] * span
-    keys = np.repeat(base[:, 0], lengths) + (all_ts - t_min)
-    lo = np.searchsorted(keys, (base + (lo_bound - t_min)).ravel(), "left")
-    hi = np.searchsorted(keys, (base + (rng.refs - t_min)).ravel(), "right")
+    lo = np.empty((n, steps), dtype=np.int64)
+    hi = np.empty((n, steps), dtype=np.int64)
+    offset = 0
+    for i, s in enumerate(series):
+        lo[i] = np.searchsorted(s.ts, lo_bound, "left") + offset
+        hi[i] = np.searchsorted(s.ts, rng.refs, "right") + offset
+        offset += len(s.ts)
+    lo, hi = lo.ravel(), hi.ravel()
     refs = np.tile(rng.refs, n)
     values, mask = extrapolated_rate_columns(all_ts, all_vs, lo, hi, refs, rng.range_ms, *_COLUMNAR[name])
     values, mask = values.reshape(n, -1), mask.reshape(n, -1)

@@ -1,0 +1,137 @@
+"""Everything the sidecar runs next to one pod, assembled from the configuration.
+
+Receivers (scrapes, the ingress proxy, resource readers, probes, the pod's Kubernetes events) all
+hand their batches to one consumer; with ``sidecar.metrics_listen`` that consumer is first the
+sidecar's own ``/metrics`` (``Exposition``), then the exporter. Per-request values from the proxy
+also go into 10 s quantile sketches, drained to ``sketch_sink`` as each window closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from collector.exposition import Exposition
+from collector.group import SidecarGroup
+from collector.k8s_events import KubernetesEventWatcher
+from collector.pipeline import Consumer
+from collector.probes.runner import ProbeRunner
+from collector.probes.state import Transition
+from collector.proxy.ingress import IngressProxy
+from collector.proxy.observe import feed_observer
+from collector.resources.reader import ResourceReader
+from collector.window import SketchRow, WindowedSketches
+from infersight.config import Config
+from infersight.k8s import pod_identity, start_watch
+from model.events import POD, Event
+
+EventSink = Callable[[list[Event]], Awaitable[None]]
+SketchSink = Callable[[list[SketchRow]], Awaitable[None]]
+WINDOW_S = 10
+
+
+class PodCollector:
+    """``await PodCollector(config, exporter, event_sink, sketch_sink).start()`` … ``stop()``."""
+
+    def __init__(self, config: Config, consumer: Consumer, events: EventSink, sketches: SketchSink) -> None:
+        self.config = config
+        self._event_sink = events
+        self._sketch_sink = sketches
+        identity = config.targets[0].identity() if config.targets else {}
+        self.exposition = Exposition(next_consumer=consumer) if config.sidecar.metrics_listen else None
+        pipeline: Consumer = self.exposition or consumer
+        # With the proxy in front, the guide's series come from it (exact, per request); engine
+        # adapters would derive the same series a second time, so targets keep their originals only.
+        targets = config.targets
+        if config.proxy is not None:
+            targets = tuple(dataclasses.replace(t, engine="generic") for t in targets)
+        self.scrapes = SidecarGroup(config.scrape, targets, pipeline)
+        self.windows = WindowedSketches(width_s=WINDOW_S)
+        self.proxy = (
+            IngressProxy(config.proxy, identity, pipeline, on_request=feed_observer(self.windows, identity))
+            if config.proxy is not None
+            else None
+        )
+        self.resources = ResourceReader(config.resources, identity, pipeline) if config.resources else None
+        self.probes = None
+        if config.probes:
+            self.probes = ProbeRunner(config.probes, identity, pipeline, on_transition=self._probe_event)
+        self._watch: tuple[KubernetesEventWatcher, asyncio.Task[None]] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _probe_event(self, transition: Transition) -> None:
+        """A probe's Healthy/Unhealthy transition as the guide's pod event (T1-55)."""
+        kind = "Normal" if transition.state == "Healthy" else "Alarm"
+        message = f"{transition.probe} probe: {transition.message or transition.state}"
+        when_ms = round(transition.ts_s * 1000)
+        event = Event(POD, kind, transition.state, message, pod_identity(self.config), when_ms)
+        task = asyncio.get_running_loop().create_task(self._event_sink([event]))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def start(self) -> None:
+        if self.exposition is not None:
+            host, _, port = self.config.sidecar.metrics_listen.rpartition(":")
+            await self.exposition.start(host, int(port))
+        await self.scrapes.start()
+        if self.proxy is not None:
+            await self.proxy.start()
+            self._drainer = asyncio.create_task(self._drain_loop())
+        if self.resources is not None:
+            self.resources.start()
+        if self.probes is not None:
+            self.probes.start()
+        self._watch = start_watch(self.config, self._event_sink)
+
+    async def scrape_all(self) -> None:
+        await self.scrapes.scrape_all()
+
+    async def flush(self) -> None:
+        """Hand on the proxy's series and every open sketch window now."""
+        if self.proxy is not None:
+            await self.proxy.flush()
+        rows = self.windows.drain_all()
+        if rows:
+            await self._sketch_sink(rows)
+
+    async def _drain_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WINDOW_S - time.time() % WINDOW_S + 0.05)
+            try:
+                rows = self.windows.drain(time.time())
+                if rows:
+                    await self._sketch_sink(rows)
+            except Exception:  # loop boundary: log and keep draining
+                logger.exception("writing quantile sketches failed; continuing")
+
+    async def stop(self) -> None:
+        """Stop every receiver (each is safe to stop twice), hand on what is left."""
+        if self._watch is not None:
+            self._watch[0].stop()
+            self._watch[1].cancel()
+            await asyncio.gather(self._watch[1], return_exceptions=True)
+            self._watch = None
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+            self._drainer = None
+        if self.probes is not None:
+            await self.probes.stop()
+        if self.resources is not None:
+            await self.resources.stop()
+        if self.proxy is not None:
+            await self.proxy.stop()
+        await self.scrapes.stop()
+        rows = self.windows.drain_all()
+        if rows:
+            await self._sketch_sink(rows)
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        if self.exposition is not None:
+            await self.exposition.stop()
