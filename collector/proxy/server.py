@@ -84,6 +84,7 @@ class ProxyApp:
         self.wall = wall
         self.upstream = config.upstream.rstrip("/")
         self.connections = 0
+        self._last_warned: dict[str, float] = {}
         # httpx's transport without the client around it: no cookies, redirects, auth or hooks to
         # run per request (a proxy wants none of them), which saves ~0.3 ms of added TTFT
         # idle upstream connections are dropped after 4 s, before uvicorn's (vLLM's, SGLang's)
@@ -193,8 +194,14 @@ class ProxyApp:
             await self._fail(send, state, 502, outcome, message)
 
     async def _fail(self, send: Send, state: _Exchange, status: int, outcome: str, message: str) -> None:
-        log = logger.bind(path=state.path)
-        log.warning("proxy: {} {} → {} ({})", state.method, state.path, status, outcome)
+        # One warning per outcome a minute: an engine that is down would otherwise flood the log.
+        now = self.monotonic()
+        level = "WARNING" if now - self._last_warned.get(outcome, -60.0) >= 60.0 else "DEBUG"
+        if level == "WARNING":
+            self._last_warned[outcome] = now
+        logger.bind(path=state.path).log(
+            level, "proxy: {} {} → {} ({})", state.method, state.path, status, outcome
+        )
         if state.started:
             state.outcome = outcome
             raise AbortConnection(outcome)  # headers went out: cut the client connection
