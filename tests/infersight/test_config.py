@@ -112,3 +112,14 @@ def test_cli_audit_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     store.close()
     assert main(["audit", "verify", "--set", f"store.dsn={dsn}"]) == 0
     assert "3 records checked" in capsys.readouterr().out
+
+
+def test_readme_example_configuration_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("### Configuration", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = load_config(
+        _write(tmp_path, example), environ={"INFERSIGHT_ADMIN_KEY": "x" * 32, "POD_NAME": "my-llm-pod-0"}
+    )
+    assert config.proxy is not None
+    assert config.probes[0].kind == "readiness"
+    assert config.targets[0].engine == "vllm"
