@@ -19,7 +19,7 @@ from typing import Any
 from loguru import logger
 
 from alerts.config import AlertsSection
-from collector.config import ProxyConfig, TargetConfig
+from collector.config import ProbeConfig, ProxyConfig, TargetConfig
 from dashboards.build import write_dashboards
 from infersight.config import Config
 from infersight.demo_scenario import (
@@ -165,7 +165,12 @@ async def run_demo(
         entry: dict[str, list[str]] = {s.service_id: [] for s in services}
         for target, (service, pod) in zip(_targets(services), _pods(services), strict=True):
             proxy = ProxyConfig(listen="127.0.0.1:0", upstream=pod.url) if demo.proxy else None
-            collector = await runtime.add_pod(dataclasses.replace(base, targets=(target,), proxy=proxy))
+            # The guide's readiness probe on the engine's /health: the crash shows as Unhealthy.
+            probe = ProbeConfig(
+                kind="readiness", url=f"{pod.url}/health", period_s=interval_s, failure_threshold=1
+            )
+            pod_config = dataclasses.replace(base, targets=(target,), proxy=proxy, probes=(probe,))
+            collector = await runtime.add_pod(pod_config)
             entry[service.service_id].append(collector.proxy.url if collector.proxy else pod.url)
         started = time.time()
         names = {s.service_id: s.name for s in services}

@@ -22,7 +22,7 @@ def pod_identity(config: Config) -> EventObject:
         group_id=target.group_id,
         instance_name=target.instance_name,
         unit=target.role,
-        pod=config.kubernetes.pod,
+        pod=config.kubernetes.pod or target.source,
     )
 
 
