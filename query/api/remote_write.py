@@ -20,6 +20,8 @@ from google.protobuf.message import DecodeError
 
 from model.labels import to_labels
 from model.series import Sample
+from query.api.ingest import confine
+from query.api.tenancy import current_project
 from store.backend import StoreUnavailableError
 from store.writes import SampleWriter
 
@@ -112,6 +114,12 @@ def build_remote_write_router(writer: SampleWriter, max_body_bytes: int = 64 << 
             batch = await run_in_threadpool(decode_write_request, body)
         except ValueError as err:
             return Response(f"malformed remote write request: {err}\n", status_code=400)
+        project = current_project()
+        if project is not None:
+            try:
+                batch = confine(batch, project)
+            except PermissionError as err:
+                return Response(f"{err}\n", status_code=403)
         try:
             await run_in_threadpool(writer.write, batch)
         except StoreUnavailableError as err:
