@@ -80,6 +80,27 @@ def _latency() -> Row:
                 LATENCY_THRESHOLDS,
             ),
             PanelSpec(
+                "TTFT TP99: buckets vs sketches",
+                (
+                    Query(
+                        "histogram_quantile(0.99, sum by (le) "
+                        f"(rate(infer_service_first_token_cost_bucket{{{SEL}}}[$period])))",
+                        "TP99 (histogram_quantile)",
+                    ),
+                    Query(
+                        "max(infersight_sketch_quantile{metric=\"infer_service_first_token_cost\", "
+                        f"quantile=\"0.99\", {SEL}}})",
+                        "TP99 (sketch, per 10 s window)",
+                    ),
+                ),
+                "ms",
+                "The same TP99 two ways: interpolated inside the classic buckets (as coarse as the bucket "
+                "it falls in) and from the ingress proxy's mergeable sketches (within 1 % of the exact "
+                "value, merged over every selected pod, per 10 s window). Sketches exist where the "
+                "sidecar's proxy measures requests.",
+                LATENCY_THRESHOLDS,
+            ),
+            PanelSpec(
                 "Post-first-token latency",
                 quantile_queries("infer_service_per_token_cost", SEL),
                 "ms",

@@ -17,8 +17,7 @@ from infersight.config import Config
 from infersight.exporting import buffered_exporter
 from infersight.pod import PodCollector
 from model.events import Event
-from query.api.app import AuthSettings, create_app
-from query.api.tenancy import TenantQuerier
+from query.api.app import AuthSettings, build_querier, create_app
 from query.events.detector import EventDetector
 from query.events.hub import EventHub
 from query.promql.engine import Engine
@@ -65,7 +64,7 @@ class Runtime:
         self.events = EventHub(EventLog(self.store.backend, retention), self.store.writer)
         self.detector = EventDetector(self.store.querier, silent_after_ms=round(ev.silent_after_s * 1000))
         self.audit = AuditLog(self.store.backend)
-        engine = Engine(TenantQuerier(self.store.querier))
+        engine = Engine(build_querier(self.store))
         self.alerts, rules_router = build_alerting(cfg, engine, self.store.writer, self.audit, self.events)
         app = create_app(
             self.store,

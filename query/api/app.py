@@ -17,6 +17,7 @@ from query.api.sketches import build_sketch_router
 from query.api.tenancy import AuthMiddleware, TenantQuerier
 from query.events.hub import EventHub
 from query.promql.engine import Engine
+from query.sketch_series import SketchSeriesQuerier
 from store.api_keys import KeyStore
 from store.audit import AuditLog
 from store.events import EventLog
@@ -29,6 +30,12 @@ class AuthSettings:
 
     enabled: bool = False
     admin_key: str = ""
+
+
+def build_querier(store: Store) -> TenantQuerier:
+    """The read path every query takes: the caller's project scope over the store, plus the
+    sketches as the virtual ``infersight_sketch_quantile`` series."""
+    return TenantQuerier(SketchSeriesQuerier(store.querier, store.backend))
 
 
 def create_app(
@@ -46,7 +53,7 @@ def create_app(
     """
     app = FastAPI(title="infersight", version="0.1.0")
     # Every read goes through the tenant scope: a no-op unless the caller's key is confined.
-    querier = TenantQuerier(store.querier)
+    querier = build_querier(store)
     engine = engine or Engine(querier)
     audit = audit or AuditLog(store.backend)
     keys = KeyStore(store.backend)

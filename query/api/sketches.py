@@ -14,18 +14,17 @@ import math
 import time
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from collector.sketch import ExponentialHistogram, SketchColumns, from_columns, relative_error, to_columns
-from collector.sketch.batch import quantiles_many
+from collector.sketch import relative_error
 from collector.window import rows_from_wire
 from model.durations import parse_duration_ms
 from query.api.errors import error_response, success
 from query.api.params import BadParamError, parse_time_ms
 from query.api.tenancy import current_project
+from query.sketch_quantiles import period_quantiles
 from store.backend import Backend, StoreUnavailableError
 from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader, SketchWriter
 
@@ -126,16 +125,7 @@ def _quantiles(text: str | None) -> tuple[float, ...]:
 
 
 def _answer(query: dict[str, Any], merged: list[MergedSketch]) -> dict[str, Any]:
-    by_period: dict[int, list[SketchColumns]] = {}
-    for row in merged:  # one row per (period, scale); several scales only if the setting changed
-        by_period.setdefault(row.period_start_ms, []).append(_columns(row))
-    starts = sorted(by_period)
-    sketches = [_one_scale(by_period[start]) for start in starts]
-    # Quantiles of every period in one numpy pass per scale (a 15-day span at 1 min is 21,600).
-    values = np.full((len(sketches), len(query["qs"])), np.nan)
-    for scale in {c.scale for c in sketches}:
-        chosen = [i for i, c in enumerate(sketches) if c.scale == scale]
-        values[chosen] = quantiles_many([sketches[i] for i in chosen], query["qs"])
+    starts, sketches, values = period_quantiles(merged, query["qs"])
     keys = [_key(q) for q in query["qs"]]
     periods = [
         {
@@ -159,28 +149,6 @@ def _answer(query: dict[str, Any], merged: list[MergedSketch]) -> dict[str, Any]
         "relative_error": max((relative_error(c.scale) for c in sketches), default=None),
         "periods": periods,
     }
-
-
-def _one_scale(parts: list[SketchColumns]) -> SketchColumns:
-    """A period's rows as one sketch: as stored, or merged at the lowest of their scales."""
-    if len(parts) == 1:
-        return parts[0]
-    return to_columns(ExponentialHistogram.merged(from_columns(c) for c in parts))
-
-
-def _columns(row: MergedSketch) -> SketchColumns:
-    return SketchColumns(
-        scale=row.scale,
-        count=row.count,
-        sum=row.sum,
-        min=row.min,
-        max=row.max,
-        zero_count=row.zero_count,
-        positive_keys=row.positive_keys,
-        positive_counts=row.positive_counts,
-        negative_keys=row.negative_keys,
-        negative_counts=row.negative_counts,
-    )
 
 
 def _key(q: float) -> str:

@@ -1,0 +1,86 @@
+"""The sketches as a PromQL series, so Grafana and rules can read them like any other.
+
+``infersight_sketch_quantile{metric="infer_service_first_token_cost", quantile="0.99",
+service_id="…"}`` has one point per 10 s window (at the window's end): the sketches of every pod
+matching the identity matchers merged, and their quantile — within 1 % of the exact value, where
+``histogram_quantile`` is as coarse as the bucket the quantile falls in. Identity matchers are
+pushed into the merge: ``=`` and a literal ``=~"value"`` select; ``=~".*"`` (Grafana's "All")
+selects everything; other
+matchers on identity labels select nothing, since the merge is over exactly the matched pods.
+Merging windows into longer periods is not PromQL's to do (quantiles do not average): use
+``/api/v1/sketch_quantiles`` with ``period`` for that.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from model.labels import METRIC_NAME, Matcher, MatchOp
+from model.series import Series
+from query.promql.storage import Querier
+from query.sketch_quantiles import period_quantiles
+from store.backend import Backend
+from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, SketchReader
+
+SKETCH_SERIES = "infersight_sketch_quantile"
+QUANTILES = (0.5, 0.9, 0.99, 0.999)
+WINDOW_MS = 10_000
+_MATCH_ALL = frozenset({".*", ".+"})
+_REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
+
+
+def _literal(pattern: str) -> bool:
+    """A regex that only matches itself (Grafana writes a single-value variable as ``=~"value"``)."""
+    return bool(pattern) and not _REGEX_SYNTAX.search(pattern)
+
+
+class SketchSeriesQuerier:
+    """Wraps the store's querier; answers the virtual ``infersight_sketch_quantile`` itself."""
+
+    def __init__(self, inner: Querier, backend: Backend) -> None:
+        self._inner = inner
+        self._reader = SketchReader(backend)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    @staticmethod
+    def _is_sketch(matchers: list[Matcher]) -> bool:
+        return any(m.op is MatchOp.EQ and (m.name, m.value) == (METRIC_NAME, SKETCH_SERIES) for m in matchers)
+
+    def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+        if not self._is_sketch(matchers):
+            return self._inner.select(matchers, start_ms, end_ms)
+        metric = next((m.value for m in matchers if m.name == "metric" and m.op is MatchOp.EQ), None)
+        if metric is None:
+            return []
+        filters: dict[str, str] = {}
+        for m in matchers:
+            if m.name in IDENTITY_COLUMNS:
+                if m.op is MatchOp.EQ or (m.op is MatchOp.RE and _literal(m.value)):
+                    filters[m.name] = m.value
+                elif not (m.op is MatchOp.RE and m.value in _MATCH_ALL):
+                    return []
+        qs = tuple(q for q in QUANTILES if all(m.matches(repr(q)) for m in matchers if m.name == "quantile"))
+        if not qs:
+            return []
+        # A point at a window's end covers [end - 10 s, end): read the windows that end in range.
+        start = max(start_ms - WINDOW_MS, end_ms - MAX_SPAN_MS)
+        merged = self._reader.merged(metric, filters, start, end_ms - WINDOW_MS + 1, WINDOW_MS)
+        starts, _, values = period_quantiles(merged, qs)
+        ts = np.asarray(starts, dtype=np.int64) + WINDOW_MS
+        keep = (ts >= start_ms) & (ts <= end_ms)
+        base = {METRIC_NAME: SKETCH_SERIES, "metric": metric, **filters}
+        return [
+            Series({**base, "quantile": repr(q)}, ts[keep], values[keep, i].astype(np.float64))
+            for i, q in enumerate(qs)
+            if keep.any()
+        ]
+
+    def label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        values = self._inner.label_values(name, matchers, start_ms, end_ms)
+        if name == METRIC_NAME and not matchers:
+            values = sorted({*values, SKETCH_SERIES})
+        return values
