@@ -88,8 +88,8 @@ def _latency() -> Row:
                         "TP99 (histogram_quantile)",
                     ),
                     Query(
-                        "max(infersight_sketch_quantile{metric=\"infer_service_first_token_cost\", "
-                        f"quantile=\"0.99\", {SEL}}})",
+                        'max(infersight_sketch_quantile{metric="infer_service_first_token_cost", '
+                        f'quantile="0.99", {SEL}}})',
                         "TP99 (sketch, per 10 s window)",
                     ),
                 ),

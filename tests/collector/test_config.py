@@ -77,7 +77,7 @@ def test_durations_in_prometheus_form() -> None:
         ({"targets": [{"host": "h", "port": 8080}]}, "receivers.scrape.targets[0].port"),
         ({"targets": [{"url": "http://h:8080/metrics"}]}, "receivers.scrape.targets[0].port"),
         ({"targets": [{"url": "http://h/metrics"}]}, "receivers.scrape.targets[0].port"),
-        ({"targets": [{"host": "h", "port": 8000, "engine": "ollama"}]}, "receivers.scrape.targets[0].engine"),
+        ({"targets": [{"host": "h", "port": 8000, "engine": "x"}]}, "receivers.scrape.targets[0].engine"),
         ({"targets": [{"host": "h", "port": 8000, "pod": "x"}]}, "receivers.scrape.targets[0].pod"),
         ({"targets": [{"host": "h"}]}, "receivers.scrape.targets[0]"),
         ({"targets": [{"url": "h:8000"}]}, "receivers.scrape.targets[0].url"),

@@ -44,7 +44,7 @@ async def _scenario(tmp_path: Path) -> None:
     api_port = _free_port()
     (tmp_path / "infersight.yaml").write_text(
         f"""
-store: {{dsn: "chdb://{tmp_path / 'data'}"}}
+store: {{dsn: "chdb://{tmp_path / "data"}"}}
 server: {{listen: "127.0.0.1:{api_port}"}}
 scrape: {{interval: 1s, timeout: 1s}}
 sidecar: {{ship_to: "http://127.0.0.1:{api_port}"}}

@@ -32,7 +32,8 @@ def client(chdb_store: Store) -> tuple[TestClient, dict[str, np.ndarray]]:
 @pytest.mark.parametrize("q", [0.5, 0.9, 0.99])
 def test_quantile_merged_across_pods_within_one_percent(client, q: float) -> None:
     api, truth = client
-    query = f'infersight_sketch_quantile{{metric="infer_service_first_token_cost", quantile="{q}", service_id="a"}}'
+    sel = f'metric="infer_service_first_token_cost", quantile="{q}", service_id="a"'
+    query = f"infersight_sketch_quantile{{{sel}}}"
     result = api.get("/api/v1/query", params={"query": query, "time": T0_S + 15}).json()["data"]["result"]
     (series,) = result
     exact = float(np.quantile(truth["a"], q, method="inverted_cdf"))
@@ -42,7 +43,8 @@ def test_quantile_merged_across_pods_within_one_percent(client, q: float) -> Non
 
 def test_grafana_all_selects_everything_and_aggregations_work(client) -> None:
     api, truth = client
-    query = 'max by (quantile) (infersight_sketch_quantile{metric="infer_service_first_token_cost", service_id=~".*"})'
+    sel = 'metric="infer_service_first_token_cost", service_id=~".*"'
+    query = f"max by (quantile) (infersight_sketch_quantile{{{sel}}})"
     result = api.get("/api/v1/query", params={"query": query, "time": T0_S + 15}).json()["data"]["result"]
     values = {r["metric"]["quantile"]: float(r["value"][1]) for r in result}
     everything = np.concatenate([truth["a"], truth["b"]])

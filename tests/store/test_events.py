@@ -83,7 +83,8 @@ def test_retention_hides_then_drops_by_kind(chdb_store: Store) -> None:
     shown, _ = log.list(EventQuery(), NOW)
     assert sorted(e.reason for e in shown) == ["E36", "Started"]
     dropped = log.enforce_retention(NOW)
-    assert len(dropped) == 1 and dropped[0].startswith("pod/")
+    assert len(dropped) == 1
+    assert dropped[0].startswith("pod/")
     left = chdb_store.backend.query(
         "SELECT kind, count() AS n FROM infersight.events GROUP BY kind ORDER BY kind"
     )

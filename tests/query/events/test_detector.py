@@ -49,7 +49,8 @@ def test_status_lifecycle_and_pod_health(chdb_store: Store) -> None:
         (
             "service",
             "W02",
-            "Checking the health status of some pods failed during the deployment [dep-1]. (Check the pod events for the cause.)",
+            "Checking the health status of some pods failed during the deployment [dep-1]. "
+            "(Check the pod events for the cause.)",
         ),
     ]
     assert detector.tick(T0 + 12_000) == []  # nothing new: no repeated events
