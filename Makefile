@@ -22,7 +22,7 @@ demo: setup
 system-deps:
 	@tools/system-deps.sh
 
-test: setup system-deps
+test: setup system-deps lint
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 conformance: setup
@@ -30,6 +30,7 @@ conformance: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 dashboards: setup
 	$(BIN)/infersight dashboards --out dashboards/json
