@@ -19,7 +19,7 @@ from typing import Any
 from loguru import logger
 
 from alerts.config import AlertsSection
-from collector.config import ProbeConfig, ProxyConfig, TargetConfig
+from collector.config import ProbeConfig, ProxyConfig, ResourcesConfig, TargetConfig
 from dashboards.build import write_dashboards
 from infersight.config import Config
 from infersight.demo_scenario import (
@@ -169,7 +169,11 @@ async def run_demo(
             probe = ProbeConfig(
                 kind="readiness", url=f"{pod.url}/health", period_s=interval_s, failure_threshold=1
             )
-            pod_config = dataclasses.replace(base, targets=(target,), proxy=proxy, probes=(probe,))
+            # Each sidecar reads the container it runs in: here, the demo's own (one machine).
+            resources = ResourcesConfig(interval_s=interval_s)
+            pod_config = dataclasses.replace(
+                base, targets=(target,), proxy=proxy, probes=(probe,), resources=resources
+            )
             collector = await runtime.add_pod(pod_config)
             entry[service.service_id].append(collector.proxy.url if collector.proxy else pod.url)
         started = time.time()

@@ -27,20 +27,16 @@ from tests.dashboards.queries import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RESOURCES = (
-    "ma_container_* resource series: the collector's resource readers have not landed (issue in progress)"
+    "no GPU or NPU on this machine, so its readers find no device (they are tested against captured "
+    "DCGM, nvidia-smi, npu-exporter and npu-smi output in tests/collector/resources instead)"
 )
 RESOURCE_PANELS = (
-    "Used CPU",
-    "CPU usage",
-    "Used memory",
-    "Memory usage",
     "GPU usage",
     "GPU memory",
     "Used GPU memory",
     "NPU usage",
     "NPU memory",
     "Used NPU memory",
-    "Network throughput",
 )
 EXPECTED_NO_DATA: dict[tuple[str, str], str] = {
     **{(d, p): RESOURCES for d in ("service", "deployment", "pod") for p in RESOURCE_PANELS},
