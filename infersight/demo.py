@@ -169,8 +169,16 @@ async def run_demo(
             probe = ProbeConfig(
                 kind="readiness", url=f"{pod.url}/health", period_s=interval_s, failure_threshold=1
             )
-            # Each sidecar reads the container it runs in: here, the demo's own (one machine).
-            resources = ResourcesConfig(interval_s=interval_s)
+            # Each sidecar reads the container it runs in (here, the demo's own: one machine) and the
+            # pod's accelerators through their exporters (here, each simulated engine's stand-ins).
+            resources = ResourcesConfig(
+                interval_s=interval_s,
+                timeout_s=min(5.0, interval_s),
+                gpu="dcgm",
+                dcgm_url=f"{pod.url}/dcgm/metrics",
+                npu="exporter",
+                npu_exporter_url=f"{pod.url}/npu-exporter/metrics",
+            )
             pod_config = dataclasses.replace(
                 base, targets=(target,), proxy=proxy, probes=(probe,), resources=resources
             )

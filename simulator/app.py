@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client.exposition import choose_encoder
 
+from simulator.devices import dcgm_text, npu_exporter_text
 from simulator.engine import Simulator
 from simulator.http_metrics import HttpMetricsMiddleware
 from simulator.plan import RequestError
@@ -96,6 +97,15 @@ def create_app(sim: Simulator) -> FastAPI:
         if content_type.startswith("text/plain"):
             body = _drop_created(body)
         return Response(body, media_type=None, headers={"Content-Type": content_type})
+
+    @app.get("/dcgm/metrics")
+    async def dcgm() -> Response:
+        text = dcgm_text(sim.running, sim.kv_usage, f"GPU-sim-{id(sim):x}")
+        return Response(text, media_type="text/plain; version=0.0.4")
+
+    @app.get("/npu-exporter/metrics")
+    async def npu_exporter() -> Response:
+        return Response(npu_exporter_text(sim.running, sim.kv_usage), media_type="text/plain; version=0.0.4")
 
     @app.get("/sim/served")
     async def served() -> list[dict[str, Any]]:

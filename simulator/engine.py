@@ -164,6 +164,14 @@ class Simulator:
     def start_run(self, plan: Plan, *, path: str, stream: bool, model: str, t0: float) -> _Run:
         return _Run(self, plan, path=path, stream=stream, model=model, t0=t0)
 
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def kv_usage(self) -> float:
+        return min(1.0, self._kv_tokens / self.config.kv_cache_tokens)
+
     def add_kv_tokens(self, n: int) -> None:
         self._kv_tokens += n
         self.metrics.set_kv_usage(min(1.0, self._kv_tokens / self.config.kv_cache_tokens))
