@@ -78,9 +78,3 @@ class SketchSeriesQuerier:
             for i, q in enumerate(qs)
             if keep.any()
         ]
-
-    def label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
-        values = self._inner.label_values(name, matchers, start_ms, end_ms)
-        if name == METRIC_NAME and not matchers:
-            values = sorted({*values, SKETCH_SERIES})
-        return values
