@@ -29,6 +29,7 @@ class CgroupReading:
     cpu_limit_cores: float | None
     memory_used_bytes: int
     memory_limit_bytes: int | None
+    oom_kills: int | None = None  # cumulative OOM kills in the cgroup, where the kernel reports it
 
 
 def _read(path: Path) -> str:
@@ -59,6 +60,13 @@ def parse_v1_quota(quota_text: str, period_text: str) -> float | None:
     return None if quota <= 0 else quota / int(period_text)
 
 
+def read_oom_kills(path: Path) -> int | None:
+    """``oom_kill`` of v2 ``memory.events`` or v1 ``memory.oom_control`` (kernels ≥ 4.13)."""
+    if not path.exists():
+        return None
+    return parse_flat_keyed(_read(path)).get("oom_kill")
+
+
 def _working_set(usage: int, stat: dict[str, int], key: str) -> int:
     return max(0, usage - stat.get(key, 0))
 
@@ -82,6 +90,7 @@ class CgroupV2:
             cpu_limit_cores=limit,
             memory_used_bytes=_working_set(usage, stat, "inactive_file"),
             memory_limit_bytes=None if raw_max == "max" else int(raw_max),
+            oom_kills=read_oom_kills(self.path / "memory.events"),
         )
 
 
@@ -103,6 +112,7 @@ class CgroupV1:
             cpu_limit_cores=limit,
             memory_used_bytes=_working_set(usage, stat, "total_inactive_file"),
             memory_limit_bytes=None if raw_limit >= V1_UNLIMITED_BYTES else raw_limit,
+            oom_kills=read_oom_kills(self.memory / "memory.oom_control"),
         )
 
 

@@ -26,6 +26,8 @@ NPU_MEMORY_USED_MEGABYTES = "ma_container_npu_memory_used_megabytes"
 NPU_MEMORY_UTIL = "ma_container_npu_memory_util"
 NETWORK_RECEIVE_BYTES = "ma_container_network_receive_bytes"
 NETWORK_TRANSMIT_BYTES = "ma_container_network_transmit_bytes"
+# Not one of the guide's series: the cgroup's OOM-kill counter, for the OOMKilling pod event.
+OOM_KILLS = "infersight_container_oom_kills_total"
 
 MIB = 1 << 20
 
@@ -53,6 +55,8 @@ def cpu_memory_figures(prev: Snapshot | None, cur: Snapshot) -> dict[str, float]
         return out
     mem_limit = cg.memory_limit_bytes or cur.host_memory_bytes
     out[MEMORY_USED_MEGABYTES] = cg.memory_used_bytes / MIB
+    if cg.oom_kills is not None:
+        out[OOM_KILLS] = float(cg.oom_kills)
     if mem_limit:
         out[MEMORY_UTIL] = min(100.0, 100.0 * cg.memory_used_bytes / mem_limit)
     if prev is not None and prev.cgroup is not None:

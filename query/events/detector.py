@@ -7,7 +7,8 @@ first seen → DEPLOYING; all pods healthy → RUNNING; some failing → ALARM; 
 
 Reasons are the guide's where it has one (``Started``, ``CrashLoopBackOff``, ``Unhealthy``,
 ``Healthy``; service templates N02, E36, W02); infersight's own are ``ScrapeFailed``,
-``ScrapeRecovered`` and ``PodNotReporting``.
+``ScrapeRecovered``, ``PodNotReporting``, the resource thresholds and ``OOMKilling`` (Kubernetes'
+name for it).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ THRESHOLDS = (
     Threshold("ma_container_npu_memory_util", 98.0, "NPUMemoryExhausted", "NPU memory use"),
 )
 REARM_GAP = 5.0
+OOM_KILLS = "infersight_container_oom_kills_total"  # written by the collector's resource reader
 CRASH_LOOP_RESTARTS = 3
 CRASH_LOOP_WINDOW_MS = 600_000
 
@@ -101,6 +103,7 @@ class EventDetector:
         starts = self._select("process_start_time_seconds", now_ms)
         requests = self._select("infer_service_request_total", now_ms)
         utilisation = [(t, self._select(t.metric, now_ms)) for t in THRESHOLDS]
+        oom_kills = self._select(OOM_KILLS, now_ms)
         for pod_name, points in up.items():
             labels, ts, value = max(points, key=lambda p: p[1])
             state = SILENT if now_ms - ts > self._silent_after_ms else (UP if value == 1 else DOWN)
@@ -114,6 +117,7 @@ class EventDetector:
                 pod.state = state
             signals = [*starts.get(pod_name, []), *requests.get(pod_name, [])]
             events += self._restarts(pod, signals, now_ms)
+            events += self._oom_kills(pod, oom_kills.get(pod_name, []), now_ms)
             for threshold, points in utilisation:
                 events += self._threshold(pod, threshold, points.get(pod_name, []), now_ms)
         events += self._service_status(now_ms)
@@ -162,6 +166,23 @@ class EventDetector:
         events = [self._pod_event(pod, "Started", render("Started"), now_ms)]
         if len(pod.restarts) >= CRASH_LOOP_RESTARTS:
             events.append(self._pod_event(pod, "CrashLoopBackOff", render("CrashLoopBackOff"), now_ms))
+        return events
+
+    def _oom_kills(
+        self, pod: _Pod, points: list[tuple[dict[str, str], int, float]], now_ms: int
+    ) -> list[Event]:
+        """The container's OOM-kill counter went up: one event per increase (Kubernetes' reason)."""
+        events = []
+        for labels, _, value in points:
+            key = tuple(sorted(labels.items()))
+            previous = pod.last.get(key)
+            pod.last[key] = value
+            if previous is not None and value > previous:
+                kills = int(value - previous)
+                message = (
+                    f"The container of pod [{pod.obj.pod}] was killed for running out of memory ({kills}x)."
+                )
+                events.append(self._pod_event(pod, "OOMKilling", message, now_ms, "Alarm"))
         return events
 
     def _threshold(

@@ -61,7 +61,8 @@ def test_two_reads_give_every_cpu_memory_and_network_figure(tmp_path: Path, test
     first, second = asyncio.run(go())
     used_mb = (10498404352 - 6685749248) / MIB
     assert first == pytest.approx({"ma_container_memory_used_megabytes": used_mb,
-                                   "ma_container_memory_util": 100 * used_mb / 8192})  # fmt: skip
+                                   "ma_container_memory_util": 100 * used_mb / 8192,
+                                   "infersight_container_oom_kills_total": 0.0})  # fmt: skip
     assert second["ma_container_cpu_used_core"] == pytest.approx(1.5)  # 15 CPU-s in 10 s
     assert second["ma_container_cpu_util"] == pytest.approx(75.0)  # of the 2-core quota
     assert second["ma_container_network_receive_bytes"] == pytest.approx(500_000.0)  # lo excluded

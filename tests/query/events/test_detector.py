@@ -116,3 +116,19 @@ def test_memory_near_limit_fires_once_and_rearms(chdb_store: Store) -> None:
         [],
         ["Memory use of pod [pod-0] reached 99% of its limit."],
     ]
+
+
+def test_oom_kill_counter_increase_is_an_event(chdb_store: Store) -> None:
+    detector = EventDetector(chdb_store.querier)
+    ident = {**IDENTITY, "source": "pod-0"}
+    fired = []
+    for i, kills in enumerate([0.0, 0.0, 2.0, 2.0]):
+        ts = T0 + i * 10_000
+        chdb_store.writer.write(
+            [
+                Sample(to_labels({"__name__": "up", **ident}), ts, 1),
+                Sample(to_labels({"__name__": "infersight_container_oom_kills_total", **ident}), ts, kills),
+            ]
+        )
+        fired.append([e.message for e in detector.tick(ts + 1) if e.reason == "OOMKilling"])
+    assert fired == [[], [], ["The container of pod [pod-0] was killed for running out of memory (2x)."], []]
