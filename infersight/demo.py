@@ -26,6 +26,7 @@ from infersight.demo_scenario import (
     crash_and_restart,
     format_events,
     format_traces,
+    manage_infersight,
     platform_traces,
     read_events_and_traces,
     send_platform_traces,
@@ -187,7 +188,9 @@ async def run_demo(
         started = time.time()
         names = {s.service_id: s.name for s in services}
         traces = platform_traces(names, PROJECT_ID, int(started * 1000))
-        await asyncio.to_thread(send_platform_traces, runtime.api_url, traces)
+        admin = {"Authorization": f"Bearer {config.auth.admin_key}"} if config.auth.enabled else None
+        await asyncio.to_thread(send_platform_traces, runtime.api_url, traces, admin)
+        await asyncio.to_thread(manage_infersight, runtime.api_url, PROJECT_ID, admin)
         if demo.chaos:
             crash_at, restart_at = _chaos_times(demo.duration_s, interval_s)
             victim = services[-1]
@@ -204,9 +207,16 @@ async def run_demo(
         await runtime.scrape_all()
         await runtime.detect_events_now()
         ended = time.time()
-        events_seen, traces_seen, verdict = await asyncio.to_thread(read_events_and_traces, runtime.api_url)
+        events_seen, traces_seen, verdict = await asyncio.to_thread(
+            read_events_and_traces, runtime.api_url, admin
+        )
         summaries = await asyncio.to_thread(
-            summarise, runtime.api_url, {s.service_id: s.name for s in services}, ended, ended - started + 1
+            summarise,
+            runtime.api_url,
+            {s.service_id: s.name for s in services},
+            ended,
+            ended - started + 1,
+            admin,
         )
         paths = write_dashboards(Path(config.dashboards.out_dir))
         data_dir = config.store.dsn.removeprefix("chdb://")

@@ -101,14 +101,27 @@ def platform_traces(services: dict[str, str], project_id: str, now_ms: int) -> l
     return traces
 
 
-def send_platform_traces(api_url: str, traces: list[dict[str, Any]]) -> None:
-    with httpx.Client(base_url=api_url, timeout=30.0) as client:
+def send_platform_traces(
+    api_url: str, traces: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> None:
+    with httpx.Client(base_url=api_url, timeout=30.0, headers=headers) as client:
         client.post("/api/v1/audit/traces", json={"traces": traces}).raise_for_status()
 
 
-def read_events_and_traces(api_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+def manage_infersight(api_url: str, project_id: str, headers: dict[str, str] | None = None) -> None:
+    """infersight's own management calls, each audited: a read-only key for a dashboard, a longer
+    pod-event retention (the guide's 7 days with Kubernetes events in LTS)."""
+    with httpx.Client(base_url=api_url, timeout=30.0, headers=headers) as client:
+        key = {"project_id": project_id, "permissions": ["read"], "name": "grafana-readonly"}
+        client.post("/api/v1/admin/keys", json=key).raise_for_status()
+        client.put("/api/v1/admin/retention", json={"pod_events_ms": 7 * 86_400_000}).raise_for_status()
+
+
+def read_events_and_traces(
+    api_url: str, headers: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Events (folded), traces (newest first) and the chain verdict, through the HTTP APIs."""
-    with httpx.Client(base_url=api_url, timeout=30.0) as client:
+    with httpx.Client(base_url=api_url, timeout=30.0, headers=headers) as client:
         events = client.get("/api/v1/events", params={"limit": 100}).json()["data"]["events"]
         traces = client.get("/api/v1/audit/traces", params={"limit": 50}).json()["traces"]
         verdict = client.get("/api/v1/audit/verify").json()["data"]

@@ -27,8 +27,8 @@ class ServiceSummary:
 class PromQLClient:
     """Instant queries against a Prometheus-compatible ``/api/v1/query``."""
 
-    def __init__(self, base_url: str) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=30.0)
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+        self._client = httpx.Client(base_url=base_url, timeout=30.0, headers=headers)
 
     def vector(self, query: str, ts_s: float) -> list[tuple[dict[str, str], float]]:
         response = self._client.post("/api/v1/query", data={"query": query, "time": f"{ts_s:.3f}"})
@@ -60,7 +60,13 @@ class PromQLClient:
         self._client.close()
 
 
-def summarise(api_url: str, services: dict[str, str], end_s: float, window_s: float) -> list[ServiceSummary]:
+def summarise(
+    api_url: str,
+    services: dict[str, str],
+    end_s: float,
+    window_s: float,
+    headers: dict[str, str] | None = None,
+) -> list[ServiceSummary]:
     """Per service: requests by code, QPS and TTFT/TPOT TPxx over the last ``window_s`` seconds.
 
     Engines' counters and histograms start at zero with the run, so their last value in the window
@@ -68,7 +74,7 @@ def summarise(api_url: str, services: dict[str, str], end_s: float, window_s: fl
     every request in the run.
     """
     window = f"{max(1, math.ceil(window_s))}s"
-    client = PromQLClient(api_url)
+    client = PromQLClient(api_url, headers)
     try:
         out = []
         for service_id, name in services.items():

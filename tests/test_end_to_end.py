@@ -119,6 +119,7 @@ def test_demo_crash_shows_as_events_and_platform_calls_as_audit_traces(tmp_path:
     names = [t["trace_name"] for t in report.traces]
     assert names.count("CreateServiceV2") == len(report.services)
     assert "StopDeployment" in names
+    assert {"CreateApiKeyV2", "UpdateRetentionPolicy"} <= set(names)  # infersight's own, audited
     assert all("sk-demo-secret" not in t["request"] for t in report.traces)
     assert report.audit_verdict["ok"] is True
     # The proxies in front of the pods measured every answered request into quantile sketches.
