@@ -16,11 +16,11 @@ class HttpExporter:
     """POSTs batches to ``<ship_to>/api/v1/ingest``; a failed POST raises so the caller keeps the batch."""
 
     def __init__(self, ship_to: str, timeout_s: float = 10.0) -> None:
-        self._url = ship_to.rstrip("/") + "/api/v1/ingest"
+        self._api = ship_to.rstrip("/") + "/api/v1"
         self._client = httpx.AsyncClient(timeout=timeout_s)
 
     async def send(self, batch: list[Sample]) -> None:
-        response = await self._client.post(self._url, json=encode_batch(batch))
+        response = await self._client.post(f"{self._api}/ingest", json=encode_batch(batch))
         response.raise_for_status()
 
     async def send_events(self, events: list[Event]) -> None:
@@ -39,12 +39,12 @@ class HttpExporter:
                 for e in events
             ]
         }
-        response = await self._client.post(self._url.replace("/ingest", "/events"), json=body)
+        response = await self._client.post(f"{self._api}/events", json=body)
         response.raise_for_status()
 
     async def send_sketches(self, rows: list[SketchRow]) -> None:
         """POST closed quantile-sketch windows to ``<ship_to>/api/v1/sketches``."""
-        response = await self._client.post(self._url.replace("/ingest", "/sketches"), json=rows_to_wire(rows))
+        response = await self._client.post(f"{self._api}/sketches", json=rows_to_wire(rows))
         response.raise_for_status()
 
     async def aclose(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from loguru import logger
 
 from infersight.config import Config, load_config
+from model.durations import parse_duration_ms
 from model.errors import ConfigError
 
 
@@ -73,8 +74,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         value = getattr(args, attr, None)
         if value is not None:
             if attr == "interval":
-                from model.durations import parse_duration_ms
-
                 value = parse_duration_ms(value) / 1000
             sets.append(f"{key}={value}")
     if args.command == "dashboards" and args.out:

@@ -7,7 +7,6 @@ line to an anchor file kept outside the database.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import threading
@@ -22,6 +21,7 @@ import pyarrow as pa
 from model.audit import Trace, TraceUser
 from store.audit_chain import GENESIS, Tampering, content_hash, verify_rows
 from store.backend import Backend
+from store.cursor import decode_cursor, encode_cursor
 
 _COLUMNS = [
     "seq",
@@ -78,18 +78,6 @@ class TraceQuery:
     text: str = ""
     limit: int = 10
     cursor: str | None = None
-
-
-def encode_cursor(time_ms: int, seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([time_ms, seq]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        time_ms, seq = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return int(time_ms), int(seq)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"next: not a cursor this API returned ({err})") from None
 
 
 def row_to_trace_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,7 @@ are dropped once every row in them is past it.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ import pyarrow as pa
 
 from model.events import KINDS, Event, EventObject
 from store.backend import Backend
+from store.cursor import decode_cursor, encode_cursor
 
 _OBJECT_FIELDS = ("project_id", "service_id", "service_name", "group_id", "instance_name", "unit", "pod")
 _GROUP = ("kind", "type", "reason", "message", *_OBJECT_FIELDS)
@@ -72,18 +71,6 @@ class FoldedEvent:
             "firstTimestamp": self.first_ms,
             "lastTimestamp": self.last_ms,
         }
-
-
-def _cursor(last_ms: int, key: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([last_ms, key]).encode()).decode()
-
-
-def _uncursor(text: str) -> tuple[int, int]:
-    try:
-        last_ms, key = json.loads(base64.urlsafe_b64decode(text.encode()))
-        return int(last_ms), int(key)
-    except (ValueError, TypeError):
-        raise ValueError("next: not a cursor this API returned") from None
 
 
 class EventLog:
@@ -155,7 +142,7 @@ class EventLog:
             )
         having = ""
         if query.cursor:
-            c_last, c_key = _uncursor(query.cursor)
+            c_last, c_key = decode_cursor(query.cursor)
             params.update(cl=c_last, ck=c_key)
             having = "HAVING last_ms < {cl:Int64} OR (last_ms = {cl:Int64} AND key < {ck:UInt64})"
         group = ", ".join(_GROUP)
@@ -180,7 +167,7 @@ class EventLog:
             for r in rows[: query.limit]
         ]
         more = len(rows) > query.limit
-        return page, (_cursor(page[-1].last_ms, page[-1].key) if more and page else None)
+        return page, (encode_cursor(page[-1].last_ms, page[-1].key) if more and page else None)
 
     def enforce_retention(self, now_ms: int) -> list[str]:
         """Drop each daily partition whose every row is past its kind's retention; returns them."""

@@ -14,7 +14,6 @@ name for it).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from model.event_catalog import POD_REASONS, render
@@ -229,12 +228,3 @@ class EventDetector:
     @property
     def service_status(self) -> dict[str, str]:
         return dict(self._services)
-
-
-def run_detector_tick(
-    detector: EventDetector, publish: Callable[[Sequence[Event]], None], now_ms: int
-) -> list[Event]:
-    """One tick: detect, then publish (both blocking; call from a worker thread)."""
-    events = detector.tick(now_ms)
-    publish(events)
-    return events
