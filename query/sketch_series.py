@@ -18,6 +18,7 @@ import re
 import numpy as np
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
+from model.rollups import BucketSeries
 from model.series import Series
 from query.promql.storage import Querier
 from query.sketch_quantiles import period_quantiles
@@ -49,6 +50,14 @@ class SketchSeriesQuerier:
     @staticmethod
     def _is_sketch(matchers: list[Matcher]) -> bool:
         return any(m.op is MatchOp.EQ and (m.name, m.value) == (METRIC_NAME, SKETCH_SERIES) for m in matchers)
+
+    def select_buckets(
+        self, matchers: list[Matcher], start_ms: int, end_ms: int, width_ms: int
+    ) -> list[BucketSeries] | None:
+        """The store's rollups; None for the virtual series (the engine then reads ``select``)."""
+        if self._is_sketch(matchers):
+            return None
+        return self._inner.select_buckets(matchers, start_ms, end_ms, width_ms)  # type: ignore[attr-defined]
 
     def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
         if not self._is_sketch(matchers):

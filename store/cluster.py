@@ -20,7 +20,12 @@ from store.schema import PORTABLE, TABLES, check_identifier, render_table
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)")
 _ENGINE = re.compile(r"ENGINE = (\w*)MergeTree\(([^)]*)\)")
 # Tables without a fingerprint spread evenly; a series' rows always land on one shard.
-_SHARDING: dict[str, str] = {"samples": "fingerprint", "series": "fingerprint", "sketches": "fingerprint"}
+_SHARDING: dict[str, str] = {
+    "samples": "fingerprint",
+    "series": "fingerprint",
+    "sketches": "fingerprint",
+    "rollups": "fingerprint",
+}
 ZOOKEEPER_PATH = "/clickhouse/tables/{shard}/%s/%s"
 
 

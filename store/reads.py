@@ -6,14 +6,18 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
+from model.rollups import BUCKET_COLUMNS, WIDTHS_MS, BucketSeries
 from model.series import Series
 from store.backend import Backend
+from store.rollups import bucket_sql, read_done
 
 _DAY_MS = 86_400_000
 
 
+_NEWEST = 2**63 - 1  # version of buckets aggregated at query time: no stored row is newer
 _MAX_DAY = (dt.date(2149, 6, 6) - dt.date(1970, 1, 1)).days  # ClickHouse's Date range
 
 
@@ -58,6 +62,8 @@ class ClickHouseQuerier:
     # ``select`` returns each series' points sorted by time, one per timestamp (see its dedupe), so
     # the engine need not check them again.
     points_sorted_unique = True
+    # Rollup widths ``select_buckets`` serves (the engine composes aligned range functions from them).
+    bucket_widths = WIDTHS_MS
 
     def __init__(self, backend: Backend, max_execution_s: float = 120.0) -> None:
         self._backend = backend
@@ -100,22 +106,13 @@ class ClickHouseQuerier:
         series = self.find_series(matchers, start_ms, end_ms)
         if not series:
             return []
-        names = sorted({labels[METRIC_NAME] for labels in series.values()})
         limit = f" LIMIT {int(max_samples)}" if max_samples is not None else ""
-        params: dict[str, Any] = {"names": names, "t0": start_ms, "t1": end_ms}
-        # The series' fingerprints are found again by ClickHouse, as a set from the same conditions,
-        # instead of being sent back as a parameter list (thousands of numbers parsed per query);
-        # with only name matchers, the name alone already selects exactly those series.
-        fp_filter = ""
-        if any(m.name != METRIC_NAME for m in matchers):
-            where, where_params = self._where(matchers, start_ms, end_ms)
-            params |= where_params
-            fp_filter = f"AND fingerprint IN (SELECT fingerprint FROM {self._db}.series WHERE {where}) "
+        params: dict[str, Any] = {"t0": start_ms, "t1": end_ms}
+        series_filter = self._series_filter(series, matchers, start_ms, end_ms, params)
         # ORDER BY the table's own key: ClickHouse reads in order instead of sorting the result.
         table = self._query(
             f"SELECT fingerprint, ts_ms, value FROM {self._db}.samples "
-            f"WHERE metric_name IN {{names:Array(String)}} {fp_filter}"
-            "AND ts_ms >= {t0:Int64} AND ts_ms <= {t1:Int64} "
+            f"WHERE {series_filter} AND ts_ms >= {{t0:Int64}} AND ts_ms <= {{t1:Int64}} "
             f"ORDER BY metric_name, fingerprint, ts_ms{limit}",
             params,
         )
@@ -137,6 +134,67 @@ class ClickHouseQuerier:
             for fp, lo, hi in zip(fps[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
             if fp in series
         ]
+
+    def _series_filter(
+        self,
+        series: dict[int, dict[str, str]],
+        matchers: list[Matcher],
+        start_ms: int,
+        end_ms: int,
+        params: dict[str, Any],
+    ) -> str:
+        """SQL over ``samples``/``rollups`` keeping the series ``find_series`` found; binds into ``params``.
+
+        The fingerprints are found again by ClickHouse, as a set from the same conditions, instead
+        of being sent back as a parameter list (thousands of numbers parsed per query); with only
+        name matchers, the name alone already selects exactly those series.
+        """
+        params["names"] = sorted({labels[METRIC_NAME] for labels in series.values()})
+        out = "metric_name IN {names:Array(String)}"
+        if any(m.name != METRIC_NAME for m in matchers):
+            where, where_params = self._where(matchers, start_ms, end_ms)
+            params |= where_params
+            out += f" AND fingerprint IN (SELECT fingerprint FROM {self._db}.series WHERE {where})"
+        return out
+
+    def select_buckets(
+        self, matchers: list[Matcher], start_ms: int, end_ms: int, width_ms: int
+    ) -> list[BucketSeries]:
+        """Rollup buckets of ``width_ms`` ending in ``[start_ms, end_ms]`` (multiples of the width).
+
+        Buckets the rollup job has finished come from ``rollups`` (newest version of each); later
+        ones are aggregated from raw samples by the same SQL now, so the answer does not depend
+        on when the job last ran.
+        """
+        series = self.find_series(matchers, start_ms - width_ms, end_ms)
+        if not series:
+            return []
+        done = read_done(self._backend).get(width_ms)
+        tables = []
+        columns = ", ".join(BUCKET_COLUMNS)
+        if done is not None and done >= start_ms:
+            params: dict[str, Any] = {"w": width_ms // 1000, "b0": start_ms, "b1": min(end_ms, done)}
+            series_filter = self._series_filter(series, matchers, start_ms - width_ms, end_ms, params)
+            tables.append(
+                self._query(
+                    f"SELECT fingerprint, bucket_ms, version, {columns} FROM {self._db}.rollups "
+                    f"WHERE {series_filter} AND width_s = {{w:UInt32}} "
+                    "AND bucket_ms >= {b0:Int64} AND bucket_ms <= {b1:Int64}",
+                    params,
+                )
+            )
+        raw_from = start_ms - width_ms if done is None else max(start_ms - width_ms, done)
+        if raw_from < end_ms:
+            params = {"lo": raw_from, "hi": end_ms}
+            series_filter = self._series_filter(series, matchers, start_ms - width_ms, end_ms, params)
+            tables.append(
+                self._query(
+                    f"SELECT fingerprint, bucket_ms, toInt64({_NEWEST}) AS version, {columns} "
+                    f"FROM ({bucket_sql(self._db, width_ms, 'AND ' + series_filter + ' ')})",
+                    params,
+                )
+            )
+        return _bucket_series(series, tables)
 
     def label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
         where, params = self._where(matchers, start_ms, end_ms)
@@ -162,3 +220,26 @@ class ClickHouseQuerier:
             where += " AND has(label_names, {target:String})"
         table = self._query(f"SELECT DISTINCT {column} AS v FROM {self._db}.series WHERE {where}", params)
         return sorted(v for v in table.column(0).to_pylist() if v != "")
+
+
+def _bucket_series(series: dict[int, dict[str, str]], tables: list[pa.Table]) -> list[BucketSeries]:
+    """Rows of both sources as one ``BucketSeries`` per fingerprint, one row per bucket (newest)."""
+    if not tables:
+        return []
+    table = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
+    if not table.num_rows:
+        return []
+    fps = table.column("fingerprint").to_numpy()
+    ends = table.column("bucket_ms").to_numpy()
+    order = np.lexsort((table.column("version").to_numpy(), ends, fps))
+    fps, ends = fps[order], ends[order]
+    newest = np.r_[(fps[1:] != fps[:-1]) | (ends[1:] != ends[:-1]), True]
+    order, fps, ends = order[newest], fps[newest], ends[newest]
+    columns = {name: table.column(name).to_numpy()[order] for name in BUCKET_COLUMNS}
+    starts = np.r_[0, np.flatnonzero(fps[1:] != fps[:-1]) + 1]
+    stops = np.r_[starts[1:], len(fps)]
+    return [
+        BucketSeries(dict(series[fp]), ends[lo:hi], {k: v[lo:hi] for k, v in columns.items()})
+        for fp, lo, hi in zip(fps[starts].tolist(), starts.tolist(), stops.tolist(), strict=True)
+        if fp in series
+    ]

@@ -7,7 +7,18 @@ from pathlib import Path
 
 from store.features import Features
 
-TABLES = ("series", "samples", "audit_traces", "audit_anchors", "events", "api_keys", "sketches")
+TABLES = (
+    "series",
+    "samples",
+    "audit_traces",
+    "audit_anchors",
+    "events",
+    "api_keys",
+    "sketches",
+    "rollups",
+    "rollup_state",
+    "rollup_dirty",
+)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # What a server without the newer features gets: the schema as ClickHouse 18.16 runs it.
 PORTABLE = Features.from_version("18.16.1")

@@ -20,7 +20,7 @@ import numpy as np
 import promql_parser as pp
 
 from model.series import STALE_NAN_BITS, Series
-from query.promql import aggregations, binary_ops, functions
+from query.promql import aggregations, binary_ops, functions, rollup_eval
 from query.promql.blocks import (
     Block,
     Col,
@@ -53,12 +53,19 @@ class Engine:
         max_samples: int = 50_000_000,
         timeout_s: float = 120,
         default_subquery_step_ms: int = 60_000,
+        use_rollups: bool = True,
+        max_steps_per_pass: int = 720,
     ) -> None:
         self.querier = querier
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
         self.timeout_s = timeout_s
         self.default_subquery_step_ms = default_subquery_step_ms
+        self.max_steps_per_pass = max_steps_per_pass
+        # A store that keeps rollup buckets (``select_buckets``) answers aligned range functions
+        # from them; None: raw samples only.
+        widths = getattr(querier, "bucket_widths", None) if use_rollups else None
+        self.bucket_widths: tuple[int, ...] | None = tuple(widths) if widths else None
         # A store that can stop reading at the sample budget gets it (no OOM before the check).
         self._select_takes_limit = "max_samples" in inspect.signature(querier.select).parameters
 
@@ -104,13 +111,34 @@ class Engine:
                 f'invalid expression type "{name}" for range query, must be Scalar or instant Vector',
             )
         ts = np.arange(int(start_ms), int(end_ms) + 1, int(step_ms), dtype=np.int64)
-        block = _Evaluator(self, int(start_ms), int(end_ms), timeout_s).eval(expr, ts)
-        if isinstance(block, ScalarBlock):
-            return Matrix([MatrixSeries({}, ts, block.values.astype(np.float64))])
-        assert isinstance(block, VectorBlock)
-        out = [MatrixSeries(c.labels, ts[c.mask], c.values[c.mask]) for c in block.cols if c.mask.any()]
+        deadline = time.monotonic() + timeout_s
+        # Steps are independent, so a long range is evaluated in passes of at most
+        # ``max_steps_per_pass`` steps: memory stays bounded by series x pass, not series x range.
+        parts: dict[Any, list[MatrixSeries]] = {}
+        for lo in range(0, len(ts), self.max_steps_per_pass):
+            chunk = ts[lo : lo + self.max_steps_per_pass]
+            evaluator = _Evaluator(self, int(start_ms), int(end_ms), max(deadline - time.monotonic(), 0.0))
+            for series in _block_to_series(evaluator.eval(expr, chunk), chunk):
+                parts.setdefault(label_key(series.labels), []).append(series)
+        out = [
+            MatrixSeries(
+                pieces[0].labels,
+                np.concatenate([p.ts_ms for p in pieces]),
+                np.concatenate([p.values for p in pieces]),
+            )
+            if len(pieces) > 1
+            else pieces[0]
+            for pieces in parts.values()
+        ]
         out.sort(key=lambda s: label_key(s.labels))
         return Matrix(out)
+
+
+def _block_to_series(block: Block, ts: IntArray) -> list[MatrixSeries]:
+    if isinstance(block, ScalarBlock):
+        return [MatrixSeries({}, ts, block.values.astype(np.float64))]
+    assert isinstance(block, VectorBlock)
+    return [MatrixSeries(c.labels, ts[c.mask], c.values[c.mask]) for c in block.cols if c.mask.any()]
 
 
 def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
@@ -242,8 +270,37 @@ class _Evaluator:
         return aggregations.evaluate(node, inner, param)
 
     def _call(self, node: Any, ts: IntArray) -> Block:
+        if node.func.name in rollup_eval.FUNCTIONS and self.engine.bucket_widths:
+            block = self._from_buckets(node, ts)
+            if block is not None:
+                return block
         args = [self.eval(arg, ts) for arg in node.args]
         return functions.call(node, args, ts)
+
+    def _from_buckets(self, node: Any, ts: IntArray) -> Block | None:
+        """A range function over a plain selector from the store's rollups, when they tile it."""
+        arg = node.args[0] if len(node.args) == 1 else None
+        if not isinstance(arg, pp.MatrixSelector):
+            return None
+        selector = arg.vector_selector
+        refs = self.refs(selector, ts)
+        range_ms = duration_ms(arg.range)
+        assert self.engine.bucket_widths is not None
+        width = rollup_eval.pick_width(self.engine.bucket_widths, refs, range_ms)
+        if width is None:
+            return None
+        start, end = int(refs.min()) - range_ms, int(refs.max())
+        buckets = self.engine.querier.select_buckets(to_matchers(selector), start, end, width)  # type: ignore[attr-defined]
+        self.check_deadline()
+        if buckets is None:
+            return None
+        self.samples += sum(len(b) for b in buckets)
+        if self.samples > self.engine.max_samples:
+            raise PromQLError(
+                "execution", "query processing would load too many samples into memory in query execution"
+            )
+        buckets.sort(key=lambda b: label_key(b.labels))
+        return rollup_eval.evaluate(node.func.name, buckets, refs, range_ms)
 
     # -- selectors --------------------------------------------------------------------------------
 

@@ -91,14 +91,33 @@ def extrapolated_rate_columns(
     if is_counter:
         result = _add_resets(vs, first, last, result)
     first_t, last_t = ts[first].astype(np.float64), ts[last].astype(np.float64)
+    values = extrapolate(result, first_t, last_t, vs[first], hi - lo, refs, range_ms, is_counter, is_rate)
+    return np.where(mask, values, 0.0), mask
+
+
+def extrapolate(
+    result: FloatArray,
+    first_t: FloatArray,
+    last_t: FloatArray,
+    first_v: FloatArray,
+    count: IntArray,
+    refs: IntArray,
+    range_ms: int,
+    is_counter: bool,
+    is_rate: bool,
+) -> FloatArray:
+    """Windows' raw changes (``result``) extrapolated to their edges, from their first/last points.
+
+    Only meaningful where ``count >= 2``; the caller masks the rest.
+    """
     to_start = (first_t - (refs - range_ms)) / 1000
     to_end = (refs - last_t) / 1000
     sampled = (last_t - first_t) / 1000
     with np.errstate(all="ignore"):
-        avg_gap = sampled / np.maximum(hi - lo - 1, 1)
+        avg_gap = sampled / np.maximum(count - 1, 1)
         if is_counter:
-            to_zero = sampled * (vs[first] / result)
-            use_zero = (result > 0) & (vs[first] >= 0) & (to_zero < to_start)
+            to_zero = sampled * (first_v / result)
+            use_zero = (result > 0) & (first_v >= 0) & (to_zero < to_start)
             to_start = np.where(use_zero, to_zero, to_start)
         threshold = avg_gap * 1.1
         interval = sampled + np.where(to_start < threshold, to_start, avg_gap / 2)
@@ -106,5 +125,4 @@ def extrapolated_rate_columns(
         factor = interval / sampled
         if is_rate:
             factor = factor / (range_ms / 1000)
-        values = np.where(mask, result * factor, 0.0)
-    return values, mask
+        return result * factor

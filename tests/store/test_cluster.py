@@ -15,17 +15,19 @@ GOLDEN = Path(__file__).resolve().parents[2] / "deploy" / "clickhouse" / "schema
 
 
 def _metrics_ddl() -> str:
-    """What ``python -m store.cluster --cluster infersight --tables series,samples`` writes."""
+    """What ``python -m store.cluster --cluster infersight --tables <the metrics tables>`` writes."""
     statements = [
-        s for t in ("series", "samples") for s in render_cluster_table(t, "infersight", "infersight")
+        s
+        for t in ("series", "samples", "rollups", "rollup_state", "rollup_dirty")
+        for s in render_cluster_table(t, "infersight", "infersight")
     ]
     return ";\n\n".join(s.strip() for s in statements) + ";\n"
 
 
 def test_metrics_tables_match_checked_in_text() -> None:
     assert _metrics_ddl() == GOLDEN.read_text(), (
-        "regenerate: python -m store.cluster --cluster infersight --tables series,samples "
-        "> deploy/clickhouse/schema-metrics.sql"
+        "regenerate: python -m store.cluster --cluster infersight "
+        "--tables series,samples,rollups,rollup_state,rollup_dirty > deploy/clickhouse/schema-metrics.sql"
     )
 
 
@@ -43,8 +45,8 @@ def test_every_table_gets_a_replicated_local_and_a_distributed_table() -> None:
         assert f"ENGINE = Distributed(c1, db, {table}_local, " in distributed
 
 
-def test_series_and_samples_shard_by_fingerprint() -> None:
-    for table in ("series", "samples"):
+def test_series_samples_and_rollups_shard_by_fingerprint() -> None:
+    for table in ("series", "samples", "rollups"):
         assert render_cluster_table(table, "db", "c")[1].endswith(
             f"Distributed(c, db, {table}_local, fingerprint)"
         )

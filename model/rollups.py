@@ -1,0 +1,48 @@
+"""Rollup buckets: what the store keeps per series and time bucket, and hands the query side.
+
+A bucket is ``(end - width, end]``, closed on the right like a Prometheus window, so a window
+``[t - range, t]`` whose ends are multiples of the width is a run of whole buckets plus, at most,
+one point exactly at ``t - range`` (the last point of the bucket ending there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+WIDTHS_MS = (60_000, 300_000, 900_000, 3_600_000)
+
+# Per bucket, in this order (``rollups`` table columns after the key). ``prev_*`` is the point
+# before the last (irate/idelta); ``correction`` the sum of values before each drop (counter
+# resets), ``resets``/``changes`` the drops and value changes between consecutive points — all
+# within the bucket. ``min``/``max``/``sum`` are only used where ``nonfinite`` is 0.
+BUCKET_COLUMNS = (
+    "count",
+    "sum",
+    "min",
+    "max",
+    "nonfinite",
+    "first_ts",
+    "first_value",
+    "last_ts",
+    "last_value",
+    "prev_ts",
+    "prev_value",
+    "correction",
+    "resets",
+    "changes",
+)
+
+
+@dataclass(slots=True)
+class BucketSeries:
+    """One series' non-empty buckets of one width, sorted by ``end_ms``; ``labels`` has ``__name__``."""
+
+    labels: dict[str, str]
+    end_ms: npt.NDArray[np.int64]
+    columns: dict[str, np.ndarray]  # BUCKET_COLUMNS → one value per bucket
+
+    def __len__(self) -> int:
+        return len(self.end_ms)

@@ -1,0 +1,226 @@
+"""Rollups: 1 min, 5 min, 15 min and 1 h aggregates of every series, kept as samples arrive.
+
+A 15-day, 1-minute-step ``rate(x[5m])`` needs, per window, only the first and last points, their
+count and the counter resets in between; ``sum_over_time`` only sums, and so on. The ``rollups``
+table keeps exactly those aggregates per series and bucket ``(end - width, end]``
+(``model.rollups.BUCKET_COLUMNS``), and the query side composes windows from them
+(``query.promql.rollup_eval``) instead of reading every raw sample.
+
+Who computes what:
+
+- ``RollupJob.run()`` (the server calls it every minute) rolls each width forward to
+  ``done = now - lag`` rounded down to the width, from deduplicated raw samples, in SQL, in chunks
+  of at most an hour of raw data; it records ``done`` per width in ``rollup_state``.
+- Late samples (a disk buffer replayed after an outage, a backfill): the writer calls
+  ``LateMarker`` after every stored batch; a batch reaching back before ``now - late_after`` records
+  its time span in ``rollup_dirty`` (stamped with the server's clock), and the next run recomputes
+  the buckets it touches. A recomputed bucket replaces the older row (``version``); nothing is
+  counted twice, which materialised views (which see every insert block, replays included) would.
+- Reads use a bucket only when it is at or before ``done`` of its width; later buckets are
+  aggregated from raw samples by the same SQL at query time, so an answer never depends on when
+  the job last ran.
+
+The writer's horizon (``late_after``, 1 min) is shorter than the job's lag (3 min), so samples
+from a clock up to 2 min ahead or behind the server's are still caught.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from model.rollups import BUCKET_COLUMNS, WIDTHS_MS
+from store.backend import Backend
+
+HOUR_MS = 3_600_000
+# Prometheus' staleness marker as the 8 bytes ClickHouse holds (little-endian 0x7ff0000000000002):
+# 18.16 cannot reinterpret a Float64 as an integer, but it can as a string.
+_STALE_BYTES = "unhex('020000000000F07F')"
+
+
+def bucket_sql(db: str, width_ms: int, series_filter: str = "") -> str:
+    """Aggregates per (metric, series, bucket) of the raw samples with ``{lo:Int64} < ts <= {hi:Int64}``.
+
+    Points are deduplicated per timestamp (a replayed batch before merges), staleness markers left
+    out, then sorted by time within the bucket so first/last/corrections follow Prometheus' order.
+    ``series_filter`` is an extra ``AND …`` on ``samples`` (metric names, fingerprints), with its
+    values bound by the caller.
+    """
+    w = int(width_ms)
+    pairs = "arrayPopFront(vs), arrayPopBack(vs)"
+    return (
+        "SELECT metric_name, fingerprint, bucket_ms, "
+        "toUInt32(length(vs)) AS count, arraySum(vs) AS sum, "
+        "arrayReduce('min', vs) AS min, arrayReduce('max', vs) AS max, "
+        "toUInt32(arrayCount(x -> NOT isFinite(x), vs)) AS nonfinite, "
+        "ts[1] AS first_ts, vs[1] AS first_value, ts[-1] AS last_ts, vs[-1] AS last_value, "
+        "ts[-2] AS prev_ts, vs[-2] AS prev_value, "
+        f"arraySum(arrayMap((c, p) -> if(c < p, p, 0.), {pairs})) AS correction, "
+        f"toUInt32(arrayCount((c, p) -> c < p, {pairs})) AS resets, "
+        f"toUInt32(arrayCount((c, p) -> c != p, {pairs})) AS changes "
+        "FROM ("
+        f"SELECT metric_name, fingerprint, intDiv(ts_ms + {w - 1}, {w}) * {w} AS bucket_ms, "
+        "arraySort((x, t) -> t, groupArray(v), groupArray(ts_ms)) AS vs, "
+        "arraySort(groupArray(ts_ms)) AS ts "
+        "FROM ("
+        f"SELECT metric_name, fingerprint, ts_ms, any(value) AS v FROM {db}.samples "
+        f"WHERE ts_ms > {{lo:Int64}} AND ts_ms <= {{hi:Int64}} {series_filter}"
+        f"AND reinterpretAsString(value) != {_STALE_BYTES} "
+        "GROUP BY metric_name, fingerprint, ts_ms"
+        ") GROUP BY metric_name, fingerprint, bucket_ms)"
+    )
+
+
+def read_done(backend: Backend) -> dict[int, int]:
+    """Per width (ms), the end of the last bucket the job has computed (absent: none yet)."""
+    table = backend.query(
+        f"SELECT name, argMax(value, at_ms) AS v FROM {backend.database}.rollup_state "
+        "WHERE name LIKE 'done_%' GROUP BY name"
+    )
+    names, values = table.column(0).to_pylist(), table.column(1).to_pylist()
+    return {int(name.removeprefix("done_")): int(v) for name, v in zip(names, values, strict=True)}
+
+
+def _server_now_s(backend: Backend) -> int:
+    return int(backend.query("SELECT toUInt32(now()) AS s").column(0)[0].as_py())
+
+
+@dataclass
+class LateMarker:
+    """``SampleWriter(on_stored=LateMarker(backend))``: records stored spans older than the horizon."""
+
+    backend: Backend
+    late_after_ms: int = 60_000
+    clock: Callable[[], float] = time.time
+
+    def __call__(self, min_ts: int, max_ts: int) -> None:
+        if min_ts >= self.clock() * 1000 - self.late_after_ms:
+            return
+        self.backend.execute(
+            f"INSERT INTO {self.backend.database}.rollup_dirty (from_ms, to_ms, at_s) "
+            "SELECT {f:Int64}, {t:Int64}, toUInt32(now())",
+            {"f": int(min_ts), "t": int(max_ts)},
+        )
+
+
+@dataclass
+class RollupJob:
+    """Keeps ``rollups`` up to date; ``run()`` is idempotent and cheap when nothing is new.
+
+    ``start_ms``: how far back the first run reaches (default: the oldest sample stored, which
+    retention bounds to 15 days).
+    """
+
+    backend: Backend
+    lag_ms: int = 180_000
+    widths_ms: tuple[int, ...] = WIDTHS_MS
+    start_ms: int | None = None
+    stats: dict[str, int] = field(default_factory=lambda: {"runs": 0, "chunks": 0, "late_spans": 0})
+
+    def run(self, now_ms: int | None = None) -> dict[int, int]:
+        """Roll every width forward, recompute late spans; returns ``done`` per width."""
+        now_s = _server_now_s(self.backend)
+        now = now_s * 1000 if now_ms is None else int(now_ms)
+        version = int(time.time() * 1000)
+        done = read_done(self.backend)
+        start = self._first_start(done)
+        new_done: dict[int, int] = {}
+        for width in self.widths_ms:
+            target = (now - self.lag_ms) // width * width
+            previous = done.get(width)
+            lo = (
+                previous
+                if previous is not None
+                else (start // width * width if start is not None else target)
+            )
+            if target > lo:
+                for a, b in _chunks(lo, target):
+                    self._compute(width, a, b, version)
+                new_done[width] = target
+        self._recompute_late(done | new_done, now_s, version)
+        if new_done:
+            self._save({f"done_{w}": v for w, v in new_done.items()}, version)
+        self.stats["runs"] += 1
+        return done | new_done
+
+    def _first_start(self, done: dict[int, int]) -> int | None:
+        if self.start_ms is not None or all(w in done for w in self.widths_ms):
+            return self.start_ms
+        table = self.backend.query(
+            f"SELECT count() AS n, min(ts_ms) AS t FROM {self.backend.database}.samples"
+        )
+        return int(table.column(1)[0].as_py()) - 1 if table.column(0)[0].as_py() else None
+
+    def _compute(self, width: int, lo: int, hi: int, version: int, series_filter: str = "") -> None:
+        """Insert the buckets of raw time ``(lo, hi]`` (both multiples of ``width``)."""
+        db = self.backend.database
+        columns = ", ".join(BUCKET_COLUMNS)
+        self.backend.execute(
+            f"INSERT INTO {db}.rollups (metric_name, width_s, fingerprint, bucket_ms, version, {columns}) "
+            f"SELECT metric_name, toUInt32({width // 1000}), fingerprint, bucket_ms, toInt64({version}), "
+            f"{columns} FROM ({bucket_sql(db, width, series_filter)})",
+            {"lo": int(lo), "hi": int(hi)},
+        )
+        self.stats["chunks"] += 1
+
+    def _recompute_late(self, done: dict[int, int], now_s: int, version: int) -> None:
+        """Recompute the finished buckets that late samples fell into, then move the mark on."""
+        state = self.backend.query(
+            f"SELECT argMax(value, at_ms) FROM {self.backend.database}.rollup_state "
+            "WHERE name = 'dirty_seen_s'"
+        )
+        rows = state.column(0).to_pylist() if state.num_rows else []
+        seen = int(rows[0]) if rows and rows[0] is not None else 0
+        until = now_s
+        table = self.backend.query(
+            f"SELECT from_ms, to_ms FROM {self.backend.database}.rollup_dirty "
+            "WHERE at_s > {a:UInt32} AND at_s <= {b:UInt32}",
+            {"a": seen, "b": until},
+        )
+        spans = _merge(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+        for lo, hi in spans:
+            for width in self.widths_ms:
+                end = done.get(width)
+                if end is None:
+                    continue
+                a, b = (lo - 1) // width * width, min(-(-hi // width) * width, end)
+                for x, y in _chunks(a, b):
+                    self._compute(width, x, y, version)
+        self.stats["late_spans"] += len(spans)
+        # Rows stamped in the current second may still be arriving: the next run reads them again.
+        self._save({"dirty_seen_s": until - 1}, version)
+
+    def _save(self, values: dict[str, int], version: int) -> None:
+        self.backend.insert(
+            "rollup_state",
+            pa.table(
+                {
+                    "name": pa.array(list(values), pa.string()),
+                    "value": pa.array(list(values.values()), pa.int64()),
+                    "at_ms": pa.array([version] * len(values), pa.int64()),
+                }
+            ),
+        )
+
+
+def _chunks(lo: int, hi: int, size: int = HOUR_MS) -> Iterator[tuple[int, int]]:
+    """``(lo, hi]`` cut at multiples of ``size`` (bounded memory for the dedup in ``bucket_sql``)."""
+    while lo < hi:
+        nxt = min(hi, (lo // size + 1) * size)
+        yield lo, nxt
+        lo = nxt
+
+
+def _merge(spans: Any) -> list[tuple[int, int]]:
+    """Overlapping or touching ``(from, to)`` spans joined, in order."""
+    out: list[list[int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
