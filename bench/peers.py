@@ -69,8 +69,8 @@ def create_blocks(openmetrics: Path, tsdb: Path) -> None:
 
 
 @contextmanager
-def prometheus(root: Path, tsdb: Path) -> Iterator[str]:
-    """Prometheus on ``tsdb`` (already backfilled); yields its base URL."""
+def prometheus(root: Path, tsdb: Path, *extra_args: str) -> Iterator[str]:
+    """Prometheus on ``tsdb`` (backfilled, or empty with a receiver in ``extra_args``); yields its URL."""
     (root / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
     port = free_port()
     args = [
@@ -81,6 +81,7 @@ def prometheus(root: Path, tsdb: Path) -> Iterator[str]:
         "--query.timeout=10m",
         "--query.max-samples=1000000000",
         f"--web.listen-address=127.0.0.1:{port}",
+        *extra_args,
     ]
     with _process(args, root / "prometheus.log"):
         base = f"http://127.0.0.1:{port}"

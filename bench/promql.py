@@ -24,13 +24,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from bench import peers
-from bench.promql_data import Dataset, generate, prometheus_text_chunks, write_openmetrics, write_store
+from bench.promql_data import Dataset, generate, prometheus_text_chunks, remote_write_bodies, write_store
 from query.api.app import create_app
 from query.promql.engine import Engine
 from store.open import open_store
+from store.rollups import RollupJob
 
 QUERIES = {
     "hq": "histogram_quantile(0.99, sum by (le, service_id) "
@@ -84,39 +86,49 @@ def _time_interleaved(runners: dict[str, Runner], repeat: int, out: dict[str, An
             _say(f"{name} {key}: {seconds:.3f} s, {series} series")
 
 
-def _infersight(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> Runner:
+def _infersight(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> dict[str, Runner]:
+    """Two runners on one store: with the rollups (the default engine) and from raw samples only."""
     store = open_store(f"chdb://{root / 'chdb'}")
     stack.callback(store.close)
     started = time.perf_counter()
     write_store(data, store.writer)
     out["load_infersight_s"] = round(time.perf_counter() - started, 1)
     _say(f"infersight loaded in {out['load_infersight_s']} s")
-    engine = Engine(store.querier, max_samples=2_000_000_000, timeout_s=3600)
-    client = TestClient(create_app(store, engine))
-
-    def run(query: str) -> dict[str, Any]:
-        params = {"query": query, "start": data.t0_s, "end": data.end_s, "step": STEP_S}
-        return client.get("/api/v1/query_range", params=params).json()
-
-    return run
-
-
-def _prometheus(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> Runner:
     started = time.perf_counter()
-    write_openmetrics(data, str(root / "data.om"))
-    peers.create_blocks(root / "data.om", root / "tsdb")
-    (root / "data.om").unlink()
+    RollupJob(store.backend).run()
+    out["rollup_infersight_s"] = round(time.perf_counter() - started, 1)
+    _say(f"infersight rolled up in {out['rollup_infersight_s']} s")
+    runners = {}
+    for name, use_rollups in (("infersight", True), ("infersight_raw", False)):
+        engine = Engine(store.querier, max_samples=2_000_000_000, timeout_s=3600, use_rollups=use_rollups)
+        client = TestClient(create_app(store, engine))
+
+        def run(query: str, client: TestClient = client) -> dict[str, Any]:
+            params = {"query": query, "start": data.t0_s, "end": data.end_s, "step": STEP_S}
+            return client.get("/api/v1/query_range", params=params).json()
+
+        runners[name] = run
+    return runners
+
+
+def _prometheus(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> dict[str, Runner]:
+    """Prometheus fed by remote write in time order: as if it had scraped the span live."""
+    base = stack.enter_context(peers.prometheus(root, root / "tsdb", "--web.enable-remote-write-receiver"))
+    started = time.perf_counter()
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+    with httpx.Client(timeout=600) as client:
+        for body in remote_write_bodies(data):
+            client.post(f"{base}/api/v1/write", content=body, headers=headers).raise_for_status()
     out["load_prometheus_s"] = round(time.perf_counter() - started, 1)
     _say(f"prometheus loaded in {out['load_prometheus_s']} s")
-    base = stack.enter_context(peers.prometheus(root, root / "tsdb"))
 
     def run(query: str) -> dict[str, Any]:
         return peers.query_range(base, query, data.t0_s, data.end_s, STEP_S)
 
-    return run
+    return {"prometheus": run}
 
 
-def _victoriametrics(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> Runner:
+def _victoriametrics(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> dict[str, Runner]:
     started = time.perf_counter()
     base = stack.enter_context(peers.victoriametrics(root, prometheus_text_chunks(data)))
     out["load_victoriametrics_s"] = round(time.perf_counter() - started, 1)
@@ -125,19 +137,26 @@ def _victoriametrics(data: Dataset, root: Path, out: dict[str, Any], stack: Exit
     def run(query: str) -> dict[str, Any]:
         return peers.query_range(base, query, data.t0_s, data.end_s, STEP_S, "&nocache=1")
 
-    return run
+    return {"victoriametrics": run}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 hours of data (under a minute)")
-    parser.add_argument("--hours", type=float, default=None, help="span of data (default 12)")
-    parser.add_argument("--repeat", type=int, default=None, help="rounds per query (3 quick, 5 full)")
+    parser.add_argument("--quick", action="store_true", help="2 hours of 10 s scrapes (under a minute)")
+    parser.add_argument("--hours", type=float, default=None, help="span of data (default 15 days)")
+    parser.add_argument("--scrape-s", type=int, default=None, help="scrape interval (10 quick, 60 full)")
+    parser.add_argument("--repeat", type=int, default=None, help="rounds per query (3 quick, 2 full)")
     parser.add_argument("--only", choices=("infersight", "prometheus", "victoriametrics"), action="append")
     args = parser.parse_args(argv)
-    hours = args.hours or (2.0 if args.quick else 12.0)
-    data = generate(hours)
-    out: dict[str, Any] = {"hours": hours, "series": data.counters.shape[0] * 23, "samples": data.samples}
+    hours = args.hours or (2.0 if args.quick else 15 * 24.0)
+    scrape_s = args.scrape_s or (10 if args.quick else 60)
+    data = generate(hours, scrape_s=scrape_s)
+    out: dict[str, Any] = {
+        "hours": hours,
+        "scrape_s": scrape_s,
+        "series": data.counters.shape[0] * 23,
+        "samples": data.samples,
+    }
     _say(f"{hours} h, {out['series']} series, {data.samples} samples")
     loaders = {"infersight": _infersight, "prometheus": _prometheus, "victoriametrics": _victoriametrics}
     with tempfile.TemporaryDirectory(prefix="bench-promql-") as tmp, ExitStack() as stack:
@@ -147,12 +166,14 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             root = Path(tmp) / name
             root.mkdir()
-            runners[name] = load(data, root, out, stack)
-        _time_interleaved(runners, args.repeat or (3 if args.quick else 5), out)
+            runners |= load(data, root, out, stack)
+        _time_interleaved(runners, args.repeat or (3 if args.quick else 2), out)
     for key in QUERIES:
-        ours, theirs = out.get(f"{key}_infersight_s"), out.get(f"{key}_prometheus_s")
-        if ours and theirs:
-            out[f"{key}_ratio_vs_prometheus"] = round(ours / theirs, 3)
+        theirs = out.get(f"{key}_prometheus_s")
+        for name, suffix in (("infersight", ""), ("infersight_raw", "_raw")):
+            ours = out.get(f"{key}_{name}_s")
+            if ours and theirs:
+                out[f"{key}{suffix}_time_ratio_vs_prometheus"] = round(ours / theirs, 3)
     print(json.dumps(out))  # noqa: T201 - the benchmark's one line of output
 
 

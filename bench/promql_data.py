@@ -17,7 +17,7 @@ from model.labels import to_labels
 from model.series import Sample
 from store.writes import SampleWriter
 
-SCRAPE_S = 10
+SCRAPE_S = 10  # the guide's scrape interval; long spans may use a coarser one (``generate``)
 # vLLM's time-to-first-token buckets (seconds) in the guide's unit, ms.
 BUCKETS_MS = (
     1,
@@ -51,6 +51,7 @@ class Dataset:
     """Counters (pods x codes x steps) and cumulative buckets (pods x le x steps) from ``t0_s``."""
 
     t0_s: int
+    scrape_s: int
     services: int
     pods_per_service: int
     steps: int
@@ -59,7 +60,11 @@ class Dataset:
 
     @property
     def end_s(self) -> int:
-        return self.t0_s + (self.steps - 1) * SCRAPE_S
+        return self.t0_s + (self.steps - 1) * self.scrape_s
+
+    @property
+    def times_s(self) -> np.ndarray:
+        return self.t0_s + self.scrape_s * np.arange(self.steps, dtype=np.int64)
 
     @property
     def samples(self) -> int:
@@ -76,13 +81,16 @@ class Dataset:
                 yield {"__name__": BUCKET_NAME, **ident, "le": le}, self.buckets[pod, i]
 
 
-def generate(hours: float, services: int = 100, pods_per_service: int = 4, seed: int = 6) -> Dataset:
+def generate(
+    hours: float, services: int = 100, pods_per_service: int = 4, seed: int = 6, scrape_s: int = SCRAPE_S
+) -> Dataset:
     """Poisson request counts per scrape; TTFT from a log-normal whose median differs per service."""
     rng = np.random.default_rng(seed)
-    steps = int(hours * 3600 / SCRAPE_S)
+    steps = int(hours * 3600 / scrape_s)
     pods = services * pods_per_service
-    t0_s = 1_699_999_200 - steps * SCRAPE_S // 7200 * 7200  # 2 h aligned, ending before a fixed time
-    per_code = rng.poisson((50.0, 1.0, 0.5), size=(pods, steps, len(CODES)))
+    t0_s = 1_699_999_200 - steps * scrape_s // 7200 * 7200  # 2 h aligned, ending before a fixed time
+    rates = np.array((50.0, 1.0, 0.5)) * scrape_s / SCRAPE_S
+    per_code = rng.poisson(rates, size=(pods, steps, len(CODES)))
     counters = np.cumsum(per_code, axis=1).transpose(0, 2, 1).astype(np.float64)
     edges = np.log(np.array(BUCKETS_MS, dtype=np.float64))
     buckets = np.empty((pods, len(LE), steps), dtype=np.float64)
@@ -94,7 +102,7 @@ def generate(hours: float, services: int = 100, pods_per_service: int = 4, seed:
         rows = slice(svc * pods_per_service, (svc + 1) * pods_per_service)
         counts = rng.multinomial(per_code[rows].sum(axis=2), pvals)  # pods x steps x le
         buckets[rows] = np.cumsum(np.cumsum(counts, axis=2), axis=1).transpose(0, 2, 1)
-    return Dataset(t0_s, services, pods_per_service, steps, counters, buckets)
+    return Dataset(t0_s, scrape_s, services, pods_per_service, steps, counters, buckets)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -118,7 +126,7 @@ def _lines(prefix: str, times: np.ndarray, values: np.ndarray) -> str:
 
 def write_openmetrics(data: Dataset, path: str) -> None:
     """OpenMetrics text for promtool (timestamps in seconds), every family ``unknown``."""
-    times = data.t0_s + SCRAPE_S * np.arange(data.steps, dtype=np.int64)
+    times = data.times_s
     by_name: dict[str, list[tuple[dict[str, str], np.ndarray]]] = {}
     for labels, values in data.series():
         by_name.setdefault(labels["__name__"], []).append((labels, values))
@@ -132,7 +140,7 @@ def write_openmetrics(data: Dataset, path: str) -> None:
 
 def prometheus_text_chunks(data: Dataset, series_per_chunk: int = 200) -> Iterator[bytes]:
     """Prometheus text with ms timestamps, for VictoriaMetrics' import, a few MB at a time."""
-    times = (data.t0_s + SCRAPE_S * np.arange(data.steps, dtype=np.int64)) * 1000
+    times = data.times_s * 1000
     chunk: list[str] = []
     for labels, values in data.series():
         chunk.append(_lines(_prefix(labels), times, values))
@@ -145,7 +153,7 @@ def prometheus_text_chunks(data: Dataset, series_per_chunk: int = 200) -> Iterat
 
 def write_store(data: Dataset, writer: SampleWriter, batch_samples: int = 500_000) -> None:
     """All points through ``SampleWriter``, as the sidecars' batches would arrive."""
-    times = ((data.t0_s + SCRAPE_S * np.arange(data.steps, dtype=np.int64)) * 1000).tolist()
+    times = (data.times_s * 1000).tolist()
     batch: list[Sample] = []
     for labels, values in data.series():
         key = to_labels(labels)
@@ -155,3 +163,24 @@ def write_store(data: Dataset, writer: SampleWriter, batch_samples: int = 500_00
             batch = []
     if batch:
         writer.write(batch)
+
+
+def remote_write_bodies(data: Dataset, samples_per_body: int = 200_000) -> Iterator[bytes]:
+    """Remote-write requests in time order (every series' points of a few scrapes per request).
+
+    In time order Prometheus takes old data as if it had scraped it live: each series only moves
+    forward, and its head compacts into blocks as the stream's time passes 3 h.
+    """
+    from query.api.remote_write import encode_write_request
+
+    series = list(data.series())
+    times = (data.times_s * 1000).tolist()
+    per_body = max(1, samples_per_body // len(series))
+    for lo in range(0, data.steps, per_body):
+        hi = min(lo + per_body, data.steps)
+        yield encode_write_request(
+            [
+                (labels, list(zip(times[lo:hi], values[lo:hi].tolist(), strict=True)))
+                for labels, values in series
+            ]
+        )

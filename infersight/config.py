@@ -80,12 +80,15 @@ class StoreSection:
     dsn: str = "chdb://./data/infersight"
     database: str = "infersight"
     retention_days: int = 15  # metrics; whole daily partitions are dropped past it
+    rollup_interval_s: float = 60.0  # how often 1m/5m/15m/1h rollups move on (store.rollups); 0: never
 
     def validate(self) -> None:
         if not self.dsn.startswith(("chdb://", "clickhouse://")):
             raise ConfigError(f"store.dsn: use chdb://PATH or clickhouse://HOST:PORT/DB, got {self.dsn!r}")
         if self.retention_days < 1:
             raise ConfigError(f"store.retention_days: must be >= 1 (got {self.retention_days})")
+        if self.rollup_interval_s < 0:
+            raise ConfigError(f"store.rollup_interval_s: must be >= 0 (got {self.rollup_interval_s})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from store.audit import AuditLog
 from store.events import EventLog, Retention
 from store.open import Store, open_store
 from store.retention import Retention as StoreRetention
+from store.rollups import RollupJob
 from store.sketches import SketchWriter
 
 
@@ -42,6 +43,7 @@ class Runtime:
         self._background: list[asyncio.Task[None]] = []
         self.alerts: AlertRunner | None = None
         self.audit: AuditLog | None = None
+        self.rollups: RollupJob | None = None
 
     @property
     def api_url(self) -> str:
@@ -86,6 +88,19 @@ class Runtime:
             await self.add_pod(cfg)
         logger.info("{} target(s) scraped every {} s", len(cfg.targets), cfg.scrape.interval_s)
         self._background.append(asyncio.create_task(self._detect_events(ev.interval_s)))
+        if cfg.store.rollup_interval_s > 0:
+            self.rollups = RollupJob(self.store.backend)
+            self._background.append(asyncio.create_task(self._roll_up(cfg.store.rollup_interval_s)))
+
+    async def _roll_up(self, interval_s: float) -> None:
+        """Move the rollups on (and fold in late samples) every interval, first right away."""
+        assert self.rollups is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.rollups.run)
+            except Exception:  # loop boundary: log and try again next interval
+                logger.exception("rollup job failed; retrying in {} s", interval_s)
+            await asyncio.sleep(interval_s)
 
     async def add_pod(self, pod_config: Config) -> PodCollector:
         """Start a pod's receivers (scrapes, proxy, resources, probes) feeding this process's store."""

@@ -45,8 +45,9 @@ _STALE_BYTES = "unhex('020000000000F07F')"
 def bucket_sql(db: str, width_ms: int, series_filter: str = "") -> str:
     """Aggregates per (metric, series, bucket) of the raw samples with ``{lo:Int64} < ts <= {hi:Int64}``.
 
-    Points are deduplicated per timestamp (a replayed batch before merges), staleness markers left
-    out, then sorted by time within the bucket so first/last/corrections follow Prometheus' order.
+    Points are sorted by time within the bucket so first/last/corrections follow Prometheus' order,
+    deduplicated per timestamp (a replayed batch before merges), staleness markers left out; one
+    GROUP BY does it all (a separate dedup GROUP BY per point doubled the job's time).
     ``series_filter`` is an extra ``AND …`` on ``samples`` (metric names, fingerprints), with its
     values bound by the caller.
     """
@@ -63,15 +64,19 @@ def bucket_sql(db: str, width_ms: int, series_filter: str = "") -> str:
         f"toUInt32(arrayCount((c, p) -> c < p, {pairs})) AS resets, "
         f"toUInt32(arrayCount((c, p) -> c != p, {pairs})) AS changes "
         "FROM ("
-        f"SELECT metric_name, fingerprint, intDiv(ts_ms + {w - 1}, {w}) * {w} AS bucket_ms, "
-        "arraySort((x, t) -> t, groupArray(v), groupArray(ts_ms)) AS vs, "
-        "arraySort(groupArray(ts_ms)) AS ts "
+        "SELECT metric_name, fingerprint, bucket_ms, "
+        # a replayed point (before merges) appears twice: keep the first of each timestamp
+        "arrayFilter((x, i) -> i = 1 OR sorted_ts[i - 1] != sorted_ts[i], sorted_vs, "
+        "arrayEnumerate(sorted_ts)) AS vs, "
+        "arrayFilter((t, i) -> i = 1 OR sorted_ts[i - 1] != t, sorted_ts, arrayEnumerate(sorted_ts)) AS ts "
         "FROM ("
-        f"SELECT metric_name, fingerprint, ts_ms, any(value) AS v FROM {db}.samples "
+        f"SELECT metric_name, fingerprint, intDiv(ts_ms + {w - 1}, {w}) * {w} AS bucket_ms, "
+        "arraySort((x, t) -> t, groupArray(value), groupArray(ts_ms)) AS sorted_vs, "
+        "arraySort(groupArray(ts_ms)) AS sorted_ts "
+        f"FROM {db}.samples "
         f"WHERE ts_ms > {{lo:Int64}} AND ts_ms <= {{hi:Int64}} {series_filter}"
         f"AND reinterpretAsString(value) != {_STALE_BYTES} "
-        "GROUP BY metric_name, fingerprint, ts_ms"
-        ") GROUP BY metric_name, fingerprint, bucket_ms)"
+        "GROUP BY metric_name, fingerprint, bucket_ms))"
     )
 
 
@@ -129,6 +134,7 @@ class RollupJob:
         done = read_done(self.backend)
         start = self._first_start(done)
         new_done: dict[int, int] = {}
+        spans: dict[int, tuple[int, int]] = {}
         for width in self.widths_ms:
             target = (now - self.lag_ms) // width * width
             previous = done.get(width)
@@ -138,14 +144,30 @@ class RollupJob:
                 else (start // width * width if start is not None else target)
             )
             if target > lo:
+                spans[width] = (lo, target)
+        if spans:
+            hours = self._hours_with_data(
+                min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+            )
+            for width, (lo, target) in spans.items():
                 for a, b in _chunks(lo, target):
-                    self._compute(width, a, b, version)
+                    if (b - 1) // HOUR_MS in hours:  # a chunk lies within one hour
+                        self._compute(width, a, b, version)
                 new_done[width] = target
         self._recompute_late(done | new_done, now_s, version)
         if new_done:
             self._save({f"done_{w}": v for w, v in new_done.items()}, version)
         self.stats["runs"] += 1
         return done | new_done
+
+    def _hours_with_data(self, lo: int, hi: int) -> set[int]:
+        """Hours ``(k h, (k+1) h]`` (as k) holding samples in ``(lo, hi]``: a first run skips empty ones."""
+        table = self.backend.query(
+            f"SELECT DISTINCT intDiv(ts_ms - 1, {HOUR_MS}) AS h FROM {self.backend.database}.samples "
+            "WHERE ts_ms > {lo:Int64} AND ts_ms <= {hi:Int64}",
+            {"lo": int(lo), "hi": int(hi)},
+        )
+        return set(table.column(0).to_pylist())
 
     def _first_start(self, done: dict[int, int]) -> int | None:
         if self.start_ms is not None or all(w in done for w in self.widths_ms):

@@ -223,9 +223,11 @@ def _reduce_windows(name: str, sv: FloatArray, lo: IntArray, hi: IntArray) -> tu
         return sv[np.maximum(hi - 1, 0)], mask
     ufunc = _WINDOW_REDUCERS[name]
     # reduceat over interleaved (lo, hi) bounds reduces exactly each window at the even positions;
-    # empty windows are masked out, a padding element keeps every bound a valid index.
+    # a padding element keeps every bound a valid index.
     padded = np.append(sv, np.nan)
-    bounds = np.stack([np.where(mask, lo, 0), np.where(mask, hi, 1)], axis=1).ravel()
+    # Empty windows keep their own bounds (one element, masked out) so the odd positions, between
+    # windows, stay short: (0, 1) there made each of them reduce everything up to the next window.
+    bounds = np.minimum(np.stack([lo, np.maximum(hi, lo)], axis=1).ravel(), len(sv))
     assert ufunc is not None  # only min/max get here
     values = ufunc.reduceat(padded, bounds)[::2]
     return np.where(mask, values, 0.0), mask

@@ -119,8 +119,10 @@ def _float_sums(values: FloatArray, lo: IntArray, hi: IntArray, ufunc: np.ufunc 
     """``ufunc`` over ``values[lo[i]:hi[i]]`` for every i, in order (0 where empty)."""
     mask = hi > lo
     padded = np.append(values.astype(np.float64), 0.0)
-    bounds = np.stack([np.where(mask, lo, 0), np.where(mask, hi, 1)], axis=1).ravel()
-    out = ufunc.reduceat(padded, bounds)[::2]
+    # Interleaved (lo, hi) bounds: even positions reduce each window; empty windows give one element
+    # (masked below). Bounds stay in place so the odd positions (between windows) stay short.
+    bounds = np.stack([lo, np.maximum(hi, lo)], axis=1).ravel()
+    out = ufunc.reduceat(padded, np.minimum(bounds, len(values)))[::2]
     return np.where(mask, out, 0.0)
 
 
