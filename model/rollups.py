@@ -36,13 +36,23 @@ BUCKET_COLUMNS = (
 )
 
 
-@dataclass(slots=True)
-class BucketSeries:
-    """One series' non-empty buckets of one width, sorted by ``end_ms``; ``labels`` has ``__name__``."""
+# Always read: they place a window's start point and find non-finite values.
+BASE_COLUMNS = ("count", "nonfinite", "last_ts", "last_value")
 
-    labels: dict[str, str]
+
+@dataclass(slots=True)
+class Buckets:
+    """Non-empty buckets of one width for several series, laid end to end.
+
+    Series ``i`` (``labels[i]``, with ``__name__``) owns rows ``starts[i]:starts[i + 1]``, sorted by
+    ``end_ms``; ``columns`` holds the ``BUCKET_COLUMNS`` that were asked for, one value per row.
+    One block rather than an object per series: the query side works on all rows at once.
+    """
+
+    labels: list[dict[str, str]]
+    starts: npt.NDArray[np.int64]
     end_ms: npt.NDArray[np.int64]
-    columns: dict[str, np.ndarray]  # BUCKET_COLUMNS → one value per bucket
+    columns: dict[str, np.ndarray]
 
     def __len__(self) -> int:
         return len(self.end_ms)

@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
-from model.rollups import BucketSeries
+from model.rollups import BUCKET_COLUMNS, Buckets
 from model.series import Series
 from query.promql.storage import Querier
 from query.sketch_quantiles import period_quantiles
@@ -52,12 +52,17 @@ class SketchSeriesQuerier:
         return any(m.op is MatchOp.EQ and (m.name, m.value) == (METRIC_NAME, SKETCH_SERIES) for m in matchers)
 
     def select_buckets(
-        self, matchers: list[Matcher], start_ms: int, end_ms: int, width_ms: int
-    ) -> list[BucketSeries] | None:
+        self,
+        matchers: list[Matcher],
+        start_ms: int,
+        end_ms: int,
+        width_ms: int,
+        columns: tuple[str, ...] = BUCKET_COLUMNS,
+    ) -> Buckets | None:
         """The store's rollups; None for the virtual series (the engine then reads ``select``)."""
         if self._is_sketch(matchers):
             return None
-        return self._inner.select_buckets(matchers, start_ms, end_ms, width_ms)  # type: ignore[attr-defined]
+        return self._inner.select_buckets(matchers, start_ms, end_ms, width_ms, columns)  # type: ignore[attr-defined]
 
     def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
         if not self._is_sketch(matchers):

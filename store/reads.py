@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
-from model.rollups import BUCKET_COLUMNS, WIDTHS_MS, BucketSeries
+from model.rollups import BASE_COLUMNS, BUCKET_COLUMNS, WIDTHS_MS, Buckets
 from model.series import Series
 from store.backend import Backend
 from store.rollups import bucket_sql, read_done
@@ -158,28 +158,36 @@ class ClickHouseQuerier:
         return out
 
     def select_buckets(
-        self, matchers: list[Matcher], start_ms: int, end_ms: int, width_ms: int
-    ) -> list[BucketSeries]:
+        self,
+        matchers: list[Matcher],
+        start_ms: int,
+        end_ms: int,
+        width_ms: int,
+        columns: tuple[str, ...] = BUCKET_COLUMNS,
+    ) -> Buckets:
         """Rollup buckets of ``width_ms`` ending in ``[start_ms, end_ms]`` (multiples of the width).
 
         Buckets the rollup job has finished come from ``rollups`` (newest version of each); later
         ones are aggregated from raw samples by the same SQL now, so the answer does not depend
-        on when the job last ran.
+        on when the job last ran. ``columns``: which ``BUCKET_COLUMNS`` to read (the base ones always).
         """
+        wanted = tuple(c for c in BUCKET_COLUMNS if c in columns or c in BASE_COLUMNS)
         series = self.find_series(matchers, start_ms - width_ms, end_ms)
         if not series:
-            return []
+            return _bucket_block(series, [], wanted)
         done = read_done(self._backend).get(width_ms)
         tables = []
-        columns = ", ".join(BUCKET_COLUMNS)
+        columns_sql = ", ".join(wanted)
         if done is not None and done >= start_ms:
             params: dict[str, Any] = {"w": width_ms // 1000, "b0": start_ms, "b1": min(end_ms, done)}
             series_filter = self._series_filter(series, matchers, start_ms - width_ms, end_ms, params)
             tables.append(
                 self._query(
-                    f"SELECT fingerprint, bucket_ms, version, {columns} FROM {self._db}.rollups "
+                    f"SELECT fingerprint, bucket_ms, version, {columns_sql} FROM {self._db}.rollups "
                     f"WHERE {series_filter} AND width_s = {{w:UInt32}} "
-                    "AND bucket_ms >= {b0:Int64} AND bucket_ms <= {b1:Int64}",
+                    "AND bucket_ms >= {b0:Int64} AND bucket_ms <= {b1:Int64} "
+                    # the table's own order: read in order, and nothing left to sort here
+                    "ORDER BY metric_name, width_s, fingerprint, bucket_ms",
                     params,
                 )
             )
@@ -189,12 +197,12 @@ class ClickHouseQuerier:
             series_filter = self._series_filter(series, matchers, start_ms - width_ms, end_ms, params)
             tables.append(
                 self._query(
-                    f"SELECT fingerprint, bucket_ms, toInt64({_NEWEST}) AS version, {columns} "
+                    f"SELECT fingerprint, bucket_ms, toInt64({_NEWEST}) AS version, {columns_sql} "
                     f"FROM ({bucket_sql(self._db, width_ms, 'AND ' + series_filter + ' ')})",
                     params,
                 )
             )
-        return _bucket_series(series, tables)
+        return _bucket_block(series, tables, wanted)
 
     def label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
         where, params = self._where(matchers, start_ms, end_ms)
@@ -222,24 +230,27 @@ class ClickHouseQuerier:
         return sorted(v for v in table.column(0).to_pylist() if v != "")
 
 
-def _bucket_series(series: dict[int, dict[str, str]], tables: list[pa.Table]) -> list[BucketSeries]:
-    """Rows of both sources as one ``BucketSeries`` per fingerprint, one row per bucket (newest)."""
-    if not tables:
-        return []
-    table = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
-    if not table.num_rows:
-        return []
+def _bucket_block(
+    series: dict[int, dict[str, str]], tables: list[pa.Table], columns: tuple[str, ...]
+) -> Buckets:
+    """Rows of both sources as one block, by series then bucket, one row per bucket (the newest)."""
+    rows = [t for t in tables if t.num_rows]
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return Buckets([], np.zeros(1, dtype=np.int64), empty, dict.fromkeys(columns, empty))
+    table = pa.concat_tables([t.cast(rows[0].schema) for t in rows])
     fps = table.column("fingerprint").to_numpy()
     ends = table.column("bucket_ms").to_numpy()
-    order = np.lexsort((table.column("version").to_numpy(), ends, fps))
+    # One metric's rows read in key order need no sort (the usual long-range read).
+    ordered = len(rows) == 1 and bool(
+        ((fps[1:] > fps[:-1]) | ((fps[1:] == fps[:-1]) & (ends[1:] > ends[:-1]))).all()
+    )
+    order = np.arange(len(fps)) if ordered else np.lexsort((table.column("version").to_numpy(), ends, fps))
     fps, ends = fps[order], ends[order]
     newest = np.r_[(fps[1:] != fps[:-1]) | (ends[1:] != ends[:-1]), True]
+    # a series first written between the two reads is left for the next query to see
+    newest &= np.isin(fps, np.fromiter(series, dtype=np.uint64, count=len(series)))
     order, fps, ends = order[newest], fps[newest], ends[newest]
-    columns = {name: table.column(name).to_numpy()[order] for name in BUCKET_COLUMNS}
-    starts = np.r_[0, np.flatnonzero(fps[1:] != fps[:-1]) + 1]
-    stops = np.r_[starts[1:], len(fps)]
-    return [
-        BucketSeries(dict(series[fp]), ends[lo:hi], {k: v[lo:hi] for k, v in columns.items()})
-        for fp, lo, hi in zip(fps[starts].tolist(), starts.tolist(), stops.tolist(), strict=True)
-        if fp in series
-    ]
+    starts = np.r_[0, np.flatnonzero(fps[1:] != fps[:-1]) + 1, len(fps)].astype(np.int64)
+    labels = [dict(series[fp]) for fp in fps[starts[:-1]].tolist()]
+    return Buckets(labels, starts, ends, {c: table.column(c).to_numpy()[order] for c in columns})

@@ -69,8 +69,10 @@ class TenantQuerier:
     def find_series(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> dict[int, dict[str, str]]:
         return self._inner.find_series(self._scoped(matchers), start_ms, end_ms)
 
-    def select_buckets(self, matchers: list[Matcher], start_ms: int, end_ms: int, width_ms: int) -> Any:
-        return self._inner.select_buckets(self._scoped(matchers), start_ms, end_ms, width_ms)
+    def select_buckets(
+        self, matchers: list[Matcher], start_ms: int, end_ms: int, width_ms: int, columns: Any
+    ) -> Any:
+        return self._inner.select_buckets(self._scoped(matchers), start_ms, end_ms, width_ms, columns)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -290,17 +290,19 @@ class _Evaluator:
         if width is None:
             return None
         start, end = int(refs.min()) - range_ms, int(refs.max())
-        buckets = self.engine.querier.select_buckets(to_matchers(selector), start, end, width)  # type: ignore[attr-defined]
+        name = node.func.name
+        buckets = self.engine.querier.select_buckets(  # type: ignore[attr-defined]
+            to_matchers(selector), start, end, width, rollup_eval.COLUMNS[name]
+        )
         self.check_deadline()
         if buckets is None:
             return None
-        self.samples += sum(len(b) for b in buckets)
+        self.samples += len(buckets)
         if self.samples > self.engine.max_samples:
             raise PromQLError(
                 "execution", "query processing would load too many samples into memory in query execution"
             )
-        buckets.sort(key=lambda b: label_key(b.labels))
-        return rollup_eval.evaluate(node.func.name, buckets, refs, range_ms)
+        return rollup_eval.evaluate(name, buckets, refs, range_ms)
 
     # -- selectors --------------------------------------------------------------------------------
 

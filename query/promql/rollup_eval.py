@@ -17,28 +17,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.rollups import BucketSeries
-from query.promql.blocks import Col, FloatArray, IntArray, VectorBlock, dedupe, drop_name
+from model.rollups import Buckets
+from query.promql.blocks import Col, FloatArray, IntArray, VectorBlock, dedupe, drop_name, label_key
 from query.promql.rate import extrapolate
 
-FUNCTIONS = frozenset(
-    {
-        "rate",
-        "increase",
-        "delta",
-        "irate",
-        "idelta",
-        "count_over_time",
-        "sum_over_time",
-        "avg_over_time",
-        "min_over_time",
-        "max_over_time",
-        "last_over_time",
-        "present_over_time",
-        "changes",
-        "resets",
-    }
-)
+# The bucket columns each function needs besides ``model.rollups.BASE_COLUMNS``.
+_EDGES = ("first_ts", "first_value")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "rate": (*_EDGES, "correction"),
+    "increase": (*_EDGES, "correction"),
+    "delta": _EDGES,
+    "irate": ("prev_ts", "prev_value"),
+    "idelta": ("prev_ts", "prev_value"),
+    "count_over_time": (),
+    "sum_over_time": ("sum",),
+    "avg_over_time": ("sum",),
+    "min_over_time": ("min",),
+    "max_over_time": ("max",),
+    "last_over_time": (),
+    "present_over_time": (),
+    "changes": ("first_value", "changes"),
+    "resets": ("first_value", "resets"),
+}
+FUNCTIONS = frozenset(COLUMNS)
 
 
 def pick_width(widths: tuple[int, ...], refs: IntArray, range_ms: int) -> int | None:
@@ -52,42 +53,56 @@ def pick_width(widths: tuple[int, ...], refs: IntArray, range_ms: int) -> int | 
 class _Windows:
     """Every (series, step) window as index ranges into all series' buckets laid end to end."""
 
-    def __init__(self, series: list[BucketSeries], refs: IntArray, range_ms: int) -> None:
-        cols = {k: np.concatenate([s.columns[k] for s in series]) for k in series[0].columns}
-        self.c = cols
-        ends = np.concatenate([s.end_ms for s in series])
-        n, steps = len(series), len(refs)
+    def __init__(self, buckets: Buckets, refs: IntArray, range_ms: int) -> None:
+        cols = self.c = buckets.columns
+        ends, starts = buckets.end_ms, buckets.starts
+        n, steps = len(buckets.labels), len(refs)
         lo = np.empty((n, steps), dtype=np.int64)
         hi = np.empty((n, steps), dtype=np.int64)
-        first_row = np.empty((n, steps), dtype=np.int64)
-        offset = 0
-        for i, s in enumerate(series):  # series by series: one series' buckets stay in cache
-            lo[i] = np.searchsorted(s.end_ms, refs - range_ms, "right") + offset
-            hi[i] = np.searchsorted(s.end_ms, refs, "right") + offset
-            first_row[i] = offset
-            offset += len(s.end_ms)
+        for i in range(n):  # series by series: one series' buckets stay in cache
+            a, b = int(starts[i]), int(starts[i + 1])
+            lo[i] = np.searchsorted(ends[a:b], refs - range_ms, "right") + a
+            hi[i] = np.searchsorted(ends[a:b], refs, "right") + a
+        first_row = np.repeat(starts[:-1], steps)
         self.lo, self.hi = lo.ravel(), hi.ravel()
         self.refs = np.tile(refs, n)
         self.range_ms = range_ms
         start = self.refs - range_ms
         before = np.maximum(self.lo - 1, 0)
         # The point exactly at the window's start: the last point of the bucket ending there.
-        self.has_b = (
-            (self.lo > first_row.ravel()) & (ends[before] == start) & (cols["last_ts"][before] == start)
-        )
+        self.has_b = (self.lo > first_row) & (ends[before] == start) & (cols["last_ts"][before] == start)
         self.b = before
         self.nb = self.hi - self.lo
         self.count = _int_sums(cols["count"], self.lo, self.hi) + self.has_b
-        # Pairs of consecutive buckets of one series: the drop/change across their boundary.
-        last_v, first_v = cols["last_value"], cols["first_value"]
-        same = np.r_[False, np.ones(len(ends) - 1, dtype=bool)] if len(ends) else np.zeros(0, bool)
-        same[first_row[:, 0]] = False
-        prev_last = np.r_[0.0, last_v[:-1]] if len(ends) else last_v
-        self.cross_drop = same & (first_v < prev_last)
-        self.cross_change = same & (first_v != prev_last)
-        self.cross_correction = np.where(self.cross_drop, prev_last, 0.0)
         # Bucket pairs inside the window: from the first bucket (or the start point) to the last.
         self.pair_lo = np.where(self.nb > 0, self.lo + 1 - self.has_b, self.hi)
+        # Row j follows row j - 1 of the same series (its first row follows nothing).
+        self._follows = np.ones(len(ends), dtype=bool)
+        self._follows[starts[:-1][starts[:-1] < len(ends)]] = False
+
+    def _prev_last(self) -> FloatArray:
+        last_v = self.c["last_value"]
+        return np.r_[0.0, last_v[:-1]] if len(last_v) else last_v
+
+    def cross_drops(self) -> np.ndarray:
+        """Per row: the value dropped from the previous bucket's last point (a counter reset)."""
+        return self._follows & (self.c["first_value"] < self._prev_last())
+
+    def cross_changes(self) -> np.ndarray:
+        return self._follows & (self.c["first_value"] != self._prev_last())
+
+    def cross_correction(self) -> FloatArray:
+        return np.where(self.cross_drops(), self._prev_last(), 0.0)
+
+    def correction(self) -> FloatArray:
+        """Counter-reset corrections inside each window (zeros without a reset: the usual case)."""
+        out = np.zeros(len(self.lo))
+        if self.c["correction"].any():
+            out += self.sum_rows("correction")
+        cross = self.cross_correction()
+        if cross.any():
+            out += self.pairs(cross)
+        return out
 
     def first(self) -> tuple[FloatArray, FloatArray]:
         """Time and value of each window's first point."""
@@ -126,26 +141,27 @@ def _float_sums(values: FloatArray, lo: IntArray, hi: IntArray, ufunc: np.ufunc 
     return np.where(mask, out, 0.0)
 
 
-def evaluate(name: str, series: list[BucketSeries], refs: IntArray, range_ms: int) -> VectorBlock | None:
+def evaluate(name: str, buckets: Buckets, refs: IntArray, range_ms: int) -> VectorBlock | None:
     """``name`` at every step from buckets; None when a value is not finite (use raw samples)."""
-    series = [s for s in series if len(s)]
-    if not series:
+    if not len(buckets):
         return VectorBlock([])
-    if any(s.columns["nonfinite"].any() for s in series):
+    if buckets.columns["nonfinite"].any():
         return None
-    w = _Windows(series, refs, range_ms)
+    w = _Windows(buckets, refs, range_ms)
     with np.errstate(all="ignore"):
         values, mask = _compute(name, w)
-    n = len(series)
+    n = len(buckets.labels)
     values, mask = values.reshape(n, -1), mask.reshape(n, -1)
     keep_name = name == "last_over_time"
+    # In the order Prometheus' storage yields series: by labels.
+    order = sorted(range(n), key=lambda i: label_key(buckets.labels[i]))
     cols = [
-        Col(s.labels if keep_name else drop_name(s.labels), values[i], mask[i])
-        for i, s in enumerate(series)
+        Col(buckets.labels[i] if keep_name else drop_name(buckets.labels[i]), values[i], mask[i])
+        for i in order
         if mask[i].any()
     ]
     # Distinct label sets stay distinct without the name unless the selector matched several names.
-    one_name = keep_name or len({s.labels.get("__name__") for s in series}) == 1
+    one_name = keep_name or len({labels.get("__name__") for labels in buckets.labels}) == 1
     return VectorBlock(cols if one_name else dedupe(cols))
 
 
@@ -157,7 +173,7 @@ def _compute(name: str, w: _Windows) -> tuple[FloatArray, np.ndarray]:
         result = last_v - first_v
         is_counter = name != "delta"
         if is_counter:
-            result = result + (w.sum_rows("correction") + w.pairs(w.cross_correction))
+            result = result + w.correction()
         mask = w.count >= 2
         values = extrapolate(
             result, first_t, last_t, first_v, w.count, w.refs, w.range_ms, is_counter, name == "rate"
@@ -182,9 +198,11 @@ def _compute(name: str, w: _Windows) -> tuple[FloatArray, np.ndarray]:
         out = np.where(w.nb > 0, np.where(w.has_b, ufunc(inner, edge), inner), edge)
         return out, present
     if name == "changes":
-        return (_int_sums(w.c["changes"], w.lo, w.hi) + w.pairs(w.cross_change)).astype(np.float64), present
+        return (_int_sums(w.c["changes"], w.lo, w.hi) + w.pairs(w.cross_changes())).astype(
+            np.float64
+        ), present
     if name == "resets":
-        return (_int_sums(w.c["resets"], w.lo, w.hi) + w.pairs(w.cross_drop)).astype(np.float64), present
+        return (_int_sums(w.c["resets"], w.lo, w.hi) + w.pairs(w.cross_drops())).astype(np.float64), present
     raise ValueError(f"{name} is not computed from rollups")
 
 
