@@ -12,6 +12,7 @@ offset]`` (or around its ``@`` time).
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,7 @@ class Engine:
         default_subquery_step_ms: int = 60_000,
         use_rollups: bool = True,
         max_steps_per_pass: int = 720,
+        max_concurrent: int = 20,
     ) -> None:
         self.querier = querier
         self.lookback_delta_ms = lookback_delta_ms
@@ -62,6 +64,9 @@ class Engine:
         self.timeout_s = timeout_s
         self.default_subquery_step_ms = default_subquery_step_ms
         self.max_steps_per_pass = max_steps_per_pass
+        # Prometheus' --query.max-concurrency (default 20): more queries wait for a slot, and the
+        # wait counts against their timeout, so a burst of heavy queries cannot exhaust the server.
+        self._slots = threading.BoundedSemaphore(max_concurrent)
         # A store that keeps rollup buckets (``select_buckets``) answers aligned range functions
         # from them; None: raw samples only.
         widths = getattr(querier, "bucket_widths", None) if use_rollups else None
@@ -74,16 +79,26 @@ class Engine:
 
         ``timeout_s`` (the API's ``timeout`` parameter) can only shorten the engine's own limit.
         """
-        return _guarded(self._instant, query, ts_ms, self._timeout(timeout_s))
+        return self._run(self._instant, self._timeout(timeout_s), query, ts_ms)
 
     def range(
         self, query: str, start_ms: int, end_ms: int, step_ms: int, timeout_s: float | None = None
     ) -> Matrix:
         """Evaluate at ``start, start+step, … <= end``; series sorted by labels, as Prometheus."""
-        return _guarded(self._range, query, start_ms, end_ms, step_ms, self._timeout(timeout_s))
+        return self._run(self._range, self._timeout(timeout_s), query, start_ms, end_ms, step_ms)
 
     def _timeout(self, timeout_s: float | None) -> float:
         return self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+
+    def _run(self, fn: Callable[..., Any], timeout_s: float, *args: Any) -> Any:
+        """Wait for a slot (within the query's time), then evaluate."""
+        waited = time.monotonic()
+        if not self._slots.acquire(timeout=max(timeout_s, 0.0)):
+            raise PromQLError("timeout", "query timed out in query queue")
+        try:
+            return _guarded(fn, *args, max(timeout_s - (time.monotonic() - waited), 0.0))
+        finally:
+            self._slots.release()
 
     def _instant(self, query: str, ts_ms: int, timeout_s: float) -> Value:
         expr = parse_expr(query)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -193,3 +194,35 @@ def test_store_failures_are_internal_errors() -> None:
         Engine(BrokenStore()).range("up", 0, 60_000, 15_000)
     assert info.value.error_type == "internal"
     assert isinstance(info.value.__cause__, ConnectionError)
+
+
+class _BlockingStore(MemoryStore):
+    """A store whose reads wait until released: a query that holds its slot for as long as we say."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+        self.entered.set()
+        self.release.wait(10)
+        return super().select(matchers, start_ms, end_ms)
+
+
+def test_queries_past_the_concurrency_limit_wait_and_time_out_in_the_queue() -> None:
+    store = _BlockingStore()
+    store.append({"__name__": "up"}, 0, 1.0)
+    engine = Engine(store, max_concurrent=1)
+    results: list[object] = []
+    first = threading.Thread(target=lambda: results.append(engine.instant("up", 0)))
+    first.start()
+    assert store.entered.wait(5)
+    with pytest.raises(PromQLError) as err:
+        engine.instant("vector(1)", 0, timeout_s=0.2)  # needs no read, but no slot is free
+    assert (err.value.error_type, str(err.value)) == ("timeout", "query timed out in query queue")
+    store.release.set()
+    first.join(5)
+    assert isinstance(results[0], Vector)
+    assert results[0].samples[0].value == 1.0
+    assert engine.instant("vector(2)", 0).samples[0].value == 2.0  # the slot is free again
