@@ -127,11 +127,17 @@ class RollupJob:
     stats: dict[str, int] = field(default_factory=lambda: {"runs": 0, "chunks": 0, "late_spans": 0})
 
     def run(self, now_ms: int | None = None) -> dict[int, int]:
-        """Roll every width forward, recompute late spans; returns ``done`` per width."""
+        """Recompute late spans, then roll every width forward; returns ``done`` per width.
+
+        Late spans first, and only over what earlier runs finished: buckets this run adds read every
+        sample stored before it, and a sample stored after that is marked at or after ``now_s``,
+        which the next run reads again.
+        """
         now_s = _server_now_s(self.backend)
         now = now_s * 1000 if now_ms is None else int(now_ms)
         version = int(time.time() * 1000)
         done = read_done(self.backend)
+        self._recompute_late(done, now_s, version)
         start = self._first_start(done)
         new_done: dict[int, int] = {}
         spans: dict[int, tuple[int, int]] = {}
@@ -154,7 +160,6 @@ class RollupJob:
                     if (b - 1) // HOUR_MS in hours:  # a chunk lies within one hour
                         self._compute(width, a, b, version)
                 new_done[width] = target
-        self._recompute_late(done | new_done, now_s, version)
         if new_done:
             self._save({f"done_{w}": v for w, v in new_done.items()}, version)
         self.stats["runs"] += 1

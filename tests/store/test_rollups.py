@@ -173,15 +173,14 @@ def test_late_samples_are_recomputed(store: Store) -> None:
     query = "count_over_time(late[1h])"
     before = fast.range(query, 3_600_000, 3 * 3_600_000, 3_600_000)
 
-    marker = LateMarker(store.backend, clock=lambda: now_ms / 1000)
     late = [Sample(labels, t * 10_000, float(t)) for t in range(1, 1400) if not t % 2]
-    store.writer.write(late)
-    marker(min(s.ts_ms for s in late), max(s.ts_ms for s in late))
+    store.writer.write(late)  # the store's writer marks them (its LateMarker)
     stale = fast.range(query, 3_600_000, 3 * 3_600_000, 3_600_000)
     assert before.series[0].values.tolist() == stale.series[0].values.tolist() == [180.0] * 3
 
+    spans = job.stats["late_spans"]
     job.run(now_ms=now_ms + 60_000)
-    assert job.stats["late_spans"] == 1
+    assert job.stats["late_spans"] > spans
     after = fast.range(query, 3_600_000, 3 * 3_600_000, 3_600_000)
     assert after.series[0].values.tolist() == [360.0, 361.0, 361.0]  # + the point at each window's start
     _same(after, raw.range(query, 3_600_000, 3 * 3_600_000, 3_600_000))
