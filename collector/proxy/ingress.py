@@ -74,7 +74,8 @@ class IngressProxy:
 
     def samples(self) -> list[Sample]:
         """The proxy's series now (per-period gauges cover the time since the last call)."""
-        return self.stats.to_samples(math.floor(self.clock() * 1000), self.app.connections)
+        ts_ms = math.floor(self.clock() * 1000)
+        return self.stats.to_samples(ts_ms, self.app.connections, ws_messages=self.app.ws_messages)
 
     async def flush(self) -> list[Sample]:
         batch = self.samples()

@@ -1,16 +1,17 @@
-"""The proxy's ASGI app: forward each request to the upstream with httpx, streaming both ways.
+"""The proxy's ASGI app: forward each request to the upstream (upstream.py), streaming both ways.
 
 What it promises, and how:
 
-- bytes unchanged: request and response bodies are passed as they come (the transport's raw stream: no
-  decompression, no re-encoding); only hop-by-hop headers (RFC 9110 §7.6.1) are dropped;
+- bytes unchanged: request and response bodies are passed as they come (no decompression, no
+  re-encoding), headers as bytes; only hop-by-hop headers (RFC 9110 §7.6.1) are dropped;
 - no buffering: each upstream chunk is sent to the client as it arrives; uvicorn's flow control
   makes a slow client slow the upstream read down, so memory stays bounded;
 - client disconnects reach the upstream: a watcher waits for ``http.disconnect`` and cancels the
   forwarding task, which closes the upstream connection (the engine sees the abort);
 - bad upstreams give the status a user expects, with a body that names no address: refused /
-  unreachable → 502, no answer in time → 504; a reset after the response started aborts the
-  client connection (a clean end would pass a truncated stream off as complete);
+  unreachable / TLS failure → 502, no connection or answer in time → 504; a reset or stall after
+  the response started aborts the client connection (a clean end would pass a truncated stream
+  off as complete);
 - request bodies over ``max_body_bytes`` → 413; bodies never go to the log.
 """
 
@@ -19,15 +20,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 from loguru import logger
 
 from collector.config import ProxyConfig
 from collector.proxy.sse import StreamScanner, Usage, usage_of
 from collector.proxy.timing import RequestObservation, StreamTimer, observe_request
+from collector.proxy.upstream import Response, Upstream, UpstreamRefusedError, UpstreamResetError
 from collector.proxy.ws import relay_websocket
 from collector.serve import AbortConnection
 
@@ -37,7 +39,7 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/jsonl", b"application/json-seq")
 USAGE_COPY_BYTES = 1 << 20
-SMALL_BODY_BYTES = 64 << 10  # a non-streamed body is copied up to this size to read its usage
+SMALL_BODY_BYTES = 64 << 10  # a request body with a content-length up to this size is read whole
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -57,11 +59,17 @@ def _error(status: int, message: str) -> tuple[int, bytes]:
     return status, json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
 
 
-def _is_stream(headers: httpx.Headers) -> bool:
-    ctype = headers.get("content-type", "").lower().encode()
+def _is_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    ctype, sized = b"", False
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-type":
+            ctype = value.lower()
+        elif name == b"content-length":
+            sized = True
     if ctype.startswith(STREAM_TYPES):
         return True
-    return ctype.startswith(b"application/json") and "content-length" not in headers
+    return ctype.startswith(b"application/json") and not sized
 
 
 class ProxyApp:
@@ -84,20 +92,18 @@ class ProxyApp:
         self.wall = wall
         self.upstream = config.upstream.rstrip("/")
         self.connections = 0
+        self.ws_messages: Counter[str] = Counter()  # WebSocket messages relayed, by direction
         self._last_warned: dict[str, float] = {}
-        # httpx's transport without the client around it: no cookies, redirects, auth or hooks to
-        # run per request (a proxy wants none of them), which saves ~0.3 ms of added TTFT
-        # idle upstream connections are dropped after 4 s, before uvicorn's (vLLM's, SGLang's)
-        # default 5 s keep-alive closes them under us: a POST on a connection the server is
-        # closing fails, and is not retried (it may have reached the engine)
-        limits = httpx.Limits(
-            max_connections=config.max_connections, max_keepalive_connections=256, keepalive_expiry=4.0
+        self.client = Upstream(
+            self.upstream,
+            connect_timeout_s=config.connect_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            max_connections=config.max_connections,
+            verify_tls=config.verify_tls,
         )
-        self.transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=config.verify_tls)
-        self.timeouts = httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s, pool=None)
 
     async def aclose(self) -> None:
-        await self.transport.aclose()
+        await self.client.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -109,7 +115,7 @@ class ProxyApp:
         elif scope["type"] == "websocket":
             self.connections += 1
             try:
-                await relay_websocket(self.upstream, scope, receive, send)
+                await relay_websocket(self.upstream, scope, receive, send, self.ws_messages)
             finally:
                 self.connections -= 1
 
@@ -161,37 +167,27 @@ class ProxyApp:
         self, scope: Scope, receive: Receive, send: Send, state: _Exchange, body_done: asyncio.Event
     ) -> None:
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
-        url = self.upstream + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        target: bytes = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
-            url += "?" + scope["query_string"].decode("latin-1")
+            target += b"?" + scope["query_string"]
         try:
             content = await self._content(dict(scope["headers"]), receive, body_done)
-            request = httpx.Request(
-                scope["method"],
-                url,
-                headers=headers,
-                content=content,
-                extensions={"timeout": self.timeouts.as_dict()},
-            )
             async with asyncio.timeout(self.config.total_timeout_s):
-                response = await self.transport.handle_async_request(request)
+                response = await self.client.request(scope["method"].encode(), target, headers, content)
                 try:
                     await self._relay(response, send, state)
                 finally:
-                    await response.aclose()
+                    response.close()  # no-op when read to the end; else the engine sees the abort
         except _ClientGoneError:
             state.outcome = "client_disconnect"
         except _BodyTooLargeError:
             await _reply(send, state, *_error(413, "request body too large"), "ok")
-        except httpx.TimeoutException:
+        except TimeoutError:  # connect or first byte past its timeout, a stall between chunks, total
             await self._fail(send, state, 504, "upstream_timeout", "the upstream did not answer in time")
-        except TimeoutError:
-            await self._fail(send, state, 504, "upstream_timeout", "the upstream did not finish in time")
-        except (httpx.TransportError, httpx.InvalidURL) as exc:
-            refused = isinstance(exc, httpx.ConnectError)
-            outcome = "upstream_refused" if refused else "upstream_reset"
-            message = "the upstream is unreachable or closed the connection"
-            await self._fail(send, state, 502, outcome, message)
+        except UpstreamRefusedError:
+            await self._fail(send, state, 502, "upstream_refused", "the upstream is unreachable")
+        except UpstreamResetError:
+            await self._fail(send, state, 502, "upstream_reset", "the upstream closed the connection")
 
     async def _fail(self, send: Send, state: _Exchange, status: int, outcome: str, message: str) -> None:
         # One warning per outcome a minute: an engine that is down would otherwise flood the log.
@@ -215,7 +211,7 @@ class ProxyApp:
             raise _BodyTooLargeError
         if length.isdigit() and int(length) <= SMALL_BODY_BYTES:
             # a small body is already in the server's buffer: read it whole so the request goes
-            # out in one write (an async body costs ~0.1 ms more per request); big ones stream
+            # out in one write; big ones stream
             return b"".join([chunk async for chunk in self._body(receive, body_done)])
         if length or b"transfer-encoding" in headers:
             return self._body(receive, body_done)
@@ -240,18 +236,17 @@ class ProxyApp:
                 body_done.set()
                 return
 
-    async def _relay(self, response: httpx.Response, send: Send, state: _Exchange) -> None:
-        state.status = response.status_code
+    async def _relay(self, response: Response, send: Send, state: _Exchange) -> None:
+        state.status = response.status
         state.streamed = _is_stream(response.headers)
-        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        headers = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         state.started = True
         scanner = StreamScanner() if state.streamed else None
         copy: list[bytes] = []
         copied = 0
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)  # the async transport's raw body
-        async for chunk in stream:  # raw bytes, as they come
+        read = response.read  # raw bytes as they come: whatever has arrived, at once
+        while chunk := await read():
             now = self.monotonic()
             if scanner is not None:
                 found = scanner.feed(chunk)

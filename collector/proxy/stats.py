@@ -8,7 +8,9 @@
   the observations since the previous ``to_samples`` (a period without any gives no sample, so a
   dashboard shows a gap rather than a false 0);
 - ``infer_service_request_connect_count`` (live connections) and ``infer_service_token_count``
-  (output tokens, a counter as the vLLM adapter keeps it).
+  (output tokens, a counter as the vLLM adapter keeps it);
+- ``infersight_proxy_websocket_messages_total{direction}`` (``to_upstream`` / ``to_client``): WebSocket
+  messages relayed, once any were.
 
 ``path`` is the request path without its query; past ``max_paths`` distinct paths new ones are
 counted under ``path="other"`` so that a scan of random URLs cannot explode the series count.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
@@ -36,6 +38,7 @@ PER_TOKEN_BUCKETS_MS = (1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 
 TOKEN_BUCKETS = (*(m * 10**e for e in range(6) for m in (1, 2, 5)), 1_000_000)
 
 PROXY_REQUESTS_TOTAL = "infersight_proxy_requests_total"
+PROXY_WS_MESSAGES_TOTAL = "infersight_proxy_websocket_messages_total"
 OTHER_PATH = "other"
 
 # per-period gauge families: (guide prefix, which values of an observation feed it)
@@ -142,8 +145,13 @@ class ProxyStats:
     def _sample(self, name: str, ts_ms: int, value: float, **extra: str) -> Sample:
         return Sample(to_labels({**self.identity, **extra, METRIC_NAME: name}), ts_ms, float(value))
 
-    def to_samples(self, ts_ms: int, connections: int) -> list[Sample]:
-        """Every series now; the per-period gauges cover the time since the last call and reset."""
+    def to_samples(
+        self, ts_ms: int, connections: int, ws_messages: Mapping[str, int] | None = None
+    ) -> list[Sample]:
+        """Every series now; the per-period gauges cover the time since the last call and reset.
+
+        ``ws_messages``: WebSocket messages relayed so far by direction (a counter kept by the app).
+        """
         s = self._sample
         out = [
             s(catalog.REQUEST_TOTAL, ts_ms, n, code=c, method=m, path=p)
@@ -159,6 +167,8 @@ class ProxyStats:
             out.append(s(f"{name}_count", ts_ms, hist.count))
         out.append(s(catalog.REQUEST_CONNECT_COUNT, ts_ms, connections))
         out.append(s(catalog.TOKEN_COUNT, ts_ms, self.tokens_total))
+        for direction, n in sorted((ws_messages or {}).items()):
+            out.append(s(PROXY_WS_MESSAGES_TOTAL, ts_ms, n, direction=direction))
         for prefix, stat in self.period.items():
             if stat.count:
                 out.append(s(f"infer_service_{prefix}_avg_cost", ts_ms, stat.total / stat.count))

@@ -5,12 +5,14 @@ only after the upstream accepted it (with the same subprotocol), then relays eve
 message unchanged in both directions until either side closes; the close code goes across. Frames
 are re-framed (an ASGI server hands over messages, not frames), message bytes are not changed.
 An upstream that refuses the upgrade gives the client a 403 close before accept (what uvicorn
-sends for a refused handshake). WebSocket messages are not timed: they are not a request/response.
+sends for a refused handshake). WebSocket messages are not timed (they are not a request/response)
+but counted per direction (``to_upstream`` / ``to_client``) into the ``counts`` the caller passes.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -46,9 +48,14 @@ def _ws_url(upstream: str, scope: Scope) -> str:
 
 
 async def relay_websocket(
-    upstream: str, scope: Scope, receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]
+    upstream: str,
+    scope: Scope,
+    receive: Callable[[], Any],
+    send: Callable[[dict[str, Any]], Any],
+    counts: Counter[str] | None = None,
 ) -> None:
-    """Serve one ASGI websocket connection by relaying it to ``upstream``."""
+    """Serve one ASGI websocket connection by relaying it to ``upstream``; count messages in ``counts``."""
+    counts = Counter() if counts is None else counts
     if (await receive())["type"] != "websocket.connect" or connect is None:
         return
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HANDSHAKE]
@@ -67,15 +74,17 @@ async def relay_websocket(
         return
     async with conn:
         await send({"type": "websocket.accept", "subprotocol": conn.subprotocol})
-        to_upstream = asyncio.create_task(_client_to_upstream(receive, conn))
-        to_client = asyncio.create_task(_upstream_to_client(conn, send))
+        to_upstream = asyncio.create_task(_client_to_upstream(receive, conn, counts))
+        to_client = asyncio.create_task(_upstream_to_client(conn, send, counts))
         _, pending = await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _client_to_upstream(receive: Callable[[], Any], conn: ClientConnection) -> None:
+async def _client_to_upstream(
+    receive: Callable[[], Any], conn: ClientConnection, counts: Counter[str]
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -85,13 +94,19 @@ async def _client_to_upstream(receive: Callable[[], Any], conn: ClientConnection
             await conn.send(message["bytes"])
         elif message.get("text") is not None:
             await conn.send(message["text"])
+        else:
+            continue
+        counts["to_upstream"] += 1
 
 
-async def _upstream_to_client(conn: ClientConnection, send: Callable[[dict[str, Any]], Any]) -> None:
+async def _upstream_to_client(
+    conn: ClientConnection, send: Callable[[dict[str, Any]], Any], counts: Counter[str]
+) -> None:
     try:
         async for data in conn:
             key = "bytes" if isinstance(data, bytes) else "text"
             await send({"type": "websocket.send", key: data})
+            counts["to_client"] += 1
     except ConnectionClosed:
         pass
     code = conn.close_code if conn.close_code is not None else 1000

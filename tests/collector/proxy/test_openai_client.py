@@ -66,14 +66,14 @@ def test_streamed_ttft_matches_the_simulator(include_usage: bool) -> None:
         assert obs.cost_ms >= obs.ttft_ms
     # the proxy sees the first token after the engine wrote it, never before
     assert all(d >= 0 for d in diffs), diffs
-    # Issue 4 asks for <= 1 ms per request; NOT met yet. Measured here (client, proxy and simulator
-    # in one event loop, 2 cores shared with other work) the undisturbed difference is ~1.05 ms
-    # (~0.9 ms with httptools installed), ~0.55 ms of it the simulator's own uvicorn/FastAPI stack
-    # before its handler starts the clock (docs/collector.md); a scheduling stall of the shared
-    # machine adds several ms to single requests. Held here: the best request within 1.5 ms (the
-    # floor), the median within 2.5 ms.
-    assert min(diffs) <= 1.5 * TTFT_TOLERANCE_MS, diffs
-    assert sorted(diffs)[len(diffs) // 2] <= 2.5 * TTFT_TOLERANCE_MS, diffs
+    # Issue 4 asks for <= 1 ms per request. Measured here (client, proxy and simulator in one event
+    # loop, 2 cores shared with other work) the difference is ~0.5-0.6 ms at best and ~0.6-0.8 ms
+    # typically, ~0.55 ms of it the simulator's own uvicorn/FastAPI stack before its handler starts
+    # the clock (docs/collector.md); a scheduling stall of the shared machine adds ms to single
+    # requests, so not every request is held to 1 ms: the best one is (the floor: httpx as the
+    # upstream client made it ~1.0 ms), and the median within 1.5 ms.
+    assert min(diffs) <= TTFT_TOLERANCE_MS, diffs
+    assert sorted(diffs)[len(diffs) // 2] <= 1.5 * TTFT_TOLERANCE_MS, diffs
 
 
 def test_streamed_tpot_matches_the_simulator_on_average() -> None:

@@ -75,7 +75,7 @@ def test_websocket_upgrade_is_relayed() -> None:
         async for message in ws:
             await ws.send(message)
 
-    async def go() -> list[str | bytes]:
+    async def go() -> tuple[list[str | bytes], dict[str, float]]:
         async with serve(echo, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]  # type: ignore[index]
             async with proxy_to(f"http://127.0.0.1:{port}") as (proxy, _):
@@ -84,9 +84,18 @@ def test_websocket_upgrade_is_relayed() -> None:
                     first = await ws.recv()
                     await ws.send(b"\x00\x01binary")
                     second = await ws.recv()
-                return [first, second]
+                    await ws.send("three")
+                    await ws.recv()
+                counted = {
+                    dict(s.labels)["direction"]: s.value
+                    for s in proxy.samples()
+                    if s.name == "infersight_proxy_websocket_messages_total"
+                }
+                return [first, second], counted
 
-    assert asyncio.run(go()) == ["hello", b"\x00\x01binary"]
+    messages, counted = asyncio.run(go())
+    assert messages == ["hello", b"\x00\x01binary"]
+    assert counted == {"to_upstream": 3, "to_client": 3}  # messages relayed, per direction
 
 
 def test_live_connections_are_counted() -> None:
