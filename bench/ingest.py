@@ -1,18 +1,29 @@
 """Ingest throughput and bytes per sample: infersight on chDB and on ClickHouse 18.16, against
 Prometheus 2.42 and VictoriaMetrics 1.79 ingesting the same series by remote write, same machine, same run.
 
-Run: ``python -m bench.ingest [--quick]``; ends with one JSON line. Figures:
+Run: ``python -m bench.ingest [--quick]``; ends with one JSON line. Figures (samples/s unless named):
 
-- ``<store>_<batch>``: samples/s through ``SampleWriter.write`` (fingerprints, series rows, column
-  insert) at batches of 1k/10k/100k samples — chDB in-process, the server over the native protocol;
-- ``<peer>_<batch>``: samples/s of remote-write POSTs (bodies encoded beforehand, sent back to back
-  over one keep-alive connection) until the peer has answered each;
+- ``<store>_<batch>``: samples/s through ``SampleWriter.write`` (label checks, fingerprints, series
+  rows, in-batch dedup, column insert) at batches of 1k/10k/100k samples — chDB in-process, the
+  18.16 server over the native protocol. Samples are built beforehand, as a collector hands them over;
+- ``chdb_remote_write_<batch>``: the same batches as remote-write POSTs to infersight's own
+  ``/api/v1/write`` (``create_app`` in a separate process on chDB): HTTP, snappy, protobuf, then the
+  writer — the figure to hold against the peers';
+- ``<peer>_<batch>``: samples/s of those remote-write POSTs to the peer (bodies encoded beforehand,
+  identical for every receiver, sent back to back over one keep-alive connection) until the peer
+  has answered each. Prometheus answers once the samples are in its head and WAL (written, not
+  fsynced); VictoriaMetrics once they are in its in-memory buffers (flushed to disk within about a
+  second; lost if it dies first); infersight once the samples are in a part on disk (not fsynced);
 - ``bytes_per_sample_*``: on-disk size after compaction — ClickHouse ``system.parts`` bytes of the
   samples and series tables after ``OPTIMIZE … FINAL``; Prometheus: the TSDB block ``promtool`` builds
   from the same samples; VictoriaMetrics: ``vm_data_size_bytes`` after a forced flush.
 
-The data (full: 2,000 series of 500 points per run; --quick: 1,000 of 100): LLM-serving shapes
-(counters with integer steps, latency gauges with 2 decimals, utilisation percentages), 10 s apart.
+The data (full: 2,000 series of 500 points per run; --quick: 1,000 of 100), 10 s apart, per pod of an
+LLM service: a request counter, a request-latency histogram (8 cumulative buckets, ``_sum`` with
+2-decimal latencies, ``_count``), an average first-token latency gauge (2 decimals) and a GPU
+utilisation gauge (integer %): most series are counters or buckets, as on a real vLLM/TGI target.
+Batches are time-major (one scrape of every series after the other), cut at exactly ``batch``
+samples, for the writer and the remote-write bodies alike.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -34,39 +46,58 @@ from model.labels import to_labels
 from model.series import Sample
 from query.api.remote_write import encode_write_request
 from store.open import Store, open_store
+from store.writes import SampleWriter
 from tests.store.clickhouse_server import ClickHouseServer, free_port
 
 BATCHES = (1_000, 10_000, 100_000)
 SeriesPoints = list[tuple[dict[str, str], list[tuple[int, float]]]]
 
 
+BUCKETS_MS = ("25", "50", "100", "250", "500", "1000", "2500", "+Inf")
+
+
 def make_series(n_series: int, n_points: int, t0_ms: int, run: str) -> SeriesPoints:
-    """Counters, latency gauges and utilisation gauges, deterministic."""
+    """Per pod: counter, latency histogram (buckets, sum, count), latency gauge, utilisation gauge.
+
+    Deterministic. Each scrape serves 0-20 requests with log-normal latencies (median ~150 ms).
+    """
     rng = random.Random(42)
     out: SeriesPoints = []
-    for i in range(n_series):
-        kind = i % 3
-        labels = {
-            "__name__": (
-                "infer_service_request_total",
-                "infer_service_first_token_avg_cost",
-                "ma_container_gpu_util",
-            )[kind],
-            "service_id": f"svc-{i % 50}",
-            "source": f"pod-{i}",
-            "run": run,
-        }
-        value, points = 0.0, []
+    pod = 0
+    while len(out) < n_series:
+        base = {"service_id": f"svc-{pod % 50}", "source": f"pod-{pod}", "run": run}
+        total, latency_sum, buckets = 0.0, 0.0, [0.0] * len(BUCKETS_MS)
+        counts, sums, avgs, utils = [], [], [], []
+        bucket_points: list[list[tuple[int, float]]] = [[] for _ in BUCKETS_MS]
         for p in range(n_points):
-            if kind == 0:
-                value += rng.randint(0, 20)
-            elif kind == 1:
-                value = round(rng.uniform(20, 400), 2)
-            else:
-                value = float(rng.randint(0, 100))
-            points.append((t0_ms + p * 10_000, value))
-        out.append((labels, points))
-    return out
+            t = t0_ms + p * 10_000
+            latencies = [round(rng.lognormvariate(5, 0.8), 2) for _ in range(rng.randint(0, 20))]
+            total += len(latencies)
+            latency_sum += sum(latencies)
+            for k, le in enumerate(BUCKETS_MS):
+                buckets[k] += sum(1 for x in latencies if le == "+Inf" or x <= float(le))
+                bucket_points[k].append((t, buckets[k]))
+            counts.append((t, total))
+            sums.append((t, latency_sum))
+            avgs.append((t, round(sum(latencies) / len(latencies), 2) if latencies else 0.0))
+            utils.append((t, float(rng.randint(0, 100))))
+        out.append(({"__name__": "infer_service_request_total", **base}, counts))
+        for k, le in enumerate(BUCKETS_MS):
+            bucket = {"__name__": "infer_service_request_cost_bucket", "le": le, **base}
+            out.append((bucket, bucket_points[k]))
+        out.append(({"__name__": "infer_service_request_cost_sum", **base}, sums))
+        out.append(({"__name__": "infer_service_request_cost_count", **base}, counts))
+        out.append(({"__name__": "infer_service_first_token_avg_cost", **base}, avgs))
+        out.append(({"__name__": "ma_container_gpu_util", **base}, utils))
+        pod += 1
+    return out[:n_series]
+
+
+def _cuts(series: SeriesPoints, batch: int) -> Iterator[tuple[int, int]]:
+    """[start, end) of each batch over the time-major order (flat index: point * n_series + series)."""
+    total = len(series) * len(series[0][1])
+    for start in range(0, total, batch):
+        yield start, min(start + batch, total)
 
 
 def to_batches(series: SeriesPoints, batch: int) -> list[list[Sample]]:
@@ -78,19 +109,30 @@ def to_batches(series: SeriesPoints, batch: int) -> list[list[Sample]]:
         for labels, points in keyed
         for t, v in [points[p]]
     ]
-    return [flat[i : i + batch] for i in range(0, len(flat), batch)]
+    return [flat[start:end] for start, end in _cuts(series, batch)]
 
 
 def to_requests(series: SeriesPoints, batch: int) -> list[bytes]:
-    """Remote-write bodies of about ``batch`` samples each, time-major like ``to_batches``."""
-    per_request = max(1, batch // len(series))
-    n_points = len(series[0][1])
+    """Remote-write bodies holding exactly the samples of ``to_batches``' batches, grouped by series."""
+    n = len(series)
     bodies = []
-    for p in range(0, n_points, per_request):
-        bodies.append(
-            encode_write_request([(labels, points[p : p + per_request]) for labels, points in series])
-        )
+    for start, end in _cuts(series, batch):
+        groups: dict[int, list[tuple[int, float]]] = {}
+        for k in range(start, end):
+            p, i = divmod(k, n)
+            groups.setdefault(i, []).append(series[i][1][p])
+        bodies.append(encode_write_request([(series[i][0], points) for i, points in groups.items()]))
     return bodies
+
+
+def open_store_for_ingest(dsn: str) -> Store:
+    """The store as the server opens it, writing through a plain ``SampleWriter``. The bench's data
+    lies hours in the past (Prometheus only takes it so), which would make ``open_store``'s hook
+    for the rollup job record every batch as late data (one more INSERT each); live data, within a
+    minute of the clock, never does that."""
+    store = open_store(dsn)
+    store.writer = SampleWriter(store.backend)
+    return store
 
 
 def time_writes(store: Store, batches: list[list[Sample]]) -> float:
@@ -100,17 +142,30 @@ def time_writes(store: Store, batches: list[list[Sample]]) -> float:
     return sum(len(b) for b in batches) / (time.perf_counter() - start)
 
 
-def clickhouse_bytes_per_sample(store: Store) -> float:
+def clickhouse_bytes_per_sample(store: Store, name: str) -> dict[str, float]:
+    """``bytes_per_sample_<name>``: samples and series tables on disk after merging, per sample; and
+    per column of the samples table and for the series table, where the part is wide (full run)."""
     db = store.backend.database
     for table in ("samples", "series"):
         store.backend.execute(f"OPTIMIZE TABLE {db}.{table} FINAL")
+    rows = float(store.backend.query(f"SELECT count() AS n FROM {db}.samples").column(0)[0].as_py())
     parts = store.backend.query(
-        "SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE database = {db:String} "
-        "AND table IN ('samples', 'series') AND active",
+        "SELECT table, sum(bytes_on_disk) AS b FROM system.parts WHERE database = {db:String} "
+        "AND table IN ('samples', 'series') AND active GROUP BY table",
         {"db": db},
-    )
-    rows = store.backend.query(f"SELECT count() AS n FROM {db}.samples")
-    return float(parts.column(0)[0].as_py()) / float(rows.column(0)[0].as_py())
+    ).to_pylist()
+    sizes = {row["table"]: float(row["b"]) for row in parts}
+    out = {f"bytes_per_sample_{name}": sum(sizes.values()) / rows}
+    if name == "chdb":  # 18.16 has no per-column figures for a part
+        columns = store.backend.query(
+            "SELECT name, data_compressed_bytes AS b FROM system.columns WHERE database = {db:String} "
+            "AND table = 'samples'",
+            {"db": db},
+        ).to_pylist()
+        if all(row["b"] for row in columns):
+            out.update({f"bytes_per_sample_{name}_{row['name']}": row["b"] / rows for row in columns})
+            out[f"bytes_per_sample_{name}_series_table"] = sizes.get("series", 0.0) / rows
+    return out
 
 
 def post_all(url: str, bodies: list[bytes], samples: int) -> float:
@@ -154,7 +209,9 @@ def _answers(url: str) -> Callable[[], bool]:
     return ready
 
 
-def prometheus_figures(tmp: Path, runs: dict[int, SeriesPoints], samples: int) -> dict[str, float]:
+def prometheus_figures(
+    tmp: Path, runs: dict[int, SeriesPoints], bodies: dict[int, list[bytes]], samples: int
+) -> dict[str, float]:
     port = free_port()
     (tmp / "prometheus.yml").write_text("global: {scrape_interval: 1h}\n")
     out: dict[str, float] = {}
@@ -166,10 +223,9 @@ def prometheus_figures(tmp: Path, runs: dict[int, SeriesPoints], samples: int) -
         f"--web.listen-address=127.0.0.1:{port}",
     ]
     with process(args, _answers(f"http://127.0.0.1:{port}/-/ready"), tmp / "prometheus.log"):
-        for batch, series in runs.items():
-            out[f"prometheus_2_42_{batch}"] = post_all(
-                f"http://127.0.0.1:{port}/api/v1/write", to_requests(series, batch), samples
-            )
+        for batch, requests in bodies.items():
+            url = f"http://127.0.0.1:{port}/api/v1/write"
+            out[f"prometheus_2_42_{batch}"] = post_all(url, requests, samples)
     # On-disk size: the block promtool builds from the same samples (head data is not compacted yet).
     series = next(iter(runs.values()))
     lines = [f"# TYPE {name} gauge" for name in sorted({s[0]["__name__"] for s in series})]
@@ -188,7 +244,7 @@ def prometheus_figures(tmp: Path, runs: dict[int, SeriesPoints], samples: int) -
     return out
 
 
-def victoria_figures(tmp: Path, runs: dict[int, SeriesPoints], samples: int) -> dict[str, float]:
+def victoria_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) -> dict[str, float]:
     port = free_port()
     data = tmp / "vm-data"
     args = [
@@ -199,9 +255,9 @@ def victoria_figures(tmp: Path, runs: dict[int, SeriesPoints], samples: int) -> 
     ]
     out: dict[str, float] = {}
     with process(args, _answers(f"http://127.0.0.1:{port}/health"), tmp / "vm.log"):
-        for batch, series in runs.items():
+        for batch, requests in bodies.items():
             out[f"victoriametrics_1_79_{batch}"] = post_all(
-                f"http://127.0.0.1:{port}/api/v1/write", to_requests(series, batch), samples
+                f"http://127.0.0.1:{port}/api/v1/write", requests, samples
             )
         httpx.get(f"http://127.0.0.1:{port}/internal/force_flush", timeout=60)
         time.sleep(2)
@@ -211,14 +267,47 @@ def victoria_figures(tmp: Path, runs: dict[int, SeriesPoints], samples: int) -> 
         for line in metrics.splitlines()
         if line.startswith("vm_data_size_bytes")
     )
-    out["bytes_per_sample_victoriametrics_1_79"] = size / (samples * len(runs))
+    out["bytes_per_sample_victoriametrics_1_79"] = size / (samples * len(bodies))
     return out
+
+
+def remote_write_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) -> dict[str, float]:
+    """infersight's own receiver: the server's app on chDB in its own process, like the peers."""
+    port = free_port()
+    args = [sys.executable, "-m", "bench.ingest", "--serve", f"chdb://{tmp / 'chdb-remote-write'}", str(port)]
+    out: dict[str, float] = {}
+    with process(args, _answers(f"http://127.0.0.1:{port}/-/ready"), tmp / "infersight.log"):
+        for batch, requests in bodies.items():
+            out[f"chdb_remote_write_{batch}"] = post_all(
+                f"http://127.0.0.1:{port}/api/v1/write", requests, samples
+            )
+    return out
+
+
+def serve(dsn: str, port: int) -> None:
+    """``--serve DSN PORT``: the API (``create_app``) on a store, as ``infersight server`` runs it."""
+    import uvicorn
+    from loguru import logger
+
+    from query.api.app import create_app
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    store = open_store_for_ingest(dsn)
+    try:
+        uvicorn.run(create_app(store), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    finally:
+        store.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="infersight ingest benchmark")
     parser.add_argument("--quick", action="store_true", help="100k samples per run (under a minute)")
+    parser.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
     n_series, n_points = (1_000, 100) if args.quick else (2_000, 500)
     samples = n_series * n_points
     # One run after the other in time, all in the past and sent oldest first: Prometheus' head only
@@ -233,25 +322,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for batch, series in runs.items():
-            store = open_store(f"chdb://{tmp / f'chdb-{batch}'}")
+            store = open_store_for_ingest(f"chdb://{tmp / f'chdb-{batch}'}")
             figures[f"chdb_{batch}"] = time_writes(store, to_batches(series, batch))
             if batch == BATCHES[-1]:
-                figures["bytes_per_sample_chdb"] = clickhouse_bytes_per_sample(store)
+                figures.update(clickhouse_bytes_per_sample(store, "chdb"))
             store.close()
         server = ClickHouseServer(tmp / "clickhouse").start()
         try:
             for batch, series in runs.items():
-                store = open_store(server.dsn(f"bench{batch}"))
+                store = open_store_for_ingest(server.dsn(f"bench{batch}"))
                 figures[f"clickhouse_18_16_{batch}"] = time_writes(store, to_batches(series, batch))
                 if batch == BATCHES[-1]:
-                    figures["bytes_per_sample_clickhouse_18_16"] = clickhouse_bytes_per_sample(store)
+                    figures.update(clickhouse_bytes_per_sample(store, "clickhouse_18_16"))
                 store.close()
         finally:
             server.stop()
+        # One set of bodies for every remote-write receiver.
+        bodies = {batch: to_requests(series, batch) for batch, series in runs.items()}
+        figures.update(remote_write_figures(tmp, bodies, samples))
         if shutil.which("prometheus"):
-            figures.update(prometheus_figures(tmp, runs, samples))
+            figures.update(prometheus_figures(tmp, runs, bodies, samples))
         if shutil.which("victoria-metrics"):
-            figures.update(victoria_figures(tmp, runs, samples))
+            figures.update(victoria_figures(tmp, bodies, samples))
     rounded = {
         k: (round(v, 3) if isinstance(v, float) and v < 100 else round(v) if isinstance(v, float) else v)
         for k, v in figures.items()

@@ -1,9 +1,10 @@
 """The PromQL benchmark's data: 100 services x 4 pods, vLLM-like TTFT buckets and request counters.
 
-Generated with numpy as whole arrays (pods x steps), then written three ways: OpenMetrics text for
-``promtool tsdb create-blocks-from openmetrics``, Prometheus text with ms timestamps for
-VictoriaMetrics' ``/api/v1/import/prometheus``, and ``Sample`` batches for infersight's
-``SampleWriter``. All three get the same points.
+Generated with numpy as whole arrays (pods x steps), then written for each system: remote-write
+requests in time order for Prometheus (or OpenMetrics text for ``promtool tsdb create-blocks-from
+openmetrics``), Prometheus text with ms timestamps for VictoriaMetrics'
+``/api/v1/import/prometheus``, and column batches for infersight's ``SampleWriter``. All get the
+same points.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.labels import to_labels
-from model.series import Sample
+from model.labels import Labels, to_labels
 from store.writes import SampleWriter
 
 SCRAPE_S = 10  # the guide's scrape interval; long spans may use a coarser one (``generate``)
@@ -152,17 +152,25 @@ def prometheus_text_chunks(data: Dataset, series_per_chunk: int = 200) -> Iterat
 
 
 def write_store(data: Dataset, writer: SampleWriter, batch_samples: int = 500_000) -> None:
-    """All points through ``SampleWriter``, as the sidecars' batches would arrive."""
-    times = (data.times_s * 1000).tolist()
-    batch: list[Sample] = []
-    for labels, values in data.series():
-        key = to_labels(labels)
-        batch.extend(Sample(key, t, v) for t, v in zip(times, values.tolist(), strict=True))
-        if len(batch) >= batch_samples:
-            writer.write(batch)
-            batch = []
-    if batch:
-        writer.write(batch)
+    """All points through ``SampleWriter.write_columns``, a few series' whole spans per batch."""
+    times = data.times_s * 1000
+    labels: list[Labels] = []
+    values: list[np.ndarray] = []
+
+    def flush() -> None:
+        writer.write_columns(
+            labels, [data.steps] * len(labels), np.tile(times, len(labels)), np.concatenate(values)
+        )
+        labels.clear()
+        values.clear()
+
+    for series_labels, series_values in data.series():
+        labels.append(to_labels(series_labels))
+        values.append(series_values)
+        if len(labels) * data.steps >= batch_samples:
+            flush()
+    if labels:
+        flush()
 
 
 def remote_write_bodies(data: Dataset, samples_per_body: int = 200_000) -> Iterator[bytes]:

@@ -25,6 +25,7 @@ _SHARDING: dict[str, str] = {
     "series": "fingerprint",
     "sketches": "fingerprint",
     "rollups": "fingerprint",
+    "sketch_rollups": "fingerprint",
 }
 ZOOKEEPER_PATH = "/clickhouse/tables/{shard}/%s/%s"
 

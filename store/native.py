@@ -90,6 +90,19 @@ def arrow_type(ch_type: str) -> pa.DataType | None:
     return _ARROW_TYPES.get(ch_type)
 
 
+def _python_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column as the Python list the driver serialises; numbers and dictionary-encoded strings
+    without going through one Arrow scalar per value."""
+    array = column.combine_chunks()
+    if array.null_count == 0:
+        if pa.types.is_dictionary(array.type):
+            values = array.dictionary.to_pylist()
+            return list(map(values.__getitem__, array.indices.to_numpy().tolist()))
+        if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
+            return array.to_numpy().tolist()
+    return array.to_pylist()
+
+
 class NativeBackend:
     """One native-protocol connection, used by one thread at a time (the driver's client is not shared)."""
 
@@ -150,7 +163,7 @@ class NativeBackend:
     def insert(self, table: str, rows: pa.Table) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
             raise ValueError(f"unknown table {table!r}")
-        columns = [rows.column(name).to_pylist() for name in rows.column_names]
+        columns = [_python_values(rows.column(name)) for name in rows.column_names]
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(rows.column_names)}) VALUES"
         self._run(sql, columns, {}, columnar=True)
 

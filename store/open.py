@@ -15,6 +15,7 @@ from store.cluster import render_cluster_schema
 from store.features import Features
 from store.limits import Limits
 from store.reads import ClickHouseQuerier
+from store.rollups import LateMarker
 from store.schema import render_schema
 from store.writes import SampleWriter
 
@@ -65,4 +66,6 @@ def open_store(dsn: str, database: str = "infersight", limits: Limits | None = N
         statements = render_schema(backend.database, features)
     for statement in statements:
         backend.execute(statement)
-    return Store(backend, SampleWriter(backend, limits=limits), ClickHouseQuerier(backend), features)
+    # Batches reaching back past the rollup job's horizon are marked for it (store.rollups).
+    writer = SampleWriter(backend, limits=limits, on_stored=LateMarker(backend))
+    return Store(backend, writer, ClickHouseQuerier(backend), features)

@@ -80,6 +80,32 @@ def bucket_sql(db: str, width_ms: int, series_filter: str = "") -> str:
     )
 
 
+_IDENTITY = "service_id, group_id, source, project_id, service_name, instance_name, role"
+SKETCH_COLUMNS = (
+    f"metric_name, {_IDENTITY}, fingerprint, label_names, label_values, window_start_ms, width_s, "
+    "scale, version, count, sum, min, max, zero_count, positive_keys, positive_counts, "
+    "negative_keys, negative_counts"
+).split(", ")
+
+
+def sketch_bucket_sql(db: str, width_ms: int, version: int) -> str:
+    """Window sketches starting in ``[{lo:Int64}, {hi:Int64})`` merged per series, bucket and scale."""
+    w = int(width_ms)
+    return (
+        f"SELECT metric_name, {_IDENTITY}, fingerprint, label_names, label_values, window_start_ms, "
+        f"toUInt32({w // 1000}) AS width_s, scale, toInt64({int(version)}) AS version, count, sum, min, "
+        "max, zero_count, tupleElement(pos, 1) AS positive_keys, tupleElement(pos, 2) AS positive_counts, "
+        "tupleElement(neg, 1) AS negative_keys, tupleElement(neg, 2) AS negative_counts FROM ("
+        f"SELECT metric_name, {_IDENTITY}, fingerprint, any(label_names) AS label_names, "
+        f"any(label_values) AS label_values, intDiv(window_start_ms, {w}) * {w} AS window_start_ms, "
+        "scale, sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, "
+        "sum(zero_count) AS zero_count, sumMap(positive_keys, positive_counts) AS pos, "
+        f"sumMap(negative_keys, negative_counts) AS neg FROM {db}.sketches "
+        "WHERE window_start_ms >= {lo:Int64} AND window_start_ms < {hi:Int64} "
+        f"GROUP BY metric_name, {_IDENTITY}, fingerprint, window_start_ms, scale)"
+    )
+
+
 def read_done(backend: Backend) -> dict[int, int]:
     """Per width (ms), the end of the last bucket the job has computed (absent: none yet)."""
     table = backend.query(
@@ -167,30 +193,47 @@ class RollupJob:
 
     def _hours_with_data(self, lo: int, hi: int) -> set[int]:
         """Hours ``(k h, (k+1) h]`` (as k) holding samples in ``(lo, hi]``: a first run skips empty ones."""
+        db = self.backend.database
         table = self.backend.query(
-            f"SELECT DISTINCT intDiv(ts_ms - 1, {HOUR_MS}) AS h FROM {self.backend.database}.samples "
+            f"SELECT DISTINCT intDiv(ts_ms - 1, {HOUR_MS}) AS h FROM {db}.samples "
             "WHERE ts_ms > {lo:Int64} AND ts_ms <= {hi:Int64}",
             {"lo": int(lo), "hi": int(hi)},
         )
-        return set(table.column(0).to_pylist())
+        windows = self.backend.query(
+            f"SELECT DISTINCT intDiv(window_start_ms, {HOUR_MS}) AS h FROM {db}.sketches "
+            "WHERE window_start_ms >= {lo:Int64} AND window_start_ms < {hi:Int64}",
+            {"lo": int(lo), "hi": int(hi)},
+        )
+        return set(table.column(0).to_pylist()) | set(windows.column(0).to_pylist())
 
     def _first_start(self, done: dict[int, int]) -> int | None:
         if self.start_ms is not None or all(w in done for w in self.widths_ms):
             return self.start_ms
-        table = self.backend.query(
-            f"SELECT count() AS n, min(ts_ms) AS t FROM {self.backend.database}.samples"
-        )
-        return int(table.column(1)[0].as_py()) - 1 if table.column(0)[0].as_py() else None
+        db = self.backend.database
+        firsts = [
+            self.backend.query(f"SELECT count() AS n, min({column}) AS t FROM {db}.{table}")
+            for table, column in (("samples", "ts_ms"), ("sketches", "window_start_ms"))
+        ]
+        starts = [int(t.column(1)[0].as_py()) - 1 for t in firsts if t.column(0)[0].as_py()]
+        return min(starts) if starts else None
 
-    def _compute(self, width: int, lo: int, hi: int, version: int, series_filter: str = "") -> None:
-        """Insert the buckets of raw time ``(lo, hi]`` (both multiples of ``width``)."""
+    def _compute(self, width: int, lo: int, hi: int, version: int) -> None:
+        """Insert the buckets of raw time ``(lo, hi]`` (both multiples of ``width``), and the sketch
+        buckets of the windows starting in ``[lo, hi)``."""
         db = self.backend.database
         columns = ", ".join(BUCKET_COLUMNS)
+        params = {"lo": int(lo), "hi": int(hi)}
         self.backend.execute(
             f"INSERT INTO {db}.rollups (metric_name, width_s, fingerprint, bucket_ms, version, {columns}) "
             f"SELECT metric_name, toUInt32({width // 1000}), fingerprint, bucket_ms, toInt64({version}), "
-            f"{columns} FROM ({bucket_sql(db, width, series_filter)})",
-            {"lo": int(lo), "hi": int(hi)},
+            f"{columns} FROM ({bucket_sql(db, width)})",
+            params,
+        )
+        sketch_columns = ", ".join(SKETCH_COLUMNS)
+        self.backend.execute(
+            f"INSERT INTO {db}.sketch_rollups ({sketch_columns}) "
+            f"SELECT {sketch_columns} FROM ({sketch_bucket_sql(db, width, version)})",
+            params,
         )
         self.stats["chunks"] += 1
 

@@ -17,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from model.labels import METRIC_NAME, Labels, to_labels
+from model.rollups import WIDTHS_MS
 from store.backend import Backend
+from store.rollups import LateMarker, read_done
 from store.writes import fingerprint
 
 # Identity labels with a column of their own: the ones reads filter and group on (DESIGN, metric model).
@@ -85,12 +87,16 @@ class SketchWriter:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        # Rows older than the rollup job's horizon are marked, so their buckets are recomputed.
+        self._late = LateMarker(backend)
 
     def write(self, rows: Sequence[SketchRowLike]) -> int:
         """Insert the rows; returns how many were written."""
         if not rows:
             return 0
         self._backend.insert("sketches", to_table(rows))
+        starts = [row.window_start_ms for row in rows]
+        self._late(min(starts), max(starts))
         return len(rows)
 
 
@@ -136,13 +142,20 @@ FROM
         sumMap(positive_keys, positive_counts) AS pos,
         sumMap(negative_keys, negative_counts) AS neg,
         sum(count) AS n, sum(sum) AS total, min(min) AS lo, max(max) AS hi, sum(zero_count) AS zeros
-    FROM {db}.sketches
-    WHERE metric_name = {{metric:String}}
-      AND window_start_ms >= {{start_ms:Int64}} AND window_start_ms < {{end_ms:Int64}}{filters}
+    FROM ({source})
     GROUP BY period_start_ms, scale
 )
 ORDER BY period_start_ms, scale
 """
+_MERGED_COLUMNS = (
+    "window_start_ms, scale, positive_keys, positive_counts, negative_keys, negative_counts, "
+    "count, sum, min, max, zero_count"
+)
+# Windows of one span, from one table; ``{extra}`` narrows it (rollup width).
+_SOURCE_SQL = (
+    "SELECT {columns} FROM {db}.{table} WHERE metric_name = {{metric:String}} "
+    "AND window_start_ms >= {{{lo}:Int64}} AND window_start_ms < {{{hi}:Int64}}{extra}{filters}"
+)
 
 
 class SketchReader:
@@ -164,13 +177,43 @@ class SketchReader:
         if not 0 <= end_ms - start_ms <= MAX_SPAN_MS:
             raise ValueError("span must be between 0 and 15 days")
         names = sorted(filters)
-        sql = _MERGE_SQL.format(
-            db=self._backend.database,
-            filters="".join(f"\n      AND {name} = {{f_{name}:String}}" for name in names),
-        )
-        params: dict[str, object] = {"metric": metric, "start_ms": start_ms, "end_ms": end_ms}
-        params["period_ms"] = period_ms
+        db = self._backend.database
+        where = "".join(f" AND {name} = {{f_{name}:String}}" for name in names)
+        params: dict[str, object] = {"metric": metric, "period_ms": period_ms}
         params.update({f"f_{name}": filters[name] for name in names})
+        # Whole rollup buckets where they tile the span (sketch_rollups), 10 s windows for the rest.
+        width = next(
+            (w for w in sorted(WIDTHS_MS, reverse=True) if not (period_ms % w or start_ms % w or end_ms % w)),
+            None,
+        )
+        done = read_done(self._backend).get(width) if width else None
+        cut = start_ms if done is None else min(max(done, start_ms), end_ms)
+        sources = [
+            _SOURCE_SQL.format(
+                columns=_MERGED_COLUMNS,
+                db=db,
+                table="sketches",
+                lo="cut",
+                hi="end_ms",
+                extra="",
+                filters=where,
+            )
+        ]
+        params |= {"cut": cut, "end_ms": end_ms}
+        if cut > start_ms:
+            sources.append(
+                _SOURCE_SQL.format(
+                    columns=_MERGED_COLUMNS,
+                    db=db,
+                    table="sketch_rollups FINAL",
+                    lo="start_ms",
+                    hi="cut",
+                    extra=" AND width_s = {width_s:UInt32}",
+                    filters=where,
+                )
+            )
+            params |= {"start_ms": start_ms, "width_s": (width or 0) // 1000}
+        sql = _MERGE_SQL.format(source=" UNION ALL ".join(sources))
         return from_table(self._backend.query(sql, params))
 
 

@@ -6,8 +6,8 @@ import hashlib
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
-from operator import attrgetter, itemgetter
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +19,7 @@ from store.limits import IngestGuard, Limits, label_problem, target_of
 
 _DAY_MS = 86_400_000
 _LABELS, _TS, _VALUE = attrgetter("labels"), attrgetter("ts_ms"), attrgetter("value")
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_NO_DAY = np.iinfo(np.int64).min
 
 
 def fingerprint(labels: Labels) -> int:
@@ -39,6 +39,15 @@ class SampleWriter:
     Remembers which (series, day) rows it has written so the series table gets each once per
     process; a repeat after a restart collapses in the ReplacingMergeTree. Bad input is dropped and
     counted in ``guard.dropped`` (``store.limits``), never raised.
+
+    ``on_stored(min_ts_ms, max_ts_ms)`` is called after a batch's samples were inserted, with the
+    time bounds of the samples stored (not when nothing was stored, nor when the insert raised);
+    an exception it raises reaches the caller of ``write``, who retries the batch (harmless: replays
+    collapse).
+
+    The hot path touches each sample three times in C (label-set lookup, timestamp, value); the rest
+    is vector work over per-series tables: every label set seen gets a slot holding its fingerprint,
+    metric name, label check and the last day whose series row is stored.
     """
 
     def __init__(
@@ -47,25 +56,25 @@ class SampleWriter:
         cache_size: int = 1_000_000,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
+        on_stored: Callable[[int, int], None] | None = None,
     ) -> None:
         self._backend = backend
         self.guard = IngestGuard(limits, clock)
-        self._identities: OrderedDict[Labels, tuple[int, str, str | None]] = OrderedDict()
-        self._seen_days: set[tuple[int, int]] = set()
+        self._on_stored = on_stored
         self._cache_size = cache_size
         self._lock = threading.Lock()
-
-    def _identity(self, labels: Labels) -> tuple[int, str, str | None]:
-        """(fingerprint, metric name, why the labels are refused or None), cached per label set."""
-        entry = self._identities.get(labels)
-        if entry is None:
-            name = next((v for k, v in labels if k == METRIC_NAME), "")
-            problem = label_problem(labels, self.guard.limits)
-            entry = (fingerprint(labels) if problem is None else 0, name, problem)
-            self._identities[labels] = entry
-            if len(self._identities) > self._cache_size:
-                self._identities.popitem(last=False)
-        return entry
+        self._seen_days: set[tuple[int, int]] = set()
+        # Label set → slot, oldest first (evicted first past cache_size), and per-slot columns.
+        self._slots: OrderedDict[Labels, int] = OrderedDict()
+        self._slot_labels: list[Labels | None] = []
+        self._free: list[int] = []
+        self._fp = np.zeros(0, np.uint64)
+        self._name = np.zeros(0, np.int32)  # code into self._names
+        self._problem = np.zeros(0, np.int8)  # 0, or code into self._problems
+        self._day = np.zeros(0, np.int64)  # the day whose series row is known stored
+        self._names: list[str] = []
+        self._name_codes: dict[str, int] = {}
+        self._problems: list[str] = [""]
 
     def write(self, batch: list[Sample]) -> int:
         """Insert the batch; returns the number of samples written (the rest are counted as dropped).
@@ -74,59 +83,143 @@ class SampleWriter:
         """
         if not batch:
             return 0
-        with self._lock:
-            return self._write(batch)
-
-    def _write(self, batch: list[Sample]) -> int:
         n = len(batch)
-        # C-level map/attrgetter rather than Python loops: this is the per-sample hot path.
-        labels = list(map(_LABELS, batch))
-        ids = list(map(self._identities.get, labels))
-        if None in ids:
-            ids = [entry or self._identity(key) for entry, key in zip(ids, labels, strict=True)]
-        fps = np.fromiter(map(_FIRST, ids), dtype=np.uint64, count=n)
-        ts = np.fromiter(map(_TS, batch), dtype=np.int64, count=n)
-        values = np.fromiter(map(_VALUE, batch), dtype=np.float64, count=n)
-        reasons: Counter[str] = Counter()
-        keep = self._screen(ids, ts, reasons)
-        days = ts // _DAY_MS
-        new_series = self._new_series(batch, fps, days, keep, reasons)
-        _keep_last_per_timestamp(fps, ts, keep, reasons)
-        self.guard.count(reasons)
-        if reasons:
-            index = np.flatnonzero(keep)
-            fps, ts, values = fps[index], ts[index], values[index]
-            names = [ids[i][1] for i in index.tolist()]
+        with self._lock:
+            try:
+                # C-level map/attrgetter rather than Python loops: this is the per-sample hot path.
+                try:
+                    slots = np.fromiter(map(self._slots.get, map(_LABELS, batch)), np.intp, n)
+                except TypeError:  # a label set without a slot yet (None in the stream)
+                    slots = self._resolve(list(map(_LABELS, batch)))
+                ts = np.fromiter(map(_TS, batch), np.int64, n)
+                values = np.fromiter(map(_VALUE, batch), np.float64, n)
+                return self._write(slots, ts, values)
+            finally:
+                self._trim()
+
+    def write_columns(
+        self, labels: Sequence[Labels], counts: Sequence[int] | np.ndarray, ts: np.ndarray, values: np.ndarray
+    ) -> int:
+        """``write`` for samples already in columns, grouped by series (remote write decodes so).
+
+        ``labels[i]`` is the label set of the next ``counts[i]`` samples of ``ts`` (int ms) and ``values``.
+        """
+        ts = np.asarray(ts, np.int64)
+        values = np.asarray(values, np.float64)
+        counts = np.asarray(counts, np.intp)
+        if len(labels) != len(counts) or int(counts.sum()) != len(ts) or len(ts) != len(values):
+            raise ValueError("labels/counts/ts/values do not line up")
+        if len(ts) == 0:
+            return 0
+        with self._lock:
+            try:
+                return self._write(np.repeat(self._resolve(list(labels)), counts), ts, values)
+            finally:
+                self._trim()
+
+    # -- label sets → slots -------------------------------------------------------------------
+
+    def _resolve(self, labels: list[Labels]) -> np.ndarray:
+        """Slots of the label sets, new ones added (the cache may overflow until ``_trim``)."""
+        found = list(map(self._slots.get, labels))
+        if None in found:
+            for key in dict.fromkeys(k for k, slot in zip(labels, found, strict=True) if slot is None):
+                self._add(key)
+            found = list(map(self._slots.get, labels))
+        return np.array(found, np.intp)
+
+    def _add(self, labels: Labels) -> None:
+        name = next((v for k, v in labels if k == METRIC_NAME), "")
+        problem = label_problem(labels, self.guard.limits)
+        if self._free:
+            slot = self._free.pop()
+            self._slot_labels[slot] = labels
         else:
-            names = list(map(_SECOND, ids))
+            slot = len(self._slot_labels)
+            self._slot_labels.append(labels)
+            if slot >= len(self._fp):
+                size = max(1024, 2 * len(self._fp))
+                self._fp = np.resize(self._fp, size)
+                self._name = np.resize(self._name, size)
+                self._problem = np.resize(self._problem, size)
+                self._day = np.resize(self._day, size)
+        code = self._name_codes.get(name)
+        if code is None:
+            code = self._name_codes[name] = len(self._names)
+            self._names.append(name)
+        if problem is not None and problem not in self._problems:
+            self._problems.append(problem)
+        self._fp[slot] = fingerprint(labels) if problem is None else 0
+        self._name[slot] = code
+        self._problem[slot] = 0 if problem is None else self._problems.index(problem)
+        self._day[slot] = _NO_DAY
+        self._slots[labels] = slot
+
+    def _trim(self) -> None:
+        """Forget the oldest label sets past ``cache_size`` (between batches, so slots stay valid)."""
+        excess = len(self._slots) - self._cache_size
+        for _ in range(max(0, excess)):
+            _, slot = self._slots.popitem(last=False)
+            self._slot_labels[slot] = None
+            self._free.append(slot)
+        if excess > 0 and len(self._names) > 2 * len(self._slots) + 4096:
+            self._compact_names()
+        if len(self._seen_days) > 4 * self._cache_size:
+            # Only a memory bound: each slot still knows its last stored day; a forgotten pair at
+            # worst writes its series row again, which the ReplacingMergeTree collapses.
+            self._seen_days.clear()
+
+    def _compact_names(self) -> None:
+        live = np.array(list(self._slots.values()), np.intp)
+        used = sorted(set(self._name[live].tolist()))
+        self._names = [self._names[c] for c in used]
+        self._name_codes = {name: code for code, name in enumerate(self._names)}
+        remap = np.zeros(max(used, default=0) + 1, np.int32)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        self._name[live] = remap[self._name[live]]
+
+    # -- one batch --------------------------------------------------------------------------
+
+    def _write(self, slots: np.ndarray, ts: np.ndarray, values: np.ndarray) -> int:
+        reasons: Counter[str] = Counter()
+        keep = self._screen(slots, ts, reasons)
+        days = ts // _DAY_MS
+        new_series = self._new_series(slots, days, keep, reasons)
+        index, names, name_rank = self._sorted_last_per_timestamp(slots, ts, np.flatnonzero(keep), reasons)
+        self.guard.count(reasons)
         if new_series:
-            self._backend.insert("series", _series_rows(new_series))
-        if len(fps):
+            self._backend.insert("series", self._series_rows(new_series))
+        if len(index):
+            kept = slots[index]
+            metric_names = pa.DictionaryArray.from_arrays(pa.array(name_rank[self._name[kept]]), names)
             self._backend.insert(
                 "samples",
                 pa.table(
                     {
-                        "metric_name": pa.array(names, pa.string()),
-                        "fingerprint": pa.array(fps),
-                        "ts_ms": pa.array(ts),
-                        "value": pa.array(values),
+                        "metric_name": metric_names,  # dictionary-encoded: one string per name
+                        "fingerprint": self._fp[kept],
+                        "ts_ms": ts[index],
+                        "value": values[index],
                     }
                 ),
             )
         # Only remember series rows once they are stored, so a failed insert is retried whole.
-        self._seen_days.update(new_series)
-        return len(fps)
+        if new_series:
+            self._seen_days.update((fp, day) for fp, day, _ in new_series)
+            self._day[[slot for _, _, slot in new_series]] = [day for _, day, _ in new_series]
+        if len(index) and self._on_stored is not None:
+            stored = ts[index]
+            self._on_stored(int(stored.min()), int(stored.max()))
+        return len(index)
 
-    def _screen(
-        self, ids: list[tuple[int, str, str | None]], ts: np.ndarray, reasons: Counter[str]
-    ) -> np.ndarray:
+    def _screen(self, slots: np.ndarray, ts: np.ndarray, reasons: Counter[str]) -> np.ndarray:
         """Mask of samples with acceptable labels and timestamps."""
-        problems = [problem for _, _, problem in ids]
-        if any(problems):
-            keep = np.fromiter((p is None for p in problems), dtype=bool, count=len(problems))
-            reasons.update(p for p in problems if p)
-        else:
-            keep = np.ones(len(ids), dtype=bool)
+        problems = self._problem[slots]
+        keep = problems == 0
+        if not keep.all():
+            for code, count in enumerate(np.bincount(problems).tolist()):
+                if code and count:
+                    reasons[self._problems[code]] += count
         low, high = self.guard.time_bounds_ms()
         if low is not None:
             _drop(keep, ts < low, "too_old", reasons)
@@ -135,43 +228,109 @@ class SampleWriter:
         return keep
 
     def _new_series(
-        self,
-        batch: list[Sample],
-        fps: np.ndarray,
-        days: np.ndarray,
-        keep: np.ndarray,
-        reasons: Counter[str],
-    ) -> dict[tuple[int, int], tuple[str, Labels]]:
-        """New (series, day) rows the cardinality limits admit; the refused leave ``keep``."""
-        candidates = np.flatnonzero(keep)
-        candidate_days = days[candidates]
-        if len(candidates) == 0:
-            return {}
-        one_day = candidate_days.min() == candidate_days.max()  # the usual batch: skip a unique()
-        firsts = []
-        for day in [candidate_days[0]] if one_day else np.unique(candidate_days):
-            of_day = candidates if one_day else candidates[candidate_days == day]
-            _, first = np.unique(fps[of_day], return_index=True)
-            firsts.append(of_day[first])
-        out: dict[tuple[int, int], tuple[str, Labels]] = {}
-        refused: list[tuple[int, int, str]] = []
-        for i in np.concatenate(firsts).tolist():
-            key = (int(fps[i]), int(days[i]))
-            if key in self._seen_days:
+        self, slots: np.ndarray, days: np.ndarray, keep: np.ndarray, reasons: Counter[str]
+    ) -> list[tuple[int, int, int]]:
+        """New (fingerprint, day, slot) series rows the cardinality limits admit, in order of first
+        appearance; the samples of refused ones leave ``keep``."""
+        need = (self._day[slots] != days) & keep
+        if not need.any():  # the usual batch: every series already has its row for the day
+            return []
+        where = np.flatnonzero(need)
+        pair_slots, pair_days = slots[where], days[where]
+        low_day = int(pair_days.min())
+        span = int(pair_days.max()) - low_day + 1
+        if span < 1 << 20:
+            _, first = np.unique(pair_slots * span + (pair_days - low_day), return_index=True)
+        else:  # days centuries apart: no packed key
+            _, first = np.unique(np.stack([pair_slots, pair_days]), axis=1, return_index=True)
+        first.sort()
+        out: list[tuple[int, int, int]] = []
+        refused: dict[tuple[int, str], list[int]] = {}
+        for slot, day in zip(pair_slots[first].tolist(), pair_days[first].tolist(), strict=True):
+            fp = int(self._fp[slot])
+            if (fp, day) in self._seen_days:
+                self._day[slot] = day
                 continue
-            labels = batch[i].labels
-            name = self._identity(labels)[1]
-            reason = self.guard.admit_series(name, target_of(labels), key[0], key[1])
+            labels = self._slot_labels[slot]
+            assert labels is not None
+            reason = self.guard.admit_series(self._names[self._name[slot]], target_of(labels), fp, day)
             if reason is None:
-                out[key] = (name, labels)
+                out.append((fp, day, slot))
             else:
-                refused.append((*key, reason))
-        groups: dict[tuple[int, str], list[int]] = {}
-        for fp, day, reason in refused:  # one vector pass per (day, reason), not per series
-            groups.setdefault((day, reason), []).append(fp)
-        for (day, reason), refused_fps in groups.items():
-            _drop(keep, np.isin(fps, np.array(refused_fps, np.uint64)) & (days == day), reason, reasons)
+                refused.setdefault((day, reason), []).append(slot)
+        for (day, reason), refused_slots in refused.items():  # one vector pass per (day, reason)
+            _drop(keep, np.isin(slots, refused_slots) & (days == day), reason, reasons)
         return out
+
+    def _sorted_last_per_timestamp(
+        self, slots: np.ndarray, ts: np.ndarray, index: np.ndarray, reasons: Counter[str]
+    ) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+        """``index`` in the table's key order (metric name, fingerprint, ts), so that ClickHouse finds
+        the block already sorted; a repeated (series, timestamp) keeps its last value (Prometheus
+        would refuse it). Also the batch's metric names, sorted, and each name code's rank among them.
+        """
+        if len(index) == 0:
+            return index, pa.array([], pa.string()), np.zeros(0, np.int32)
+        s = slots[index]
+        # The batch's distinct series ranked by (metric name, fingerprint): a sort over series only.
+        if 8 * len(s) < len(self._fp):
+            present = np.unique(s)
+        else:
+            mark = np.zeros(len(self._fp), bool)
+            mark[s] = True
+            present = np.flatnonzero(mark)
+        codes = self._name[present]
+        distinct = np.unique(codes)
+        by_name = sorted(distinct.tolist(), key=self._names.__getitem__)
+        code_rank = np.empty(int(distinct[-1]) + 1, np.int32)
+        code_rank[by_name] = np.arange(len(distinct), dtype=np.int32)
+        names = pa.array([self._names[c] for c in by_name], pa.string())
+        present = present[np.lexsort((self._fp[present], code_rank[codes]))]
+        rank_of = np.empty(len(self._fp), np.intp)
+        rank_of[present] = np.arange(len(present))
+        rank = rank_of[s]
+        order = _stable_argsort(rank, len(present))  # series by series, batch order within each
+        r, t = rank[order], ts[index][order]
+        if not ((r[1:] == r[:-1]) & (t[1:] <= t[:-1])).any():  # the usual batch: points in time order
+            return index[order], names, code_rank
+        order = np.lexsort((np.arange(len(index)), ts[index], rank))  # series, time, then position
+        r, t = rank[order], ts[index][order]
+        earlier = np.r_[(r[1:] == r[:-1]) & (t[1:] == t[:-1]), False]  # followed by the same point
+        if earlier.any():
+            reasons["duplicate_timestamp"] += int(earlier.sum())
+            order = order[~earlier]
+        return index[order], names, code_rank
+
+    def _series_rows(self, new_series: list[tuple[int, int, int]]) -> pa.Table:
+        days, metric_names, fps, label_names, label_values = [], [], [], [], []
+        for fp, day, slot in new_series:
+            labels = self._slot_labels[slot]
+            assert labels is not None
+            days.append(day)
+            metric_names.append(self._names[self._name[slot]])
+            fps.append(fp)
+            rest = [(k, v) for k, v in labels if k != METRIC_NAME]
+            label_names.append([k for k, _ in rest])
+            label_values.append([v for _, v in rest])
+        return pa.table(
+            {
+                "day": pa.array(days, pa.int32()).cast(pa.date32()),
+                "metric_name": pa.array(metric_names, pa.string()),
+                "fingerprint": pa.array(fps, pa.uint64()),
+                "label_names": pa.array(label_names, pa.list_(pa.string())),
+                "label_values": pa.array(label_values, pa.list_(pa.string())),
+            }
+        )
+
+
+def _stable_argsort(keys: np.ndarray, bound: int) -> np.ndarray:
+    """Stable argsort of non-negative ints below ``bound``: radix passes over 16-bit digits."""
+    if bound <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    if bound <= 1 << 32:
+        low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+        return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
+    return np.argsort(keys, kind="stable")
 
 
 def _drop(keep: np.ndarray, refuse: np.ndarray, reason: str, reasons: Counter[str]) -> None:
@@ -181,38 +340,3 @@ def _drop(keep: np.ndarray, refuse: np.ndarray, reason: str, reasons: Counter[st
     if count:
         keep &= ~refuse
         reasons[reason] += count
-
-
-def _keep_last_per_timestamp(
-    fps: np.ndarray, ts: np.ndarray, keep: np.ndarray, reasons: Counter[str]
-) -> None:
-    """Within one batch, a repeated (series, timestamp) keeps its last value (Prometheus would refuse it)."""
-    index = np.flatnonzero(keep)
-    key = fps[index] ^ (ts[index].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-    ordered = np.sort(key)
-    if not (ordered[1:] == ordered[:-1]).any():  # the usual batch: nothing repeated
-        return
-    order = np.lexsort((index, ts[index], fps[index]))  # by series, time, then position
-    f, t = fps[index][order], ts[index][order]
-    earlier = np.r_[(f[1:] == f[:-1]) & (t[1:] == t[:-1]), False]  # followed by the same (series, ts)
-    _drop(keep, np.isin(np.arange(len(keep)), index[order][earlier]), "duplicate_timestamp", reasons)
-
-
-def _series_rows(new_series: dict[tuple[int, int], tuple[str, Labels]]) -> pa.Table:
-    days, metric_names, fps, label_names, label_values = [], [], [], [], []
-    for (fp, day), (name, labels) in new_series.items():
-        days.append(day)
-        metric_names.append(name)
-        fps.append(fp)
-        rest = [(k, v) for k, v in labels if k != METRIC_NAME]
-        label_names.append([k for k, _ in rest])
-        label_values.append([v for _, v in rest])
-    return pa.table(
-        {
-            "day": pa.array(days, pa.int32()).cast(pa.date32()),
-            "metric_name": pa.array(metric_names, pa.string()),
-            "fingerprint": pa.array(fps, pa.uint64()),
-            "label_names": pa.array(label_names, pa.list_(pa.string())),
-            "label_values": pa.array(label_values, pa.list_(pa.string())),
-        }
-    )

@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS {db}.samples
     metric_name {name_type},
     fingerprint UInt64{fp_codec},
     ts_ms Int64{ts_codec},
-    value Float64{value_codec}
+    value Float64{sample_value_codec}
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toDate(toDateTime(intDiv(ts_ms, 1000)))

@@ -22,7 +22,7 @@ def test_current_release_has_them_all() -> None:
     assert f.version == (26, 9, 1)
     assert all((f.low_cardinality, f.codecs, f.ttl, f.async_insert, f.dedup_token))
     samples = next(s for s in render_schema("db", f) if "db.samples" in s)
-    assert "value Float64 CODEC(ZSTD(1))" in samples
+    assert "value Float64 CODEC(Delta, ZSTD(1))" in samples
 
 
 @pytest.mark.parametrize("text", ["", "abc", "v18"])
