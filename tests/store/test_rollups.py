@@ -127,7 +127,8 @@ def test_range_functions_from_rollups_equal_raw(
 ) -> None:
     RollupJob(loaded.backend).run(now_ms=T_END - 3_600_000)  # the last hours come from raw at query time
     counting = _Counting(monkeypatch)
-    fast, raw = Engine(loaded.querier), Engine(loaded.querier, use_rollups=False)
+    fast = Engine(loaded.querier, min_bucket_width_ms=60_000)
+    raw = Engine(loaded.querier, use_rollups=False)
     for metric in ("reqs", "temp"):
         for rng in RANGES:
             query = f"{fn}({metric}[{rng}])"
@@ -141,7 +142,8 @@ def test_range_functions_from_rollups_equal_raw(
 
 def test_unaligned_queries_read_raw_samples(loaded: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     counting = _Counting(monkeypatch)
-    fast, raw = Engine(loaded.querier), Engine(loaded.querier, use_rollups=False)
+    fast = Engine(loaded.querier, min_bucket_width_ms=60_000)
+    raw = Engine(loaded.querier, use_rollups=False)
     for query, start, step in [
         ("rate(reqs[5m])", 3_600_001, 60_000),  # start off the minute
         ("rate(reqs[90s])", 3_600_000, 60_000),  # range not a whole width
@@ -161,7 +163,8 @@ def test_nan_values_fall_back_to_raw_samples(store: Store, monkeypatch: pytest.M
     )
     RollupJob(store.backend).run(now_ms=7_000_000)
     counting = _Counting(monkeypatch)
-    fast, raw = Engine(store.querier), Engine(store.querier, use_rollups=False)
+    fast = Engine(store.querier, min_bucket_width_ms=60_000)
+    raw = Engine(store.querier, use_rollups=False)
     for fn in ("sum_over_time", "avg_over_time", "max_over_time", "rate", "changes"):
         query = f"{fn}(g[5m])"
         _same(fast.range(query, 0, 7_000_000, 60_000), raw.range(query, 0, 7_000_000, 60_000))
@@ -175,7 +178,8 @@ def test_late_samples_are_recomputed(store: Store) -> None:
     store.writer.write([Sample(labels, t * 10_000, float(t)) for t in range(1, 1400) if t % 2])
     job = RollupJob(store.backend)
     job.run(now_ms=now_ms)
-    fast, raw = Engine(store.querier), Engine(store.querier, use_rollups=False)
+    fast = Engine(store.querier, min_bucket_width_ms=60_000)
+    raw = Engine(store.querier, use_rollups=False)
     query = "count_over_time(late[1h])"
     before = fast.range(query, 3_600_000, 3 * 3_600_000, 3_600_000)
 
@@ -250,3 +254,16 @@ def test_sketch_rollups_merge_as_the_windows_do(store: Store) -> None:
     job.run(now_ms=end + 3_600_000)
     after = reader.merged(TTFT, {"service_id": "svc-a"}, start, end, 3_600_000)
     assert after[0].count == before[3][0][2] + 2
+
+
+def test_default_engine_reads_buckets_of_five_minutes_and_more(
+    loaded: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1-minute buckets measured slower than raw samples; the default engine starts at 5 minutes."""
+    RollupJob(loaded.backend).run(now_ms=T_END)
+    counting = _Counting(monkeypatch)
+    engine, raw = Engine(loaded.querier), Engine(loaded.querier, use_rollups=False)
+    _same(engine.range("rate(reqs[5m])", 0, T_END, 60_000), raw.range("rate(reqs[5m])", 0, T_END, 60_000))
+    assert counting.calls == 0
+    _same(engine.range("rate(reqs[15m])", 0, T_END, 300_000), raw.range("rate(reqs[15m])", 0, T_END, 300_000))
+    assert counting.calls == 1

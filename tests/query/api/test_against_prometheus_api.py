@@ -42,9 +42,10 @@ pytestmark = [
 QUERIES = generate()
 END_S = T0_S + HISTORY_S + HEAD_S
 INSTANT_TIMES_S = (T0_S + 1800.123, T0_S + HISTORY_S + 420, END_S + 200)
-# The last range is aligned to the minute: range functions there read the store's rollups (rolled up
-# by the job to the middle of the data, aggregated at query time after it), and must still agree.
-RANGES_S = ((T0_S + 123.456, END_S, 67), (T0_S - 600, T0_S + 1500, 30), (T0_S, END_S, 60))
+# The last range is aligned to 5 minutes: range functions over whole 5-minute multiples there read
+# the store's rollups (rolled up by the job to the middle of the data, aggregated at query time
+# after it), and must still agree.
+RANGES_S = ((T0_S + 123.456, END_S, 67), (T0_S - 600, T0_S + 1500, 30), (T0_S, END_S, 300))
 
 
 @pytest.fixture(scope="module")
