@@ -14,6 +14,16 @@ import numpy.typing as npt
 
 WIDTHS_MS = (60_000, 300_000, 900_000, 3_600_000)
 
+
+def widest_tiling(widths: tuple[int, ...], range_ms: int, times: npt.NDArray[np.int64]) -> int | None:
+    """The widest width dividing ``range_ms`` and every time in ``times``: windows of that range
+    ending at those times are runs of whole buckets. None when no width does."""
+    for width in sorted(widths, reverse=True):
+        if range_ms % width == 0 and not (times % width).any():
+            return width
+    return None
+
+
 # Per bucket, in this order (``rollups`` table columns after the key). ``prev_*`` is the point
 # before the last (irate/idelta); ``correction`` the sum of values before each drop (counter
 # resets), ``resets``/``changes`` the drops and value changes between consecutive points — all

@@ -178,9 +178,10 @@ class ClickHouseQuerier:
         done = read_done(self._backend).get(width_ms)
         tables = []
         columns_sql = ", ".join(wanted)
+        bound: dict[str, Any] = {}
+        series_filter = self._series_filter(series, matchers, start_ms - width_ms, end_ms, bound)
         if done is not None and done >= start_ms:
-            params: dict[str, Any] = {"w": width_ms // 1000, "b0": start_ms, "b1": min(end_ms, done)}
-            series_filter = self._series_filter(series, matchers, start_ms - width_ms, end_ms, params)
+            params = bound | {"w": width_ms // 1000, "b0": start_ms, "b1": min(end_ms, done)}
             tables.append(
                 self._query(
                     f"SELECT fingerprint, bucket_ms, version, {columns_sql} FROM {self._db}.rollups "
@@ -193,8 +194,7 @@ class ClickHouseQuerier:
             )
         raw_from = start_ms - width_ms if done is None else max(start_ms - width_ms, done)
         if raw_from < end_ms:
-            params = {"lo": raw_from, "hi": end_ms}
-            series_filter = self._series_filter(series, matchers, start_ms - width_ms, end_ms, params)
+            params = bound | {"lo": raw_from, "hi": end_ms}
             tables.append(
                 self._query(
                     f"SELECT fingerprint, bucket_ms, toInt64({_NEWEST}) AS version, {columns_sql} "

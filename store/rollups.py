@@ -106,14 +106,21 @@ def sketch_bucket_sql(db: str, width_ms: int, version: int) -> str:
     )
 
 
+def _read_state(backend: Backend) -> dict[str, int]:
+    """The newest value of every ``rollup_state`` entry."""
+    table = backend.query(
+        f"SELECT name, argMax(value, at_ms) AS v FROM {backend.database}.rollup_state GROUP BY name"
+    )
+    return dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+
+def _done(state: dict[str, int]) -> dict[int, int]:
+    return {int(name.removeprefix("done_")): int(v) for name, v in state.items() if name.startswith("done_")}
+
+
 def read_done(backend: Backend) -> dict[int, int]:
     """Per width (ms), the end of the last bucket the job has computed (absent: none yet)."""
-    table = backend.query(
-        f"SELECT name, argMax(value, at_ms) AS v FROM {backend.database}.rollup_state "
-        "WHERE name LIKE 'done_%' GROUP BY name"
-    )
-    names, values = table.column(0).to_pylist(), table.column(1).to_pylist()
-    return {int(name.removeprefix("done_")): int(v) for name, v in zip(names, values, strict=True)}
+    return _done(_read_state(backend))
 
 
 def _server_now_s(backend: Backend) -> int:
@@ -162,8 +169,9 @@ class RollupJob:
         now_s = _server_now_s(self.backend)
         now = now_s * 1000 if now_ms is None else int(now_ms)
         version = int(time.time() * 1000)
-        done = read_done(self.backend)
-        self._recompute_late(done, now_s, version)
+        state = _read_state(self.backend)
+        done = _done(state)
+        self._recompute_late(done, state.get("dirty_seen_s", 0), now_s, version)
         start = self._first_start(done)
         new_done: dict[int, int] = {}
         spans: dict[int, tuple[int, int]] = {}
@@ -237,14 +245,8 @@ class RollupJob:
         )
         self.stats["chunks"] += 1
 
-    def _recompute_late(self, done: dict[int, int], now_s: int, version: int) -> None:
+    def _recompute_late(self, done: dict[int, int], seen: int, now_s: int, version: int) -> None:
         """Recompute the finished buckets that late samples fell into, then move the mark on."""
-        state = self.backend.query(
-            f"SELECT argMax(value, at_ms) FROM {self.backend.database}.rollup_state "
-            "WHERE name = 'dirty_seen_s'"
-        )
-        rows = state.column(0).to_pylist() if state.num_rows else []
-        seen = int(rows[0]) if rows and rows[0] is not None else 0
         until = now_s
         table = self.backend.query(
             f"SELECT from_ms, to_ms FROM {self.backend.database}.rollup_dirty "

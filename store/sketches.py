@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from model.labels import METRIC_NAME, Labels, to_labels
-from model.rollups import WIDTHS_MS
+from model.rollups import WIDTHS_MS, widest_tiling
 from store.backend import Backend
 from store.rollups import LateMarker, read_done
 from store.writes import fingerprint
@@ -182,35 +182,20 @@ class SketchReader:
         params: dict[str, object] = {"metric": metric, "period_ms": period_ms}
         params.update({f"f_{name}": filters[name] for name in names})
         # Whole rollup buckets where they tile the span (sketch_rollups), 10 s windows for the rest.
-        width = next(
-            (w for w in sorted(WIDTHS_MS, reverse=True) if not (period_ms % w or start_ms % w or end_ms % w)),
-            None,
-        )
+        width = widest_tiling(WIDTHS_MS, period_ms, np.array([start_ms, end_ms], dtype=np.int64))
         done = read_done(self._backend).get(width) if width else None
         cut = start_ms if done is None else min(max(done, start_ms), end_ms)
-        sources = [
-            _SOURCE_SQL.format(
-                columns=_MERGED_COLUMNS,
-                db=db,
-                table="sketches",
-                lo="cut",
-                hi="end_ms",
-                extra="",
-                filters=where,
+
+        def source(table: str, lo: str, hi: str, extra: str = "") -> str:
+            return _SOURCE_SQL.format(
+                columns=_MERGED_COLUMNS, db=db, table=table, lo=lo, hi=hi, extra=extra, filters=where
             )
-        ]
+
+        sources = [source("sketches", "cut", "end_ms")]
         params |= {"cut": cut, "end_ms": end_ms}
         if cut > start_ms:
             sources.append(
-                _SOURCE_SQL.format(
-                    columns=_MERGED_COLUMNS,
-                    db=db,
-                    table="sketch_rollups FINAL",
-                    lo="start_ms",
-                    hi="cut",
-                    extra=" AND width_s = {width_s:UInt32}",
-                    filters=where,
-                )
+                source("sketch_rollups FINAL", "start_ms", "cut", " AND width_s = {width_s:UInt32}")
             )
             params |= {"start_ms": start_ms, "width_s": (width or 0) // 1000}
         sql = _MERGE_SQL.format(source=" UNION ALL ".join(sources))

@@ -110,6 +110,20 @@ def dedupe(cols: list[Col]) -> list[Col]:
     return out
 
 
+def reduce_windows(values: FloatArray, lo: IntArray, hi: IntArray, ufunc: np.ufunc = np.add) -> FloatArray:
+    """``ufunc`` over ``values[lo[i]:hi[i]]`` for every i at once, in order (0 where empty).
+
+    reduceat over interleaved (lo, hi) bounds reduces each window at the even positions; a padding
+    element keeps every bound a valid index. Empty windows keep their own bounds (one element, masked
+    out) so the odd positions, between windows, stay short: (0, 1) there made each of them reduce
+    everything up to the next window.
+    """
+    mask = hi > lo
+    padded = np.append(values.astype(np.float64), 0.0)
+    bounds = np.minimum(np.stack([lo, np.maximum(hi, lo)], axis=1).ravel(), len(values))
+    return np.where(mask, ufunc.reduceat(padded, bounds)[::2], 0.0)
+
+
 def window_bounds(ts: IntArray, refs: IntArray, range_ms: int) -> tuple[IntArray, IntArray]:
     """Index bounds ``[lo, hi)`` of the points in each closed window ``[ref - range, ref]``."""
     lo = np.searchsorted(ts, refs - range_ms, "left")

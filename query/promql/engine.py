@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import promql_parser as pp
 
+from model.rollups import widest_tiling
 from model.series import STALE_NAN_BITS, Series
 from query.promql import aggregations, binary_ops, functions, rollup_eval
 from query.promql.blocks import (
@@ -306,7 +307,7 @@ class _Evaluator:
         refs = self.refs(selector, ts)
         range_ms = duration_ms(arg.range)
         assert self.engine.bucket_widths is not None
-        width = rollup_eval.pick_width(self.engine.bucket_widths, refs, range_ms)
+        width = widest_tiling(self.engine.bucket_widths, range_ms, refs)
         if width is None:
             return None
         start, end = int(refs.min()) - range_ms, int(refs.max())
@@ -317,11 +318,7 @@ class _Evaluator:
         self.check_deadline()
         if buckets is None:
             return None
-        self.samples += len(buckets)
-        if self.samples > self.engine.max_samples:
-            raise PromQLError(
-                "execution", "query processing would load too many samples into memory in query execution"
-            )
+        self.count_loaded(len(buckets))
         return rollup_eval.evaluate(name, buckets, refs, range_ms)
 
     # -- selectors --------------------------------------------------------------------------------
@@ -346,12 +343,16 @@ class _Evaluator:
         self.check_deadline()
         # Prometheus' storage yields series sorted by labels; results keep that order.
         series = sorted(series, key=lambda s: label_key(s.labels))
-        self.samples += sum(len(s.ts_ms) for s in series)
+        self.count_loaded(sum(len(s.ts_ms) for s in series))
+        return series
+
+    def count_loaded(self, n: int) -> None:
+        """Add points (or bucket rows) read to the query's budget; refuse past ``max_samples``."""
+        self.samples += n
         if self.samples > self.engine.max_samples:
             raise PromQLError(
                 "execution", "query processing would load too many samples into memory in query execution"
             )
-        return series
 
     def _vector_selector(self, node: Any, ts: IntArray) -> Block:
         refs = self.refs(node, ts)

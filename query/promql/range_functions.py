@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from query.promql.blocks import Block, Col, FloatArray, IntArray, RangeBlock, ScalarBlock, VectorBlock, dedupe
+from query.promql.blocks import (
+    Block,
+    Col,
+    FloatArray,
+    IntArray,
+    RangeBlock,
+    ScalarBlock,
+    VectorBlock,
+    dedupe,
+    reduce_windows,
+)
 from query.promql.blocks import drop_name as _drop_name
 from query.promql.errors import PromQLError
 from query.promql.gomath import go_div, kahan_inc, kahan_sum
@@ -222,15 +232,8 @@ def _reduce_windows(name: str, sv: FloatArray, lo: IntArray, hi: IntArray) -> tu
     if name == "last_over_time":
         return sv[np.maximum(hi - 1, 0)], mask
     ufunc = _WINDOW_REDUCERS[name]
-    # reduceat over interleaved (lo, hi) bounds reduces exactly each window at the even positions;
-    # a padding element keeps every bound a valid index.
-    padded = np.append(sv, np.nan)
-    # Empty windows keep their own bounds (one element, masked out) so the odd positions, between
-    # windows, stay short: (0, 1) there made each of them reduce everything up to the next window.
-    bounds = np.minimum(np.stack([lo, np.maximum(hi, lo)], axis=1).ravel(), len(sv))
     assert ufunc is not None  # only min/max get here
-    values = ufunc.reduceat(padded, bounds)[::2]
-    return np.where(mask, values, 0.0), mask
+    return reduce_windows(sv, lo, hi, ufunc), mask
 
 
 def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:

@@ -8,9 +8,9 @@ between buckets), so its value is Prometheus' up to floating-point summation ord
 per-bucket sums rather than one running sum: ~1e-15 relative).
 
 Used for the functions in ``FUNCTIONS`` over a plain matrix selector when the range and every step
-time are multiples of a width the store keeps (``pick_width``). A selection holding NaN or ±Inf
-goes back to raw samples (``evaluate`` returns None): Prometheus' special cases for those are kept
-by the per-point code.
+time are multiples of a width the store keeps (``model.rollups.widest_tiling``). A selection
+holding NaN or ±Inf goes back to raw samples (``evaluate`` returns None): Prometheus' special cases
+for those are kept by the per-point code.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from model.rollups import Buckets
-from query.promql.blocks import Col, FloatArray, IntArray, VectorBlock, dedupe, drop_name, label_key
+from query.promql.blocks import (
+    Col,
+    FloatArray,
+    IntArray,
+    VectorBlock,
+    dedupe,
+    drop_name,
+    label_key,
+    reduce_windows,
+)
 from query.promql.rate import extrapolate
 
 # The bucket columns each function needs besides ``model.rollups.BASE_COLUMNS``.
@@ -40,14 +49,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "resets": ("first_value", "resets"),
 }
 FUNCTIONS = frozenset(COLUMNS)
-
-
-def pick_width(widths: tuple[int, ...], refs: IntArray, range_ms: int) -> int | None:
-    """The widest bucket width that tiles every window exactly, or None."""
-    for width in sorted(widths, reverse=True):
-        if range_ms % width == 0 and not (refs % width).any():
-            return width
-    return None
 
 
 class _Windows:
@@ -116,29 +117,18 @@ class _Windows:
         return c["last_ts"][i].astype(np.float64), c["last_value"][i]
 
     def sum_rows(self, name: str) -> FloatArray:
-        return _float_sums(self.c[name], self.lo, self.hi)
+        return reduce_windows(self.c[name], self.lo, self.hi)
 
     def pairs(self, values: np.ndarray) -> np.ndarray:
         """Sum of a per-boundary quantity over the boundaries inside each window."""
         if values.dtype == bool:
             return _int_sums(values, self.pair_lo, self.hi)
-        return _float_sums(values, self.pair_lo, self.hi)
+        return reduce_windows(values, self.pair_lo, self.hi)
 
 
 def _int_sums(values: np.ndarray, lo: IntArray, hi: IntArray) -> IntArray:
     cum = np.r_[0, np.cumsum(values, dtype=np.int64)]
     return cum[hi] - cum[np.minimum(lo, hi)]
-
-
-def _float_sums(values: FloatArray, lo: IntArray, hi: IntArray, ufunc: np.ufunc = np.add) -> FloatArray:
-    """``ufunc`` over ``values[lo[i]:hi[i]]`` for every i, in order (0 where empty)."""
-    mask = hi > lo
-    padded = np.append(values.astype(np.float64), 0.0)
-    # Interleaved (lo, hi) bounds: even positions reduce each window; empty windows give one element
-    # (masked below). Bounds stay in place so the odd positions (between windows) stay short.
-    bounds = np.stack([lo, np.maximum(hi, lo)], axis=1).ravel()
-    out = ufunc.reduceat(padded, np.minimum(bounds, len(values)))[::2]
-    return np.where(mask, out, 0.0)
 
 
 def evaluate(name: str, buckets: Buckets, refs: IntArray, range_ms: int) -> VectorBlock | None:
@@ -193,7 +183,7 @@ def _compute(name: str, w: _Windows) -> tuple[FloatArray, np.ndarray]:
     if name in ("min_over_time", "max_over_time"):
         ufunc = np.fmin if name == "min_over_time" else np.fmax
         column = "min" if name == "min_over_time" else "max"
-        inner = _float_sums(w.c[column], w.lo, w.hi, ufunc)
+        inner = reduce_windows(w.c[column], w.lo, w.hi, ufunc)
         edge = w.c["last_value"][w.b]
         out = np.where(w.nb > 0, np.where(w.has_b, ufunc(inner, edge), inner), edge)
         return out, present
