@@ -6,6 +6,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -22,8 +23,29 @@ class Canned:
     chunk_bytes: int = 0  # > 0: write the body in chunks of this size (chunked encoding)
 
 
+class LoopbackServer:
+    """A test server on a free 127.0.0.1 port for an ``async with`` block; subclasses answer in
+    ``_handle`` and set ``port``, ``tls`` and ``_server`` (attributes or dataclass fields)."""
+
+    port: int
+    tls: ssl.SSLContext | None
+    _server: asyncio.Server | None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
 @dataclass
-class CannedServer:
+class CannedServer(LoopbackServer):
     """``async with CannedServer({"/metrics": Canned(...)}) as server: server.port``."""
 
     routes: dict[str, Canned]
@@ -65,15 +87,6 @@ class CannedServer:
             pass
         finally:
             writer.close()
-
-    async def __aenter__(self) -> CannedServer:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
 
 
 @pytest.fixture(scope="session")

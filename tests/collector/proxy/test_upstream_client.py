@@ -16,10 +16,11 @@ import pytest
 from loguru import logger
 
 from collector.proxy.timing import RequestObservation
+from tests.collector.conftest import LoopbackServer
 from tests.collector.proxy.conftest import proxy_to, token
 
 
-class H11Upstream:
+class H11Upstream(LoopbackServer):
     """A keep-alive HTTP/1.1 upstream: echoes each request body (any framing) with a content-length;
     ``/stall`` sends a streamed head and one token, then nothing. Counts connections."""
 
@@ -70,15 +71,6 @@ class H11Upstream:
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> H11Upstream:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
 
 
 def test_keep_alive_reuses_the_upstream_connection() -> None:

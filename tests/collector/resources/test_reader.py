@@ -43,6 +43,18 @@ def _by_name(batch: list[Sample]) -> dict[str, float]:
     return {s.name: s.value for s in batch}
 
 
+def _read_once_and_stop(reader: ResourceReader) -> dict[str, float]:
+    """One round of readings by name, the reader stopped afterwards."""
+
+    async def go() -> dict[str, float]:
+        try:
+            return _by_name(await reader.read_once())
+        finally:
+            await reader.stop()
+
+    return asyncio.run(go())
+
+
 def test_two_reads_give_every_cpu_memory_and_network_figure(tmp_path: Path, testdata: Path) -> None:
     root = _root(tmp_path, testdata)
     now = [100.0]
@@ -182,13 +194,7 @@ def test_npu_smi_command_output_is_read(tmp_path: Path, testdata: Path) -> None:
     config = ResourcesConfig(root=str(tmp_path), gpu="none", npu="npu-smi", npu_smi_command=str(script))
     reader = ResourceReader(config, {})
 
-    async def go() -> dict[str, float]:
-        try:
-            return _by_name(await reader.read_once())
-        finally:
-            await reader.stop()
-
-    figures = asyncio.run(go())
+    figures = _read_once_and_stop(reader)
     assert figures["ma_container_npu_util"] == 0.0
     assert figures["ma_container_npu_memory_used_megabytes"] == 0.0  # HBM 0 / 32768 on every chip
     assert figures["ma_container_npu_memory_util"] == 0.0
@@ -238,11 +244,5 @@ def test_cgroup_dir_points_at_another_group(tmp_path: Path, testdata: Path) -> N
     )
     reader = ResourceReader(config, {})
 
-    async def go() -> dict[str, float]:
-        try:
-            return _by_name(await reader.read_once())
-        finally:
-            await reader.stop()
-
-    figures = asyncio.run(go())
+    figures = _read_once_and_stop(reader)
     assert figures["ma_container_memory_used_megabytes"] == pytest.approx((10498404352 - 6685749248) / MIB)
