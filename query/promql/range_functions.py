@@ -26,7 +26,7 @@ from query.promql.blocks import (
 from query.promql.blocks import drop_name as _drop_name
 from query.promql.errors import PromQLError
 from query.promql.gomath import go_div, kahan_inc, kahan_sum
-from query.promql.rate import extrapolated_rate, extrapolated_rate_columns
+from query.promql.kernels import extrapolated_rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +188,9 @@ def _holt_winters(ts: IntArray, vs: FloatArray, w: Window) -> float | None:
 
 def _rate_fn(is_counter: bool, is_rate: bool) -> RangeFn:
     def fn(ts: IntArray, vs: FloatArray, w: Window) -> float | None:
-        return extrapolated_rate(ts, vs, w.ref_ms, w.range_ms, is_counter, is_rate)
+        starts, refs = np.array([0, len(ts)]), np.array([w.ref_ms])
+        values, mask = extrapolated_rates(ts, vs, starts, refs, w.range_ms, is_counter, is_rate)
+        return float(values[0, 0]) if mask[0, 0] else None
 
     return fn
 
@@ -243,10 +245,8 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
     assert isinstance(rng, RangeBlock)
     scalars = [a.values for a in args if isinstance(a, ScalarBlock)]
     fn = RANGE_FUNCTIONS[name]
-    if name in _COLUMNAR and len(ts) > 1 and len(rng.series) > 1:
-        flat = _rate_all_series(name, rng)
-        if flat is not None:
-            return flat
+    if name in _COLUMNAR:
+        return _rate_all_series(name, rng)
     cols = []
     lo_bound = rng.refs - rng.range_ms
     for s in rng.series:
@@ -254,11 +254,7 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
         hi = np.searchsorted(s.ts, rng.refs, "right")
         if not (hi > lo).any():
             continue
-        if name in _COLUMNAR and len(ts) > 1:
-            values, mask = extrapolated_rate_columns(
-                s.ts, s.values, lo, hi, rng.refs, rng.range_ms, *_COLUMNAR[name]
-            )
-        elif name in _WINDOW_REDUCERS and len(ts) > 1:
+        if name in _WINDOW_REDUCERS and len(ts) > 1:
             values, mask = _reduce_windows(name, s.values, lo, hi)
         else:
             values, mask = _per_step(fn, s.ts, s.values, lo, hi, rng, ts, scalars)
@@ -267,34 +263,15 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
     return VectorBlock(dedupe(cols))
 
 
-def _rate_all_series(name: str, rng: RangeBlock) -> VectorBlock | None:
-    """``rate``/``increase``/``delta`` of every series in one numpy pass (``None``: not applicable).
-
-    The series are laid end to end and every window's bounds are indexes into that one array, so
-    the arithmetic runs once for all windows of all series. Bounds are searched series by series:
-    one series' points stay in cache, where one search over everything would not (15-day spans).
-    Non-finite values take the per-series path, which handles them window by window.
-    """
+def _rate_all_series(name: str, rng: RangeBlock) -> VectorBlock:
+    """``rate``/``increase``/``delta`` of every series at every step, in one compiled pass."""
     series = [s for s in rng.series if len(s.ts)]
     if not series:
         return VectorBlock([])
-    all_vs = np.concatenate([s.values for s in series])
-    if not np.isfinite(all_vs).all():
-        return None
+    starts = np.cumsum([0] + [len(s.ts) for s in series], dtype=np.int64)
     all_ts = np.concatenate([s.ts for s in series])
-    n, steps = len(series), len(rng.refs)
-    lo_bound = rng.refs - rng.range_ms
-    lo = np.empty((n, steps), dtype=np.int64)
-    hi = np.empty((n, steps), dtype=np.int64)
-    offset = 0
-    for i, s in enumerate(series):
-        lo[i] = np.searchsorted(s.ts, lo_bound, "left") + offset
-        hi[i] = np.searchsorted(s.ts, rng.refs, "right") + offset
-        offset += len(s.ts)
-    lo, hi = lo.ravel(), hi.ravel()
-    refs = np.tile(rng.refs, n)
-    values, mask = extrapolated_rate_columns(all_ts, all_vs, lo, hi, refs, rng.range_ms, *_COLUMNAR[name])
-    values, mask = values.reshape(n, -1), mask.reshape(n, -1)
+    all_vs = np.concatenate([s.values for s in series])
+    values, mask = extrapolated_rates(all_ts, all_vs, starts, rng.refs, rng.range_ms, *_COLUMNAR[name])
     cols = [Col(_drop_name(s.labels), values[i], mask[i]) for i, s in enumerate(series) if mask[i].any()]
     # Distinct label sets stay distinct without the name unless the selector matched several names.
     one_name = len({s.labels.get("__name__") for s in series}) == 1

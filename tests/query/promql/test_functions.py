@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from query.promql.engine import Engine
 from query.promql.functions import _expand
 from query.promql.histogram import bucket_quantile
+from query.promql.kernels import extrapolated_rates
 from query.promql.range_functions import quantile
-from query.promql.rate import extrapolated_rate, extrapolated_rate_columns
 from query.promql.value import format_float
 from store.memory import MemoryStore
+from tests.query.promql import go_rate
 
 INF = math.inf
 
@@ -71,22 +72,39 @@ def test_rate_handles_counter_resets() -> None:
     assert extrapolated_rate(ts, vs, 30_000, 30_000, True, False) == pytest.approx(4 - 5 + 10)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=1000), min_size=2, max_size=40), st.booleans())
-def test_columnar_rate_equals_window_rate(increments: list[int], counter: bool) -> None:
+def extrapolated_rate(
+    ts: np.ndarray, vs: np.ndarray, ref_ms: int, range_ms: int, is_counter: bool, is_rate: bool
+) -> float | None:
+    """One window through the compiled loop."""
+    starts, refs = np.array([0, len(ts)]), np.array([ref_ms])
+    values, mask = extrapolated_rates(ts, vs, starts, refs, range_ms, is_counter, is_rate)
+    return float(values[0, 0]) if mask[0, 0] else None
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=1000), min_size=0, max_size=40),
+    st.booleans(),
+    st.sampled_from([None, math.nan, math.inf, -math.inf]),
+)
+def test_compiled_rate_equals_prometheus_window_by_window(
+    increments: list[int], counter: bool, odd: float | None
+) -> None:
     values = np.cumsum(np.array(increments, dtype=np.float64))
     if counter and len(values) > 3:
         values[len(values) // 2 :] -= values[len(values) // 2 - 1]  # a reset in the middle
+    if odd is not None and len(values) > 2:
+        values[len(values) // 3] = odd
     ts = np.arange(len(values), dtype=np.int64) * 10_000 + 1234
     refs = np.arange(0, len(values) * 10_000 + 60_000, 7_000, dtype=np.int64)
     lo = np.searchsorted(ts, refs - 60_000, "left")
     hi = np.searchsorted(ts, refs, "right")
-    cols, mask = extrapolated_rate_columns(ts, values, lo, hi, refs, 60_000, counter, True)
+    cols, mask = extrapolated_rates(ts, values, np.array([0, len(ts)]), refs, 60_000, counter, True)
     for i, ref in enumerate(refs.tolist()):
-        one = extrapolated_rate(ts[lo[i] : hi[i]], values[lo[i] : hi[i]], ref, 60_000, counter, True)
-        assert mask[i] == (one is not None)
+        one = go_rate.extrapolated_rate(ts[lo[i] : hi[i]], values[lo[i] : hi[i]], ref, 60_000, counter, True)
+        assert mask[0, i] == (one is not None)
         if one is not None:
-            assert cols[i] == pytest.approx(one, rel=1e-9, abs=1e-12)
+            assert cols[0, i] == one or (math.isnan(cols[0, i]) and math.isnan(one))
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False))

@@ -10,6 +10,7 @@ import pytest
 from query.promql import histogram, range_functions
 from query.promql.blocks import Col, RangeBlock, RangeSeries, ScalarBlock, VectorBlock
 from query.promql.histogram import bucket_quantile
+from tests.query.promql import go_rate
 
 
 def _counter_block(seed: int, n_series: int, names: int = 1) -> RangeBlock:
@@ -26,35 +27,49 @@ def _counter_block(seed: int, n_series: int, names: int = 1) -> RangeBlock:
     return RangeBlock(series, refs, 300_000)
 
 
+_RATES = {"rate": (True, True), "increase": (True, False), "delta": (False, False)}
+
+
+def _assert_rates_equal_prometheus(name: str, block: RangeBlock) -> None:
+    flat = range_functions._rate_all_series(name, block)
+    got = {c.labels["i"]: c for c in flat.cols}
+    for s in block.series:
+        lo = np.searchsorted(s.ts, block.refs - block.range_ms, "left")
+        hi = np.searchsorted(s.ts, block.refs, "right")
+        expected = [
+            go_rate.extrapolated_rate(s.ts[a:b], s.values[a:b], ref, block.range_ms, *_RATES[name])
+            for a, b, ref in zip(lo.tolist(), hi.tolist(), block.refs.tolist(), strict=True)
+        ]
+        present = [e is not None for e in expected]
+        if not any(present):
+            assert s.labels["i"] not in got
+            continue
+        col = got[s.labels["i"]]
+        assert col.mask.tolist() == present
+        for value, e in zip(col.values.tolist(), expected, strict=True):
+            assert e is None or value == e or (math.isnan(value) and math.isnan(e))
+
+
 @pytest.mark.parametrize("name", ["rate", "increase", "delta"])
 @pytest.mark.parametrize("seed", range(5))
-def test_rate_of_all_series_equals_per_series(name: str, seed: int) -> None:
-    block = _counter_block(seed, 30)
-    flat = range_functions._rate_all_series(name, block)
-    assert flat is not None
-    expected = {}
-    for s in block.series:
-        one = range_functions.evaluate(name, [RangeBlock([s], block.refs, block.range_ms)], block.refs)
-        for c in one.cols:
-            expected[c.labels["i"]] = c
-    got = {c.labels["i"]: c for c in flat.cols}
-    assert got.keys() == expected.keys()
-    for key, col in got.items():
-        assert (col.mask == expected[key].mask).all()
-        np.testing.assert_array_equal(col.values[col.mask], expected[key].values[col.mask])
+def test_rate_of_all_series_equals_prometheus_window_by_window(name: str, seed: int) -> None:
+    _assert_rates_equal_prometheus(name, _counter_block(seed, 30))
 
 
 def test_rate_of_all_series_keeps_distinct_names_distinct() -> None:
     block = _counter_block(1, 6, names=2)
     flat = range_functions._rate_all_series("rate", block)
-    assert flat is not None
     assert len({tuple(sorted(c.labels.items())) for c in flat.cols}) == len(flat.cols)
 
 
-def test_rate_of_all_series_leaves_non_finite_values_to_the_window_path() -> None:
-    block = _counter_block(2, 4)
-    block.series[0].values[3] = math.nan
-    assert range_functions._rate_all_series("rate", block) is None
+@pytest.mark.parametrize("odd", [math.nan, math.inf, -math.inf])
+def test_rate_of_all_series_with_non_finite_values_equals_prometheus(odd: float) -> None:
+    block = _counter_block(2, 6)
+    filled = [s for s in block.series if len(s.values) > 3]
+    filled[0].values[3] = odd
+    filled[1].values[-1] = odd
+    for name in _RATES:
+        _assert_rates_equal_prometheus(name, block)
 
 
 BOUNDS = ["0.1", "0.5", "1", "5", "+Inf"]
