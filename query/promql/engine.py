@@ -15,6 +15,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ class Engine:
         use_rollups: bool = True,
         min_bucket_width_ms: int = 300_000,
         max_steps_per_pass: int = 720,
+        points_per_pass: int = 8_000_000,
         max_concurrent: int = 20,
     ) -> None:
         self.querier = querier
@@ -66,6 +68,7 @@ class Engine:
         self.timeout_s = timeout_s
         self.default_subquery_step_ms = default_subquery_step_ms
         self.max_steps_per_pass = max_steps_per_pass
+        self.points_per_pass = points_per_pass
         # Prometheus' --query.max-concurrency (default 20): more queries wait for a slot, and the
         # wait counts against their timeout, so a burst of heavy queries cannot exhaust the server.
         self._slots = threading.BoundedSemaphore(max_concurrent)
@@ -133,14 +136,36 @@ class Engine:
             )
         ts = np.arange(int(start_ms), int(end_ms) + 1, int(step_ms), dtype=np.int64)
         deadline = time.monotonic() + timeout_s
-        # Steps are independent, so a long range is evaluated in passes of at most
-        # ``max_steps_per_pass`` steps: memory stays bounded by series x pass, not series x range.
-        parts: dict[Any, list[MatrixSeries]] = {}
-        for lo in range(0, len(ts), self.max_steps_per_pass):
-            chunk = ts[lo : lo + self.max_steps_per_pass]
+
+        # Steps are independent, so a long range is evaluated in passes: memory stays bounded by
+        # series x pass, not series x range. The first pass has ``max_steps_per_pass`` steps; later
+        # ones are sized from the points it loaded, to about ``points_per_pass`` (never fewer steps
+        # than the first): few series make long passes, so fixed costs per pass (label work, one
+        # store read per selector) are paid a few times, not once per 720 steps. Later passes run
+        # two at a time: the store's read for one (which releases the GIL, as the compiled range
+        # functions do) overlaps the other's arithmetic.
+        def run_pass(chunk: IntArray) -> tuple[list[MatrixSeries], float]:
             evaluator = _Evaluator(self, int(start_ms), int(end_ms), max(deadline - time.monotonic(), 0.0))
-            for series in _block_to_series(evaluator.eval(expr, chunk), chunk):
-                parts.setdefault(label_key(series.labels), []).append(series)
+            return _block_to_series(evaluator.eval(expr, chunk), chunk), evaluator.samples / len(chunk)
+
+        first = ts[: self.max_steps_per_pass]
+        done, per_step = run_pass(first)
+        pass_steps = self.max_steps_per_pass
+        if per_step:
+            pass_steps = max(pass_steps, int(self.points_per_pass / per_step))
+        rest = [ts[i : i + pass_steps] for i in range(len(first), len(ts), pass_steps)]
+        passes = [done]
+        if len(rest) == 1:
+            passes.append(run_pass(rest[0])[0])
+        elif rest:
+            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="promql-pass")
+            try:
+                passes.extend(result for result, _ in pool.map(run_pass, rest))
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        parts: dict[Any, list[MatrixSeries]] = {}
+        for series in (s for one in passes for s in one):
+            parts.setdefault(label_key(series.labels), []).append(series)
         out = [
             MatrixSeries(
                 pieces[0].labels,

@@ -226,3 +226,23 @@ def test_queries_past_the_concurrency_limit_wait_and_time_out_in_the_queue() -> 
     assert isinstance(results[0], Vector)
     assert results[0].samples[0].value == 1.0
     assert engine.instant("vector(2)", 0).samples[0].value == 2.0  # the slot is free again
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sum by (job) (rate(req_total[1m]))",
+        "req_total / ignoring(job) group_left sum(req_total)",
+        "max_over_time(req_total[5m:30s]) - req_total offset 1m",
+        "count(req_total @ end())",
+    ],
+)
+def test_a_range_in_many_passes_equals_one_pass(query: str) -> None:
+    """Passes (the first small, later ones sized by points and run two at a time) change nothing."""
+    store = _counter_store()
+    whole = Engine(store, max_steps_per_pass=10_000).range(query, 0, 3_600_000, 10_000)
+    passes = Engine(store, max_steps_per_pass=7, points_per_pass=20).range(query, 0, 3_600_000, 10_000)
+    assert [s.labels for s in passes.series] == [s.labels for s in whole.series]
+    for a, b in zip(passes.series, whole.series, strict=True):
+        np.testing.assert_array_equal(a.ts_ms, b.ts_ms)
+        np.testing.assert_array_equal(a.values, b.values)
