@@ -122,6 +122,7 @@ class ChdbBackend:
         self.database = database
         self._lock = threading.Lock()
         self._session = chdb_session.Session(str(self.path))
+        self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")
         logger.info("chDB store at {} (database {})", self.path, database)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
@@ -129,9 +130,19 @@ class ChdbBackend:
             self._session.query(sql, "CSV", params=encode_params(params))
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """The result as an Arrow table that owns its memory.
+
+        chDB's own ``"ArrowTable"`` reads the table straight out of chDB's result buffer, which the
+        next query reuses: safe only while every column arrives compressed (then decompressing
+        copies it), and LZ4 costs more than the read itself on long results. So the session sends
+        results uncompressed (``__init__``) and they are copied here once, into Python's memory.
+        """
         with self._lock:
-            result = self._session.query(sql, "ArrowTable", params=encode_params(params))
-        return result
+            result = self._session.query(sql, "Arrow", params=encode_params(params))
+            data = result.bytes()
+        if not data:
+            return pa.table({})
+        return pa.ipc.open_file(pa.py_buffer(data)).read_all()
 
     def insert(self, table: str, rows: pa.Table) -> None:
         if table not in TABLES:
