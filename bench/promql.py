@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,22 +105,27 @@ def _time_interleaved(runners: dict[str, Runner], repeat: int, out: dict[str, An
             _say(f"{name} {key}: {seconds:.3f} s, {series} series")
 
 
-def _infersight(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> dict[str, Runner]:
-    """Two runners on one store: with the rollups (the default engine) and from raw samples only."""
+def _infersight(
+    data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack, rollups: bool = True
+) -> dict[str, Runner]:
+    """Two runners on one store: as configured, and forced onto the 1-minute rollups (``rollups``)."""
     store = open_store(f"chdb://{root / 'chdb'}")
     stack.callback(store.close)
     started = time.perf_counter()
     write_store(data, store.writer)
     out["load_infersight_s"] = round(time.perf_counter() - started, 1)
     _say(f"infersight loaded in {out['load_infersight_s']} s")
-    started = time.perf_counter()
-    RollupJob(store.backend).run()
-    out["rollup_infersight_s"] = round(time.perf_counter() - started, 1)
-    _say(f"infersight rolled up in {out['rollup_infersight_s']} s")
+    variants = [("infersight", 300_000)]
+    if rollups:
+        started = time.perf_counter()
+        RollupJob(store.backend).run()
+        out["rollup_infersight_s"] = round(time.perf_counter() - started, 1)
+        _say(f"infersight rolled up in {out['rollup_infersight_s']} s")
+        variants.append(("infersight_1m_rollups", 60_000))
     runners = {}
     # As configured (buckets of 5 min and more: raw samples at this 1-minute step), and forced
     # onto the 1-minute rollups, which tile these queries' windows.
-    for name, min_width_ms in (("infersight", 300_000), ("infersight_1m_rollups", 60_000)):
+    for name, min_width_ms in variants:
         engine = Engine(
             store.querier, max_samples=2_000_000_000, timeout_s=3600, min_bucket_width_ms=min_width_ms
         )
@@ -173,6 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scrape-s", type=int, default=None, help="scrape interval (10 quick, 60 full)")
     parser.add_argument("--repeat", type=int, default=None, help="rounds per query (3 quick, 2 full)")
     parser.add_argument("--only", choices=("infersight", "prometheus", "victoriametrics"), action="append")
+    parser.add_argument(
+        "--no-rollups",
+        action="store_true",
+        help="skip the rollup job and the forced 1-minute-rollup runner (the default engine reads raw "
+        "samples at this step anyway; the job is ~20 min of a full run)",
+    )
     args = parser.parse_args(argv)
     hours = args.hours or (2.0 if args.quick else 15 * 24.0)
     scrape_s = args.scrape_s or (10 if args.quick else 60)
@@ -184,7 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         "samples": data.samples,
     }
     _say(f"{hours} h, {out['series']} series, {data.samples} samples")
-    loaders = {"infersight": _infersight, "prometheus": _prometheus, "victoriametrics": _victoriametrics}
+    loaders = {
+        "infersight": partial(_infersight, rollups=not args.no_rollups),
+        "prometheus": _prometheus,
+        "victoriametrics": _victoriametrics,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-promql-") as tmp, ExitStack() as stack:
         runners = {}
         for name, load in loaders.items():
