@@ -3,7 +3,7 @@
 As prometheus/compliance does: data is backfilled into Prometheus with ``promtool tsdb
 create-blocks-from openmetrics`` and loaded into a ``MemoryStore``; every query is asked as instant
 queries at a few times and as range queries with unaligned starts and odd steps; results (label
-sets, timestamps, values within 1e-6, order of instant vectors) must agree. Needs the ``prometheus``
+sets, timestamps, values within 1e-9 relative, order of instant vectors) must agree. Needs the ``prometheus``
 and ``promtool`` binaries of version 2.42 (Debian bookworm's package); skipped, with that reason,
 where they are missing.
 """
@@ -202,7 +202,7 @@ def _ours(engine: Engine, path: str, query: str, **params: str) -> dict[str, Any
 
 
 def _assert_same(theirs: dict[str, Any], ours: dict[str, Any]) -> None:
-    assert_same(theirs, ours, rel=1e-6)
+    assert_same(theirs, ours, rel=1e-9)
 
 
 @pytest.mark.parametrize("query", QUERIES)
