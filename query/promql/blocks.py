@@ -29,7 +29,9 @@ def label_key(labels: dict[str, str]) -> LabelKey:
 def drop_name(labels: dict[str, str]) -> dict[str, str]:
     if METRIC_NAME not in labels:
         return labels
-    return {k: v for k, v in labels.items() if k != METRIC_NAME}
+    out = labels.copy()  # a C-level copy: several times faster than a filtering comprehension
+    del out[METRIC_NAME]
+    return out
 
 
 def format_labels(labels: dict[str, str]) -> str:
@@ -129,3 +131,25 @@ def window_bounds(ts: IntArray, refs: IntArray, range_ms: int) -> tuple[IntArray
     lo = np.searchsorted(ts, refs - range_ms, "left")
     hi = np.searchsorted(ts, refs, "right")
     return lo, hi
+
+
+def laid_end_to_end(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate(parts)``, without copying when the parts already are consecutive slices of
+    one array (as the store's read hands them over: one array for all series of a selector)."""
+    parts = [p for p in parts if len(p)]  # an empty slice's address says nothing of its place
+    base = parts[0].base if parts else None
+    if not (
+        isinstance(base, np.ndarray)
+        and base.flags.c_contiguous
+        and base.dtype == parts[0].dtype
+        and all(p.base is base and p.flags.c_contiguous for p in parts)
+    ):
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+    flat = base.reshape(-1)  # a view: the base is contiguous
+    origin, item = flat.__array_interface__["data"][0], flat.itemsize
+    start = pos = (parts[0].__array_interface__["data"][0] - origin) // item
+    for p in parts:
+        if (p.__array_interface__["data"][0] - origin) // item != pos:
+            return np.concatenate(parts)
+        pos += len(p)
+    return flat[start:pos]

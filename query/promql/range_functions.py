@@ -21,6 +21,7 @@ from query.promql.blocks import (
     ScalarBlock,
     VectorBlock,
     dedupe,
+    laid_end_to_end,
     reduce_windows,
 )
 from query.promql.blocks import drop_name as _drop_name
@@ -269,8 +270,8 @@ def _rate_all_series(name: str, rng: RangeBlock) -> VectorBlock:
     if not series:
         return VectorBlock([])
     starts = np.cumsum([0] + [len(s.ts) for s in series], dtype=np.int64)
-    all_ts = np.concatenate([s.ts for s in series])
-    all_vs = np.concatenate([s.values for s in series])
+    all_ts = laid_end_to_end([s.ts for s in series])
+    all_vs = laid_end_to_end([s.values for s in series])
     values, mask = extrapolated_rates(all_ts, all_vs, starts, rng.refs, rng.range_ms, *_COLUMNAR[name])
     cols = [Col(_drop_name(s.labels), values[i], mask[i]) for i, s in enumerate(series) if mask[i].any()]
     # Distinct label sets stay distinct without the name unless the selector matched several names.

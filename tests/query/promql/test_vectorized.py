@@ -97,3 +97,18 @@ def test_histogram_quantile_all_steps_equals_per_step(seed: int) -> None:
     assert (col.mask == mask).all()
     fast = histogram._all_steps(phi, bounds, counts, np.stack([mask] * len(BOUNDS)))
     assert fast is not None  # the comparison above went through the numpy path
+
+
+def test_laid_end_to_end_reuses_consecutive_slices_and_copies_the_rest() -> None:
+    from query.promql.blocks import laid_end_to_end
+
+    base = np.arange(20, dtype=np.int64)
+    consecutive = [base[2:5], base[5:5], base[5:11]]
+    joined = laid_end_to_end(consecutive)
+    assert joined.tolist() == list(range(2, 11))
+    assert np.shares_memory(joined, base)
+    gap = [base[2:5], base[6:9]]
+    assert laid_end_to_end(gap).tolist() == [2, 3, 4, 6, 7, 8]
+    assert not np.shares_memory(laid_end_to_end(gap), base)
+    mixed = [base[0:2], np.array([7, 8], dtype=np.int64)]
+    assert laid_end_to_end(mixed).tolist() == [0, 1, 7, 8]
