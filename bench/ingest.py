@@ -7,13 +7,19 @@ Run: ``python -m bench.ingest [--quick]``; ends with one JSON line. Figures (sam
   rows, in-batch dedup, column insert) at batches of 1k/10k/100k samples — chDB in-process, the
   18.16 server over the native protocol. Samples are built beforehand, as a collector hands them over;
 - ``chdb_remote_write_<batch>``: the same batches as remote-write POSTs to infersight's own
-  ``/api/v1/write`` (``create_app`` in a separate process on chDB): HTTP, snappy, protobuf, then the
-  writer — the figure to hold against the peers';
+  ``/api/v1/write`` (``create_app`` with the server's ingest log, ``exporters/ingest_log.py``, in a
+  separate process on chDB, as ``infersight server`` runs): HTTP, snappy, protobuf, the log, then the
+  writer — the figure to hold against the peers'. Timed from the first POST until ``POST /bench/flush``
+  (a bench-only route) answers, which it does once the log has inserted every sample acknowledged
+  so far into chDB (a committed part: readable). So the window holds every INSERT, not only the acks.
+  After the server stopped, the store is opened here and must hold every sample sent exactly once
+  (``FINAL`` count; not timed), or the bench fails;
 - ``<peer>_<batch>``: samples/s of those remote-write POSTs to the peer (bodies encoded beforehand,
   identical for every receiver, sent back to back over one keep-alive connection) until the peer
   has answered each. Prometheus answers once the samples are in its head and WAL (written, not
-  fsynced); VictoriaMetrics once they are in its in-memory buffers (flushed to disk within about a
-  second; lost if it dies first); infersight once the samples are in a part on disk (not fsynced);
+  fsynced; readable at once); VictoriaMetrics once they are in its in-memory buffers (flushed to
+  disk and searchable within about a second; lost if it dies first); infersight's log answers once
+  the request is written to its WAL (not fsynced), but its window ends later, at the last INSERT;
 - ``bytes_per_sample_*``: on-disk size after compaction — ClickHouse ``system.parts`` bytes of the
   samples and series tables after ``OPTIMIZE … FINAL``; Prometheus: the TSDB block ``promtool`` builds
   from the same samples; VictoriaMetrics: ``vm_data_size_bytes`` after a forced flush.
@@ -168,7 +174,11 @@ def clickhouse_bytes_per_sample(store: Store, name: str) -> dict[str, float]:
     return out
 
 
-def post_all(url: str, bodies: list[bytes], samples: int) -> float:
+def post_all(
+    url: str, bodies: list[bytes], samples: int, settle: Callable[[httpx.Client], None] | None = None
+) -> float:
+    """Samples/s of POSTing ``bodies`` back to back; ``settle`` (inside the timed window) waits until
+    the receiver holds them where it promises to."""
     headers = {
         "Content-Encoding": "snappy",
         "Content-Type": "application/x-protobuf",
@@ -180,6 +190,8 @@ def post_all(url: str, bodies: list[bytes], samples: int) -> float:
             response = client.post(url, content=body, headers=headers)
             if response.status_code >= 300:
                 raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+        if settle is not None:
+            settle(client)
         return samples / (time.perf_counter() - start)
 
 
@@ -272,31 +284,64 @@ def victoria_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) ->
 
 
 def remote_write_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) -> dict[str, float]:
-    """infersight's own receiver: the server's app on chDB in its own process, like the peers."""
+    """infersight's own receiver: the server's app on chDB in its own process, like the peers. Each
+    batch size's window ends when the ingest log has inserted every sample (``/bench/flush``); after
+    the server stopped, the store is opened here and must hold every sample exactly once."""
     port = free_port()
-    args = [sys.executable, "-m", "bench.ingest", "--serve", f"chdb://{tmp / 'chdb-remote-write'}", str(port)]
+    data = tmp / "chdb-remote-write"
+    args = [sys.executable, "-m", "bench.ingest", "--serve", f"chdb://{data}", str(port)]
     out: dict[str, float] = {}
+
+    def settle(client: httpx.Client) -> None:
+        response = client.post(f"http://127.0.0.1:{port}/bench/flush")
+        if response.status_code != 200:
+            raise RuntimeError(f"ingest log flush: {response.status_code} {response.text[:200]}")
+
     with process(args, _answers(f"http://127.0.0.1:{port}/-/ready"), tmp / "infersight.log"):
         for batch, requests in bodies.items():
             out[f"chdb_remote_write_{batch}"] = post_all(
-                f"http://127.0.0.1:{port}/api/v1/write", requests, samples
+                f"http://127.0.0.1:{port}/api/v1/write", requests, samples, settle
             )
+    store = open_store_for_ingest(f"chdb://{data}")
+    try:
+        db = store.backend.database
+        stored = store.backend.query(f"SELECT count() AS n FROM {db}.samples FINAL").column(0)[0].as_py()
+    finally:
+        store.close()
+    if stored != samples * len(bodies):
+        raise RuntimeError(f"remote write: {stored} samples stored, {samples * len(bodies)} sent")
     return out
 
 
 def serve(dsn: str, port: int) -> None:
-    """``--serve DSN PORT``: the API (``create_app``) on a store, as ``infersight server`` runs it."""
+    """``--serve DSN PORT``: the API (``create_app``) on a store with the ingest log in front of it,
+    as ``infersight server`` runs it, plus ``POST /bench/flush``: answers once every sample acknowledged
+    so far is inserted (in a part, readable), 503 if an insert failed."""
     import uvicorn
+    from fastapi import APIRouter, Response
+    from fastapi.concurrency import run_in_threadpool
     from loguru import logger
 
+    from exporters.ingest_log import IngestLog
     from query.api.app import create_app
+    from query.api.remote_write import LOG_DECODERS
 
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     store = open_store_for_ingest(dsn)
+    log = IngestLog(store.writer, Path(dsn.removeprefix("chdb://")) / "ingest-log", decoders=LOG_DECODERS)
+    flush = APIRouter()
+
+    @flush.post("/bench/flush")
+    async def flush_log() -> Response:
+        return Response(status_code=200 if await run_in_threadpool(log.flush, 120) else 503)
+
+    log.start()
     try:
-        uvicorn.run(create_app(store), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        app = create_app(store, ingest_log=log, routers=[flush])
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     finally:
+        log.stop()
         store.close()
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporters.buffer import BufferedExporter
+from exporters.ingest_log import IngestLog
 from exporters.sender import Sender
 from infersight.config import Config, state_dir
+from query.api.remote_write import LOG_DECODERS
+from store.writes import SampleWriter
 
 
 def buffered_exporter(config: Config, sender: Sender, name: str) -> BufferedExporter:
@@ -20,3 +23,11 @@ def buffered_exporter(config: Config, sender: Sender, name: str) -> BufferedExpo
         max_batch_age_s=buffer.max_batch_age_s,
         max_buffer_bytes=buffer.max_bytes,
     )
+
+
+def ingest_log(config: Config, writer: SampleWriter) -> IngestLog:
+    """The server's write-ahead log in front of the store for ingest and remote write, beside the
+    export buffers and bounded by the same ``buffer.max_bytes``."""
+    buffer = config.buffer
+    folder = Path(buffer.dir) / "ingest" if buffer.dir else state_dir(config) / "buffer" / "ingest"
+    return IngestLog(writer, folder, decoders=LOG_DECODERS, max_bytes=buffer.max_bytes)

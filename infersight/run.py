@@ -11,10 +11,11 @@ from alerts.runner import AlertRunner
 from collector.serve import InLoopServer
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
+from exporters.ingest_log import IngestLog
 from exporters.store import StoreExporter
 from infersight.alerting import build_alerting
 from infersight.config import Config
-from infersight.exporting import buffered_exporter
+from infersight.exporting import buffered_exporter, ingest_log
 from infersight.pod import PodCollector
 from model.events import Event
 from query.api.app import AuthSettings, build_querier, create_app
@@ -37,6 +38,7 @@ class Runtime:
         self.store: Store | None = None
         self.server: InLoopServer | None = None
         self.exporter: BufferedExporter | None = None
+        self.ingest_log: IngestLog | None = None
         self.pods: list[PodCollector] = []
         self.events: EventHub | None = None
         self.detector: EventDetector | None = None
@@ -68,6 +70,8 @@ class Runtime:
         self.audit = AuditLog(self.store.backend)
         engine = Engine(build_querier(self.store))
         self.alerts, rules_router = build_alerting(cfg, engine, self.store.writer, self.audit, self.events)
+        self.ingest_log = ingest_log(cfg, self.store.writer)
+        self.ingest_log.start()
         app = create_app(
             self.store,
             engine=engine,
@@ -75,6 +79,7 @@ class Runtime:
             auth=AuthSettings(cfg.auth.enabled, cfg.auth.admin_key),
             audit=self.audit,
             routers=[rules_router],
+            ingest_log=self.ingest_log,
         )
         self.server = InLoopServer(app, cfg.server.host, cfg.server.port)
         await self.server.start()
@@ -178,6 +183,9 @@ class Runtime:
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        if self.ingest_log is not None:  # after the API: nothing is appended any more
+            await asyncio.to_thread(self.ingest_log.stop)
+            self.ingest_log = None
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 
 import numpy as np
+import numpy.ma  # np.unique's first call loads it otherwise: at start-up, not in the first insert
 import pyarrow as pa
 
 from model.labels import METRIC_NAME, Labels
@@ -20,17 +21,19 @@ from store.limits import IngestGuard, Limits, label_problem, target_of
 _DAY_MS = 86_400_000
 _LABELS, _TS, _VALUE = attrgetter("labels"), attrgetter("ts_ms"), attrgetter("value")
 _NO_DAY = np.iinfo(np.int64).min
+# pyarrow loads pandas (when installed) on its first conversion of a Python list, about 0.3 s: here,
+# at start-up, rather than inside the first insert.
+pa.array([], pa.string())
 
 
 def fingerprint(labels: Labels) -> int:
     """Stable 64-bit identity of a canonical label set (the same in every process and release)."""
-    h = hashlib.blake2b(digest_size=8)
-    for key, value in labels:
-        h.update(key.encode("utf-8", "surrogatepass"))
-        h.update(b"\xff")
-        h.update(value.encode("utf-8", "surrogatepass"))
-        h.update(b"\xfe")
-    return int.from_bytes(h.digest(), "little")
+    # One update of the joined parts: the same digest as an update per part, in fewer calls.
+    data = b"".join(
+        b"%s\xff%s\xfe" % (key.encode("utf-8", "surrogatepass"), value.encode("utf-8", "surrogatepass"))
+        for key, value in labels
+    )
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 class SampleWriter:
@@ -114,6 +117,26 @@ class SampleWriter:
         with self._lock:
             try:
                 return self._write(np.repeat(self._resolve(list(labels)), counts), ts, values)
+            finally:
+                self._trim()
+
+    def write_indexed(
+        self, labels: Sequence[Labels], index: np.ndarray, ts: np.ndarray, values: np.ndarray
+    ) -> int:
+        """``write`` for samples in columns: sample ``i`` belongs to ``labels[index[i]]`` (the ingest
+        log's form, where one block joins many requests, each with its own label list)."""
+        ts = np.asarray(ts, np.int64)
+        values = np.asarray(values, np.float64)
+        index = np.asarray(index, np.intp)
+        if len(index) != len(ts) or len(ts) != len(values):
+            raise ValueError("index/ts/values do not line up")
+        if len(ts) == 0:
+            return 0
+        if int(index.min()) < 0 or int(index.max()) >= len(labels):
+            raise ValueError("index out of range of labels")
+        with self._lock:
+            try:
+                return self._write(self._resolve(list(labels))[index], ts, values)
             finally:
                 self._trim()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
+from exporters.ingest_log import IngestLog
 from query.api.admin import build_admin_router
 from query.api.audit import build_audit_router
 from query.api.events import build_events_router
@@ -45,11 +46,14 @@ def create_app(
     auth: AuthSettings | None = None,
     audit: AuditLog | None = None,
     routers: Sequence[APIRouter] = (),
+    ingest_log: IngestLog | None = None,
 ) -> FastAPI:
     """``uvicorn.run(create_app(open_store("chdb://./data")))``.
 
     Pass ``hub`` and ``audit`` to share them with the rest of the process: the audit trail must
     have one writer, or two chain heads would fork it. ``routers`` adds more routes (rules).
+    ``ingest_log``: ingest and remote write answer once a batch is in it (``exporters/ingest_log.py``),
+    not once it is stored; its owner starts and stops it.
     """
     app = FastAPI(title="infersight", version="0.1.0")
     # Every read goes through the tenant scope: a no-op unless the caller's key is confined.
@@ -58,8 +62,8 @@ def create_app(
     audit = audit or AuditLog(store.backend)
     keys = KeyStore(store.backend)
     app.include_router(build_router(engine, querier))
-    app.include_router(build_ingest_router(store.writer))
-    app.include_router(build_remote_write_router(store.writer))
+    app.include_router(build_ingest_router(store.writer, ingest_log))
+    app.include_router(build_remote_write_router(store.writer, log=ingest_log))
     app.include_router(build_audit_router(audit))
     hub = hub or EventHub(EventLog(store.backend), store.writer)
     app.include_router(build_admin_router(keys, audit, hub.log))

@@ -1,7 +1,11 @@
 """``POST /api/v1/ingest``: batches shipped by sidecars running in other processes.
 
 The embedded store belongs to one process (the server), so sidecars elsewhere send their batches
-here rather than opening chDB themselves.
+here rather than opening chDB themselves. With the server's ingest log (``exporters/ingest_log.py``)
+a batch is answered once it is written to that write-ahead log, and ``samples`` counts the samples
+accepted (the writer's guard counts what it drops when the batch reaches the store); without one, once
+stored, and ``samples`` counts those stored. A store that is down is no error with a log (the batch
+waits in it); 503 only when the log is full or its disk fails, and the sidecar keeps the batch.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from exporters.ingest_log import IngestLog, IngestLogFull
+from exporters.segments import columns_of
 from model.labels import to_labels
 from model.series import Sample
 from model.wire import decode_batch
@@ -34,7 +40,7 @@ def confine(batch: list[Sample], project: str) -> list[Sample]:
     return out
 
 
-def build_ingest_router(writer: SampleWriter) -> APIRouter:
+def build_ingest_router(writer: SampleWriter, log: IngestLog | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
     @router.post("/ingest")
@@ -49,7 +55,13 @@ def build_ingest_router(writer: SampleWriter) -> APIRouter:
                 batch = confine(batch, project)
             except PermissionError as err:
                 return error_response("forbidden", str(err))
-        written = await run_in_threadpool(writer.write, batch)
-        return success({"samples": written})
+        if log is None:
+            written = await run_in_threadpool(writer.write, batch)
+            return success({"samples": written})
+        try:
+            await run_in_threadpool(log.append, columns_of(batch))
+        except (IngestLogFull, OSError) as err:
+            return error_response("unavailable", f"ingest log cannot take the batch: {err}")
+        return success({"samples": len(batch)})
 
     return router

@@ -3,6 +3,7 @@ columnar entry point, and the ``on_stored`` hook; on both backends where the sto
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 
@@ -173,6 +174,33 @@ def test_write_columns_is_write_by_series() -> None:
     assert rows_writer.guard.dropped == columns_writer.guard.dropped
     with pytest.raises(ValueError, match="line up"):
         columns_writer.write_columns([a], [2], ts[:1], values[:1])
+
+
+def test_write_indexed_is_write() -> None:
+    by_rows, by_index = Recorder(), Recorder()
+    a, b = to_labels({"__name__": "m", "pod": "a"}), to_labels({"__name__": "m", "pod": "b\udcff"})
+    samples = [Sample(a, T0, 1.0), Sample(b, T0, 3.0), Sample(a, T0 + 1, 2.0), Sample(a, T0, 4.0)]
+    rows_writer, index_writer = _writer(by_rows), _writer(by_index)
+    assert rows_writer.write(samples) == 2
+    ts = np.array([s.ts_ms for s in samples])
+    values = np.array([s.value for s in samples])
+    # a label set may appear twice in the list (two requests joined into one block)
+    assert index_writer.write_indexed([a, b, a], np.array([0, 1, 2, 0]), ts, values) == 2
+    for table in ("samples", "series"):
+        assert by_rows.rows(table) == by_index.rows(table)
+    assert rows_writer.guard.dropped == index_writer.guard.dropped
+    with pytest.raises(ValueError, match="line up"):
+        index_writer.write_indexed([a], np.array([0, 0]), ts[:1], values[:1])
+    with pytest.raises(ValueError, match="out of range"):
+        index_writer.write_indexed([a], np.array([1]), ts[:1], values[:1])
+
+
+def test_fingerprint_is_stable() -> None:
+    """Stored fingerprints must not change between releases: blake2b-64 over name, 0xff, value, 0xfe."""
+    assert fingerprint(()) == 0xB4B2797457A0A6E4
+    labels = to_labels({"__name__": "up", "job": "a\udcff", "x": "é"})
+    data = b"__name__\xffup\xfejob\xffa\xed\xb3\xbf\xfex\xff\xc3\xa9\xfe"
+    assert fingerprint(labels) == int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def test_many_series_in_one_batch_sort_past_16_bits() -> None:
