@@ -17,6 +17,7 @@ from infersight.alerting import build_alerting
 from infersight.config import Config
 from infersight.exporting import buffered_exporter, ingest_log
 from infersight.pod import PodCollector
+from infersight.self_series import self_samples
 from model.events import Event
 from query.api.app import AuthSettings, build_querier, create_app
 from query.events.detector import EventDetector
@@ -93,6 +94,7 @@ class Runtime:
             await self.add_pod(cfg)
         logger.info("{} target(s) scraped every {} s", len(cfg.targets), cfg.scrape.interval_s)
         self._background.append(asyncio.create_task(self._detect_events(ev.interval_s)))
+        self._background.append(asyncio.create_task(self._report_self(cfg.scrape.interval_s)))
         if cfg.store.rollup_interval_s > 0:
             self.rollups = RollupJob(self.store.backend)
             self._background.append(asyncio.create_task(self._roll_up(cfg.store.rollup_interval_s)))
@@ -106,6 +108,26 @@ class Runtime:
             except Exception:  # loop boundary: log and try again next interval
                 logger.exception("rollup job failed; retrying in {} s", interval_s)
             await asyncio.sleep(interval_s)
+
+    async def report_self_now(self) -> None:
+        """Write the server's own counters (``infersight.self_series``) through the exporter."""
+        assert self.store is not None
+        assert self.exporter is not None
+        samples = self_samples(
+            int(time.time() * 1000),
+            self.store.writer.guard.dropped,
+            self.exporter.counts(),
+            self.ingest_log.counts() if self.ingest_log is not None else None,
+        )
+        await self.exporter.consume(samples)
+
+    async def _report_self(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.report_self_now()
+            except Exception:  # loop boundary: log and keep reporting
+                logger.exception("writing infersight's own series failed; continuing")
 
     async def add_pod(self, pod_config: Config) -> PodCollector:
         """Start a pod's receivers (scrapes, proxy, resources, probes) feeding this process's store."""

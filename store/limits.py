@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from loguru import logger
@@ -126,12 +126,14 @@ class IngestGuard:
             logger.warning("ingest dropped samples: {}", dict(reasons))
 
 
-def counter_samples(name: str, counts: dict[str, int], ts_ms: int, **labels: str) -> list[Sample]:
-    """Counters as samples the store can keep about itself, one series per reason.
+def counter_samples(
+    name: str, counts: Mapping[str, int], ts_ms: int, key: str = "reason", **labels: str
+) -> list[Sample]:
+    """Counters as samples the store can keep about itself, one series per reason (label ``key``).
 
     ``counter_samples("infersight_ingest_dropped_samples_total", writer.guard.dropped, now_ms)``.
     """
     return [
-        Sample(to_labels({METRIC_NAME: name, "reason": reason, **labels}), ts_ms, float(count))
+        Sample(to_labels({METRIC_NAME: name, key: reason, **labels}), ts_ms, float(count))
         for reason, count in sorted(counts.items())
     ]
