@@ -6,10 +6,11 @@ Run: ``python -m bench.ingest [--quick]``; ends with one JSON line. Figures (sam
 - ``<store>_<batch>``: samples/s through ``SampleWriter.write`` (label checks, fingerprints, series
   rows, in-batch dedup, column insert) at batches of 1k/10k/100k samples — chDB in-process, the
   18.16 server over the native protocol. Samples are built beforehand, as a collector hands them over;
-- ``chdb_remote_write_<batch>``: the same batches as remote-write POSTs to infersight's own
-  ``/api/v1/write`` (``create_app`` with the server's ingest log, ``exporters/ingest_log.py``, in a
-  separate process on chDB, as ``infersight server`` runs): HTTP, snappy, protobuf, the log, then the
-  writer — the figure to hold against the peers'. Timed from the first POST until ``POST /bench/flush``
+- ``chdb_remote_write_<batch>``, ``clickhouse_18_16_remote_write_<batch>``: the same batches as
+  remote-write POSTs to infersight's own ``/api/v1/write`` (``create_app`` with the server's ingest
+  log, ``exporters/ingest_log.py``, in a separate process, on chDB or on the 18.16 server, as
+  ``infersight server`` runs): HTTP, snappy, protobuf, the log, then the writer — the figures to hold
+  against the peers'. Timed from the first POST until ``POST /bench/flush``
   (a bench-only route) answers, which it does once the log has inserted every sample acknowledged
   so far into chDB (a committed part: readable). So the window holds every INSERT, not only the acks.
   After the server stopped, the store is opened here and must hold every sample sent exactly once
@@ -283,13 +284,16 @@ def victoria_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) ->
     return out
 
 
-def remote_write_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) -> dict[str, float]:
-    """infersight's own receiver: the server's app on chDB in its own process, like the peers. Each
-    batch size's window ends when the ingest log has inserted every sample (``/bench/flush``); after
-    the server stopped, the store is opened here and must hold every sample exactly once."""
+def remote_write_figures(
+    tmp: Path, bodies: dict[int, list[bytes]], samples: int, dsn: str, name: str
+) -> dict[str, float]:
+    """infersight's own receiver: the server's app on the store ``dsn`` in its own process, like the
+    peers. Each batch size's window ends when the ingest log has inserted every sample
+    (``/bench/flush``); after the server stopped, the store is opened here and must hold every sample
+    exactly once."""
     port = free_port()
-    data = tmp / "chdb-remote-write"
-    args = [sys.executable, "-m", "bench.ingest", "--serve", f"chdb://{data}", str(port)]
+    log_dir = tmp / f"{name}-ingest-log"
+    args = [sys.executable, "-m", "bench.ingest", "--serve", dsn, str(port), str(log_dir)]
     out: dict[str, float] = {}
 
     def settle(client: httpx.Client) -> None:
@@ -297,24 +301,24 @@ def remote_write_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int
         if response.status_code != 200:
             raise RuntimeError(f"ingest log flush: {response.status_code} {response.text[:200]}")
 
-    with process(args, _answers(f"http://127.0.0.1:{port}/-/ready"), tmp / "infersight.log"):
+    with process(args, _answers(f"http://127.0.0.1:{port}/-/ready"), tmp / f"{name}-infersight.log"):
         for batch, requests in bodies.items():
-            out[f"chdb_remote_write_{batch}"] = post_all(
+            out[f"{name}_remote_write_{batch}"] = post_all(
                 f"http://127.0.0.1:{port}/api/v1/write", requests, samples, settle
             )
-    store = open_store_for_ingest(f"chdb://{data}")
+    store = open_store_for_ingest(dsn)
     try:
         db = store.backend.database
         stored = store.backend.query(f"SELECT count() AS n FROM {db}.samples FINAL").column(0)[0].as_py()
     finally:
         store.close()
     if stored != samples * len(bodies):
-        raise RuntimeError(f"remote write: {stored} samples stored, {samples * len(bodies)} sent")
+        raise RuntimeError(f"{name} remote write: {stored} samples stored, {samples * len(bodies)} sent")
     return out
 
 
-def serve(dsn: str, port: int) -> None:
-    """``--serve DSN PORT``: the API (``create_app``) on a store with the ingest log in front of it,
+def serve(dsn: str, port: int, log_dir: Path) -> None:
+    """``--serve DSN PORT LOG_DIR``: the API (``create_app``) on a store with the ingest log in front of it,
     as ``infersight server`` runs it, plus ``POST /bench/flush``: answers once every sample acknowledged
     so far is inserted (in a part, readable), 503 if an insert failed."""
     import uvicorn
@@ -329,7 +333,7 @@ def serve(dsn: str, port: int) -> None:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     store = open_store_for_ingest(dsn)
-    log = IngestLog(store.writer, Path(dsn.removeprefix("chdb://")) / "ingest-log", decoders=LOG_DECODERS)
+    log = IngestLog(store.writer, log_dir, decoders=LOG_DECODERS)
     flush = APIRouter()
 
     @flush.post("/bench/flush")
@@ -348,10 +352,10 @@ def serve(dsn: str, port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="infersight ingest benchmark")
     parser.add_argument("--quick", action="store_true", help="100k samples per run (under a minute)")
-    parser.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=3, metavar=("DSN", "PORT", "LOG_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve[0], int(args.serve[1]))
+        serve(args.serve[0], int(args.serve[1]), Path(args.serve[2]))
         return
     n_series, n_points = (1_000, 100) if args.quick else (2_000, 500)
     samples = n_series * n_points
@@ -372,6 +376,8 @@ def main() -> None:
             if batch == BATCHES[-1]:
                 figures.update(clickhouse_bytes_per_sample(store, "chdb"))
             store.close()
+        # One set of bodies for every remote-write receiver.
+        bodies = {batch: to_requests(series, batch) for batch, series in runs.items()}
         server = ClickHouseServer(tmp / "clickhouse").start()
         try:
             for batch, series in runs.items():
@@ -380,11 +386,13 @@ def main() -> None:
                 if batch == BATCHES[-1]:
                     figures.update(clickhouse_bytes_per_sample(store, "clickhouse_18_16"))
                 store.close()
+            figures.update(
+                remote_write_figures(tmp, bodies, samples, server.dsn("benchrw"), "clickhouse_18_16")
+            )
         finally:
             server.stop()
-        # One set of bodies for every remote-write receiver.
-        bodies = {batch: to_requests(series, batch) for batch, series in runs.items()}
-        figures.update(remote_write_figures(tmp, bodies, samples))
+        chdb_dsn = f"chdb://{tmp / 'chdb-remote-write'}"
+        figures.update(remote_write_figures(tmp, bodies, samples, chdb_dsn, "chdb"))
         if shutil.which("prometheus"):
             figures.update(prometheus_figures(tmp, runs, bodies, samples))
         if shutil.which("victoria-metrics"):
