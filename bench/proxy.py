@@ -6,13 +6,18 @@ generate the load while a run is measured. At 1, 50 and 200 concurrent streams, 
 streamed chat requests back to back on its own keep-alive connection for a fixed time, first
 straight to the simulator, then through the proxy; before the clock starts, every stream sends one
 unmeasured request (opening the client's connections and warming the proxy's upstream pool, as in
-steady state). TTFT is taken when the first read carrying generated text arrives (a non-empty
-``"content":"``), from just before the request is written; completed requests are counted. Added
-TTFT = proxy percentile - direct percentile; throughput ratio = proxied requests/s / direct
-requests/s. ``cN_proxy_cpu_ms_per_req`` is the proxy process's CPU time (user + system) per
-completed request: the proxy's own cost, which the machine's other load changes less than it
-changes latencies (``cN_sim_…`` and ``cN_client_…`` give the simulator's and the load generator's,
-from the direct run, for scale). ``--streams 1,50`` runs only those levels. Ends with one JSON line.
+steady state). Streams then start staggered, stream i at i/N of one request's length, and requests
+count once all of them run: with the simulator's fixed delays, streams started together stay in
+lockstep, every request of a level arriving, getting its first token and ending at the same moment,
+so a p99 measured which wave a stall of the shared machine hit (``--lockstep`` keeps that method,
+the one before 2026-11-25, for comparison). TTFT is taken when the first read carrying generated
+text arrives (a non-empty ``"content":"``), from just before the request is written; completed
+requests are counted. Added TTFT = proxy percentile - direct percentile; throughput ratio =
+proxied requests/s / direct requests/s. ``cN_proxy_cpu_ms_per_req`` is the proxy process's CPU
+time (user + system) per completed request over the measured window: the proxy's own cost, which
+the machine's other load changes less than it changes latencies (``cN_sim_…`` and ``cN_client_…``
+give the simulator's and the load generator's, from the direct run, for scale). ``--streams 1,50``
+runs only those levels. Ends with one JSON line.
 
 The load generator is a bare ``asyncio.Protocol`` that writes one prebuilt request and reads just
 enough HTTP/1.1 (status, content-length or chunked framing) to find each response's end: ~1 ms of
@@ -281,26 +286,54 @@ class _Stream:
         self.conn = None
 
 
-async def _load(port: int, streams: int, duration_s: float) -> tuple[list[float], float]:
-    """(TTFTs in ms, completed requests per second) of ``streams`` back-to-back loops."""
+async def _load(
+    port: int, streams: int, duration_s: float, pids: dict[str, int], *, lockstep: bool = False
+) -> tuple[list[float], float, dict[str, float]]:
+    """(TTFTs in ms, completed requests per second, CPU ms per request by process) of ``streams``
+    back-to-back loops; the CPU of each process in ``pids`` (and this one's, ``client``) is taken
+    over the measured window only.
+
+    Staggered (the default): stream i starts i/streams of a request's length (``PACED_S``) after the
+    warm-up, and requests count from one request's length after it, when every stream is running;
+    with fixed simulator delays each stream then keeps its phase, as independent clients would.
+    ``lockstep``: every stream starts at once, so with fixed delays all of them send, get their first
+    token and finish together, level after level (the method before 2026-11-25: a p99 then measures
+    which wave a stall of the machine hits).
+    """
     request = _request(port)
     clients = [_Stream(port, request) for _ in range(streams)]
     await asyncio.gather(*(c.once() for c in clients))  # warm-up, unmeasured: connections, upstream pool
     ttfts: list[float] = []
-    start = time.perf_counter()
+    start = time.perf_counter() + (0.0 if lockstep else PACED_S)
     deadline = start + duration_s
 
-    async def loop(client: _Stream) -> None:
-        while time.perf_counter() < deadline:
+    async def loop(i: int, client: _Stream) -> None:
+        if not lockstep:
+            await asyncio.sleep(i * PACED_S / streams)
+        while (t0 := time.perf_counter()) < deadline:
             ttft = await client.once()
-            if ttft is not None:
+            if ttft is not None and t0 >= start:
                 ttfts.append(ttft)
 
-    await asyncio.gather(*(loop(c) for c in clients))
-    elapsed = time.perf_counter() - start
+    async def cpu_at(t: float) -> dict[str, float]:
+        await asyncio.sleep(max(0.0, t - time.perf_counter()))
+        return {**{name: _cpu_s(pid) for name, pid in pids.items()}, "client": time.process_time()}
+
+    # the window is [start, deadline): requests started in it per second, and CPU spent in it per
+    # such request (steady state: as much work of requests in flight enters as leaves it)
+    at_start, at_deadline = asyncio.create_task(cpu_at(start)), asyncio.create_task(cpu_at(deadline))
+    await asyncio.gather(*(loop(i, c) for i, c in enumerate(clients)))
+    before, after = await at_start, await at_deadline
+    # lockstep: as before 2026-11-25, until the last wave ends (its waves fill the time to it)
+    window_s = time.perf_counter() - start if lockstep else duration_s
     for c in clients:
         c.close()
-    return ttfts, len(ttfts) / elapsed
+    done = max(1, len(ttfts))
+    return (
+        ttfts,
+        len(ttfts) / window_s,
+        {name: 1000 * (after[name] - before[name]) / done for name in after},
+    )
 
 
 def _cpu_s(pid: int) -> float:
@@ -314,16 +347,10 @@ def _cpu_s(pid: int) -> float:
 
 
 def _measured(
-    port: int, streams: int, duration_s: float, pids: dict[str, int]
+    port: int, streams: int, duration_s: float, pids: dict[str, int], *, lockstep: bool = False
 ) -> tuple[list[float], float, dict[str, float]]:
-    """``_load`` plus the CPU ms per completed request of each process in ``pids`` (and the client)."""
-    before = {name: _cpu_s(pid) for name, pid in pids.items()}
-    client_before = time.process_time()
-    ttfts, rps = asyncio.run(_load(port, streams, duration_s))
-    cpu = {name: _cpu_s(pid) - before[name] for name, pid in pids.items()}
-    cpu["client"] = time.process_time() - client_before
-    done = max(1, len(ttfts))
-    return ttfts, rps, {name: 1000 * seconds / done for name, seconds in cpu.items()}
+    """``_load`` in its own event loop."""
+    return asyncio.run(_load(port, streams, duration_s, pids, lockstep=lockstep))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -340,6 +367,10 @@ def main() -> None:
         "--streams", type=lambda v: [int(n) for n in v.split(",")], default=[1, 50, 200],
         help="concurrency levels, comma-separated (default 1,50,200)",
     )  # fmt: skip
+    parser.add_argument(
+        "--lockstep", action="store_true",
+        help="start every stream at once (the method before 2026-11-25) instead of staggered",
+    )  # fmt: skip
     args = parser.parse_args()
     duration_s = 4.0 if args.quick else 20.0
     sim_port, proxy_port = _free_port(), _free_port()
@@ -355,8 +386,12 @@ def main() -> None:
     ):  # fmt: skip
         for streams in args.streams:
             pids = {"sim": sim.pid, "proxy": proxy.pid}
-            direct, direct_rps, direct_cpu = _measured(sim_port, streams, duration_s, pids)
-            proxied, proxied_rps, proxied_cpu = _measured(proxy_port, streams, duration_s, pids)
+            direct, direct_rps, direct_cpu = _measured(
+                sim_port, streams, duration_s, pids, lockstep=args.lockstep
+            )
+            proxied, proxied_rps, proxied_cpu = _measured(
+                proxy_port, streams, duration_s, pids, lockstep=args.lockstep
+            )
             c = f"c{streams}_"
             paced_ratio = direct_rps / (streams / PACED_S)
             saturated = paced_ratio < MIN_PACED_RATIO or not _pct(direct, 0.5) <= MAX_DIRECT_TTFT_P50_MS
@@ -383,6 +418,7 @@ def main() -> None:
     figures["saturated_levels_n"] = len(args.streams) - len(unsaturated)
     figures["duration_s_per_run"] = duration_s
     figures["client_errors"] = len(ERRORS)
+    figures["lockstep"] = int(args.lockstep)
     print(json.dumps(figures))  # noqa: T201 - the benchmark's result line
 
 

@@ -1,32 +1,19 @@
 """Serve an ASGI app with uvicorn inside the running event loop, so one process hosts many
-servers (the sidecar's proxy and /metrics, the central API, the demo's simulated engines).
+servers (the sidecar's /metrics, the central API, the demo's simulated engines; the ingress proxy
+has its own HTTP/1.1 server, ``collector/proxy/server.py``).
 
-No ``server``/``date`` headers of our own (a proxy passes the upstream's through), no traceback in
-the log when the proxy aborts a client connection on purpose, and signals left to the host program.
+No ``server``/``date`` headers of our own, no request lines in the log, and signals left to the
+host program.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
-
-
-class AbortConnection(Exception):
-    """Raised by an app after its response started: close the client connection, log nothing."""
-
-
-class _QuietAbort(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, AbortConnection)
-
-
-logging.getLogger("uvicorn.error").addFilter(_QuietAbort())
 
 
 class _Server(uvicorn.Server):
@@ -38,11 +25,10 @@ class _Server(uvicorn.Server):
 class InLoopServer:
     """``port = await InLoopServer(app, "127.0.0.1", 0).start()``; ``await server.stop()``."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, websockets: bool = False) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
         self.host = host
         self.requested_port = port
-        self.websockets = websockets
         self.port: int | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +50,7 @@ class InLoopServer:
             access_log=False,  # request lines (paths, queries) stay out of the log
             server_header=False,
             date_header=False,
-            ws="websockets-sansio" if self.websockets else "none",
+            ws="none",
             timeout_keep_alive=75,
             backlog=4096,
         )

@@ -20,8 +20,6 @@ from collector.pipeline import Consumer
 from collector.proxy.server import ProxyApp
 from collector.proxy.stats import ProxyStats
 from collector.proxy.timing import RequestObservation
-from collector.proxy.ws import available as websockets_available
-from collector.serve import InLoopServer
 from model.series import Sample
 
 
@@ -49,10 +47,8 @@ class IngressProxy:
         self.stats = ProxyStats(identity, max_paths=config.max_paths)
         self._on_request = on_request
         self.app = ProxyApp(config, self._observe, wall=clock)
-        host, port = config.host_port
-        if not websockets_available():
-            logger.info("proxy: the websockets package is not installed; WebSocket upgrades are refused")
-        self.server = InLoopServer(self.app, host, port, websockets=websockets_available())
+        self.host, self.requested_port = config.host_port
+        self.port: int | None = None
         self._flusher: asyncio.Task[None] | None = None
 
     def _observe(self, obs: RequestObservation) -> None:
@@ -62,12 +58,14 @@ class IngressProxy:
 
     @property
     def url(self) -> str:
-        return self.server.url
+        if self.port is None:
+            raise RuntimeError("proxy not started")
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> int:
         """Listen; returns the bound port. Flushing starts when there is a consumer."""
-        port = await self.server.start()
-        logger.info("proxy: listening on {}:{} → {}", self.server.host, port, self.config.upstream)
+        port = self.port = await self.app.start(self.host, self.requested_port)
+        logger.info("proxy: listening on {}:{} → {}", self.host, port, self.config.upstream)
         if self.consumer is not None:
             self._flusher = asyncio.create_task(self._flush_loop())
         return port
@@ -104,5 +102,5 @@ class IngressProxy:
                 await self.flush()
             except Exception:
                 logger.exception("proxy: the last flush failed")
-        await self.server.stop()
+        await self.app.stop()
         await self.app.aclose()

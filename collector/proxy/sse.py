@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is dropped unparsed (counted), never held without bound
 
@@ -59,6 +59,8 @@ def content_steps(obj: Any) -> int:
         return 0
     choices = obj.get("choices")
     if isinstance(choices, list) and choices:
+        if len(choices) == 1:  # the usual stream chunk
+            return 1 if _choice_has_content(choices[0]) else 0
         return sum(1 for c in choices if _choice_has_content(c))
     token = obj.get("token")
     if isinstance(token, dict):  # TGI: special tokens (eos) are not generated text
@@ -92,8 +94,7 @@ def usage_of(obj: Any) -> Usage | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkFindings:
+class ChunkFindings(NamedTuple):
     """What one network chunk completed: content steps, and usage if a payload reported it."""
 
     steps: int = 0
@@ -101,6 +102,7 @@ class ChunkFindings:
 
 
 NOTHING = ChunkFindings()
+_decode = json.JSONDecoder().decode  # json.loads less its per-call encoding detection (SSE is UTF-8)
 
 
 class StreamScanner:
@@ -121,6 +123,16 @@ class StreamScanner:
         """Scan ``chunk``; report what the payloads it completed carry."""
         if self.done or not chunk:
             return NOTHING
+        if (
+            not self._partial
+            and not self._data
+            and chunk.startswith(b"data:")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n\n")
+        ):  # the usual chunk: one whole event of one data line (one token), no line split needed
+            payload = chunk[5:-2]
+            found = self._inspect(payload[1:] if payload.startswith(b" ") else payload)
+            return ChunkFindings(*found) if found[0] or found[1] else NOTHING
         buf = self._partial + chunk if self._partial else chunk
         lines = buf.split(b"\n")
         self._partial = lines.pop()
@@ -161,8 +173,8 @@ class StreamScanner:
             self.done = True
             return 0, None
         try:
-            obj = json.loads(payload)
-        except ValueError:
+            obj = _decode(payload.decode())
+        except ValueError:  # UnicodeDecodeError included
             self.skipped_lines += 1
             return 0, None
         return content_steps(obj), usage_of(obj)

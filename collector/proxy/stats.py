@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
@@ -57,11 +57,12 @@ class Histogram:
     def __post_init__(self) -> None:
         self.counts = [0] * (len(self.bounds) + 1)
 
-    def observe(self, values: Iterable[float]) -> None:
+    def observe(self, values: Sequence[float]) -> None:
+        counts, bounds, where = self.counts, self.bounds, bisect.bisect_left
         for v in values:
-            self.counts[bisect.bisect_left(self.bounds, v)] += 1
-            self.total += v
-            self.count += 1
+            counts[where(bounds, v)] += 1
+        self.total += sum(values)
+        self.count += len(values)
 
     def cumulative(self) -> list[tuple[str, int]]:
         out, running = [], 0
@@ -80,12 +81,13 @@ class PeriodStat:
     low: float = math.inf
     high: float = -math.inf
 
-    def add(self, values: Iterable[float]) -> None:
-        for v in values:
-            self.total += v
-            self.count += 1
-            self.low = min(self.low, v)
-            self.high = max(self.high, v)
+    def add(self, values: Sequence[float]) -> None:
+        if not values:
+            return
+        self.total += sum(values)
+        self.count += len(values)
+        self.low = min(self.low, min(values))
+        self.high = max(self.high, max(values))
 
 
 class ProxyStats:

@@ -1,146 +1,370 @@
-"""A lean HTTP/1.1 client for the proxy's one upstream: asyncio streams + h11, with a keep-alive pool.
+"""The proxy's HTTP/1.1 client for its one upstream: ``asyncio.Protocol`` connections in a keep-alive pool.
 
-Hand-written on purpose (the project prefers libraries), for what ``bench.proxy`` measured
-(docs/collector.md): the proxy's CPU per streamed request (18 chunks) was 4.8-6.8 ms at 50 streams
-and 8.7-9.9 ms at 200 through httpx (its pool scans every connection on each request, its anyio
-layer costs per chunk), 2.4-2.6 ms through this. aiohttp's client measured within ~5 % of this,
-but takes headers as ``str`` and writes them UTF-8 encoded, so a header byte that is not UTF-8
-would not pass unchanged; h11 takes and gives bytes, and comes with uvicorn already.
-What it does not do, by design: redirects, cookies, decompression, retries (a request may have
-reached the engine), HTTP/2.
+Callback-driven on purpose, for the proxy's CPU per request (``bench.proxy``, docs/collector.md):
+the response head is parsed once, then every read of the body goes straight from
+``data_received`` to the exchange's ``on_body`` (no coroutine, no task switch, no per-read
+timeout object); chunked bodies are decoded by ``http1.ChunkedDecoder``. Before this, asyncio
+streams + h11 (~2.2 ms of proxy CPU per streamed request with uvicorn in front), before that httpx
+(~5-10 ms). What it does not do, by design: redirects, cookies, decompression, retries (a request
+may have reached the engine), HTTP/2.
+
+An exchange is driven by a *handler* (the server side, server.py) with ``on_head(status, reason,
+headers)``, ``on_body(data)``, ``on_end()``, ``on_failure(outcome)``, ``on_tunnel(data)``,
+``on_tunnel_closed()`` and ``pause_upload(paused)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from typing import Protocol
 from urllib.parse import urlsplit
 
-import h11
+from collector.proxy.http1 import (
+    CHUNKED,
+    MAX_HEAD_BYTES,
+    UNTIL_CLOSE,
+    ChunkedDecoder,
+    Headers,
+    ProtocolError,
+    body_length,
+    has_token,
+    parse_response_head,
+)
 
-READ_BYTES = 1 << 16
-MAX_HEAD_BYTES = 1 << 16  # the largest response head accepted
 IDLE_EXPIRY_S = 4.0  # before uvicorn's (vLLM's, SGLang's) default 5 s keep-alive closes it under us
 MAX_IDLE = 256
+
+_IDLE, _HEAD, _BODY, _TUNNEL = range(4)
+_LENGTH, _CHUNKED, _CLOSE = range(3)
+_monotonic = time.monotonic  # asyncio's loop.time(): deadlines are on this clock
 
 
 class UpstreamRefusedError(Exception):
     """No connection could be made: refused, unreachable, unknown name, TLS handshake failed."""
 
 
-class UpstreamResetError(Exception):
-    """The connection broke, or the upstream spoke bad HTTP, after it was made."""
+class Handler(Protocol):
+    """What receives one exchange's response (server.py's client connection)."""
+
+    def on_head(self, status: int, reason: bytes, headers: Headers) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_end(self, last: bytes) -> None: ...
+    def on_failure(self, outcome: str) -> None: ...
+    def on_tunnel(self, data: bytes) -> None: ...
+    def on_tunnel_closed(self) -> None: ...
+    def pause_upload(self, paused: bool) -> None: ...
 
 
-class Connection:
-    """One HTTP/1.1 connection, one exchange at a time.
+class Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection to the upstream, one exchange at a time.
 
-    The read timeout is a watchdog armed once per exchange and re-armed only when it fires early
-    (the deadline moves with each read): an ``asyncio.timeout`` per read costs ~5 % of the proxy's CPU.
+    Timeouts are one watchdog timer per connection, kept across the exchanges it serves and
+    re-armed only when it fires early: each read moves the read deadline, and the exchange's end-to-end
+    deadline (``until_s``) is checked alongside; a timer per read, or two per request, would cost
+    more than they do.
     """
 
-    __slots__ = ("deadline_s", "expires_s", "h11", "reader", "timed_out", "timeout_s", "watchdog", "writer")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
-        self.expires_s = 0.0  # when idle in the pool: not reused after this
-        self.timeout_s = 0.0
-        self.deadline_s = 0.0
+    def __init__(self, pool: Upstream) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.handler: Handler | None = None  # the exchange in progress; None when idle
+        self.state = _IDLE
+        self.buf = b""  # a response head still incomplete
+        self.mode = _LENGTH
+        self.left = 0  # body bytes still to come (content-length framing)
+        self.decoder: ChunkedDecoder | None = None
+        self.keep_alive = True
+        self.request_done = False  # the whole request (with its body) went out
+        self.chunked_upload = False
+        self.head_request = False
+        self.upgrade = False
+        self.closed = False
         self.timed_out = False
+        self.reading_paused = False
+        self.timeout_s = 0.0
+        self.deadline_s = 0.0  # no read until then: timed out
+        self.until_s = math.inf  # the exchange's end-to-end deadline
+        self.expires_s = 0.0  # when idle in the pool: not reused after this
         self.watchdog: asyncio.TimerHandle | None = None
+        self.watchdog_at = 0.0
 
-    def arm(self, timeout_s: float) -> None:
-        """Start timing reads: no bytes for ``timeout_s`` aborts the connection as timed out."""
-        loop = asyncio.get_running_loop()
+    # -- the exchange, from the handler's side
+
+    def begin(
+        self,
+        handler: Handler,
+        method: bytes,
+        target: bytes,
+        headers: Headers,
+        body: bytes | None,
+        *,
+        chunked: bool = False,
+        upgrade: bool = False,
+        until_s: float = math.inf,
+    ) -> None:
+        """Send a request head (+ ``body`` when given whole; ``None``: ``send_body`` follows).
+
+        ``until_s``: when the whole exchange times out (``loop.time()`` clock), reads or not.
+        """
+        assert self.transport is not None
+        self.handler = handler
+        self.state = _HEAD
+        self.buf = b""
+        self.timed_out = False
+        self.head_request = method == b"HEAD"
+        self.upgrade = upgrade
+        self.chunked_upload = chunked
+        self.request_done = body is not None
+        self._arm(self.pool.read_timeout_s, until_s)  # also bounds an upload the upstream does not read
+        pool = self.pool
+        parts = [method, b" ", pool.prefix, target, b" HTTP/1.1\r\nhost: ", pool.host_header, b"\r\n"]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        if chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        if body:
+            parts.append(body)
+        self.transport.write(b"".join(parts))
+
+    def send_body(self, data: bytes) -> None:
+        """A piece of a streamed request body."""
+        if self.handler is None or self.transport is None or not data:
+            return
+        self.deadline_s = _monotonic() + self.timeout_s
+        self.transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked_upload else data)
+
+    def end_body(self) -> None:
+        if self.handler is None or self.transport is None:
+            return
+        if self.chunked_upload:
+            self.transport.write(b"0\r\n\r\n")
+        self.request_done = True
+
+    def pause_reading(self, paused: bool) -> None:
+        """Flow control: stop (start) reading the response while the client's buffer is full."""
+        if self.transport is None or self.closed or paused == self.reading_paused:
+            return
+        self.reading_paused = paused
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.deadline_s = _monotonic() + self.timeout_s  # a slow client's time is not the upstream's
+            self.transport.resume_reading()
+
+    def abandon(self) -> None:
+        """Drop the exchange now: the connection closes, the upstream sees the request cut off."""
+        self._detach(reusable=False)
+
+    def tunnel_write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def close_tunnel(self) -> None:
+        if self.transport is not None:
+            self.transport.close()  # what was written still goes out
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state == _BODY:
+            self.deadline_s = _monotonic() + self.timeout_s
+            self._body(data)
+        elif state == _HEAD:
+            self.deadline_s = _monotonic() + self.timeout_s
+            self._head(data)
+        elif state == _TUNNEL:
+            if self.handler is not None:
+                self.handler.on_tunnel(data)
+        else:  # bytes while idle: nothing to answer; not safe to reuse
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+
+    def eof_received(self) -> bool:
+        return False  # close; connection_lost says what it meant
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._disarm()
+        if self.handler is None:
+            return
+        if self.state == _BODY and self.mode == _CLOSE:
+            self._done(b"")  # a body without framing ends with the connection
+        elif self.state == _TUNNEL:
+            handler = self.handler
+            self._detach(reusable=False)
+            handler.on_tunnel_closed()
+        else:
+            self._fail("upstream_timeout" if self.timed_out else "upstream_reset")
+
+    def pause_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.pause_upload(True)
+
+    def resume_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.pause_upload(False)
+
+    # -- parsing
+
+    def _head(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    self._fail("upstream_reset")
+                else:
+                    self.buf = buf
+                return
+            try:
+                version, status, reason, headers = parse_response_head(buf[:end])
+                length = (
+                    0 if self.head_request or status in (204, 304) else body_length(headers, request=False)
+                )
+            except ProtocolError:
+                self._fail("upstream_reset")
+                return
+            buf = buf[end + 4 :]
+            if 100 <= status < 200 and status != 101:
+                continue  # informational (100 Continue, 103 Early Hints): the real answer follows
+            break
+        self.buf = b""
+        handler = self.handler
+        assert handler is not None
+        if status == 101:
+            if not self.upgrade:
+                self._fail("upstream_reset")
+                return
+            self.state = _TUNNEL
+            self._disarm()  # a WebSocket may stay quiet for as long as it likes
+            handler.on_head(status, reason, headers)
+            if buf and self.handler is not None:
+                handler.on_tunnel(buf)
+            return
+        self.keep_alive = version == b"HTTP/1.1" and not has_token(headers, b"connection", b"close")
+        if length == CHUNKED:
+            self.mode, self.decoder = _CHUNKED, ChunkedDecoder()
+        elif length == UNTIL_CLOSE:
+            self.mode, self.keep_alive = _CLOSE, False
+        else:
+            self.mode, self.left = _LENGTH, length
+        self.state = _BODY
+        handler.on_head(status, reason, headers)
+        if self.handler is None:
+            return  # the handler gave up on it
+        if length == 0:
+            self._done(buf)
+        elif buf:
+            self._body(buf)
+
+    def _body(self, data: bytes) -> None:
+        handler = self.handler
+        assert handler is not None
+        mode = self.mode
+        if mode == _LENGTH:
+            left = self.left
+            if len(data) < left:
+                self.left = left - len(data)
+                handler.on_body(data)
+                return
+            self.left = 0
+            if len(data) > left:
+                data, rest = data[:left], data[left:]
+            else:
+                rest = b""
+            self._done(rest, data)
+        elif mode == _CHUNKED:
+            assert self.decoder is not None
+            try:
+                parts, rest_or_none = self.decoder.feed(data)
+            except ProtocolError:
+                self._fail("upstream_reset")
+                return
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            if rest_or_none is not None:
+                self._done(rest_or_none, data)  # the last piece and the end go out together
+            elif data:
+                handler.on_body(data)
+        else:
+            handler.on_body(data)
+
+    # -- endings
+
+    def _done(self, rest: bytes, last: bytes = b"") -> None:
+        """The response ended; ``last``: its final body bytes, ``rest``: bytes after it (none expected)."""
+        handler = self.handler
+        assert handler is not None
+        self._detach(reusable=self.keep_alive and self.request_done and not rest)
+        handler.on_end(last)
+
+    def _fail(self, outcome: str) -> None:
+        handler = self.handler
+        assert handler is not None
+        self._detach(reusable=False)
+        handler.on_failure(outcome)
+
+    def _detach(self, *, reusable: bool) -> None:
+        """The exchange is over: hand the connection (or its slot) back to the pool, once."""
+        if self.handler is None:
+            return
+        self.handler = None
+        self.state = _IDLE
+        self.decoder = None  # the watchdog stays: the next exchange re-arms it without a new timer
+        if self.reading_paused and reusable:
+            self.pause_reading(False)  # an idle connection reads, to see the upstream close it
+        self.pool.release(self, reusable=reusable)
+
+    # -- read timeout
+
+    def _arm(self, timeout_s: float, until_s: float) -> None:
         self.timeout_s = timeout_s
-        self.deadline_s = loop.time() + timeout_s
-        self.watchdog = loop.call_at(self.deadline_s, self._check)
+        self.deadline_s = _monotonic() + timeout_s
+        self.until_s = until_s
+        due = min(self.deadline_s, until_s)
+        if self.watchdog is not None and self.watchdog_at > due:  # pending, but too late for this one
+            self._disarm()
+        if self.watchdog is None:
+            self.watchdog = asyncio.get_running_loop().call_at(due, self._check)
+            self.watchdog_at = due
 
-    def disarm(self) -> None:
+    def _disarm(self) -> None:
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
 
     def _check(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() < self.deadline_s:
-            self.watchdog = loop.call_at(self.deadline_s, self._check)
-            return
         self.watchdog = None
+        if self.handler is None or self.transport is None or self.closed:
+            return  # idle: the next exchange arms it again
+        now = _monotonic()
+        if self.reading_paused:  # a slow client holds the response back, not the upstream
+            self.deadline_s = now + self.timeout_s
+        due = min(self.deadline_s, self.until_s)
+        if now < due:
+            self.watchdog = asyncio.get_running_loop().call_at(due, self._check)
+            self.watchdog_at = due
+            return
         self.timed_out = True
-        self.writer.transport.abort()  # the pending read ends; next_event raises TimeoutError
-
-    def abort(self) -> None:
-        """Drop the connection now: the upstream sees the request cut off."""
-        self.disarm()
-        self.writer.transport.abort()
-
-    async def next_event(self) -> h11.Event:
-        """The next h11 event, reading as needed."""
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise UpstreamResetError(str(exc)) from exc
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
-            try:
-                data = await self.reader.read(READ_BYTES)
-            except OSError as exc:
-                if self.timed_out:
-                    raise TimeoutError from None
-                raise UpstreamResetError(type(exc).__name__) from exc
-            if self.timed_out:
-                raise TimeoutError
-            self.deadline_s = asyncio.get_running_loop().time() + self.timeout_s
-            self.h11.receive_data(data)  # b"": the upstream closed; h11 says what that means
-
-
-class Response:
-    """The response head; ``read()`` gives the body as it arrives and frees the connection at its end."""
-
-    __slots__ = ("_conn", "_upstream", "headers", "status")
-
-    def __init__(self, upstream: Upstream, conn: Connection, head: h11.Response) -> None:
-        self.status: int = head.status_code
-        self.headers: list[tuple[bytes, bytes]] = head.headers.raw_items()  # names as the upstream wrote them
-        self._upstream = upstream
-        self._conn: Connection | None = conn
-
-    async def read(self) -> bytes:
-        """The body bytes that have arrived (all of them, at once), ``b""`` at the end."""
-        conn = self._conn
-        if conn is None:
-            return b""
-        event = await conn.next_event()
-        if type(event) is h11.Data:
-            return event.data  # type: ignore[no-any-return]
-        if type(event) is h11.EndOfMessage:
-            self._conn = None
-            self._upstream.release(conn)
-            return b""
-        raise UpstreamResetError("the upstream closed the connection before the end of the body")
-
-    def close(self) -> None:
-        """Abandon the response: a connection not read to its end is closed, never reused."""
-        if self._conn is not None:
-            self._conn.abort()
-            self._conn = None
-            self._upstream.slots.release()
+        self.transport.abort()  # connection_lost reports upstream_timeout
 
 
 class Upstream:
-    """``http(s)://host:port``, at most ``max_connections`` exchanges at a time.
+    """``http(s)://host[:port][/prefix]``, at most ``max_connections`` exchanges at a time.
 
     >>> upstream = Upstream("http://127.0.0.1:8000", connect_timeout_s=5, read_timeout_s=60)
-    >>> response = await upstream.request(b"GET", b"/v1/models", [(b"accept", b"*/*")], b"")
-    >>> while chunk := await response.read(): ...
+    >>> conn = upstream.try_acquire() or await upstream.acquire()
+    >>> conn.begin(handler, b"GET", b"/v1/models", [(b"accept", b"*/*")], b"")
     """
 
     def __init__(
@@ -165,105 +389,89 @@ class Upstream:
                 self.ssl.verify_mode = ssl.CERT_NONE
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        self.slots = asyncio.Semaphore(max_connections)
+        self.max_connections = max_connections
+        self.active = 0  # exchanges holding a slot
         self._idle: deque[Connection] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def request(
-        self,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes | AsyncIterator[bytes],
-    ) -> Response:
-        """Send a request; return once the response head has arrived.
+    def try_acquire(self) -> Connection | None:
+        """An idle connection with a free slot, now; ``None``: ``acquire()`` must wait or connect."""
+        if self.active >= self.max_connections or self._waiters:
+            return None
+        conn = self._pop_idle()
+        if conn is not None:
+            self.active += 1
+        return conn
 
-        ``headers`` go out as given after ``host``; an iterated body without a ``content-length``
-        goes chunked. Raises ``UpstreamRefusedError``, ``UpstreamResetError`` or ``TimeoutError``;
-        the connection is then closed.
+    async def acquire(self) -> Connection:
+        """A connection for one exchange: waits for a slot, reuses an idle one or connects.
+
+        Raises ``UpstreamRefusedError`` or ``TimeoutError`` (no connection within the connect timeout).
         """
-        await self.slots.acquire()
-        conn: Connection | None = None
+        if self.active >= self.max_connections or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter  # the slot is handed over with the result
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release_slot()
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+                raise
+        else:
+            self.active += 1
         try:
-            conn = await self._connection()
-            conn.arm(self.read_timeout_s)  # also bounds a body upload the upstream does not read
-            await self._send(conn, method, target, headers, body)
-            while True:
-                event = await conn.next_event()
-                if type(event) is h11.Response:
-                    return Response(self, conn, event)  # type: ignore[arg-type]
-                if type(event) is not h11.InformationalResponse:  # 1xx: the real answer follows
-                    raise UpstreamResetError("the upstream closed the connection without answering")
+            return self._pop_idle() or await self._connect()
         except BaseException:
-            if conn is not None:
-                conn.abort()
-            self.slots.release()
+            self._release_slot()
             raise
 
-    async def _send(
-        self,
-        conn: Connection,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes | AsyncIterator[bytes],
-    ) -> None:
-        target = self.prefix + target
-        head = [(b"host", self.host_header), *headers]
-        if not isinstance(body, bytes) and all(k != b"content-length" for k, _ in headers):
-            head.append((b"transfer-encoding", b"chunked"))
-        send, write = conn.h11.send, conn.writer.write
-        try:
-            if isinstance(body, bytes):  # one write: head and body together
-                write(
-                    send(h11.Request(method=method, target=target, headers=head)) + send(h11.Data(data=body))
-                )
-            else:
-                write(send(h11.Request(method=method, target=target, headers=head)))
-                async for chunk in body:
-                    write(send(h11.Data(data=chunk)))
-                    await conn.writer.drain()
-                    conn.deadline_s = asyncio.get_running_loop().time() + conn.timeout_s
-            write(send(h11.EndOfMessage()))
-            await conn.writer.drain()
-        except h11.LocalProtocolError as exc:  # e.g. a body that does not match its content-length
-            raise UpstreamResetError(str(exc)) from exc
-        except OSError as exc:
-            if conn.timed_out:
-                raise TimeoutError from None
-            raise UpstreamResetError(type(exc).__name__) from exc
-
-    async def _connection(self) -> Connection:
-        now = time.monotonic()
+    def _pop_idle(self) -> Connection | None:
+        now = _monotonic()
         while self._idle:
             conn = self._idle.pop()  # the most recently used: the least likely to be closing
-            if conn.expires_s > now and not conn.reader.at_eof() and not conn.writer.transport.is_closing():
+            if conn.expires_s > now and not conn.closed:
                 return conn
-            conn.abort()
+            if conn.transport is not None:
+                conn.transport.abort()
+        return None
+
+    async def _connect(self) -> Connection:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=self.ssl, limit=READ_BYTES
+                _, conn = await loop.create_connection(
+                    lambda: Connection(self), self.host, self.port, ssl=self.ssl
                 )
         except TimeoutError:
             raise
         except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
             raise UpstreamRefusedError(type(exc).__name__) from exc
-        return Connection(reader, writer)
+        return conn
 
-    def release(self, conn: Connection) -> None:
-        """The exchange on ``conn`` ended cleanly: keep the connection if both sides allow it."""
-        self.slots.release()
-        conn.disarm()
-        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and len(self._idle) < MAX_IDLE:
-            conn.h11.start_next_cycle()
-            conn.expires_s = time.monotonic() + IDLE_EXPIRY_S
+    def _release_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on
+                return
+        self.active -= 1
+
+    def release(self, conn: Connection, *, reusable: bool) -> None:
+        """The exchange on ``conn`` ended: keep the connection when it can serve another one."""
+        self._release_slot()
+        if reusable and not conn.closed and len(self._idle) < MAX_IDLE:
+            conn.expires_s = _monotonic() + IDLE_EXPIRY_S
             self._idle.append(conn)
-        else:
-            conn.abort()
+        elif conn.transport is not None and not conn.closed:
+            conn.closed = True
+            conn.transport.abort()
 
     async def aclose(self) -> None:
         """Close the idle connections (exchanges in flight close with their responses)."""
         while self._idle:
             conn = self._idle.pop()
-            with contextlib.suppress(OSError):
-                conn.writer.close()
+            if conn.transport is not None:
+                conn.transport.close()

@@ -1,113 +1,62 @@
-"""WebSocket upgrades passed through: one upstream connection per client connection, messages relayed.
+"""WebSocket passthrough: after the upstream's 101 the proxy relays bytes; this counts the messages in them.
 
-The guide's services speak WS/WSS too (T1-2, Appendix A). The proxy accepts the client's upgrade
-only after the upstream accepted it (with the same subprotocol), then relays every text and binary
-message unchanged in both directions until either side closes; the close code goes across. Frames
-are re-framed (an ASGI server hands over messages, not frames), message bytes are not changed.
-An upstream that refuses the upgrade gives the client a 403 close before accept (what uvicorn
-sends for a refused handshake). WebSocket messages are not timed (they are not a request/response)
-but counted per direction (``to_upstream`` / ``to_client``) into the ``counts`` the caller passes.
+The guide's services speak WS/WSS too (T1-2, Appendix A). The proxy forwards the upgrade request
+as it came (with its ``Upgrade``/``Connection`` headers); when the upstream answers 101, the
+answer goes to the client and both connections become one byte tunnel (server.py), so frames,
+extensions (permessage-deflate) and close codes pass unchanged; an upstream that refuses the
+upgrade answers the client itself (its own status and body). WebSocket messages are not timed
+(they are not request/response) but counted per direction: ``FrameCounter`` reads the frame
+headers (RFC 6455 §5.2) in the stream as it passes, without unmasking or holding any payload, and
+counts a message at each final data frame (control frames — ping, pong, close — are not messages).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
-from collections.abc import Callable
-from typing import Any
-
-from loguru import logger
-
-try:  # optional: without the websockets library, upgrades are not accepted (see available())
-    from websockets.asyncio.client import ClientConnection, connect
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-except ImportError:  # pragma: no cover - depends on the environment
-    connect = None  # type: ignore[assignment,misc]
-
-Scope = dict[str, Any]
+_NEED = {126: 2, 127: 8}  # extended payload length bytes
 
 
-def available() -> bool:
-    """Whether WebSocket upgrades can be relayed (the ``websockets`` package is installed)."""
-    return connect is not None
+class FrameCounter:
+    """WebSocket messages completed in a byte stream, fed in pieces as they pass.
 
+    >>> counter = FrameCounter()
+    >>> counter.feed(b"\\x81\\x05hello\\x82\\x02")   # a text message, the start of a binary one
+    1
+    """
 
-# request headers that belong to the handshake itself: the client library writes its own
-_HANDSHAKE = frozenset(
-    {b"host", b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version",
-     b"sec-websocket-extensions", b"sec-websocket-protocol", b"content-length"}
-)  # fmt: skip
+    __slots__ = ("head", "skip")
 
+    def __init__(self) -> None:
+        self.head = b""  # the start of a frame header split across pieces
+        self.skip = 0  # payload bytes of the current frame still to pass
 
-def _ws_url(upstream: str, scope: Scope) -> str:
-    base = "ws" + upstream.removeprefix("http")  # http→ws, https→wss
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-    url = base + raw_path.decode("latin-1")
-    query: bytes = scope.get("query_string", b"")
-    return url + "?" + query.decode("latin-1") if query else url
-
-
-async def relay_websocket(
-    upstream: str,
-    scope: Scope,
-    receive: Callable[[], Any],
-    send: Callable[[dict[str, Any]], Any],
-    counts: Counter[str] | None = None,
-) -> None:
-    """Serve one ASGI websocket connection by relaying it to ``upstream``; count messages in ``counts``."""
-    counts = Counter() if counts is None else counts
-    if (await receive())["type"] != "websocket.connect" or connect is None:
-        return
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HANDSHAKE]
-    try:
-        conn = await connect(
-            _ws_url(upstream, scope),
-            additional_headers=headers,
-            subprotocols=scope.get("subprotocols") or None,
-            max_size=None,
-            compression=None,
-            open_timeout=10,
-        )
-    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-        logger.warning("proxy: websocket upgrade to the upstream failed ({})", type(exc).__name__)
-        await send({"type": "websocket.close", "code": 1011})
-        return
-    async with conn:
-        await send({"type": "websocket.accept", "subprotocol": conn.subprotocol})
-        to_upstream = asyncio.create_task(_client_to_upstream(receive, conn, counts))
-        to_client = asyncio.create_task(_upstream_to_client(conn, send, counts))
-        _, pending = await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _client_to_upstream(
-    receive: Callable[[], Any], conn: ClientConnection, counts: Counter[str]
-) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            await conn.close(code=message.get("code", 1000))
-            return
-        if message.get("bytes") is not None:
-            await conn.send(message["bytes"])
-        elif message.get("text") is not None:
-            await conn.send(message["text"])
-        else:
-            continue
-        counts["to_upstream"] += 1
-
-
-async def _upstream_to_client(
-    conn: ClientConnection, send: Callable[[dict[str, Any]], Any], counts: Counter[str]
-) -> None:
-    try:
-        async for data in conn:
-            key = "bytes" if isinstance(data, bytes) else "text"
-            await send({"type": "websocket.send", key: data})
-            counts["to_client"] += 1
-    except ConnectionClosed:
-        pass
-    code = conn.close_code if conn.close_code is not None else 1000
-    await send({"type": "websocket.close", "code": code, "reason": conn.close_reason or ""})
+    def feed(self, data: bytes) -> int:
+        """How many messages ``data`` completes (a message counts when its final frame's header passes)."""
+        messages = 0
+        i, n = 0, len(data)
+        while True:
+            if self.skip:
+                step = min(self.skip, n - i)
+                self.skip -= step
+                i += step
+                if self.skip:
+                    return messages
+            if i >= n:
+                return messages
+            head = self.head + data[i : i + 14] if self.head else data[i : i + 14]
+            if len(head) < 2:
+                self.head = head
+                return messages
+            length = head[1] & 0x7F
+            size = 2 + _NEED.get(length, 0) + (4 if head[1] & 0x80 else 0)
+            if len(head) < size:  # the piece ended inside the header
+                self.head = head
+                return messages
+            if length == 126:
+                length = int.from_bytes(head[2:4], "big")
+            elif length == 127:
+                length = int.from_bytes(head[2:10], "big")
+            if head[0] & 0x80 and not head[0] & 0x08:  # FIN, and a data frame (opcode 0-7)
+                messages += 1
+            i += size - len(self.head)
+            self.head = b""
+            self.skip = length

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -66,6 +67,13 @@ def test_period_longer_than_delay_skips_it(period: float, delay: float, first: f
     assert first_delay_s(probe) == first
 
 
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
 def test_http_probe_flips_with_the_engine() -> None:
     async def go() -> tuple[list[Transition], ListConsumer]:
         async with _Health() as health:
@@ -75,11 +83,11 @@ def test_http_probe_flips_with_the_engine() -> None:
                                 period_s=0.05, failure_threshold=2)  # fmt: skip
             runner = ProbeRunner([probe], {"service_id": "svc"}, sink, on_transition=seen.append)
             runner.start()
-            await asyncio.sleep(0.12)
+            await _until(lambda: len(seen) == 1)  # waits, not fixed sleeps: a busy machine is slow
             health.status = 503
-            await asyncio.sleep(0.2)
+            await _until(lambda: len(seen) == 2)
             health.status = 302  # 200-399 passes (the guide)
-            await asyncio.sleep(0.12)
+            await _until(lambda: len(seen) == 3)
             await runner.stop()
             await runner.stop()  # safe twice
             return seen, sink

@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 from collector.config import ProxyConfig
 from collector.proxy import IngressProxy, RequestObservation
 
-SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+    b"connection: close\r\n\r\n"
+)
 
 
 def chunk(data: bytes) -> bytes:
@@ -23,7 +26,8 @@ def token(text: str) -> bytes:
 class RawUpstream:
     """Routes by path: ``/reset`` (one token then RST), ``/hang`` (never answers), ``/drip``
     (a token every ``drip_s``), ``/echo`` (the request body back, with its headers counted),
-    anything else 200 "ok". ``closed`` counts connections the proxy closed on us."""
+    anything else 200 "ok". One exchange per connection (it says ``connection: close``).
+    ``closed_early`` counts connections the proxy closed on us."""
 
     def __init__(self, drip_s: float = 0.05, drip_tokens: int = 5) -> None:
         self.drip_s = drip_s
@@ -65,7 +69,8 @@ class RawUpstream:
                 return
             reply = body if path == b"/echo" else b"ok"
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
-                         b"content-length: %d\r\nx-upstream: 1\r\n\r\n%s" % (len(reply), reply))  # fmt: skip
+                         b"content-length: %d\r\nx-upstream: 1\r\nconnection: close\r\n\r\n"
+                         b"%s" % (len(reply), reply))  # fmt: skip
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             self.closed_early += 1

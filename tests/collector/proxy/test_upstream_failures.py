@@ -42,22 +42,7 @@ def test_refused_is_502_without_the_address() -> None:
 
 
 def test_no_answer_in_time_is_504() -> None:
-    async def go() -> tuple[httpx.Response, list[RequestObservation]]:
-        async with (
-            RawUpstream() as up,
-            proxy_to(f"http://127.0.0.1:{up.port}", read_timeout_s=0.3) as (
-                proxy,
-                seen,
-            ),
-            httpx.AsyncClient() as client,
-        ):
-            response = await client.get(f"{proxy.url}/hang")
-            await _settle(seen, 1)
-            return response, seen
-
-    response, seen = asyncio.run(go())
-    assert response.status_code == 504
-    assert (seen[0].status, seen[0].outcome) == (504, "upstream_timeout")
+    _assert_hang_is_504(read_timeout_s=0.3)
 
 
 def test_reset_mid_stream_cuts_the_client_connection() -> None:
@@ -126,3 +111,50 @@ def test_client_disconnect_aborts_the_engine_request() -> None:
     seen, reason = asyncio.run(go())
     assert reason == "abort"  # the engine saw the client leave
     assert seen[0].outcome == "client_disconnect"
+
+
+def test_total_timeout_before_the_answer_is_504() -> None:
+    _assert_hang_is_504(read_timeout_s=60, total_timeout_s=0.3)
+
+
+def _assert_hang_is_504(**timeouts: float) -> None:
+    """An upstream that never answers: the client gets 504 and the request is recorded as a timeout."""
+
+    async def go() -> tuple[httpx.Response, list[RequestObservation]]:
+        async with (
+            RawUpstream() as up,
+            proxy_to(f"http://127.0.0.1:{up.port}", **timeouts) as (proxy, seen),
+            httpx.AsyncClient() as client,
+        ):
+            response = await client.get(f"{proxy.url}/hang")
+            await _settle(seen, 1)
+            return response, seen
+
+    response, seen = asyncio.run(go())
+    assert response.status_code == 504
+    assert (seen[0].status, seen[0].outcome) == (504, "upstream_timeout")
+
+
+def test_total_timeout_mid_stream_cuts_the_client_connection() -> None:
+    async def go() -> tuple[bytes, Exception | None, list[RequestObservation]]:
+        got = b""
+        error: Exception | None = None
+        async with (
+            RawUpstream(drip_s=0.1, drip_tokens=10) as up,  # 1 s of tokens, each well within read_timeout
+            proxy_to(f"http://127.0.0.1:{up.port}", total_timeout_s=0.35) as (proxy, seen),
+            httpx.AsyncClient() as client,
+        ):
+            try:
+                async with client.stream("GET", f"{proxy.url}/drip") as response:
+                    async for part in response.aiter_raw():
+                        got += part
+            except httpx.HTTPError as exc:
+                error = exc
+            await _settle(seen, 1)
+            return got, error, seen
+
+    got, error, seen = asyncio.run(go())
+    assert got.startswith(b"data: ")  # tokens before the deadline were passed on
+    assert b"[DONE]" not in got
+    assert isinstance(error, httpx.RemoteProtocolError)
+    assert (seen[0].status, seen[0].outcome) == (200, "upstream_timeout")
