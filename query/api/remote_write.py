@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
-from operator import attrgetter, getitem
 from typing import Any
 
 import cramjam
@@ -32,6 +31,7 @@ from model.labels import Labels, to_labels
 from model.series import Sample
 from query.api.ingest import confine
 from query.api.tenancy import current_project
+from query.api.write_request_scan import scan_write_request
 from store.backend import StoreUnavailableError
 from store.writes import SampleWriter
 
@@ -73,8 +73,7 @@ def _message_classes() -> dict[str, Any]:
         ("samples", 2, _F.TYPE_BYTES, many, ""),
     )
     message("RawWriteRequest", ("timeseries", 1, _F.TYPE_MESSAGE, many, ".prometheus.RawTimeSeries"))
-    # Each series as its encoded bytes (the scanner reads them with numpy); a series' labels alone.
-    message("SplitWriteRequest", ("timeseries", 1, _F.TYPE_BYTES, many, ""))
+    # A series' labels alone.
     message("LabelSection", ("labels", 1, _F.TYPE_MESSAGE, many, ".prometheus.Label"))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
@@ -84,7 +83,6 @@ def _message_classes() -> dict[str, Any]:
         "TimeSeries",
         "WriteRequest",
         "RawWriteRequest",
-        "SplitWriteRequest",
         "LabelSection",
     )
     return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"prometheus.{n}")) for n in names}
@@ -93,20 +91,12 @@ def _message_classes() -> dict[str, Any]:
 MESSAGES = _message_classes()
 WriteRequest = MESSAGES["WriteRequest"]
 RawWriteRequest = MESSAGES["RawWriteRequest"]
-SplitWriteRequest = MESSAGES["SplitWriteRequest"]
 LabelSection = MESSAGES["LabelSection"]
-SampleMessage = MESSAGES["Sample"]
-LabelMessage = MESSAGES["Label"]
-_LABELS, _SAMPLES = attrgetter("labels"), attrgetter("samples")
 _LABEL_CACHE_SIZE = 50_000
 # A series' encoded labels (its Label records, end to end) → its label set. Senders repeat the same
 # series in every request.
 _label_sets: dict[bytes, Labels] = {}
-# Series longer than this (about 450 samples) take the protobuf parser: the scanner below steps
-# through every series' records together, one step per record of the longest series.
-_SCAN_MAX_SERIES_BYTES = 8192
-_LABEL_TAG, _SAMPLE_TAG = 0x0A, 0x12
-_PAD = 16  # spare zero bytes after the data scanned: a header or a word read past the end
+_LABEL_TAG = 0x0A
 # With the ingest log, a body this small (about 5,000 samples of known series) is decoded and logged
 # on the event loop in about a millisecond: less than handing it to a worker thread and back costs.
 # Larger bodies, and every insert into the store, run in a worker thread.
@@ -162,86 +152,18 @@ def decode_columns(body: bytes) -> Columns:
         raw = bytes(cramjam.snappy.decompress_raw(body))
     except Exception as err:  # cramjam raises its own DecompressionError
         raise ValueError(f"snappy: {err}") from None
-    try:
-        series = SplitWriteRequest.FromString(raw).timeseries
-    except DecodeError as err:
-        raise ValueError(f"protobuf: {err}") from None
-    scanned = _scan(series)
+    scanned = _scan(raw)
     return scanned if scanned is not None else _parse(raw)
 
 
-def _scan(series: list[bytes]) -> Columns | None:
-    """The usual layout, read with numpy: each series' Label records (lengths of one or two varint
-    bytes), then its Sample records (one-byte lengths). All series are stepped through at once, one
-    record of each per step. None for anything else (other fields, a label after a sample, a record
-    past its series' end, long series): the protobuf parser decides those."""
-    n = len(series)
-    lengths = np.fromiter(map(len, series), np.intp, n)
-    if n == 0:
-        return Columns([], np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64))
-    if int(lengths.max()) > _SCAN_MAX_SERIES_BYTES:
+def _scan(raw: bytes) -> Columns | None:
+    """The compiled walk over the message (``write_request_scan``); None: the parser decides."""
+    found = scan_write_request(raw)
+    if found is None:
         return None
-    data = np.frombuffer(b"".join(series) + bytes(_PAD), np.uint8)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    labels_end = _skip_labels(data, starts, ends)
-    if labels_end is None:
-        return None
-    ids = np.flatnonzero(labels_end < ends)
-    pos, end = labels_end[ids], ends[ids]
-    owners, at, sizes, tags = [], [], [], []
-    overshoot = False
-    while len(ids):  # one Sample record of every series that has one left
-        size = data[pos + 1].astype(np.intp)
-        tags.append(data[pos])
-        owners.append(ids)
-        at.append(pos + 2)
-        sizes.append(size)
-        pos = pos + 2 + size
-        more = pos < end
-        if not more.all():
-            overshoot = overshoot or bool((pos > end).any())
-            ids, pos, end = ids[more], pos[more], end[more]
-    keys = list(map(getitem, series, map(slice, (labels_end - starts).tolist())))
-    label_sets = list(map(_label_sets.get, keys))
-    if not owners:
-        return _with_labels(label_sets, keys, None)
-    size_all = np.concatenate(sizes)
-    if overshoot or (np.concatenate(tags) != _SAMPLE_TAG).any() or int(size_all.max()) >= 0x80:
-        return None
-    ts, values = _decode_samples(data, np.concatenate(at), size_all)
-    return _with_labels(label_sets, keys, (np.concatenate(owners).astype(np.uint32), ts, values))
-
-
-def _skip_labels(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
-    """Where each series' first non-Label record starts (its end if none), stepping through the
-    Label records of every series at once; None for a length of three varint bytes or past the end."""
-    pos = starts.copy()
-    ids = np.flatnonzero(starts < ends)
-    p, end = pos[ids], ends[ids]
-    while len(ids):
-        label = data[p] == _LABEL_TAG
-        if not label.all():  # series at their first Sample record are done
-            pos[ids[~label]] = p[~label]
-            ids, p, end = ids[label], p[label], end[label]
-            if not len(ids):
-                break
-        size = data[p + 1].astype(np.intp)
-        if int(size.max()) >= 0x80:  # a two-byte length (a long label)
-            high = data[p + 2].astype(np.intp)
-            long = size >= 0x80
-            if (long & (high >= 0x80)).any():
-                return None
-            p = p + np.where(long, 3 + ((size & 0x7F) | (high << 7)), 2 + size)
-        else:
-            p = p + 2 + size
-        more = p < end
-        if not more.all():
-            if (p > end).any():
-                return None
-            pos[ids[~more]] = p[~more]
-            ids, p, end = ids[more], p[more], end[more]
-    return pos
+    label_from, label_to, owner, ts, values = found
+    keys = list(map(raw.__getitem__, map(slice, label_from.tolist(), label_to.tolist())))
+    return _with_labels(list(map(_label_sets.get, keys)), keys, (owner.astype(np.uint32), ts, values))
 
 
 def _with_labels(
@@ -261,27 +183,21 @@ def _with_labels(
 
 
 def _parse(raw: bytes) -> Columns:
-    """Any layout, through the protobuf parser (each Sample as its encoded bytes)."""
+    """Any layout (labels between samples, say), through the protobuf parser; its errors are ours."""
     try:
         request = RawWriteRequest.FromString(raw)
+        typed = WriteRequest.FromString(raw)
     except DecodeError as err:
         raise ValueError(f"protobuf: {err}") from None
-    series = request.timeseries
-    keys = [b"".join(_label_record(label) for label in ts.labels) for ts in series]
+    keys = [b"".join(_label_record(label) for label in ts.labels) for ts in request.timeseries]
     labels = list(map(_label_sets.get, keys))
-    if None in labels:
-        labels = [
-            _decode_label_section(key) if label_set is None else label_set
-            for label_set, key in zip(labels, keys, strict=True)
-        ]
-    samples = list(map(_SAMPLES, series))
+    samples = [list(ts.samples) for ts in typed.timeseries]
     counts = np.fromiter(map(len, samples), np.intp, len(samples))
-    encoded = list(chain.from_iterable(samples))
-    sizes = np.fromiter(map(len, encoded), np.intp, len(encoded))
-    data = np.frombuffer(b"".join(encoded) + bytes(_PAD), np.uint8)
-    ts, values = _decode_samples(data, np.cumsum(sizes) - sizes, sizes)
+    flat = list(chain.from_iterable(samples))
+    ts = np.fromiter((sample.timestamp for sample in flat), np.int64, len(flat))
+    values = np.fromiter((sample.value for sample in flat), np.float64, len(flat))
     index = np.repeat(np.arange(len(labels), dtype=np.uint32), counts)
-    return Columns(labels, index, ts, values)
+    return _with_labels(labels, keys, (index, ts, values))
 
 
 def _label_record(encoded: bytes) -> bytes:
@@ -311,107 +227,6 @@ def _decode_label_section(section: bytes) -> Labels:
 def decode_write_request(body: bytes) -> list[Sample]:
     """Samples of a snappy-compressed ``WriteRequest``; ValueError if it is not one."""
     return decode_write_request_columns(body).samples()
-
-
-def _decode_samples(
-    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(timestamps, values) of the encoded ``Sample`` messages at ``data[starts[i]:][:lengths[i]]``,
-    vectorised for the layouts senders write: ``value`` (tag 0x09, 8 bytes) then ``timestamp`` (tag
-    0x10, varint), either left out when zero (proto3). Messages of one length are decoded together as
-    the rows of a byte matrix; any other layout goes through the protobuf parser, one at a time."""
-    n = len(lengths)
-    ts = np.zeros(n, np.int64)
-    values = np.zeros(n, np.float64)
-    done = lengths == 0  # an empty message: both zero
-    distinct = np.flatnonzero(np.bincount(lengths)).tolist() if n else []
-    _decode_sample_words(data, starts, lengths, distinct, ts, values, done)
-    for length in distinct:
-        if length == 0:
-            continue
-        rows = np.flatnonzero((lengths == length) & ~done)
-        if not len(rows):
-            continue
-        matrix = data[starts[rows][:, None] + np.arange(length)]
-        # value then timestamp, value only, timestamp only
-        for value_at, ts_at in ((0, 9), (0, None), (None, 0)):
-            size = (9 if value_at is not None else 0) + (length - ts_at if ts_at is not None else 0)
-            if size != length or (ts_at is not None and not 2 <= length - ts_at <= 11):
-                continue
-            ok = ~done[rows]
-            if value_at is not None:
-                ok &= matrix[:, value_at] == 0x09
-            if ts_at is not None:
-                ok &= matrix[:, ts_at] == 0x10
-                stamp = np.zeros(len(rows), np.uint64)
-                last = length - 1
-                for shift, column in enumerate(range(ts_at + 1, length)):
-                    byte = matrix[:, column]
-                    ok &= (byte >= 0x80) if column < last else (byte < 0x80)
-                    stamp |= (byte & 0x7F).astype(np.uint64) << np.uint64(7 * shift)
-            if not ok.any():
-                continue
-            hit = rows[ok]
-            if value_at is not None:
-                values[hit] = matrix[ok, value_at + 1 : value_at + 9].copy().view("<f8").ravel()
-            if ts_at is not None:
-                ts[hit] = stamp[ok].view(np.int64)
-            done[hit] = True
-    for i in np.flatnonzero(~done).tolist():  # anything unusual: the protobuf parser decides
-        start = int(starts[i])
-        try:
-            message = SampleMessage.FromString(data[start : start + int(lengths[i])].tobytes())
-        except DecodeError as err:
-            raise ValueError(f"protobuf: {err}") from None
-        ts[i], values[i] = message.timestamp, message.value
-    return ts, values
-
-
-def _decode_sample_words(
-    data: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    distinct: list[int],
-    ts: np.ndarray,
-    values: np.ndarray,
-    done: np.ndarray,
-) -> None:
-    """``_decode_samples``' usual messages, each field read as one unaligned 8-byte word: a value, a
-    timestamp varint of up to 8 bytes (since 2004 a millisecond timestamp takes 6), or both. Fills
-    ``ts``/``values`` and marks ``done``; needs ``_PAD`` readable bytes after the last message."""
-    words = np.ndarray((len(data) - 7,), "<u8", data, 0, (1,))
-    for length in distinct:
-        # (value at, timestamp tag at, timestamp varint bytes) of the layouts this length can be
-        layouts = [(0, 9, length - 10)] if 11 <= length <= 18 else []
-        if length == 9:
-            layouts.append((0, None, 0))
-        if 2 <= length <= 9:
-            layouts.append((None, 0, length - 1))
-        if not layouts:
-            continue
-        rows = np.flatnonzero(lengths == length)
-        at = starts[rows]
-        for value_at, ts_at, k in layouts:
-            ok = ~done[rows]
-            if value_at is not None:
-                ok &= data[at + value_at] == 0x09
-            if ts_at is not None:
-                ok &= data[at + ts_at] == 0x10
-                word = words[at + ts_at + 1]
-                more = sum(0x80 << (8 * i) for i in range(k - 1))  # continuation bits, then none
-                ok &= (word & np.uint64(more | 0x80 << (8 * (k - 1)))) == np.uint64(more)
-            if not ok.any():
-                continue
-            hit = rows[ok]
-            if value_at is not None:
-                values[hit] = words[at[ok] + value_at + 1].view(np.float64)
-            if ts_at is not None:
-                word = word[ok]
-                stamp = word & np.uint64(0x7F)
-                for i in range(1, k):
-                    stamp |= (word >> np.uint64(i)) & np.uint64(0x7F << (7 * i))
-                ts[hit] = stamp.view(np.int64)
-            done[hit] = True
 
 
 def encode_write_request(series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> bytes:

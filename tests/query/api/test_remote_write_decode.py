@@ -152,3 +152,40 @@ def test_columns_write_like_samples(tmp_path: Path) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def _record(field: int, payload: bytes) -> bytes:
+    return bytes([field << 3 | 2]) + _varint(len(payload)) + payload
+
+
+_LABEL_A = _record(1, _record(1, b"__name__") + _record(2, b"m"))
+_LABEL_B = _record(1, _record(1, b"b") + _record(2, b"2"))
+_SAMPLE_1 = _record(2, _value(1.5) + _ts(T0))
+_SAMPLE_2 = _record(2, _value(2.5) + _ts(T0 + 1))
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        _LABEL_A + _LABEL_B + _SAMPLE_1 + _SAMPLE_2,
+        _LABEL_A + _SAMPLE_1 + _LABEL_B + _SAMPLE_2,  # a label after a sample: the parser decides
+        _SAMPLE_1 + _LABEL_A + _LABEL_B,  # labels after the samples
+        _LABEL_A + _LABEL_B + _record(3, b"\x0a\x00") + _SAMPLE_1,  # an exemplar: skipped
+        _LABEL_A + _record(4, b"\x08\x01") + _SAMPLE_2,  # a native histogram: skipped
+        _LABEL_A + b"\x28\x07" + _SAMPLE_1,  # an unknown varint field
+        b"",  # no labels, no samples
+    ],
+)
+def test_series_layouts_decode_as_the_protobuf_parser(series: bytes) -> None:
+    metadata = _record(3, _record(2, b"m"))  # WriteRequest.metadata: skipped
+    request = metadata + _record(1, series) + _record(1, _LABEL_A + _SAMPLE_2)
+    body = bytes(cramjam.snappy.compress_raw(request))
+    assert _ours(body) == _reference(body)
+
+
+@pytest.mark.parametrize(
+    "request_bytes", [b"\x0a\x05\x0a", b"\x0f", b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"]
+)
+def test_a_broken_request_is_a_value_error(request_bytes: bytes) -> None:
+    with pytest.raises(ValueError, match="protobuf"):
+        decode_write_request_columns(bytes(cramjam.snappy.compress_raw(request_bytes)))
