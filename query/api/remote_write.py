@@ -32,6 +32,7 @@ from model.series import Sample
 from query.api.ingest import confine
 from query.api.tenancy import current_project
 from query.api.write_request_scan import scan_write_request
+from query.api.write_request_scan import warm as warm_scan
 from store.backend import StoreUnavailableError
 from store.writes import SampleWriter
 
@@ -249,6 +250,7 @@ def build_remote_write_router(
     """The receiver; include it in the API app (``app.include_router(...)``). With ``log`` a request
     is acknowledged once logged (built with ``decoders=LOG_DECODERS``), else once stored."""
     router = APIRouter(prefix="/api/v1")
+    warm_scan()
 
     def accept(body: bytes, project: str | None) -> Response:
         try:

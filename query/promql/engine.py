@@ -23,7 +23,7 @@ import promql_parser as pp
 
 from model.rollups import widest_tiling
 from model.series import STALE_NAN_BITS, Series
-from query.promql import aggregations, binary_ops, functions, rollup_eval
+from query.promql import aggregations, binary_ops, functions, kernels, rollup_eval
 from query.promql.blocks import (
     Block,
     Col,
@@ -80,6 +80,7 @@ class Engine:
         widths = getattr(querier, "bucket_widths", None) if use_rollups else None
         widths = tuple(w for w in widths or () if w >= min_bucket_width_ms)
         self.bucket_widths: tuple[int, ...] | None = widths or None
+        kernels.warm()
         # A store that can stop reading at the sample budget gets it (no OOM before the check).
         self._select_takes_limit = "max_samples" in inspect.signature(querier.select).parameters
 
