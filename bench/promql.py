@@ -1,12 +1,15 @@
 """Range-query speed of infersight's PromQL against Prometheus 2.42 and VictoriaMetrics 1.79.
 
-Run: ``python -m bench.promql [--quick] [--hours H] [--scrape-s S]``. The same generated data
-(``promql_data``: 100 services x 4 pods, 20 TTFT buckets and 3 request codes per pod) goes into
-infersight (chDB through ``SampleWriter``, then one run of the rollup job), Prometheus (remote write
-in time order, as if scraped live) and VictoriaMetrics (text import); then the issue's two queries
-run over the whole span at a 1-minute step, best of ``--repeat`` on each, the systems taking turns.
-infersight runs twice: as configured (rollups of 5 min and wider where they tile the windows: none
-at a 1-minute step, so raw samples) and forced onto the 1-minute rollups.
+Run: ``python -m bench.promql [--quick] [--hours H] [--scrape-s S] [--step-s S] [--no-rollups]``.
+The same generated data (``promql_data``: 100 services x 4 pods, 20 TTFT buckets and 3 request codes
+per pod) goes into infersight (chDB through ``SampleWriter``, then one run of the rollup job),
+Prometheus (remote write in time order, as if scraped live) and VictoriaMetrics (text import); then
+the issue's two queries run over the whole span at a 1-minute step, best of ``--repeat`` on each,
+the systems taking turns. infersight runs twice: as configured (rollups of 5 min and wider where
+they tile the windows: none at a 1-minute step, so raw samples) and forced onto the 1-minute
+rollups.
+``--step-s 300`` asks Grafana's kind of coarse step over a long span instead: there the default
+engine reads 5-minute buckets where they tile a window, and a third runner reads raw samples only.
 Ends with one line of JSON; keys name figure and unit.
 
 The full run is the issue's 15 days, with 60 s scrapes: 200 M samples (10 s scrapes would be
@@ -46,7 +49,7 @@ QUERIES = {
     "(rate(infer_service_first_token_cost_bucket[5m])))",
     "rq": "sum by (code) (rate(infer_service_request_total[1m]))",
 }
-STEP_S = 60
+STEP_S = 60  # the issue's step; --step-s asks another (Grafana's coarse steps over long spans)
 
 
 def _say(message: str) -> None:
@@ -73,9 +76,9 @@ def _summary(bodies: list[dict[str, Any]]) -> tuple[int, float]:
 MAX_POINTS = 11_000
 
 
-def _pieces(data: Dataset) -> list[tuple[int, int]]:
-    per_piece = MAX_POINTS * STEP_S
-    return [(t, min(t + per_piece - STEP_S, data.end_s)) for t in range(data.t0_s, data.end_s + 1, per_piece)]
+def _pieces(data: Dataset, step_s: int) -> list[tuple[int, int]]:
+    per_piece = MAX_POINTS * step_s
+    return [(t, min(t + per_piece - step_s, data.end_s)) for t in range(data.t0_s, data.end_s + 1, per_piece)]
 
 
 Runner = Callable[[str], list[dict[str, Any]]]
@@ -106,7 +109,12 @@ def _time_interleaved(runners: dict[str, Runner], repeat: int, out: dict[str, An
 
 
 def _infersight(
-    data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack, rollups: bool = True
+    data: Dataset,
+    root: Path,
+    out: dict[str, Any],
+    stack: ExitStack,
+    rollups: bool = True,
+    step_s: int = STEP_S,
 ) -> dict[str, Runner]:
     """Two runners on one store: as configured, and forced onto the 1-minute rollups (``rollups``)."""
     store = open_store(f"chdb://{root / 'chdb'}")
@@ -122,9 +130,11 @@ def _infersight(
         out["rollup_infersight_s"] = round(time.perf_counter() - started, 1)
         _say(f"infersight rolled up in {out['rollup_infersight_s']} s")
         variants.append(("infersight_1m_rollups", 60_000))
+        if step_s != STEP_S:  # at a coarser step the default may read 5-minute buckets: raw beside it
+            variants.append(("infersight_raw", 2**62))
     runners = {}
-    # As configured (buckets of 5 min and more: raw samples at this 1-minute step), and forced
-    # onto the 1-minute rollups, which tile these queries' windows.
+    # As configured (buckets of 5 min and more: raw samples at a 1-minute step), forced onto the
+    # 1-minute rollups, which tile these queries' windows, and (other steps) raw samples only.
     for name, min_width_ms in variants:
         engine = Engine(
             store.querier, max_samples=2_000_000_000, timeout_s=3600, min_bucket_width_ms=min_width_ms
@@ -134,16 +144,18 @@ def _infersight(
         def run(query: str, client: TestClient = client) -> list[dict[str, Any]]:
             return [
                 client.get(
-                    "/api/v1/query_range", params={"query": query, "start": a, "end": b, "step": STEP_S}
+                    "/api/v1/query_range", params={"query": query, "start": a, "end": b, "step": step_s}
                 ).json()
-                for a, b in _pieces(data)
+                for a, b in _pieces(data, step_s)
             ]
 
         runners[name] = run
     return runners
 
 
-def _prometheus(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> dict[str, Runner]:
+def _prometheus(
+    data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack, step_s: int = STEP_S
+) -> dict[str, Runner]:
     """Prometheus fed by remote write in time order: as if it had scraped the span live."""
     base = stack.enter_context(peers.prometheus(root, root / "tsdb", "--web.enable-remote-write-receiver"))
     started = time.perf_counter()
@@ -155,19 +167,21 @@ def _prometheus(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack
     _say(f"prometheus loaded in {out['load_prometheus_s']} s")
 
     def run(query: str) -> list[dict[str, Any]]:
-        return [peers.query_range(base, query, a, b, STEP_S) for a, b in _pieces(data)]
+        return [peers.query_range(base, query, a, b, step_s) for a, b in _pieces(data, step_s)]
 
     return {"prometheus": run}
 
 
-def _victoriametrics(data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack) -> dict[str, Runner]:
+def _victoriametrics(
+    data: Dataset, root: Path, out: dict[str, Any], stack: ExitStack, step_s: int = STEP_S
+) -> dict[str, Runner]:
     started = time.perf_counter()
     base = stack.enter_context(peers.victoriametrics(root, prometheus_text_chunks(data)))
     out["load_victoriametrics_s"] = round(time.perf_counter() - started, 1)
     _say(f"victoria-metrics loaded in {out['load_victoriametrics_s']} s")
 
     def run(query: str) -> list[dict[str, Any]]:
-        return [peers.query_range(base, query, a, b, STEP_S, "&nocache=1") for a, b in _pieces(data)]
+        return [peers.query_range(base, query, a, b, step_s, "&nocache=1") for a, b in _pieces(data, step_s)]
 
     return {"victoriametrics": run}
 
@@ -179,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scrape-s", type=int, default=None, help="scrape interval (10 quick, 60 full)")
     parser.add_argument("--repeat", type=int, default=None, help="rounds per query (3 quick, 2 full)")
     parser.add_argument("--only", choices=("infersight", "prometheus", "victoriametrics"), action="append")
+    parser.add_argument("--step-s", type=int, default=STEP_S, help="query step (default 60, the issue's)")
     parser.add_argument(
         "--no-rollups",
         action="store_true",
@@ -191,15 +206,16 @@ def main(argv: list[str] | None = None) -> None:
     data = generate(hours, scrape_s=scrape_s)
     out: dict[str, Any] = {
         "hours": hours,
+        "step_s": args.step_s,
         "scrape_s": scrape_s,
         "series": data.counters.shape[0] * 23,
         "samples": data.samples,
     }
     _say(f"{hours} h, {out['series']} series, {data.samples} samples")
     loaders = {
-        "infersight": partial(_infersight, rollups=not args.no_rollups),
-        "prometheus": _prometheus,
-        "victoriametrics": _victoriametrics,
+        "infersight": partial(_infersight, rollups=not args.no_rollups, step_s=args.step_s),
+        "prometheus": partial(_prometheus, step_s=args.step_s),
+        "victoriametrics": partial(_victoriametrics, step_s=args.step_s),
     }
     with tempfile.TemporaryDirectory(prefix="bench-promql-") as tmp, ExitStack() as stack:
         runners = {}
@@ -212,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         _time_interleaved(runners, args.repeat or (3 if args.quick else 2), out)
     for key in QUERIES:
         theirs = out.get(f"{key}_prometheus_s")
-        for name, suffix in (("infersight", ""), ("infersight_1m_rollups", "_1m_rollups")):
+        variants = (("infersight", ""), ("infersight_1m_rollups", "_1m_rollups"), ("infersight_raw", "_raw"))
+        for name, suffix in variants:
             ours = out.get(f"{key}_{name}_s")
             if ours and theirs:
                 out[f"{key}{suffix}_time_ratio_vs_prometheus"] = round(ours / theirs, 3)
