@@ -99,13 +99,19 @@ class BufferSection:
     max_bytes: int = 256 << 20
     max_batch_samples: int = 10_000
     max_batch_age_s: float = 1.0
+    # The server's ingest log (remote write, /api/v1/ingest): samples per INSERT, how long a block
+    # may wait for more, and whether an answer waits for fsync (off: written, as Prometheus' WAL).
+    ingest_block_samples: int = 200_000
+    ingest_block_age_s: float = 0.25
+    ingest_fsync: bool = False
 
     def validate(self) -> None:
-        for name in ("max_bytes", "max_batch_samples"):
+        for name in ("max_bytes", "max_batch_samples", "ingest_block_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"buffer.{name}: must be >= 1 (got {getattr(self, name)})")
-        if self.max_batch_age_s <= 0:
-            raise ConfigError(f"buffer.max_batch_age_s: must be > 0 (got {self.max_batch_age_s})")
+        for name in ("max_batch_age_s", "ingest_block_age_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"buffer.{name}: must be > 0 (got {getattr(self, name)})")
 
 
 @dataclass(frozen=True, slots=True)

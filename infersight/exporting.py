@@ -30,4 +30,12 @@ def ingest_log(config: Config, writer: SampleWriter) -> IngestLog:
     export buffers and bounded by the same ``buffer.max_bytes``."""
     buffer = config.buffer
     folder = Path(buffer.dir) / "ingest" if buffer.dir else state_dir(config) / "buffer" / "ingest"
-    return IngestLog(writer, folder, decoders=LOG_DECODERS, max_bytes=buffer.max_bytes)
+    return IngestLog(
+        writer,
+        folder,
+        decoders=LOG_DECODERS,
+        max_bytes=buffer.max_bytes,
+        max_batch_samples=buffer.ingest_block_samples,
+        max_batch_age_s=buffer.ingest_block_age_s,
+        fsync=buffer.ingest_fsync,
+    )

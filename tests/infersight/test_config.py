@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from infersight.cli import main
-from infersight.config import load_config
+from infersight.config import config_from_dict, load_config
+from infersight.exporting import ingest_log
 from model.errors import ConfigError
 
 GOOD = """
@@ -123,3 +124,24 @@ def test_readme_example_configuration_is_valid(tmp_path: Path) -> None:
     assert config.proxy is not None
     assert config.probes[0].kind == "readiness"
     assert config.targets[0].engine == "vllm"
+
+
+def test_ingest_log_settings_reach_the_log(tmp_path: Path) -> None:
+    config = config_from_dict(
+        {
+            "buffer": {
+                "dir": str(tmp_path / "buffer"),
+                "ingest_block_samples": 5000,
+                "ingest_block_age_s": 0.5,
+                "ingest_fsync": True,
+            }
+        }
+    )
+    log = ingest_log(config, writer=None)  # type: ignore[arg-type]  # never started: nothing written
+    assert (log.max_batch_samples, log.max_batch_age_s, log.queue.fsync) == (5000, 0.5, True)
+
+
+@pytest.mark.parametrize(("key", "value"), [("ingest_block_samples", 0), ("ingest_block_age_s", 0)])
+def test_ingest_log_settings_are_checked(key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"buffer.{key}"):
+        config_from_dict({"buffer": {key: value}})
