@@ -227,7 +227,7 @@ class IngestLog:
             waits.append(self._opened_at + self.max_batch_age_s - now)
         if self._sealed:
             waits.append(self._retry_at - now)
-        return max(0.0, min(waits)) if self._opened_at is not None or self._sealed else self.max_batch_age_s
+        return max(0.0, min(waits))  # idle: the age itself, a periodic look
 
     def _seal(self) -> None:
         """Seal the open segment with its chunks; called holding the lock."""

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
-from query.promql.blocks import FloatArray, IntArray
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 MALFORMED = -1  # truncated, a varint over 10 bytes, an unknown wire type, a wrong wire type
 SCATTERED_LABELS = -2  # a series' Label records are not one run (the cache key needs one)

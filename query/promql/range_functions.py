@@ -245,9 +245,9 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
     rng = args[rng_idx]
     assert isinstance(rng, RangeBlock)
     scalars = [a.values for a in args if isinstance(a, ScalarBlock)]
-    fn = RANGE_FUNCTIONS[name]
     if name in _COLUMNAR:
         return _rate_all_series(name, rng)
+    fn = RANGE_FUNCTIONS[name]
     cols = []
     lo_bound = rng.refs - rng.range_ms
     for s in rng.series:
