@@ -36,6 +36,7 @@ samples, for the writer and the remote-write bodies alike.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import shutil
@@ -319,14 +320,15 @@ def remote_write_figures(
 
 def serve(dsn: str, port: int, log_dir: Path) -> None:
     """``--serve DSN PORT LOG_DIR``: the API (``create_app``) on a store with the ingest log in front of it,
-    as ``infersight server`` runs it, plus ``POST /bench/flush``: answers once every sample acknowledged
-    so far is inserted (in a part, readable), 503 if an insert failed."""
-    import uvicorn
+    as ``infersight server`` runs it (its event loop and HTTP server), plus ``POST /bench/flush``: answers
+    once every sample acknowledged so far is inserted (in a part, readable), 503 if an insert failed."""
     from fastapi import APIRouter, Response
     from fastapi.concurrency import run_in_threadpool
     from loguru import logger
 
+    from collector.serve import InLoopServer
     from exporters.ingest_log import IngestLog
+    from infersight.cli import run_until_signal
     from query.api.app import create_app
     from query.api.remote_write import LOG_DECODERS
 
@@ -340,10 +342,15 @@ def serve(dsn: str, port: int, log_dir: Path) -> None:
     async def flush_log() -> Response:
         return Response(status_code=200 if await run_in_threadpool(log.flush, 120) else 503)
 
+    async def run(stop: asyncio.Event) -> None:
+        server = InLoopServer(create_app(store, ingest_log=log, routers=[flush]), "127.0.0.1", port)
+        await server.start()
+        await stop.wait()
+        await server.stop()
+
     log.start()
     try:
-        app = create_app(store, ingest_log=log, routers=[flush])
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        run_until_signal(run)
     finally:
         log.stop()
         store.close()

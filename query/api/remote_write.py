@@ -14,22 +14,23 @@ skipped. Spec: https://prometheus.io/docs/concepts/remote_write_spec/
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 import cramjam
 import numpy as np
-from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
+from starlette.concurrency import run_in_threadpool
 
 from exporters.ingest_log import IngestLog, IngestLogFull
 from exporters.segments import Columns, tagged
 from model.labels import Labels, to_labels
 from model.series import Sample
 from query.api.ingest import confine
+from query.api.series_cache import LabelSetCache
 from query.api.tenancy import current_project
 from query.api.write_request_scan import scan_write_request
 from query.api.write_request_scan import warm as warm_scan
@@ -93,10 +94,6 @@ MESSAGES = _message_classes()
 WriteRequest = MESSAGES["WriteRequest"]
 RawWriteRequest = MESSAGES["RawWriteRequest"]
 LabelSection = MESSAGES["LabelSection"]
-_LABEL_CACHE_SIZE = 50_000
-# A series' encoded labels (its Label records, end to end) → its label set. Senders repeat the same
-# series in every request.
-_label_sets: dict[bytes, Labels] = {}
 _LABEL_TAG = 0x0A
 # With the ingest log, a body this small (about 5,000 samples of known series) is decoded and logged
 # on the event loop in about a millisecond: less than handing it to a worker thread and back costs.
@@ -163,24 +160,8 @@ def _scan(raw: bytes) -> Columns | None:
     if found is None:
         return None
     label_from, label_to, owner, ts, values = found
-    keys = list(map(raw.__getitem__, map(slice, label_from.tolist(), label_to.tolist())))
-    return _with_labels(list(map(_label_sets.get, keys)), keys, (owner.astype(np.uint32), ts, values))
-
-
-def _with_labels(
-    label_sets: list[Labels | None],
-    keys: list[bytes],
-    samples: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-) -> Columns:
-    """Columns with every series' label set, decoding those the cache does not hold."""
-    if None in label_sets:
-        label_sets = [
-            _decode_label_section(key) if found is None else found
-            for found, key in zip(label_sets, keys, strict=True)
-        ]
-    if samples is None:
-        samples = (np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64))
-    return Columns(label_sets, *samples)  # type: ignore[arg-type]
+    labels = _label_sets.resolve(np.frombuffer(raw, np.uint8), label_from, label_to)
+    return Columns(labels, owner.astype(np.uint32), ts, values)
 
 
 def _parse(raw: bytes) -> Columns:
@@ -191,14 +172,16 @@ def _parse(raw: bytes) -> Columns:
     except DecodeError as err:
         raise ValueError(f"protobuf: {err}") from None
     keys = [b"".join(_label_record(label) for label in ts.labels) for ts in request.timeseries]
-    labels = list(map(_label_sets.get, keys))
+    sizes = np.fromiter(map(len, keys), np.int64, len(keys))
+    ends = np.cumsum(sizes)
+    labels = _label_sets.resolve(np.frombuffer(b"".join(keys), np.uint8), ends - sizes, ends)
     samples = [list(ts.samples) for ts in typed.timeseries]
     counts = np.fromiter(map(len, samples), np.intp, len(samples))
     flat = list(chain.from_iterable(samples))
     ts = np.fromiter((sample.timestamp for sample in flat), np.int64, len(flat))
     values = np.fromiter((sample.value for sample in flat), np.float64, len(flat))
     index = np.repeat(np.arange(len(labels), dtype=np.uint32), counts)
-    return _with_labels(labels, keys, (index, ts, values))
+    return Columns(labels, index, ts, values)
 
 
 def _label_record(encoded: bytes) -> bytes:
@@ -216,13 +199,13 @@ def _decode_label_section(section: bytes) -> Labels:
     except DecodeError as err:
         raise ValueError(f"protobuf: {err}") from None
     # surrogateescape keeps undecodable bytes visible to the guard, which drops and counts them.
-    label_set = to_labels(
+    return to_labels(
         {p.name.decode("utf-8", "surrogateescape"): p.value.decode("utf-8", "surrogateescape") for p in pairs}
     )
-    if len(_label_sets) >= _LABEL_CACHE_SIZE:
-        _label_sets.clear()
-    _label_sets[section] = label_set
-    return label_set
+
+
+# Senders repeat the same series in every request: each one's label set, by its encoded Label records.
+_label_sets = LabelSetCache(_decode_label_section)
 
 
 def decode_write_request(body: bytes) -> list[Sample]:
@@ -244,46 +227,92 @@ def encode_write_request(series: list[tuple[dict[str, str], list[tuple[int, floa
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
-def build_remote_write_router(
-    writer: SampleWriter, max_body_bytes: int = 64 << 20, log: IngestLog | None = None
-) -> APIRouter:
-    """The receiver; include it in the API app (``app.include_router(...)``). With ``log`` a request
-    is acknowledged once logged (built with ``decoders=LOG_DECODERS``), else once stored."""
-    router = APIRouter(prefix="/api/v1")
-    warm_scan()
+PATH = "/api/v1/write"
+_Scope = dict[str, Any]
+_Receive = Callable[[], Awaitable[dict[str, Any]]]
+_Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-    def accept(body: bytes, project: str | None) -> Response:
+
+class RemoteWriteEndpoint:
+    """The receiver as a bare ASGI app, served at ``PATH`` ahead of the API's router
+    (``app.ExactRoutes``): a sender posts many small requests, and FastAPI's routing, request and
+    response objects cost about as much per request as decoding 1,000 samples. With ``log`` a request
+    is acknowledged once logged (built with ``decoders=LOG_DECODERS``), else once stored.
+
+    ``httpx.ASGITransport(app=RemoteWriteEndpoint(writer))`` serves it alone (tests).
+    """
+
+    def __init__(self, writer: SampleWriter, max_body_bytes: int = 64 << 20, log: IngestLog | None = None):
+        self._writer = writer
+        self._log = log
+        self.max_body_bytes = max_body_bytes
+        warm_scan()
+        _label_sets.warm()
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["method"] != "POST":
+            await _answer(send, 405, b"method not allowed: remote write takes POST\n", [(b"allow", b"POST")])
+            return
+        body = await self._body(scope, receive)
+        if body is None:  # over the limit, or the client went away
+            await _answer(send, 413, f"request body over {self.max_body_bytes} bytes\n".encode())
+            return
+        project = current_project()
+        if self._log is not None and len(body) <= _INLINE_BODY_BYTES:  # decoded and logged in about 1 ms
+            status, text = self.accept(body, project)
+        else:
+            status, text = await run_in_threadpool(self.accept, body, project)
+        await _answer(send, status, text.encode())
+
+    async def _body(self, scope: _Scope, receive: _Receive) -> bytes | None:
+        """The whole body; None past ``max_body_bytes`` (by Content-Length before reading) or when
+        the client disconnects first."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def accept(self, body: bytes, project: str | None) -> tuple[int, str]:
+        """(status, text) for a whole request body, from ``project``'s caller (None: any project)."""
         try:
             columns = decode_columns(body)
         except ValueError as err:
-            return Response(f"malformed remote write request: {err}\n", status_code=400)
+            return 400, f"malformed remote write request: {err}\n"
         if project is not None:
             try:  # the ingest API's rule, applied once per series
                 confined = confine([Sample(key, 0, 0.0) for key in columns.labels], project)
             except PermissionError as err:
-                return Response(f"{err}\n", status_code=403)
+                return 403, f"{err}\n"
             labels = [sample.labels for sample in confined]
             columns = Columns(labels, columns.index, columns.ts_ms, columns.values)
         try:
-            if log is None:
-                writer.write_indexed(columns.labels, columns.index, columns.ts_ms, columns.values)
+            if self._log is None:
+                self._writer.write_indexed(columns.labels, columns.index, columns.ts_ms, columns.values)
             elif project is None:  # the body as it came: the smallest record, nothing to encode
-                log.append(columns, tagged(LOG_KIND, len(columns), body))
+                self._log.append(columns, tagged(LOG_KIND, len(columns), body))
             else:  # labels changed by confinement: logged as columns
-                log.append(columns)
+                self._log.append(columns)
         except StoreUnavailableError as err:
-            return Response(f"store unavailable: {err}\n", status_code=503)
+            return 503, f"store unavailable: {err}\n"
         except (IngestLogFull, OSError) as err:
-            return Response(f"ingest log cannot take the request: {err}\n", status_code=503)
-        return Response(status_code=204)
+            return 503, f"ingest log cannot take the request: {err}\n"
+        return 204, ""
 
-    @router.post("/write")
-    async def remote_write(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            return Response(f"request body over {max_body_bytes} bytes\n", status_code=413)
-        if log is not None and len(body) <= _INLINE_BODY_BYTES:  # decoded and logged in about 1 ms
-            return accept(body, current_project())
-        return await run_in_threadpool(accept, body, current_project())
 
-    return router
+async def _answer(send: _Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    head = [*headers, (b"content-length", b"%d" % len(body))]
+    if body:
+        head.append((b"content-type", b"text/plain; charset=utf-8"))
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})

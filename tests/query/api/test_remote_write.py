@@ -15,17 +15,16 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import cramjam
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 
 from model.labels import Matcher, MatchOp
-from query.api.remote_write import build_remote_write_router, encode_write_request
+from query.api.remote_write import RemoteWriteEndpoint, encode_write_request
 from store.backend import StoreUnavailableError
 from store.open import Store, open_store
 from store.writes import SampleWriter
@@ -45,9 +44,7 @@ class Poster:
     """POSTs to an app in-process (ASGI), one event loop per call."""
 
     def __init__(self, writer: SampleWriter) -> None:
-        app = FastAPI()
-        app.include_router(build_remote_write_router(writer))
-        self._transport = httpx.ASGITransport(app=app)
+        self._transport = httpx.ASGITransport(app=RemoteWriteEndpoint(writer))
 
     def post(self, body: bytes) -> int:
         async def go() -> int:
@@ -102,6 +99,51 @@ def test_invalid_utf8_label_drops_that_series_only(store: Store, client: Poster)
     assert store.writer.guard.dropped["invalid_utf8"] == 1
 
 
+def _exchange(app: RemoteWriteEndpoint, method: str, body: bytes, **headers: str) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.request(method, "/api/v1/write", content=body, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_body_over_the_limit_is_413_and_nothing_is_written(store: Store) -> None:
+    app = RemoteWriteEndpoint(store.writer, max_body_bytes=64)
+    body = encode_write_request([({"__name__": "rw", "job": f"j{i}"}, [(T0, 1.0)]) for i in range(20)])
+    assert len(body) > 64
+    assert _exchange(app, "POST", body).status_code == 413  # told by Content-Length
+
+    async def chunked() -> int:  # no Content-Length: counted while reading
+        async def parts() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 16):
+                yield body[start : start + 16]
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return (await c.post("/api/v1/write", content=parts())).status_code
+
+    assert asyncio.run(chunked()) == 413
+    assert _points(store, "rw") == {}
+    small = encode_write_request([({"__name__": "rw", "job": "a"}, [(T0, 1.0)])])
+    assert len(small) <= 64
+    assert _exchange(app, "POST", small).status_code == 204
+    assert _points(store, "rw") == {"a": [(T0, 1.0)]}
+
+
+def test_only_post_is_served(store: Store) -> None:
+    response = _exchange(RemoteWriteEndpoint(store.writer), "GET", b"")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_error_answers_say_why_in_plain_text(client: Poster, store: Store) -> None:
+    response = _exchange(RemoteWriteEndpoint(store.writer), "POST", b"not snappy")
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.startswith("malformed remote write request: snappy")
+
+
 def test_store_unavailable_is_503_so_the_sender_retries() -> None:
     class DownBackend:
         database = "x"
@@ -146,8 +188,7 @@ def _ours(store: Store, name: str) -> Points:
 def test_real_prometheus_remote_writes_its_own_scrapes(store: Store, tmp_path: Path) -> None:
     _require_prometheus()
     api_port, prom_port = free_port(), free_port()
-    app = FastAPI()
-    app.include_router(build_remote_write_router(store.writer))
+    app = RemoteWriteEndpoint(store.writer)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

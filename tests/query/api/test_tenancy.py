@@ -122,3 +122,23 @@ def test_retention_settings_are_admin_only_and_audited(app_client: TestClient) -
         ("UpdateRetentionPolicy", "normal"),
         ("UpdateRetentionPolicy", "warning"),
     ]
+
+
+def test_remote_write_takes_the_keys_project(app_client: TestClient) -> None:
+    """Remote write is served ahead of the API's router (``ExactRoutes``), still inside the auth."""
+    from query.api.remote_write import encode_write_request
+
+    def write(headers: dict[str, str], labels: dict[str, str]) -> int:
+        body = encode_write_request([({"__name__": "rw_tenant", **labels}, [(T0 * 1000, 1.0)])])
+        return app_client.post("/api/v1/write", content=body, headers=headers).status_code
+
+    p1 = _key(app_client, "p1", ["read", "write"])
+    reader = _key(app_client, "p1", ["read"])
+    assert write({}, {"source": "pod-a"}) == 401
+    assert write(reader, {"source": "pod-a"}) == 403
+    assert write(p1, {"source": "pod-b", "project_id": "p2"}) == 403
+    assert write(p1, {"source": "pod-a"}) == 204
+    result = app_client.get("/api/v1/query", params={"query": "rw_tenant", "time": T0}, headers=p1).json()[
+        "data"
+    ]["result"]
+    assert [(r["metric"]["source"], r["metric"]["project_id"]) for r in result] == [("pod-a", "p1")]
