@@ -21,8 +21,11 @@ runs only those levels. Ends with one JSON line.
 
 The load generator is a bare ``asyncio.Protocol`` that writes one prebuilt request and reads just
 enough HTTP/1.1 (status, content-length or chunked framing) to find each response's end: ~1 ms of
-CPU per streamed request (18 chunks) with the default event loop, where httpx took
-15-19 ms at 200 streams and was itself the bottleneck on the shared 2-core machine.
+CPU per streamed request (18 chunks) with asyncio's event loop, where httpx took 15-19 ms at 200
+streams and was itself the bottleneck on the shared 2-core machine. All three processes run on the
+loop infersight's own processes use (``collector.serve.event_loop_factory``: uvloop since
+2026-12-06; before, asyncio's), so the load generator and the simulator leave the proxy more of the
+machine than they did.
 
 A level is *saturated* when the direct run is not paced by the simulator: fewer than 95 % of the
 requests/s its fixed delays allow (``cN_direct_paced_ratio``: streams / 0.7 s) or a direct TTFT p50
@@ -50,6 +53,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from collector.serve import event_loop_factory
 
 PATH = "/v1/chat/completions"
 BODY = {
@@ -349,8 +354,9 @@ def _cpu_s(pid: int) -> float:
 def _measured(
     port: int, streams: int, duration_s: float, pids: dict[str, int], *, lockstep: bool = False
 ) -> tuple[list[float], float, dict[str, float]]:
-    """``_load`` in its own event loop."""
-    return asyncio.run(_load(port, streams, duration_s, pids, lockstep=lockstep))
+    """``_load`` in its own event loop (uvloop, as the proxy and the simulator run)."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(_load(port, streams, duration_s, pids, lockstep=lockstep))
 
 
 def _pct(values: list[float], q: float) -> float:

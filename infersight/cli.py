@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 from loguru import logger
 
+from collector.serve import event_loop_factory
 from infersight.config import Config, load_config
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
@@ -97,21 +97,6 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[Any]]) -> Any:
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner_:
         return runner_.run(runner())
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (a dependency, except on Windows), else asyncio's own loop.
-
-    Why: the server answers many small requests (remote write, ingest, queries) and the sidecar's proxy
-    relays every chunk; uvloop's loop and transports take 10-20 % less CPU per request than asyncio's
-    (docs/store.md, "Ingest throughput"). ``INFERSIGHT_EVENT_LOOP=asyncio`` keeps asyncio's loop."""
-    if os.environ.get("INFERSIGHT_EVENT_LOOP", "auto") == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def _cmd_demo(config: Config) -> int:

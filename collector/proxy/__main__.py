@@ -10,13 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable
 
 from loguru import logger
 
 from collector.config import ProxyConfig
 from collector.pipeline import ListConsumer
 from collector.proxy.ingress import IngressProxy
+from collector.serve import event_loop_factory
 from model.errors import ConfigError
 
 
@@ -46,19 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("{}", exc)
         return 2
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(_serve(config))
     return 0
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (uvicorn[standard] brings it): the proxy's per-chunk cost is mostly loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 if __name__ == "__main__":
