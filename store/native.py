@@ -6,15 +6,27 @@
 ``{name:Type}`` placeholders and params dict as chDB's; here they become the driver's ``%(name)s``,
 which it fills client-side with escaped literals (strings quoted, backslashes and quotes escaped,
 lists as array literals), so a value can never change the statement.
+
+Inserts of numbers and strings only (``samples``, ``rollup_state``, …) go through the driver's numpy
+columns (``use_numpy``): each numeric column is written with one ``tobytes``, strings as their UTF-8
+bytes (``strings_as_bytes``, no per-value encode), dictionary-encoded names converted once per
+distinct value. A table with dates, lists or nulls (``series``) goes as Python lists, value by value.
+Into the 18.16 server (2026-12-06, 2 shared cores, 3 runs each) that takes the client's CPU per
+insert from 3.0 to 1.4 ms at 100k rows (insert alone 1.9-2.2 M → 2.9-3.1 M rows/s) and from 3.8 to
+2.3 ms at 10k; ``SampleWriter.write`` went from 1.36-1.46 M to 1.75-1.81 M samples/s at 100k and from
+0.96-1.04 M to 1.10-1.27 M at 10k. At 1k rows an insert's fixed costs (driver round trips, about
+1 ms) and the server's new part (5-10 ms) dominate: no change there.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+import numpy as np
 import pyarrow as pa
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
@@ -43,6 +55,10 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "Float64": pa.float64(),
     "Date": pa.date32(),
 }
+# Strings go as their UTF-8 bytes (Arrow's own), so the driver does not encode each value again.
+_NUMPY_INSERT = {"use_numpy": True, "strings_as_bytes": True}
+# The driver's numpy columns import pandas (installed with chDB); without it every insert takes lists.
+_NUMPY_COLUMNS = importlib.util.find_spec("pandas") is not None
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
 
 
@@ -101,6 +117,34 @@ def _python_values(column: pa.ChunkedArray) -> list[Any]:
         if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
             return array.to_numpy().tolist()
     return array.to_pylist()
+
+
+def _numpy_values(column: pa.ChunkedArray) -> np.ndarray | None:
+    """A column as the numpy array the driver's numpy columns take (``use_numpy``): numbers as they
+    are (written with one ``tobytes``), strings as an object array of their UTF-8 bytes (dictionary
+    values converted once, then gathered). None where that path cannot take it (nulls, dates,
+    lists): the whole insert then goes as Python lists."""
+    array = column.combine_chunks()
+    if array.null_count:
+        return None
+    kind = array.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return array.to_numpy()
+    if pa.types.is_dictionary(kind):
+        values = _bytes_values(array.dictionary)
+        return None if values is None else values[array.indices.to_numpy()]
+    return _bytes_values(array)
+
+
+def _bytes_values(array: pa.Array) -> np.ndarray | None:
+    """Strings without nulls as an object array of bytes, or None."""
+    if array.null_count:
+        return None
+    if pa.types.is_string(array.type):
+        return array.cast(pa.binary()).to_numpy(zero_copy_only=False)
+    if pa.types.is_large_string(array.type):
+        return array.cast(pa.large_binary()).to_numpy(zero_copy_only=False)
+    return None
 
 
 class NativeBackend:
@@ -163,8 +207,13 @@ class NativeBackend:
     def insert(self, table: str, rows: pa.Table) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
             raise ValueError(f"unknown table {table!r}")
-        columns = [_python_values(rows.column(name)) for name in rows.column_names]
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(rows.column_names)}) VALUES"
+        if _NUMPY_COLUMNS:
+            arrays = [_numpy_values(rows.column(name)) for name in rows.column_names]
+            if all(array is not None for array in arrays):
+                self._run(sql, arrays, _NUMPY_INSERT, columnar=True)
+                return
+        columns = [_python_values(rows.column(name)) for name in rows.column_names]
         self._run(sql, columns, {}, columnar=True)
 
     def close(self) -> None:
