@@ -128,15 +128,15 @@ class LabelSetCache:
         self.max_arena_bytes = max_arena_bytes
         self._seed = np.uint64(secrets.randbits(64))
         self._lock = threading.Lock()
-        size = 1 << max(10, (2 * capacity - 1).bit_length())  # at most half full
-        self._table = np.zeros(size, np.int32)
         self.clear()
 
     def __len__(self) -> int:
         return len(self._labels)
 
     def clear(self) -> None:
-        self._table[:] = 0
+        # Sized to the entries, at most half full: a table of a sender's few thousand series stays
+        # in the CPU's cache (one sized for ``capacity`` at once made every probe a cache miss).
+        self._table = np.zeros(4096, np.int32)
         self._labels: list[Labels] = []
         self._hash = np.zeros(1024, np.uint64)
         self._from = np.zeros(1024, np.int64)
@@ -150,12 +150,19 @@ class LabelSetCache:
             n = len(starts)
             if len(self._labels) + n > self.capacity or self._used + len(data) > self.max_arena_bytes:
                 self.clear()  # before the lookup, so that the entries found below stay valid
+            if 2 * (len(self._labels) + n) > len(self._table):
+                self._grow(len(self._labels) + n)
             hashes = np.empty(n, np.uint64)
             entries = np.empty(n, np.int64)
             args = (self._table, self._hash, self._arena, self._from, self._to, hashes, entries)
             if _find(data, starts, ends, self._seed, *args):
                 self._add_missing(data, starts, ends, hashes, entries)
             return list(map(self._labels.__getitem__, entries.tolist()))
+
+    def _grow(self, entries: int) -> None:
+        """A table at most half full with ``entries``, every entry placed again."""
+        self._table = np.zeros(1 << (2 * entries - 1).bit_length(), np.int32)
+        _insert(self._table, self._hash, np.arange(len(self._labels), dtype=np.int64))
 
     def _add_missing(
         self, data: np.ndarray, starts: IntArray, ends: IntArray, hashes: np.ndarray, entries: IntArray

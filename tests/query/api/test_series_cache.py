@@ -110,3 +110,21 @@ def test_threads_resolving_at_once_each_get_their_own_answers() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_the_table_grows_and_keeps_what_it_held() -> None:
+    decoded: list[bytes] = []
+
+    def counting(section: bytes) -> Labels:
+        decoded.append(section)
+        return _decode(section)
+
+    cache = LabelSetCache(counting)
+    first = [b"grow-%d" % i for i in range(3000)]  # more than half of the first table's 4096 slots
+    second = [b"grow-%d" % i for i in range(1500, 6000)]
+    a = cache.resolve(*_request(first))
+    b = cache.resolve(*_request(second))
+    assert b == [_decode(s) for s in second]
+    assert all(x is y for x, y in zip(a[1500:], b[:1500], strict=True))
+    assert decoded == [*first, *second[1500:]]  # the first 3000 were found again after growing
+    assert len(cache._table) >= 2 * len(cache)
