@@ -4,6 +4,7 @@ bytes decode to — across requests, table probes, clears, threads and hash coll
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import given, settings
@@ -16,6 +17,16 @@ from query.api.series_cache import LabelSetCache, _find, _insert
 def _decode(section: bytes) -> Labels:
     """A stand-in for the protobuf decoder: the section's bytes, readable."""
     return to_labels({"raw": section.hex()})
+
+
+def _counting(decoded: list[bytes]) -> Callable[[bytes], Labels]:
+    """``_decode``, noting each section it is asked for in ``decoded``."""
+
+    def decode(section: bytes) -> Labels:
+        decoded.append(section)
+        return _decode(section)
+
+    return decode
 
 
 def _request(sections: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,12 +56,7 @@ def test_every_section_gets_the_label_set_its_bytes_decode_to(
 
 def test_a_known_series_is_the_same_object_and_only_new_ones_are_decoded() -> None:
     decoded: list[bytes] = []
-
-    def counting(section: bytes) -> Labels:
-        decoded.append(section)
-        return _decode(section)
-
-    cache = LabelSetCache(counting)
+    cache = LabelSetCache(_counting(decoded))
     first = [b"series-%d" % i * (i % 5 + 1) for i in range(500)]
     a = cache.resolve(*_request(first))
     b = cache.resolve(*_request([*reversed(first), b"new", b"new"]))
@@ -114,12 +120,7 @@ def test_threads_resolving_at_once_each_get_their_own_answers() -> None:
 
 def test_the_table_grows_and_keeps_what_it_held() -> None:
     decoded: list[bytes] = []
-
-    def counting(section: bytes) -> Labels:
-        decoded.append(section)
-        return _decode(section)
-
-    cache = LabelSetCache(counting)
+    cache = LabelSetCache(_counting(decoded))
     first = [b"grow-%d" % i for i in range(3000)]  # more than half of the first table's 4096 slots
     second = [b"grow-%d" % i for i in range(1500, 6000)]
     a = cache.resolve(*_request(first))
