@@ -27,6 +27,15 @@ loop infersight's own processes use (``collector.serve.event_loop_factory``: uvl
 2026-12-06; before, asyncio's), so the load generator and the simulator leave the proxy more of the
 machine than they did.
 
+All three also set up the garbage collector as infersight's processes do (``collector.serve.tune_gc``:
+start-up heap frozen, gen-0 threshold 10 000; ``INFERSIGHT_GC=default`` in the environment keeps
+Python's defaults in all three, the method before 2026-12-07). With the defaults, the simulator's
+gen-2 collections (60-85 ms, about one per 10 s at 200 streams) and gen-1 ones (up to ~27 ms) were
+most of the 200-stream TTFT tail, of the direct run and the proxied run alike, so the added p99
+(a difference of two such tails) swung by tens of ms between runs. ``cN_direct_n`` and
+``cN_proxied_n`` are the requests each percentile is taken over: at 1 stream ~28 per 20 s run, so
+its p99 is the slowest request (run ``--streams 1`` with a longer ``--duration-s`` for more).
+
 A level is *saturated* when the direct run is not paced by the simulator: fewer than 95 % of the
 requests/s its fixed delays allow (``cN_direct_paced_ratio``: streams / 0.7 s) or a direct TTFT p50
 over 1.5 x the simulator's 100 ms. There, the machine (not the proxy) decides both runs' figures,
@@ -54,7 +63,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from collector.serve import event_loop_factory
+from collector.serve import event_loop_factory, tune_gc
 
 PATH = "/v1/chat/completions"
 BODY = {
@@ -369,6 +378,7 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="4 s per run instead of 20 s")
+    parser.add_argument("--duration-s", type=float, default=None, help="seconds per run (overrides --quick)")
     parser.add_argument(
         "--streams", type=lambda v: [int(n) for n in v.split(",")], default=[1, 50, 200],
         help="concurrency levels, comma-separated (default 1,50,200)",
@@ -378,7 +388,8 @@ def main() -> None:
         help="start every stream at once (the method before 2026-11-25) instead of staggered",
     )  # fmt: skip
     args = parser.parse_args()
-    duration_s = 4.0 if args.quick else 20.0
+    tune_gc()  # as the simulator and the proxy do (collector.serve.tune_gc)
+    duration_s = args.duration_s or (4.0 if args.quick else 20.0)
     sim_port, proxy_port = _free_port(), _free_port()
     figures: dict[str, float | None] = {}
     unsaturated: list[int] = []
@@ -407,6 +418,7 @@ def main() -> None:
             figures[c + "direct_ttft_p99_ms"] = round(_pct(direct, 0.99), 3)
             figures[c + "added_ttft_p50_ms"] = round(_pct(proxied, 0.5) - _pct(direct, 0.5), 3)
             figures[c + "added_ttft_p99_ms"] = round(_pct(proxied, 0.99) - _pct(direct, 0.99), 3)
+            figures[c + "direct_n"], figures[c + "proxied_n"] = len(direct), len(proxied)
             figures[c + "direct_req_per_s"] = round(direct_rps, 1)
             figures[c + "direct_paced_ratio"] = round(paced_ratio, 3)
             figures[c + "direct_saturated"] = int(saturated)

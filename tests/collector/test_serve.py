@@ -1,8 +1,11 @@
-"""The event loop infersight's processes run on."""
+"""The event loop infersight's processes run on, and their garbage collector's settings."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +42,23 @@ def test_an_asgi_app_serves_on_the_chosen_loop(monkeypatch: pytest.MonkeyPatch) 
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         assert b"\r\nuvloop\r\n" in runner.run(main())  # one chunk
+
+
+_GC_PROBE = (
+    "import gc; from collector.serve import tune_gc; before = gc.get_threshold()[0]; tune_gc(); "
+    "print(gc.get_threshold()[0] if gc.get_threshold()[0] != before else 'python', gc.get_freeze_count() > 0)"
+)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "10000 True"), ("default", "python False")])
+def test_tune_gc_freezes_the_start_up_heap_unless_defaults_are_asked_for(
+    setting: str | None, expected: str
+) -> None:
+    # in a child process: freezing this one's heap would change the GC of the rest of the test run
+    env = {k: v for k, v in os.environ.items() if k != "INFERSIGHT_GC"}
+    if setting is not None:
+        env["INFERSIGHT_GC"] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == expected.split()
