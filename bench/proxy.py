@@ -23,13 +23,13 @@ The load generator is a bare ``asyncio.Protocol`` that writes one prebuilt reque
 enough HTTP/1.1 (status, content-length or chunked framing) to find each response's end: ~1 ms of
 CPU per streamed request (18 chunks) with asyncio's event loop, where httpx took 15-19 ms at 200
 streams and was itself the bottleneck on the shared 2-core machine. All three processes run on the
-loop infersight's own processes use (``collector.serve.event_loop_factory``: uvloop since
+loop infersight's own processes use (``collector.serve.run_event_loop``: uvloop since
 2026-12-06; before, asyncio's), so the load generator and the simulator leave the proxy more of the
 machine than they did.
 
 All three also set up the garbage collector as infersight's processes do (``collector.serve.tune_gc``:
 start-up heap frozen, gen-0 threshold 10 000; ``INFERSIGHT_GC=default`` in the environment keeps
-Python's defaults in all three, the method before 2026-12-07). With the defaults, the simulator's
+Python's defaults in all three, the method before 2026-12-06). With the defaults, the simulator's
 gen-2 collections (60-85 ms, about one per 10 s at 200 streams) and gen-1 ones (up to ~27 ms) were
 most of the 200-stream TTFT tail, of the direct run and the proxied run alike, so the added p99
 (a difference of two such tails) swung by tens of ms between runs. ``cN_direct_n`` and
@@ -63,7 +63,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from collector.serve import event_loop_factory, tune_gc
+from collector.serve import run_event_loop
 
 PATH = "/v1/chat/completions"
 BODY = {
@@ -363,9 +363,9 @@ def _cpu_s(pid: int) -> float:
 def _measured(
     port: int, streams: int, duration_s: float, pids: dict[str, int], *, lockstep: bool = False
 ) -> tuple[list[float], float, dict[str, float]]:
-    """``_load`` in its own event loop (uvloop, as the proxy and the simulator run)."""
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(_load(port, streams, duration_s, pids, lockstep=lockstep))
+    """``_load`` in its own event loop, run as the proxy and the simulator run theirs (uvloop, GC
+    set up before the run starts)."""
+    return run_event_loop(_load(port, streams, duration_s, pids, lockstep=lockstep))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -388,7 +388,6 @@ def main() -> None:
         help="start every stream at once (the method before 2026-11-25) instead of staggered",
     )  # fmt: skip
     args = parser.parse_args()
-    tune_gc()  # as the simulator and the proxy do (collector.serve.tune_gc)
     duration_s = args.duration_s or (4.0 if args.quick else 20.0)
     sim_port, proxy_port = _free_port(), _free_port()
     figures: dict[str, float | None] = {}

@@ -3,8 +3,8 @@ servers (the sidecar's /metrics, the central API, the demo's simulated engines; 
 has its own HTTP/1.1 server, ``collector/proxy/server.py``).
 
 No ``server``/``date`` headers of our own, no request lines in the log, and signals left to the
-host program. ``event_loop_factory`` picks the loop every infersight process runs on (uvloop);
-``tune_gc`` sets up the garbage collector where that loop is started.
+host program. ``run_event_loop`` runs a process's main coroutine as every infersight process does:
+on the loop ``event_loop_factory`` picks (uvloop), with the garbage collector set up by ``tune_gc``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import gc
 import os
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import uvicorn
+
+T = TypeVar("T")
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -24,7 +26,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
     Why: the server answers many small requests (remote write, ingest, queries) and the sidecar's proxy
     relays every chunk; uvloop's loop and transports take 10-20 % less CPU per request than asyncio's
-    (docs/store.md, "Ingest throughput"). ``INFERSIGHT_EVENT_LOOP=asyncio`` keeps asyncio's loop."""
+    (docs/store.md, "Prometheus remote write"). ``INFERSIGHT_EVENT_LOOP=asyncio`` keeps asyncio's loop."""
     if os.environ.get("INFERSIGHT_EVENT_LOOP", "auto") == "asyncio":
         return None
     try:
@@ -39,9 +41,8 @@ GC_GEN0_THRESHOLD = 10_000  # Python's default is 700
 
 
 def tune_gc() -> None:
-    """Set up Python's cyclic garbage collector for a long-running infersight process; call it once,
-    after the imports, where the process starts its event loop (``run_until_signal`` in the CLI,
-    ``python -m collector.proxy``, ``python -m simulator``, bench.proxy's load generator).
+    """Set up Python's cyclic garbage collector for a long-running infersight process, after the
+    imports, where the process starts its event loop (``run_event_loop``).
 
     ``gc.collect()`` then ``gc.freeze()``: the start-up heap (modules, classes, FastAPI/pydantic
     schemas: ~65 000 tracked objects in the simulator, ~36 000 in the proxy) moves to the permanent
@@ -68,6 +69,14 @@ def tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to its end as every infersight process runs its loop (the CLI's commands,
+    ``python -m collector.proxy``, ``python -m simulator``, bench.proxy's load generator)."""
+    tune_gc()
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(main)
 
 
 class _Server(uvicorn.Server):

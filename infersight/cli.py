@@ -17,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from collector.serve import event_loop_factory, tune_gc
+from collector.serve import run_event_loop
 from infersight.config import Config, load_config
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
@@ -95,9 +95,7 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[Any]]) -> Any:
                 loop.add_signal_handler(sig, stop.set)
         return await main(stop)
 
-    tune_gc()
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner_:
-        return runner_.run(runner())
+    return run_event_loop(runner())
 
 
 def _cmd_demo(config: Config) -> int:

@@ -13,7 +13,7 @@ import sys
 
 from loguru import logger
 
-from collector.serve import event_loop_factory, tune_gc
+from collector.serve import run_event_loop
 from model.errors import ConfigError
 from simulator.config import SimulatorConfig
 from simulator.server import SimulatorServer
@@ -56,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("{}", exc)
         return 2
-    tune_gc()
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(_serve(args.host, args.port, config))
+    with contextlib.suppress(KeyboardInterrupt):
+        run_event_loop(_serve(args.host, args.port, config))
     return 0
 
 

@@ -16,7 +16,7 @@ from loguru import logger
 from collector.config import ProxyConfig
 from collector.pipeline import ListConsumer
 from collector.proxy.ingress import IngressProxy
-from collector.serve import event_loop_factory, tune_gc
+from collector.serve import run_event_loop
 from model.errors import ConfigError
 
 
@@ -46,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("{}", exc)
         return 2
-    tune_gc()
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(_serve(config))
+    with contextlib.suppress(KeyboardInterrupt):
+        run_event_loop(_serve(config))
     return 0
 
 

@@ -253,20 +253,23 @@ class RemoteWriteEndpoint:
         if scope["method"] != "POST":
             await _answer(send, 405, b"method not allowed: remote write takes POST\n", [(b"allow", b"POST")])
             return
-        body = await self._body(scope, receive)
-        if body is None:  # over the limit, or the client went away
+        try:
+            body = await self._body(scope, receive)
+        except _ClientGone:
+            return  # nothing to answer, nothing taken
+        if body is None:
             await _answer(send, 413, f"request body over {self.max_body_bytes} bytes\n".encode())
             return
         project = current_project()
-        if self._log is not None and len(body) <= _INLINE_BODY_BYTES:  # decoded and logged in about 1 ms
+        if self._log is not None and len(body) <= _INLINE_BODY_BYTES:  # decoded and logged on the loop
             status, text = self.accept(body, project)
         else:
             status, text = await run_in_threadpool(self.accept, body, project)
         await _answer(send, status, text.encode())
 
     async def _body(self, scope: _Scope, receive: _Receive) -> bytes | None:
-        """The whole body; None past ``max_body_bytes`` (by Content-Length before reading) or when
-        the client disconnects first."""
+        """The whole body; None past ``max_body_bytes`` (by Content-Length before reading);
+        ``_ClientGone`` when the client disconnects first."""
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
                 return None
@@ -274,7 +277,7 @@ class RemoteWriteEndpoint:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return None
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -308,6 +311,10 @@ class RemoteWriteEndpoint:
         except (IngestLogFull, OSError) as err:
             return 503, f"ingest log cannot take the request: {err}\n"
         return 204, ""
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body was whole."""
 
 
 async def _answer(send: _Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:

@@ -131,6 +131,23 @@ def test_body_over_the_limit_is_413_and_nothing_is_written(store: Store) -> None
     assert _points(store, "rw") == {"a": [(T0, 1.0)]}
 
 
+def test_a_client_gone_before_its_body_is_whole_gets_no_answer_and_writes_nothing(store: Store) -> None:
+    body = encode_write_request([({"__name__": "rw", "job": "a"}, [(T0, 1.0)])])
+    messages = [{"type": "http.request", "body": body[:5], "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/write", "headers": []}
+    asyncio.run(RemoteWriteEndpoint(store.writer)(scope, receive, send))
+    assert sent == []
+    assert _points(store, "rw") == {}
+
+
 def test_only_post_is_served(store: Store) -> None:
     response = _exchange(RemoteWriteEndpoint(store.writer), "GET", b"")
     assert response.status_code == 405
