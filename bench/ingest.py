@@ -178,9 +178,10 @@ def clickhouse_bytes_per_sample(store: Store, name: str) -> dict[str, float]:
 
 def post_all(
     url: str, bodies: list[bytes], samples: int, settle: Callable[[httpx.Client], None] | None = None
-) -> float:
-    """Samples/s of POSTing ``bodies`` back to back; ``settle`` (inside the timed window) waits until
-    the receiver holds them where it promises to."""
+) -> tuple[float, float]:
+    """Samples/s of POSTing ``bodies`` back to back: until the last answer (acknowledged), and until
+    ``settle`` (inside the timed window) returns, which waits until the receiver holds them where a
+    query reads them (readable; without ``settle`` the acknowledged figure)."""
     headers = {
         "Content-Encoding": "snappy",
         "Content-Type": "application/x-protobuf",
@@ -192,9 +193,10 @@ def post_all(
             response = client.post(url, content=body, headers=headers)
             if response.status_code >= 300:
                 raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+        acked = time.perf_counter()
         if settle is not None:
             settle(client)
-        return samples / (time.perf_counter() - start)
+        return samples / (acked - start), samples / (time.perf_counter() - start)
 
 
 @contextmanager
@@ -239,7 +241,7 @@ def prometheus_figures(
     with process(args, _answers(f"http://127.0.0.1:{port}/-/ready"), tmp / "prometheus.log"):
         for batch, requests in bodies.items():
             url = f"http://127.0.0.1:{port}/api/v1/write"
-            out[f"prometheus_2_42_{batch}"] = post_all(url, requests, samples)
+            out[f"prometheus_2_42_{batch}"] = post_all(url, requests, samples)[0]
     # On-disk size: the block promtool builds from the same samples (head data is not compacted yet).
     series = next(iter(runs.values()))
     lines = [f"# TYPE {name} gauge" for name in sorted({s[0]["__name__"] for s in series})]
@@ -268,11 +270,15 @@ def victoria_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) ->
         "-retentionPeriod=100y",
     ]
     out: dict[str, float] = {}
+
+    def settle(client: httpx.Client) -> None:  # in-memory buffers to searchable parts, as a query waits for
+        client.get(f"http://127.0.0.1:{port}/internal/force_flush").raise_for_status()
+
     with process(args, _answers(f"http://127.0.0.1:{port}/health"), tmp / "vm.log"):
         for batch, requests in bodies.items():
-            out[f"victoriametrics_1_79_{batch}"] = post_all(
-                f"http://127.0.0.1:{port}/api/v1/write", requests, samples
-            )
+            acked, readable = post_all(f"http://127.0.0.1:{port}/api/v1/write", requests, samples, settle)
+            out[f"victoriametrics_1_79_{batch}"] = acked
+            out[f"victoriametrics_1_79_readable_{batch}"] = readable
         httpx.get(f"http://127.0.0.1:{port}/internal/force_flush", timeout=60)
         time.sleep(2)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
@@ -304,9 +310,9 @@ def remote_write_figures(
 
     with process(args, _answers(f"http://127.0.0.1:{port}/-/ready"), tmp / f"{name}-infersight.log"):
         for batch, requests in bodies.items():
-            out[f"{name}_remote_write_{batch}"] = post_all(
-                f"http://127.0.0.1:{port}/api/v1/write", requests, samples, settle
-            )
+            acked, readable = post_all(f"http://127.0.0.1:{port}/api/v1/write", requests, samples, settle)
+            out[f"{name}_remote_write_{batch}"] = readable
+            out[f"{name}_remote_write_acked_{batch}"] = acked
     store = open_store_for_ingest(dsn)
     try:
         db = store.backend.database

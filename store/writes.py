@@ -15,10 +15,12 @@ import pyarrow as pa
 
 from model.labels import METRIC_NAME, Labels
 from model.series import Sample
+from store import write_kernels
 from store.backend import Backend
 from store.limits import IngestGuard, Limits, label_problem, target_of
+from store.write_kernels import DAY_MS as _DAY_MS
+from store.write_kernels import first_unknown_days, gather_columns, order_by_series
 
-_DAY_MS = 86_400_000
 _LABELS, _TS, _VALUE = attrgetter("labels"), attrgetter("ts_ms"), attrgetter("value")
 _NO_DAY = np.iinfo(np.int64).min
 # pyarrow loads pandas (when installed) on its first conversion of a Python list, about 0.3 s: here,
@@ -78,6 +80,7 @@ class SampleWriter:
         self._names: list[str] = []
         self._name_codes: dict[str, int] = {}
         self._problems: list[str] = [""]
+        write_kernels.warm()  # loaded (or compiled) here, not inside the first insert
 
     def write(self, batch: list[Sample]) -> int:
         """Insert the batch; returns the number of samples written (the rest are counted as dropped).
@@ -206,23 +209,24 @@ class SampleWriter:
     def _write(self, slots: np.ndarray, ts: np.ndarray, values: np.ndarray) -> int:
         reasons: Counter[str] = Counter()
         keep = self._screen(slots, ts, reasons)
-        days = ts // _DAY_MS
-        new_series = self._new_series(slots, days, keep, reasons)
+        new_series = self._new_series(slots, ts, keep, reasons)
         index, names, name_rank = self._sorted_last_per_timestamp(slots, ts, np.flatnonzero(keep), reasons)
         self.guard.count(reasons)
         if new_series:
             self._backend.insert("series", self._series_rows(new_series))
         if len(index):
-            kept = slots[index]
-            metric_names = pa.DictionaryArray.from_arrays(pa.array(name_rank[self._name[kept]]), names)
+            fps, stored_ts, stored_values, name_codes = gather_columns(
+                index, slots, ts, values, self._fp, self._name, name_rank
+            )
             self._backend.insert(
                 "samples",
                 pa.table(
                     {
-                        "metric_name": metric_names,  # dictionary-encoded: one string per name
-                        "fingerprint": self._fp[kept],
-                        "ts_ms": ts[index],
-                        "value": values[index],
+                        # dictionary-encoded: one string per name
+                        "metric_name": pa.DictionaryArray.from_arrays(pa.array(name_codes), names),
+                        "fingerprint": fps,
+                        "ts_ms": stored_ts,
+                        "value": stored_values,
                     }
                 ),
             )
@@ -231,8 +235,7 @@ class SampleWriter:
             self._seen_days.update((fp, day) for fp, day, _ in new_series)
             self._day[[slot for _, _, slot in new_series]] = [day for _, day, _ in new_series]
         if len(index) and self._on_stored is not None:
-            stored = ts[index]
-            self._on_stored(int(stored.min()), int(stored.max()))
+            self._on_stored(int(stored_ts.min()), int(stored_ts.max()))
         return len(index)
 
     def _screen(self, slots: np.ndarray, ts: np.ndarray, reasons: Counter[str]) -> np.ndarray:
@@ -251,25 +254,17 @@ class SampleWriter:
         return keep
 
     def _new_series(
-        self, slots: np.ndarray, days: np.ndarray, keep: np.ndarray, reasons: Counter[str]
+        self, slots: np.ndarray, ts: np.ndarray, keep: np.ndarray, reasons: Counter[str]
     ) -> list[tuple[int, int, int]]:
         """New (fingerprint, day, slot) series rows the cardinality limits admit, in order of first
         appearance; the samples of refused ones leave ``keep``."""
-        need = (self._day[slots] != days) & keep
-        if not need.any():  # the usual batch: every series already has its row for the day
+        where = first_unknown_days(slots, ts, self._day, keep)
+        if not len(where):  # the usual batch: every series already has its row for the day
             return []
-        where = np.flatnonzero(need)
-        pair_slots, pair_days = slots[where], days[where]
-        low_day = int(pair_days.min())
-        span = int(pair_days.max()) - low_day + 1
-        if span < 1 << 20:
-            _, first = np.unique(pair_slots * span + (pair_days - low_day), return_index=True)
-        else:  # days centuries apart: no packed key
-            _, first = np.unique(np.stack([pair_slots, pair_days]), axis=1, return_index=True)
-        first.sort()
+        pairs = zip(slots[where].tolist(), (ts[where] // _DAY_MS).tolist(), strict=True)
         out: list[tuple[int, int, int]] = []
         refused: dict[tuple[int, str], list[int]] = {}
-        for slot, day in zip(pair_slots[first].tolist(), pair_days[first].tolist(), strict=True):
+        for slot, day in dict.fromkeys(pairs):
             fp = int(self._fp[slot])
             if (fp, day) in self._seen_days:
                 self._day[slot] = day
@@ -281,8 +276,10 @@ class SampleWriter:
                 out.append((fp, day, slot))
             else:
                 refused.setdefault((day, reason), []).append(slot)
-        for (day, reason), refused_slots in refused.items():  # one vector pass per (day, reason)
-            _drop(keep, np.isin(slots, refused_slots) & (days == day), reason, reasons)
+        if refused:
+            days = ts // _DAY_MS
+            for (day, reason), refused_slots in refused.items():  # one vector pass per (day, reason)
+                _drop(keep, np.isin(slots, refused_slots) & (days == day), reason, reasons)
         return out
 
     def _sorted_last_per_timestamp(
@@ -311,11 +308,11 @@ class SampleWriter:
         present = present[np.lexsort((self._fp[present], code_rank[codes]))]
         rank_of = np.empty(len(self._fp), np.intp)
         rank_of[present] = np.arange(len(present))
+        # Series by series, batch order within each; rising: the usual batch, points in time order.
+        ordered, rising = order_by_series(slots, index, rank_of, ts, len(present))
+        if rising:
+            return ordered, names, code_rank
         rank = rank_of[s]
-        order = _stable_argsort(rank, len(present))  # series by series, batch order within each
-        r, t = rank[order], ts[index][order]
-        if not ((r[1:] == r[:-1]) & (t[1:] <= t[:-1])).any():  # the usual batch: points in time order
-            return index[order], names, code_rank
         order = np.lexsort((np.arange(len(index)), ts[index], rank))  # series, time, then position
         r, t = rank[order], ts[index][order]
         earlier = np.r_[(r[1:] == r[:-1]) & (t[1:] == t[:-1]), False]  # followed by the same point
@@ -344,16 +341,6 @@ class SampleWriter:
                 "label_values": pa.array(label_values, pa.list_(pa.string())),
             }
         )
-
-
-def _stable_argsort(keys: np.ndarray, bound: int) -> np.ndarray:
-    """Stable argsort of non-negative ints below ``bound``: radix passes over 16-bit digits."""
-    if bound <= 1 << 16:
-        return np.argsort(keys.astype(np.uint16), kind="stable")
-    if bound <= 1 << 32:
-        low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-        return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
-    return np.argsort(keys, kind="stable")
 
 
 def _drop(keep: np.ndarray, refuse: np.ndarray, reason: str, reasons: Counter[str]) -> None:
