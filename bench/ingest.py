@@ -9,18 +9,23 @@ Run: ``python -m bench.ingest [--quick]``; ends with one JSON line. Figures (sam
 - ``chdb_remote_write_<batch>``, ``clickhouse_18_16_remote_write_<batch>``: the same batches as
   remote-write POSTs to infersight's own ``/api/v1/write`` (``create_app`` with the server's ingest
   log, ``exporters/ingest_log.py``, in a separate process, on chDB or on the 18.16 server, as
-  ``infersight server`` runs): HTTP, snappy, protobuf, the log, then the writer — the figures to hold
-  against the peers'. Timed from the first POST until ``POST /bench/flush``
-  (a bench-only route) answers, which it does once the log has inserted every sample acknowledged
-  so far into chDB (a committed part: readable). So the window holds every INSERT, not only the acks.
-  After the server stopped, the store is opened here and must hold every sample sent exactly once
-  (``FINAL`` count; not timed), or the bench fails;
+  ``infersight server`` runs): HTTP, snappy, protobuf, the log, then the writer. Timed from the
+  first POST until ``POST /bench/flush`` (a bench-only route) answers, which it does once the log
+  has inserted every sample acknowledged so far (a committed part: readable). So the window holds
+  every INSERT, not only the acks. After the server stopped, the store is opened here and must hold
+  every sample sent exactly once (``FINAL`` count; not timed), or the bench fails;
+  ``…_remote_write_acked_<batch>``: the same window ended at the last answer (each request written
+  to the log's WAL, not fsynced; the inserts still running);
 - ``<peer>_<batch>``: samples/s of those remote-write POSTs to the peer (bodies encoded beforehand,
   identical for every receiver, sent back to back over one keep-alive connection) until the peer
-  has answered each. Prometheus answers once the samples are in its head and WAL (written, not
-  fsynced; readable at once); VictoriaMetrics once they are in its in-memory buffers (flushed to
-  disk and searchable within about a second; lost if it dies first); infersight's log answers once
-  the request is written to its WAL (not fsynced), but its window ends later, at the last INSERT;
+  has answered each (acknowledged). Prometheus answers once the samples are in its head and WAL
+  (written, not fsynced; readable at once); VictoriaMetrics once they are in its in-memory buffers
+  (searchable within about a second; lost if it dies first).
+  ``victoriametrics_1_79_readable_<batch>``: the same window ended when ``/internal/force_flush``
+  (VictoriaMetrics' own way to make what it took searchable at once) has answered.
+  Like for like, then: readable against readable (``chdb_remote_write_<batch>`` against
+  ``victoriametrics_1_79_readable_<batch>`` and ``prometheus_2_42_<batch>``), acknowledged against
+  acknowledged (``…_acked_<batch>`` against ``victoriametrics_1_79_<batch>``);
 - ``bytes_per_sample_*``: on-disk size after compaction — ClickHouse ``system.parts`` bytes of the
   samples and series tables after ``OPTIMIZE … FINAL``; Prometheus: the TSDB block ``promtool`` builds
   from the same samples; VictoriaMetrics: ``vm_data_size_bytes`` after a forced flush.

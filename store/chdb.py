@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pyarrow as pa
 from chdb import session as chdb_session
 from loguru import logger
 
+from store.parallel_inserts import ParallelInserts
 from store.schema import TABLES
 
 # SampleWriter sends each (series, timestamp) and (series, day) once per batch, samples presorted by
@@ -23,9 +23,6 @@ _INSERT_SETTINGS = {
     "samples": " SETTINGS optimize_on_insert = 0",
     "series": " SETTINGS optimize_on_insert = 0",
 }
-# An insert of at least twice this many rows is cut into row ranges of at least this many, inserted
-# at once over separate connections (see ``ChdbBackend.insert``).
-PARALLEL_INSERT_ROWS = 100_000
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "'": "\\'"})
 
 
@@ -119,13 +116,10 @@ class ChdbBackend:
 
     Queries and DDL go through one session, one at a time (a result is read out of the session's
     buffer before the next query may run); callers on an event loop run these calls in a worker
-    thread. Inserts go through their own connections to the same engine: chDB runs statements of
-    different connections in parallel and without the GIL, so an insert neither waits for a query
-    nor blocks one, and a large insert is cut into ``insert_connections`` row ranges (each a part of
-    at least ``PARALLEL_INSERT_ROWS`` rows) written at once, on as many cores. Rows are cut where
-    they lie, so each range stays in the table's key order. If one range fails the insert raises
-    and its caller retries the whole block: ranges already written are written again, which the
-    ReplacingMergeTree tables collapse like any replay (docs/store.md, "No loss, no duplicates").
+    thread. Inserts go through connections of their own to the same engine
+    (``store.parallel_inserts``: chDB runs statements of different connections in parallel and
+    without the GIL), so an insert neither waits for a query nor blocks one, and a large one is cut
+    into ``insert_connections`` row ranges written at once.
     """
 
     def __init__(self, path: str | Path, database: str = "infersight", insert_connections: int = 2) -> None:
@@ -135,10 +129,10 @@ class ChdbBackend:
         self._lock = threading.Lock()
         self._session = chdb_session.Session(str(self.path))
         self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")
-        self._insert_connections = max(1, insert_connections)
-        self._inserters: list[tuple[threading.Lock, Any]] = []
-        self._inserters_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        path_text = str(self.path)  # not self: a backend dropped without close() is still freed at once
+        self.inserts: ParallelInserts[Any] = ParallelInserts(
+            lambda: chdb.connect(path_text), insert_connections
+        )
         logger.info("chDB store at {} (database {})", self.path, database)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
@@ -168,34 +162,7 @@ class ChdbBackend:
         if getattr(self._session, "send_insert", None) is None:  # chDB before streaming inserts
             self._insert_via_python(statement, rows)
             return
-        parts = min(self._insert_connections, rows.num_rows // PARALLEL_INSERT_ROWS) or 1
-        inserters = self._connections(parts)
-        if parts == 1:
-            _send(inserters[0], statement, rows)
-            return
-        size = -(-rows.num_rows // parts)
-        assert self._pool is not None
-        others = [
-            self._pool.submit(_send, inserter, statement, rows.slice(k * size, size))
-            for k, inserter in enumerate(inserters[1:], start=1)
-        ]
-        try:
-            _send(inserters[0], statement, rows.slice(0, size))
-        finally:
-            errors = [f.exception() for f in others]  # waits for every range
-        for error in errors:
-            if error is not None:
-                raise error
-
-    def _connections(self, n: int) -> list[tuple[threading.Lock, Any]]:
-        """The first ``n`` insert connections, opened on first use."""
-        with self._inserters_lock:
-            while len(self._inserters) < n:
-                self._inserters.append((threading.Lock(), chdb.connect(str(self.path))))
-            if n > 1 and self._pool is None:
-                workers = self._insert_connections - 1
-                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="chdb-insert")
-            return self._inserters[:n]
+        self.inserts.insert(rows, lambda connection, part: _send(connection, statement, part))
 
     def _insert_via_python(self, statement: str, rows: pa.Table) -> None:
         # chDB's Python() table function reads the local variable named in the SQL text.
@@ -205,18 +172,12 @@ class ChdbBackend:
             self._session.query(f"{statement} SELECT {columns} FROM Python(arrow_rows)")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-        with self._inserters_lock:
-            for lock, connection in self._inserters:
-                with lock:
-                    connection.close()
-            self._inserters.clear()
+        self.inserts.close(lambda connection: connection.close())
         with self._lock:
             self._session.close()
 
 
-def _send(inserter: tuple[threading.Lock, Any], statement: str, rows: pa.Table) -> None:
+def _send(connection: Any, statement: str, rows: pa.Table) -> None:
     """One streaming insert over one connection: Native format where the columns allow (numbers,
     dictionary-encoded strings: what SampleWriter sends), which ClickHouse reads nearly as a copy;
     Arrow IPC for the rest."""
@@ -226,7 +187,6 @@ def _send(inserter: tuple[threading.Lock, Any], statement: str, rows: pa.Table) 
         with pa.ipc.new_stream(sink, rows.schema) as writer:
             writer.write_table(rows)
         data, fmt = sink.getvalue().to_pybytes(), "ArrowStream"
-    lock, connection = inserter
-    with lock, connection.send_insert(statement, fmt) as stream:
+    with connection.send_insert(statement, fmt) as stream:
         stream.append(data)
         stream.finish()

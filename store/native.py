@@ -2,7 +2,8 @@
 
 ``NativeBackend("clickhouse://127.0.0.1:9000/infersight?compression=lz4")``; URL options: ``compression``
 (``lz4`` default, ``none``), ``cluster`` (cluster DDL, ``store.cluster``), ``alt_hosts`` (failover,
-``host2:9000,host3:9000``), ``timeout_s``. Queries take the same
+``host2:9000,host3:9000``), ``timeout_s``, ``insert_connections`` (2: inserts go over connections
+of their own, a large one cut into ranges sent at once, ``store.parallel_inserts``). Queries take the same
 ``{name:Type}`` placeholders and params dict as chDB's; here they become the driver's ``%(name)s``,
 which it fills client-side with escaped literals (strings quoted, backslashes and quotes escaped,
 lists as array literals), so a value can never change the statement.
@@ -33,6 +34,7 @@ from clickhouse_driver import errors as ch_errors
 from loguru import logger
 
 from store.backend import StoreUnavailableError
+from store.parallel_inserts import ParallelInserts
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([^{}]+)\}")
 _IN_ARRAY = re.compile(r"\bIN\s+\{([A-Za-z_][A-Za-z0-9_]*):Array\(", re.IGNORECASE)
@@ -160,16 +162,21 @@ class NativeBackend:
         self.address = f"{url.hostname or '127.0.0.1'}:{url.port or 9000}"
         self._lock = threading.Lock()
         compression = options.get("compression", "lz4")
-        self._client = Client(
-            host=url.hostname or "127.0.0.1",
-            port=url.port or 9000,
-            user=unquote(url.username or "default"),
-            password=unquote(url.password or ""),
-            compression=False if compression == "none" else compression,
-            connect_timeout=connect_timeout_s,
-            send_receive_timeout=float(options.get("timeout_s", 300)),
-            settings={"strings_as_bytes": False},
-            alt_hosts=options.get("alt_hosts"),
+        client_options = {
+            "host": url.hostname or "127.0.0.1",
+            "port": url.port or 9000,
+            "user": unquote(url.username or "default"),
+            "password": unquote(url.password or ""),
+            "compression": False if compression == "none" else compression,
+            "connect_timeout": connect_timeout_s,
+            "send_receive_timeout": float(options.get("timeout_s", 300)),
+            "settings": {"strings_as_bytes": False},
+            "alt_hosts": options.get("alt_hosts"),
+        }
+        self._client = Client(**client_options)
+        # Inserts on connections of their own, a large one cut into ranges sent at once.
+        self.inserts: ParallelInserts[Client] = ParallelInserts(
+            lambda: Client(**client_options), int(options.get("insert_connections", 2))
         )
         logger.info("ClickHouse server store at {} (database {})", self.address, self.database)
 
@@ -182,17 +189,20 @@ class NativeBackend:
 
     def _run(self, text: str, data: Any, settings: dict[str, Any], **kwargs: Any) -> Any:
         with self._lock:
-            try:
-                return self._client.execute(text, data, settings=settings or None, **kwargs)
-            except _NETWORK_ERRORS as err:
-                self._client.disconnect()
-                raise StoreUnavailableError(f"ClickHouse at {self.address}: {err}") from err
-            except ch_errors.ServerException as err:
-                if err.code == 159:  # TIMEOUT_EXCEEDED: the query side reports Prometheus' timeout
-                    raise TimeoutError(f"TIMEOUT_EXCEEDED: {err.message}") from err
-                if err.code in _RETRYABLE_CODES:
-                    raise StoreUnavailableError(f"ClickHouse at {self.address}: {err.message}") from err
-                raise
+            return self._run_on(self._client, text, data, settings, **kwargs)
+
+    def _run_on(self, client: Client, text: str, data: Any, settings: dict[str, Any], **kwargs: Any) -> Any:
+        try:
+            return client.execute(text, data, settings=settings or None, **kwargs)
+        except _NETWORK_ERRORS as err:
+            client.disconnect()
+            raise StoreUnavailableError(f"ClickHouse at {self.address}: {err}") from err
+        except ch_errors.ServerException as err:
+            if err.code == 159:  # TIMEOUT_EXCEEDED: the query side reports Prometheus' timeout
+                raise TimeoutError(f"TIMEOUT_EXCEEDED: {err.message}") from err
+            if err.code in _RETRYABLE_CODES:
+                raise StoreUnavailableError(f"ClickHouse at {self.address}: {err.message}") from err
+            raise
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._statement(sql, params)
@@ -208,14 +218,18 @@ class NativeBackend:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
             raise ValueError(f"unknown table {table!r}")
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(rows.column_names)}) VALUES"
+        self.inserts.insert(rows, lambda client, part: self._insert_on(client, sql, part))
+
+    def _insert_on(self, client: Client, sql: str, rows: pa.Table) -> None:
         if _NUMPY_COLUMNS:
             arrays = [_numpy_values(rows.column(name)) for name in rows.column_names]
             if all(array is not None for array in arrays):
-                self._run(sql, arrays, _NUMPY_INSERT, columnar=True)
+                self._run_on(client, sql, arrays, _NUMPY_INSERT, columnar=True)
                 return
         columns = [_python_values(rows.column(name)) for name in rows.column_names]
-        self._run(sql, columns, {}, columnar=True)
+        self._run_on(client, sql, columns, {}, columnar=True)
 
     def close(self) -> None:
+        self.inserts.close(lambda client: client.disconnect())
         with self._lock:
             self._client.disconnect()
