@@ -355,5 +355,7 @@ def load_config(
 def state_dir(config: Config) -> Path:
     """Where a process keeps its small files (alert state, API rule groups, the export buffer):
     the embedded store's data folder, or ``.infersight`` beside a server-backed one."""
+    from store.open import chdb_path  # the store's parsing; imported late like the store itself
+
     dsn = config.store.dsn
-    return Path(dsn.removeprefix("chdb://")) if dsn.startswith("chdb://") else Path(".infersight")
+    return Path(chdb_path(dsn)) if dsn.startswith("chdb://") else Path(".infersight")

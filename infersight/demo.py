@@ -37,6 +37,7 @@ from infersight.summary import ServiceSummary, format_table, summarise
 from simulator.config import SimulatorConfig
 from simulator.record import ServedRequest
 from simulator.server import SimulatorServer
+from store.open import chdb_path
 
 PROJECT_ID = "2f8c6e1a9b7d4c3e8f5a1b2c3d4e5f60"
 
@@ -219,7 +220,7 @@ async def run_demo(
             admin,
         )
         paths = write_dashboards(Path(config.dashboards.out_dir))
-        data_dir = config.store.dsn.removeprefix("chdb://")
+        data_dir = chdb_path(config.store.dsn)
         return DemoReport(
             services,
             summaries,

@@ -118,11 +118,11 @@ class ChdbBackend:
     buffer before the next query may run); callers on an event loop run these calls in a worker
     thread. Inserts go through connections of their own to the same engine
     (``store.parallel_inserts``: chDB runs statements of different connections in parallel and
-    without the GIL), so an insert neither waits for a query nor blocks one, and a large one is cut
-    into ``insert_connections`` row ranges written at once.
+    without the GIL), so an insert neither waits for a query nor blocks one; with
+    ``insert_connections`` above 1 a large one is cut into that many row ranges written at once.
     """
 
-    def __init__(self, path: str | Path, database: str = "infersight", insert_connections: int = 2) -> None:
+    def __init__(self, path: str | Path, database: str = "infersight", insert_connections: int = 1) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.database = database

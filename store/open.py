@@ -1,6 +1,7 @@
 """Opens a store from its URL-style setting.
 
-- ``chdb:///path/to/data`` or ``chdb://./rel``: embedded chDB (the default);
+- ``chdb:///path/to/data`` or ``chdb://./rel``: embedded chDB (the default); ``?insert_connections=N``
+  cuts an insert of at least twice 100k rows into N ranges written at once (``store.parallel_inserts``);
 - ``clickhouse://[user:password@]host:9000/database[?compression=lz4&cluster=NAME]``: a server, or with
   ``cluster`` a cluster (Replicated local tables + Distributed tables, see ``store.cluster``).
 """
@@ -8,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from store.backend import Backend
 from store.cluster import render_cluster_schema
@@ -35,13 +36,21 @@ class Store:
         self.backend.close()
 
 
+def chdb_path(dsn: str) -> str:
+    """The data folder of a ``chdb://`` DSN, options left out."""
+    url = urlparse(dsn)
+    return (url.netloc + url.path) or "./data"
+
+
 def open_backend(dsn: str, database: str = "infersight") -> Backend:
     """The backend a DSN names, connected but without schema."""
     url = urlparse(dsn)
     if url.scheme == "chdb":
         from store.chdb import ChdbBackend  # imported here: chDB loads a 500 MB library
 
-        return ChdbBackend((url.netloc + url.path) or "./data", database)
+        options = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        connections = int(options.get("insert_connections", 1))
+        return ChdbBackend(chdb_path(dsn), database, insert_connections=connections)
     if url.scheme == "clickhouse":
         from store.native import NativeBackend
 

@@ -1,11 +1,13 @@
 """Inserts over connections of their own, a large one cut into row ranges sent at once.
 
-Why: an INSERT into chDB or a ClickHouse server runs on one core, and its client waits for it.
-Cutting a large block (the ingest log's 200k-sample blocks and the backlog it inserts after an
-outage) into ranges sent over separate connections at once puts the other core to work: chDB runs
-statements of different connections in parallel without the GIL, and a server parses and writes
-each INSERT in its own thread while the client serialises the next range. Inserts on connections of
-their own also stop waiting for queries (and queries for inserts) on the backend's main connection.
+Why: inserts on connections of their own stop waiting for queries (and queries for inserts) on the
+backend's main connection. And an INSERT into chDB or a ClickHouse server runs on one core while
+its client waits: with more than one connection (``connections``; the backends' default is one) a
+large block is cut into ranges sent at once, which puts idle cores to work (chDB runs statements of
+different connections in parallel without the GIL; a server writes each INSERT in its own thread
+while the client serialises the next range). On this project's 2-core machine that halved nothing
+in the server's remote-write path, where the request path and the load generator already hold the
+other core: splitting slowed 10k-sample requests (docs/store.md), hence one by default.
 
 Rows are cut where they lie, so each range keeps the block's order (SampleWriter sends it in the
 table's key order) and becomes a part of its own. If a range fails the insert raises and its
@@ -32,7 +34,7 @@ class ParallelInserts(Generic[C]):
     """``connect()`` opens one connection; ``insert(rows, send)`` calls ``send(connection, range)``
     for each range, one range per connection at a time. Thread-safe."""
 
-    def __init__(self, connect: Callable[[], C], connections: int = 2) -> None:
+    def __init__(self, connect: Callable[[], C], connections: int = 1) -> None:
         self._connect = connect
         self.connections = max(1, connections)
         self._open: list[tuple[threading.Lock, C]] = []

@@ -4,6 +4,7 @@ duplicates nothing, and a query does not wait for an insert."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,11 +13,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from store.open import Store, open_store
+from store.open import Store, chdb_path, open_store
 from store.parallel_inserts import PARALLEL_INSERT_ROWS
 from tests.store.clickhouse_server import ClickHouseServer
 
 T0 = 1_700_000_000_000
+_databases = itertools.count()
 
 
 def _rows(n: int, t0: int = T0) -> pa.Table:
@@ -44,7 +46,23 @@ def _scalar(store: Store, sql: str) -> float:
     return store.backend.query(sql.format(db=store.backend.database)).column(0)[0].as_py()
 
 
-def test_a_large_insert_is_one_part_per_connection(store: Store) -> None:
+@pytest.fixture(params=["chdb", "clickhouse"])
+def two_connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store whose inserts go over two connections (``?insert_connections=2``)."""
+    if request.param == "chdb":
+        opened = open_store(f"chdb://{tmp_path / 'data'}?insert_connections=2")
+    else:
+        server: ClickHouseServer = request.getfixturevalue("clickhouse_server")
+        database = f"two_connections_{next(_databases)}"
+        opened = open_store(server.dsn(database) + "?insert_connections=2")
+    yield opened
+    if request.param == "clickhouse":
+        opened.backend.execute(f"DROP DATABASE IF EXISTS {opened.backend.database}")
+    opened.close()
+
+
+def test_a_large_insert_is_one_part_per_connection(two_connections: Store) -> None:
+    store = two_connections
     _stop_merges(store)
     n = 2 * PARALLEL_INSERT_ROWS + 1_000
     store.backend.insert("samples", _rows(n))
@@ -54,31 +72,16 @@ def test_a_large_insert_is_one_part_per_connection(store: Store) -> None:
     assert _parts(store) == [PARALLEL_INSERT_ROWS, n // 2, n // 2]
 
 
-@pytest.fixture(params=["chdb", "clickhouse"])
-def one_connection(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "chdb":
-        from store.chdb import ChdbBackend
-
-        opened = open_store(f"chdb://{tmp_path / 'data'}")
-        assert isinstance(opened.backend, ChdbBackend)
-        opened.backend.inserts.connections = 1
-    else:
-        server: ClickHouseServer = request.getfixturevalue("clickhouse_server")
-        opened = open_store(server.dsn("one_connection") + "?insert_connections=1")
-        opened.backend.execute("TRUNCATE TABLE one_connection.samples")
-    yield opened
-    opened.close()
-
-
-def test_one_insert_connection_writes_one_part(one_connection: Store) -> None:
-    _stop_merges(one_connection)
-    one_connection.backend.insert("samples", _rows(3 * PARALLEL_INSERT_ROWS))
-    assert _parts(one_connection) == [3 * PARALLEL_INSERT_ROWS]
+def test_one_insert_connection_by_default_writes_one_part(store: Store) -> None:
+    _stop_merges(store)
+    store.backend.insert("samples", _rows(3 * PARALLEL_INSERT_ROWS))
+    assert _parts(store) == [3 * PARALLEL_INSERT_ROWS]
 
 
 def test_a_failed_range_fails_the_insert_and_its_retry_duplicates_nothing(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    two_connections: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = two_connections
     inserts = store.backend.inserts  # type: ignore[attr-defined]
     insert = inserts.insert
     failed: list[int] = []
@@ -116,3 +119,14 @@ def test_a_query_does_not_wait_for_an_insert(store: Store) -> None:
         thread.start()
         assert answered.wait(30)
     thread.join()
+
+
+def test_a_chdb_dsn_takes_insert_connections_and_keeps_its_path(tmp_path: Path) -> None:
+    assert chdb_path(f"chdb://{tmp_path}/data?insert_connections=2") == f"{tmp_path}/data"
+    assert chdb_path("chdb://./rel?insert_connections=2") == "./rel"
+    opened = open_store(f"chdb://{tmp_path / 'data'}?insert_connections=3")
+    try:
+        assert opened.backend.inserts.connections == 3  # type: ignore[attr-defined]
+        assert [p.name for p in tmp_path.iterdir()] == ["data"]
+    finally:
+        opened.close()
