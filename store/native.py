@@ -3,8 +3,9 @@
 ``NativeBackend("clickhouse://127.0.0.1:9000/infersight?compression=lz4")``; URL options: ``compression``
 (``lz4`` default, ``none``), ``cluster`` (cluster DDL, ``store.cluster``), ``alt_hosts`` (failover,
 ``host2:9000,host3:9000``), ``timeout_s``, ``insert_connections`` (inserts go over connections
-of their own; above 1, the default, a large one is cut into that many ranges sent at once,
-``store.parallel_inserts``). Queries take the same
+of their own, and a large one is cut into this many ranges sent at once, ``store.parallel_inserts``;
+2 by default: the server does its part in its own process while the client serialises the next
+range). Queries take the same
 ``{name:Type}`` placeholders and params dict as chDB's; here they become the driver's ``%(name)s``,
 which it fills client-side with escaped literals (strings quoted, backslashes and quotes escaped,
 lists as array literals), so a value can never change the statement.
@@ -177,7 +178,7 @@ class NativeBackend:
         self._client = Client(**client_options)
         # Inserts on connections of their own, a large one cut into ranges sent at once.
         self.inserts: ParallelInserts[Client] = ParallelInserts(
-            lambda: Client(**client_options), int(options.get("insert_connections", 1))
+            lambda: Client(**client_options), int(options.get("insert_connections", 2))
         )
         logger.info("ClickHouse server store at {} (database {})", self.address, self.database)
 

@@ -2,12 +2,13 @@
 
 Why: inserts on connections of their own stop waiting for queries (and queries for inserts) on the
 backend's main connection. And an INSERT into chDB or a ClickHouse server runs on one core while
-its client waits: with more than one connection (``connections``; the backends' default is one) a
-large block is cut into ranges sent at once, which puts idle cores to work (chDB runs statements of
-different connections in parallel without the GIL; a server writes each INSERT in its own thread
-while the client serialises the next range). On this project's 2-core machine that halved nothing
-in the server's remote-write path, where the request path and the load generator already hold the
-other core: splitting slowed 10k-sample requests (docs/store.md), hence one by default.
+its client waits: with more than one connection (``connections``) a large block is cut into ranges
+sent at once, which puts idle cores to work (chDB runs statements of different connections in
+parallel without the GIL; a server writes each INSERT in its own thread while the client
+serialises the next range). In the remote-write server on this project's 2-core machine that
+raised the 18.16 server's throughput by about a quarter (its work is in another process), but
+slowed chDB's 10k-sample requests, where the request path and the load generator already hold the
+other core (docs/store.md): the server backend cuts in two by default, chDB does not.
 
 Rows are cut where they lie, so each range keeps the block's order (SampleWriter sends it in the
 table's key order) and becomes a part of its own. If a range fails the insert raises and its

@@ -72,10 +72,24 @@ def test_a_large_insert_is_one_part_per_connection(two_connections: Store) -> No
     assert _parts(store) == [PARALLEL_INSERT_ROWS, n // 2, n // 2]
 
 
-def test_one_insert_connection_by_default_writes_one_part(store: Store) -> None:
-    _stop_merges(store)
-    store.backend.insert("samples", _rows(3 * PARALLEL_INSERT_ROWS))
-    assert _parts(store) == [3 * PARALLEL_INSERT_ROWS]
+@pytest.fixture(params=["chdb", "clickhouse"])
+def one_connection(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """chDB as opened by default; the server with ``?insert_connections=1``."""
+    if request.param == "chdb":
+        opened = open_store(f"chdb://{tmp_path / 'data'}")
+    else:
+        server: ClickHouseServer = request.getfixturevalue("clickhouse_server")
+        opened = open_store(server.dsn(f"one_connection_{next(_databases)}") + "?insert_connections=1")
+    yield opened
+    if request.param == "clickhouse":
+        opened.backend.execute(f"DROP DATABASE IF EXISTS {opened.backend.database}")
+    opened.close()
+
+
+def test_one_insert_connection_writes_one_part(one_connection: Store) -> None:
+    _stop_merges(one_connection)
+    one_connection.backend.insert("samples", _rows(3 * PARALLEL_INSERT_ROWS))
+    assert _parts(one_connection) == [3 * PARALLEL_INSERT_ROWS]
 
 
 def test_a_failed_range_fails_the_insert_and_its_retry_duplicates_nothing(
