@@ -46,19 +46,27 @@ def _scalar(store: Store, sql: str) -> float:
     return store.backend.query(sql.format(db=store.backend.database)).column(0)[0].as_py()
 
 
-@pytest.fixture(params=["chdb", "clickhouse"])
-def two_connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store whose inserts go over two connections (``?insert_connections=2``)."""
+def _opened(request: pytest.FixtureRequest, tmp_path: Path, options: str) -> Iterator[Store]:
+    """A fresh store on the fixture's backend, its URL ending in ``options``."""
     if request.param == "chdb":
-        opened = open_store(f"chdb://{tmp_path / 'data'}?insert_connections=2")
+        opened = open_store(f"chdb://{tmp_path / 'data'}{options}")
     else:
         server: ClickHouseServer = request.getfixturevalue("clickhouse_server")
-        database = f"two_connections_{next(_databases)}"
-        opened = open_store(server.dsn(database) + "?insert_connections=2")
+        opened = open_store(server.dsn(f"parallel_{next(_databases)}") + options)
     yield opened
     if request.param == "clickhouse":
         opened.backend.execute(f"DROP DATABASE IF EXISTS {opened.backend.database}")
     opened.close()
+
+
+@pytest.fixture(params=["chdb", "clickhouse"])
+def two_connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from _opened(request, tmp_path, "?insert_connections=2")
+
+
+@pytest.fixture(params=["chdb", "clickhouse"])
+def one_connection(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from _opened(request, tmp_path, "?insert_connections=1")
 
 
 def test_a_large_insert_is_one_part_per_connection(two_connections: Store) -> None:
@@ -70,20 +78,6 @@ def test_a_large_insert_is_one_part_per_connection(two_connections: Store) -> No
     assert _scalar(store, "SELECT sum(value) FROM {db}.samples FINAL") == sum(range(n))  # each row once
     store.backend.insert("samples", _rows(PARALLEL_INSERT_ROWS, T0 - 86_400_000))  # under twice: one part
     assert _parts(store) == [PARALLEL_INSERT_ROWS, n // 2, n // 2]
-
-
-@pytest.fixture(params=["chdb", "clickhouse"])
-def one_connection(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """chDB as opened by default; the server with ``?insert_connections=1``."""
-    if request.param == "chdb":
-        opened = open_store(f"chdb://{tmp_path / 'data'}")
-    else:
-        server: ClickHouseServer = request.getfixturevalue("clickhouse_server")
-        opened = open_store(server.dsn(f"one_connection_{next(_databases)}") + "?insert_connections=1")
-    yield opened
-    if request.param == "clickhouse":
-        opened.backend.execute(f"DROP DATABASE IF EXISTS {opened.backend.database}")
-    opened.close()
 
 
 def test_one_insert_connection_writes_one_part(one_connection: Store) -> None:
@@ -144,3 +138,13 @@ def test_a_chdb_dsn_takes_insert_connections_and_keeps_its_path(tmp_path: Path) 
         assert [p.name for p in tmp_path.iterdir()] == ["data"]
     finally:
         opened.close()
+    opened = open_store(f"chdb://{tmp_path / 'data'}")
+    try:
+        assert opened.backend.inserts.connections == 1  # type: ignore[attr-defined]  # chDB's default
+    finally:
+        opened.close()
+
+
+def test_defaults_one_insert_connection_on_chdb_two_on_a_server(store: Store) -> None:
+    expected = 2 if store.backend.__class__.__name__ == "NativeBackend" else 1
+    assert store.backend.inserts.connections == expected  # type: ignore[attr-defined]
