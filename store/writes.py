@@ -15,11 +15,11 @@ import pyarrow as pa
 
 from model.labels import METRIC_NAME, Labels
 from model.series import Sample
-from store import write_kernels
 from store.backend import Backend
 from store.limits import IngestGuard, Limits, label_problem, target_of
 from store.write_kernels import DAY_MS as _DAY_MS
 from store.write_kernels import first_unknown_days, gather_columns, order_by_series
+from store.write_kernels import warm as warm_kernels
 
 _LABELS, _TS, _VALUE = attrgetter("labels"), attrgetter("ts_ms"), attrgetter("value")
 _NO_DAY = np.iinfo(np.int64).min
@@ -80,7 +80,7 @@ class SampleWriter:
         self._names: list[str] = []
         self._name_codes: dict[str, int] = {}
         self._problems: list[str] = [""]
-        write_kernels.warm()  # loaded (or compiled) here, not inside the first insert
+        warm_kernels()  # loaded (or compiled) here, not inside the first insert
 
     def write(self, batch: list[Sample]) -> int:
         """Insert the batch; returns the number of samples written (the rest are counted as dropped).
