@@ -90,9 +90,9 @@ class CannedServer(LoopbackServer):
 
 
 @pytest.fixture(scope="session")
-def vllm_capture(shared_dir: Path) -> str:
+def vllm_capture(testdata_dir: Path) -> str:
     """The captured vLLM exposition (Datadog's fixture, opt-125m)."""
-    return (shared_dir / "testdata/captured/engines/vllm/vllm_datadog_fixture_opt-125m.prom").read_text()
+    return (testdata_dir / "captured/engines/vllm/vllm_datadog_fixture_opt-125m.prom").read_text()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from collector.engines import ADAPTERS
 from collector.parse import ParsedSample, parse_body
 
 
-def _scrape(shared_dir: Path, relative: str) -> list[ParsedSample]:
-    body = (shared_dir / "testdata/captured/engines" / relative).read_bytes()
+def _scrape(testdata_dir: Path, relative: str) -> list[ParsedSample]:
+    body = (testdata_dir / "captured/engines" / relative).read_bytes()
     return parse_body(body, "text/plain; version=0.0.4")
 
 
@@ -22,8 +22,8 @@ def _by_name(samples: list[ParsedSample]) -> dict[str, list[ParsedSample]]:
     return out
 
 
-def test_sglang_histograms_in_ms(shared_dir: Path) -> None:
-    raw = _scrape(shared_dir, "sglang/sglang_docs_production_metrics_llama31-8b.prom")
+def test_sglang_histograms_in_ms(testdata_dir: Path) -> None:
+    raw = _scrape(testdata_dir, "sglang/sglang_docs_production_metrics_llama31-8b.prom")
     derived = _by_name(ADAPTERS["sglang"](raw))
     original = {s.name: s for s in raw if "le" not in s.labels}
     (ttft_sum,) = derived["infer_service_first_token_cost_sum"]
@@ -38,16 +38,16 @@ def test_sglang_histograms_in_ms(shared_dir: Path) -> None:
     assert conn.value == expected
 
 
-def test_tgi_requests_by_code(shared_dir: Path) -> None:
-    raw = _scrape(shared_dir, "tgi/tgi_metrics_trimmed.prom")
+def test_tgi_requests_by_code(testdata_dir: Path) -> None:
+    raw = _scrape(testdata_dir, "tgi/tgi_metrics_trimmed.prom")
     derived = _by_name(ADAPTERS["tgi"](raw))
     codes = {s.labels["code"]: s.value for s in derived["infer_service_request_total"]}
     assert codes == {"2xx": 109.0, "4xx": 2.0}  # tgi_request_success 109, failure{err="validation"} 2
     assert "infer_service_request_connect_count" in derived
 
 
-def test_llamacpp_tokens_and_connections(shared_dir: Path) -> None:
-    raw = _scrape(shared_dir, "llamacpp/metrics.txt")
+def test_llamacpp_tokens_and_connections(testdata_dir: Path) -> None:
+    raw = _scrape(testdata_dir, "llamacpp/metrics.txt")
     derived = _by_name(ADAPTERS["llamacpp"](raw))
     original = {s.name: s.value for s in raw}
     (tokens,) = derived["infer_service_token_count"]
@@ -63,8 +63,8 @@ def test_llamacpp_tokens_and_connections(shared_dir: Path) -> None:
         "mindie/mindie_ms_metricsAggregate4SingleNodeOutput.prom",
     ],
 )
-def test_mindie_maps_like_vllm(shared_dir: Path, relative: str) -> None:
-    raw = _scrape(shared_dir, relative)
+def test_mindie_maps_like_vllm(testdata_dir: Path, relative: str) -> None:
+    raw = _scrape(testdata_dir, relative)
     derived = _by_name(ADAPTERS["mindie"](raw))
     assert {s.labels["code"] for s in derived["infer_service_request_total"]} == {"2xx", "5xx"}
     assert derived["infer_service_first_token_cost_bucket"][0].labels["le"] == "1.0"
@@ -76,7 +76,7 @@ def test_mindie_maps_like_vllm(shared_dir: Path, relative: str) -> None:
         assert name in derived, name
 
 
-def test_every_adapter_keeps_to_the_guides_names(shared_dir: Path) -> None:
+def test_every_adapter_keeps_to_the_guides_names(testdata_dir: Path) -> None:
     files = {
         "vllm": "vllm/vllm_datadog_fixture_opt-125m.prom",
         "sglang": "sglang/sglang_docs_production_metrics_llama31-8b.prom",
@@ -85,6 +85,6 @@ def test_every_adapter_keeps_to_the_guides_names(shared_dir: Path) -> None:
         "mindie": "mindie/mindie_ms_metricsSingleNodeData_0.prom",
     }
     for engine, relative in files.items():
-        derived = ADAPTERS[engine](_scrape(shared_dir, relative))
+        derived = ADAPTERS[engine](_scrape(testdata_dir, relative))
         assert derived, engine
         assert all(s.name.startswith("infer_service_") for s in derived), engine

@@ -18,12 +18,12 @@ from model.events import EventObject
 IDENTITY = EventObject(project_id="p1", service_id="svc-1", service_name="my-llm", group_id="dep-1")
 
 
-def _captured(shared_dir: Path, name: str) -> str:
-    return (shared_dir / "testdata/captured/kubernetes/events" / name).read_text()
+def _captured(testdata_dir: Path, name: str) -> str:
+    return (testdata_dir / "captured/kubernetes/events" / name).read_text()
 
 
-def test_captured_watch_line_maps_to_failed_mount(shared_dir: Path) -> None:
-    change = json.loads(_captured(shared_dir, "fluent-bit_watch_v1_with_lastTimestamp.json"))
+def test_captured_watch_line_maps_to_failed_mount(testdata_dir: Path) -> None:
+    change = json.loads(_captured(testdata_dir, "fluent-bit_watch_v1_with_lastTimestamp.json"))
     event = to_event(change["object"], IDENTITY)
     assert event is not None
     assert (event.kind, event.type, event.reason) == ("pod", "Alarm", "FailedMount")
@@ -33,12 +33,12 @@ def test_captured_watch_line_maps_to_failed_mount(shared_dir: Path) -> None:
     assert 'configmap "fluent-bit-config" not found' in event.message
 
 
-def test_captured_pulling_is_normal_and_non_pod_objects_are_skipped(shared_dir: Path) -> None:
-    pulling = json.loads(_captured(shared_dir, "otel-stanza_k8s_event_input_pulling.json"))["body"]
+def test_captured_pulling_is_normal_and_non_pod_objects_are_skipped(testdata_dir: Path) -> None:
+    pulling = json.loads(_captured(testdata_dir, "otel-stanza_k8s_event_input_pulling.json"))["body"]
     event = to_event(pulling, IDENTITY)
     assert event is not None
     assert (event.type, event.reason) == ("Normal", "Pulling")
-    listing = json.loads(_captured(shared_dir, "fluent-bit_eventlist_v1_with_lastTimestamp.json"))
+    listing = json.loads(_captured(testdata_dir, "fluent-bit_eventlist_v1_with_lastTimestamp.json"))
     assert [to_event(item, IDENTITY) for item in listing["items"]] == [None]  # an Endpoints object
 
 
@@ -99,12 +99,12 @@ class _FakeApiServer(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def test_watch_resumes_from_last_version_and_relists_on_gone(shared_dir: Path) -> None:
+def test_watch_resumes_from_last_version_and_relists_on_gone(testdata_dir: Path) -> None:
     _FakeApiServer.requests = []
-    _FakeApiServer.listing = _captured(shared_dir, "fluent-bit_eventlist_v1_with_lastTimestamp.json")
-    pulling = json.loads(_captured(shared_dir, "otel-stanza_k8s_event_input_pulling.json"))["body"]
+    _FakeApiServer.listing = _captured(testdata_dir, "fluent-bit_eventlist_v1_with_lastTimestamp.json")
+    pulling = json.loads(_captured(testdata_dir, "otel-stanza_k8s_event_input_pulling.json"))["body"]
     _FakeApiServer.watch_lines = [
-        _captured(shared_dir, "fluent-bit_watch_v1_with_lastTimestamp.json").strip(),
+        _captured(testdata_dir, "fluent-bit_watch_v1_with_lastTimestamp.json").strip(),
         json.dumps({"type": "ADDED", "object": pulling}),
     ]
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeApiServer)

@@ -1,4 +1,4 @@
-"""OpenMetrics parser conformance: every case of shared/testdata/openmetrics-parsers, strictly.
+"""OpenMetrics parser conformance: every case of tests/testdata/openmetrics-parsers, strictly.
 
 Each case folder has ``metrics`` (or ``metrics.txt``) and ``test.json`` with ``shouldParse``; the
 text goes through the collector's strict parse step (``parse_body`` with the OpenMetrics content
@@ -8,15 +8,13 @@ type, as a scrape would) and must parse, or raise ParseError, accordingly.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from collector.parse import OPENMETRICS_CONTENT_TYPE, ParseError, parse_body
 
-SHARED = Path(os.environ.get("INFERSIGHT_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
-SUITE = SHARED / "testdata" / "openmetrics-parsers"
+SUITE = Path(__file__).resolve().parents[1] / "testdata" / "openmetrics-parsers"
 
 # Cases where prometheus-client's strict parser disagrees with the suite, with the reason.
 # Empty: with prometheus-client 0.26 all 211 cases agree. A disagreement found later goes here

@@ -13,7 +13,6 @@ One pytest case per ``eval`` (id ``file:line``). Cases the engine cannot do yet 
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +27,7 @@ from query.promql.value import Matrix, Scalar, Vector
 from store.memory import MemoryStore
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("INFERSIGHT_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
-
-
-SUITE = _shared_dir() / "testdata" / "promql-2.42"
+SUITE = Path(__file__).resolve().parents[1] / "testdata" / "promql-2.42"
 
 # "file:line" of an eval -> why the engine does not pass it yet.
 XFAIL: dict[str, str] = {}
@@ -265,7 +259,7 @@ def _params() -> list:
 
 
 def test_suite_is_present() -> None:
-    assert SUITE.is_dir(), f"conformance suite not found at {SUITE}; set INFERSIGHT_SHARED"
+    assert SUITE.is_dir(), f"conformance suite not found at {SUITE}; is tests/testdata missing?"
     assert len(CASES) > 500
 
 

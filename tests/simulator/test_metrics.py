@@ -82,8 +82,8 @@ def test_names_labels_and_buckets_follow_vllm() -> None:
     assert "_created" not in text
 
 
-def test_exposition_families_match_the_captured_vllm(shared_dir: Path) -> None:
-    captured = (shared_dir / "testdata/captured/engines/vllm/vllm_datadog_fixture_opt-125m.prom").read_text()
+def test_exposition_families_match_the_captured_vllm(testdata_dir: Path) -> None:
+    captured = (testdata_dir / "captured/engines/vllm/vllm_datadog_fixture_opt-125m.prom").read_text()
     captured_types = {f.name: f.type for f in text_string_to_metric_families(captured)}
     text, _, _ = _run(SimulatorConfig(), 1)
     ours = {f.name: f.type for f in text_string_to_metric_families(text) if f.name.startswith("vllm:")}

@@ -22,16 +22,16 @@ def _scan(data: bytes, size: int) -> tuple[int, object]:
 
 
 @pytest.mark.parametrize("size", [1, 7, 64, 100_000])
-def test_llamacpp_chat_stream_any_chunking(shared_dir: Path, size: int) -> None:
-    data = (shared_dir / "testdata/captured/engines/llamacpp/chat-stream.sse").read_bytes()
+def test_llamacpp_chat_stream_any_chunking(testdata_dir: Path, size: int) -> None:
+    data = (testdata_dir / "captured/engines/llamacpp/chat-stream.sse").read_bytes()
     events = [json.loads(line[6:]) for line in data.split(b"\n") if line.startswith(b"data: {")]
     expected = sum(1 for e in events if e["choices"] and e["choices"][0]["delta"].get("content"))
     steps, _ = _scan(data, size)
     assert steps == expected > 0
 
 
-def test_llamacpp_completions_stream(shared_dir: Path) -> None:
-    data = (shared_dir / "testdata/captured/engines/llamacpp/completions-stream.sse").read_bytes()
+def test_llamacpp_completions_stream(testdata_dir: Path) -> None:
+    data = (testdata_dir / "captured/engines/llamacpp/completions-stream.sse").read_bytes()
     steps, _ = _scan(data, 50)
     assert steps > 0
 
@@ -93,8 +93,8 @@ def test_content_shapes(payload: object, steps: int) -> None:
     assert content_steps(payload) == steps
 
 
-def test_usage_of_whole_bodies(shared_dir: Path) -> None:
-    body = json.loads((shared_dir / "testdata/captured/engines/llamacpp/chat-nonstream.json").read_text())
+def test_usage_of_whole_bodies(testdata_dir: Path) -> None:
+    body = json.loads((testdata_dir / "captured/engines/llamacpp/chat-nonstream.json").read_text())
     usage = usage_of(body)
     assert usage is not None
     assert usage.output_tokens == body["usage"]["completion_tokens"]

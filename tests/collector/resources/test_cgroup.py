@@ -90,10 +90,10 @@ def test_proc_stat_and_meminfo() -> None:
     assert mem["HugePages_Total"] == 0
 
 
-def test_oom_kills_from_v2_memory_events_and_v1_oom_control(shared_dir: Path) -> None:
+def test_oom_kills_from_v2_memory_events_and_v1_oom_control(testdata_dir: Path) -> None:
     from collector.resources.cgroup import read_oom_kills
 
-    captured = shared_dir / "testdata/captured/cgroup"
+    captured = testdata_dir / "captured/cgroup"
     assert read_oom_kills(captured / "v2/systemd-session-scope/memory.events") == 0
     assert read_oom_kills(captured / "v1/k8s-burstable-pod-amzn2/memory.oom_control") == 0
     # not captured for this container: absent, not zero
