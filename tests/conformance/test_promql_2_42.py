@@ -26,7 +26,6 @@ from query.promql.errors import PromQLError
 from query.promql.value import Matrix, Scalar, Vector
 from store.memory import MemoryStore
 
-
 SUITE = Path(__file__).resolve().parents[1] / "testdata" / "promql-2.42"
 
 # "file:line" of an eval -> why the engine does not pass it yet.

@@ -197,9 +197,7 @@ def test_ingested_trace_is_validated_and_masked() -> None:
 
 
 def test_captured_cts_trace_is_accepted(testdata_dir: Path) -> None:
-    listing = json.loads(
-        (testdata_dir / "captured/cts/cts_v3_list_traces_response_200.json").read_text()
-    )
+    listing = json.loads((testdata_dir / "captured/cts/cts_v3_list_traces_response_200.json").read_text())
     trace = trace_from_json(listing["traces"][0])
     assert (trace.trace_name, trace.trace_rating, trace.resource_type) == ("deleteEip", "warning", "eip")
     assert trace.to_json()["time"] == 1472148708232
