@@ -1,19 +1,28 @@
-"""API keys scoped to a project: create (the secret is shown once), look up by secret, list, revoke."""
+"""API keys scoped to a project: create (the secret is shown once), look up by secret, list, revoke.
+
+Look-ups are cached for a few seconds only: a key revoked by another server process on the same
+store stops working within ``POSITIVE_TTL_S``. Unknown secrets are cached too (``NEGATIVE_TTL_S``),
+in a bounded table, so a caller trying key after key costs one store query per new secret and
+a bounded amount of memory.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from store.backend import Backend
+from store.expiring_cache import ExpiringCache
 
 PERMISSIONS = ("read", "write", "audit", "admin")
 ALL_PROJECTS = "*"
+POSITIVE_TTL_S = 5.0
+NEGATIVE_TTL_S = 30.0
+CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +33,9 @@ class Principal:
     name: str
     project_id: str
     permissions: tuple[str, ...]
+    # The configuration's admin key: the only caller that manages other projects, ``*`` keys,
+    # retention and global rules. Keys from the store never are.
+    bootstrap: bool = False
 
     def may(self, permission: str) -> bool:
         return permission in self.permissions or "admin" in self.permissions
@@ -42,8 +54,9 @@ class KeyStore:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self._db = backend.database
-        self._lock = threading.Lock()
-        self._cache: dict[str, Principal | None] = {}
+        self._found: ExpiringCache[str, Principal] = ExpiringCache(CACHE_ENTRIES, POSITIVE_TTL_S)
+        self._unknown: ExpiringCache[str, bool] = ExpiringCache(CACHE_ENTRIES, NEGATIVE_TTL_S)
+        self.store_lookups = 0  # secrets looked up in the store (cache misses), for tests and metrics
 
     def create(self, project_id: str, permissions: list[str], name: str = "") -> tuple[Principal, str]:
         """A new key; returns it and its secret (never stored, never shown again)."""
@@ -75,8 +88,8 @@ class KeyStore:
                 }
             ),
         )
-        with self._lock:
-            self._cache.clear()
+        self._found.clear()
+        self._unknown.clear()  # a new key's secret may have been tried (and cached unknown) before
 
     def _rows(self, where: str = "1 = 1", params: dict[str, str] | None = None) -> list[dict]:
         return self._backend.query(
@@ -87,19 +100,29 @@ class KeyStore:
             params or {},
         ).to_pylist()
 
+    def cached(self, secret: str) -> tuple[bool, Principal | None]:
+        """``(True, key or None)`` when the answer for ``secret`` is cached; no store query."""
+        key_hash = _hash(secret)
+        hit, found = self._found.get(key_hash)
+        if hit:
+            return True, found
+        hit, _ = self._unknown.get(key_hash)
+        return hit, None
+
     def lookup(self, secret: str) -> Principal | None:
         """The live key with this secret, or None."""
         key_hash = _hash(secret)
-        with self._lock:
-            if key_hash in self._cache:
-                return self._cache[key_hash]
+        hit, found = self._found.get(key_hash)
+        if hit or self._unknown.get(key_hash)[0]:
+            return found
+        self.store_lookups += 1
         rows = [r for r in self._rows("key_hash = {h:String}", {"h": key_hash}) if not r["k_revoked"]]
-        found = None
-        if rows:
-            r = rows[0]
-            found = Principal(r["key_id"], r["k_name"], r["k_project"], tuple(r["k_perms"]))
-        with self._lock:
-            self._cache[key_hash] = found
+        if not rows:
+            self._unknown.put(key_hash, True)
+            return None
+        r = rows[0]
+        found = Principal(r["key_id"], r["k_name"], r["k_project"], tuple(r["k_perms"]))
+        self._found.put(key_hash, found)
         return found
 
     def list(self, project_id: str | None = None) -> list[Principal]:
@@ -110,9 +133,10 @@ class KeyStore:
             if not r["k_revoked"] and (project_id is None or r["k_project"] == project_id)
         ]
 
-    def revoke(self, key_id: str) -> Principal | None:
+    def revoke(self, key_id: str, project_id: str | None = None) -> Principal | None:
+        """Revoke a live key (of ``project_id`` only, when given); None when there is none."""
         rows = [r for r in self._rows("key_id = {k:String}", {"k": key_id}) if not r["k_revoked"]]
-        if not rows:
+        if not rows or (project_id is not None and rows[0]["k_project"] != project_id):
             return None
         r = rows[0]
         principal = Principal(r["key_id"], r["k_name"], r["k_project"], tuple(r["k_perms"]))

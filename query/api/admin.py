@@ -3,6 +3,11 @@
 Keys use the guide's API-key trace names (``CreateApiKeyV2``, ``ListApiKeyV2``, ``DeleteApiKeyV2``;
 resource type ``apikeyV2``); retention settings use ``GetRetentionPolicy`` and
 ``UpdateRetentionPolicy`` (resource type ``RetentionPolicy``, ours: the guide has none).
+
+A project's ``admin`` key manages its own project's keys only: it lists them, creates them (the
+project defaults to its own) and revokes them; another project's key is "not found", as if it did
+not exist. Keys for ``*`` (every project) and the retention settings, which apply to every project,
+are the bootstrap admin key's alone (``tenancy.managed_project``).
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from query.api.audit import audit_operation
 from query.api.errors import error_response
-from store.api_keys import KeyStore, Principal
+from query.api.tenancy import managed_project
+from store.api_keys import ALL_PROJECTS, KeyStore, Principal
 from store.audit import AuditLog
 from store.events import EventLog, Retention
+
+MAX_FIELD_CHARS = 256
 
 
 def _key_json(p: Principal) -> dict[str, Any]:
@@ -35,8 +43,18 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
     def _retention_json() -> dict[str, int]:
         return {"pod_events_ms": events.retention.pod_ms, "service_events_ms": events.retention.service_ms}
 
+    async def refused(request: Request, trace_name: str, resource_type: str, message: str) -> Any:
+        await run_in_threadpool(
+            audit_operation, audit, request, trace_name, resource_type, code=403, message=message
+        )
+        return error_response("forbidden", message)
+
+    global_only = "only the bootstrap admin key manages settings of every project"
+
     @router.get("/retention")
     async def get_retention(request: Request) -> Any:
+        if managed_project() is not None:
+            return await refused(request, "GetRetentionPolicy", "RetentionPolicy", global_only)
         await run_in_threadpool(
             audit_operation, audit, request, "GetRetentionPolicy", "RetentionPolicy", "events"
         )
@@ -44,6 +62,8 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
 
     @router.put("/retention")
     async def put_retention(request: Request) -> Any:
+        if managed_project() is not None:
+            return await refused(request, "UpdateRetentionPolicy", "RetentionPolicy", global_only)
         try:
             body = json.loads(await request.body())
             if not isinstance(body, dict) or set(body) - {"pod_events_ms", "service_events_ms"}:
@@ -63,6 +83,8 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
         )
         return {"status": "success", "data": _retention_json()}
 
+    own_keys_only = "a project's admin key manages only its own project's keys"
+
     @router.post("/keys")
     async def create(request: Request) -> Any:
         try:
@@ -75,8 +97,16 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
             perms = body.get("permissions", ["read"])
             if not isinstance(perms, list):
                 raise ValueError("permissions: expected a list")
+            for field in ("project_id", "name"):
+                value = body.get(field, "")
+                if not isinstance(value, str) or len(value) > MAX_FIELD_CHARS:
+                    raise ValueError(f"{field}: expected a string of at most {MAX_FIELD_CHARS} characters")
+            scope = managed_project()
+            project = body.get("project_id") or scope or ""
+            if scope is not None and (scope == ALL_PROJECTS or project != scope):
+                return await refused(request, "CreateApiKeyV2", "apikeyV2", own_keys_only)
             principal, secret = await run_in_threadpool(
-                keys.create, str(body.get("project_id", "")), perms, str(body.get("name", ""))
+                keys.create, project, perms, str(body.get("name", ""))
             )
         except ValueError as err:
             await run_in_threadpool(
@@ -99,6 +129,11 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
     @router.get("/keys")
     async def list_keys(request: Request) -> Any:
         project = request.query_params.get("project_id") or None
+        scope = managed_project()
+        if scope is not None:
+            if scope == ALL_PROJECTS or project not in (None, scope):
+                return await refused(request, "ListApiKeyV2", "apikeyV2", own_keys_only)
+            project = scope
         found = await run_in_threadpool(keys.list, project)
         await run_in_threadpool(
             audit_operation, audit, request, "ListApiKeyV2", "apikeyV2", project_id=project or ""
@@ -107,7 +142,10 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
 
     @router.delete("/keys/{key_id}")
     async def delete(key_id: str, request: Request) -> Any:
-        revoked = await run_in_threadpool(keys.revoke, key_id)
+        scope = managed_project()
+        if scope == ALL_PROJECTS:
+            return await refused(request, "DeleteApiKeyV2", "apikeyV2", own_keys_only)
+        revoked = await run_in_threadpool(keys.revoke, key_id, scope)
         code = 200 if revoked else 404
         await run_in_threadpool(
             audit_operation,

@@ -12,6 +12,7 @@ from exporters.ingest_log import IngestLog
 from query.api.admin import build_admin_router
 from query.api.audit import build_audit_router
 from query.api.events import build_events_router
+from query.api.failed_auth import MAX_FAILURES, WINDOW_S, FailedAuthLimiter
 from query.api.ingest import build_ingest_router
 from query.api.prometheus_v1 import build_router
 from query.api.remote_write import PATH as REMOTE_WRITE_PATH
@@ -29,10 +30,13 @@ from store.open import Store
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """With ``enabled``, every /api call needs a key; ``admin_key`` is the bootstrap secret."""
+    """With ``enabled``, every /api call needs a key; ``admin_key`` is the bootstrap secret. A client
+    address failing ``max_failures`` times in ``failure_window_s`` is answered 429 until it ends."""
 
     enabled: bool = False
     admin_key: str = ""
+    max_failures: int = MAX_FAILURES
+    failure_window_s: float = WINDOW_S
 
 
 class ExactRoutes:
@@ -101,5 +105,6 @@ def create_app(
     app.add_middleware(ExactRoutes, routes={REMOTE_WRITE_PATH: receiver})
     auth = auth or AuthSettings()
     if auth.enabled:
-        app.add_middleware(AuthMiddleware, keys=keys, admin_secret=auth.admin_key or None)
+        limiter = FailedAuthLimiter(auth.max_failures, auth.failure_window_s)
+        app.add_middleware(AuthMiddleware, keys=keys, admin_secret=auth.admin_key or None, limiter=limiter)
     return app

@@ -4,12 +4,22 @@ With auth on, every ``/api`` call carries ``Authorization: Bearer <key>``. The k
 scopes everything it reads: series (a ``project_id`` matcher is added to every selector, in every
 query, label and series call), events and audit traces; what it writes must be its own project's.
 Reading the audit trail needs the ``audit`` permission; managing keys needs ``admin``.
+
+A key's powers, ``admin`` included, stay inside its project: only the bootstrap admin key of the
+configuration manages other projects, ``*`` keys, retention and global rules (``managed_project``).
+
+Failed authentication is cheap: a malformed ``Authorization`` header is a 401 before anything
+else; unknown keys are cached for a while (``store/api_keys.py``); and a client address that fails
+``MAX_FAILURES`` times in a window is answered 429 without a look-up (``failed_auth.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -17,10 +27,60 @@ from starlette.concurrency import run_in_threadpool
 
 from model.labels import Matcher, MatchOp
 from model.series import Series
+from query.api.failed_auth import FailedAuthLimiter
 from store.api_keys import ALL_PROJECTS, KeyStore, Principal
 
 CURRENT: ContextVar[Principal | None] = ContextVar("infersight_principal", default=None)
 OPEN_PATHS = ("/-/healthy", "/-/ready")
+MAX_AUTHORIZATION_BYTES = 4096
+# Store look-ups of uncached keys at once: a flood of new keys waits here, not in the threads
+# every other request needs.
+MAX_CONCURRENT_LOOKUPS = 4
+MISSING_KEY = "a valid API key is required (Authorization: Bearer <key>)"
+
+
+class MalformedAuthorizationError(ValueError):
+    """The ``Authorization`` header is not ``Bearer <key>`` with a key of visible ASCII."""
+
+
+def bearer_secret(values: list[bytes]) -> str:
+    """The key of the request's ``Authorization`` header values; MalformedAuthorizationError says why not."""
+    if not values:
+        raise MalformedAuthorizationError(MISSING_KEY)
+    if len(values) > 1:
+        raise MalformedAuthorizationError("Authorization: one header expected")
+    raw = values[0]
+    if len(raw) > MAX_AUTHORIZATION_BYTES:
+        raise MalformedAuthorizationError(f"Authorization: longer than {MAX_AUTHORIZATION_BYTES} bytes")
+    if not raw.isascii():
+        raise MalformedAuthorizationError("Authorization: must be ASCII (Bearer <key>)")
+    scheme, _, secret = raw.decode("ascii").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise MalformedAuthorizationError("Authorization: the scheme must be Bearer")
+    secret = secret.strip()
+    if not secret or not all(0x21 <= ord(c) <= 0x7E for c in secret):
+        raise MalformedAuthorizationError("Authorization: the key must be visible ASCII without spaces")
+    return secret
+
+
+def managed_project() -> str | None:
+    """The one project the caller may manage; None for the bootstrap key (and with auth off), which
+    manages every project and the global settings. A ``*`` key that is not the bootstrap key gets
+    ``*``, which no management call accepts: it reads everywhere but manages nothing."""
+    principal = CURRENT.get()
+    return None if principal is None or principal.bootstrap else principal.project_id
+
+
+@contextmanager
+def confined_to(project_id: str | None) -> Iterator[None]:
+    """Reads inside see only ``project_id``'s series (every project's with None), as a read key of
+    that project would: how a project's alert rules are evaluated."""
+    principal = None if project_id is None else Principal("rules", "rule evaluation", project_id, ("read",))
+    token = CURRENT.set(principal)
+    try:
+        yield
+    finally:
+        CURRENT.reset(token)
 
 
 def current_project() -> str | None:
@@ -81,27 +141,63 @@ class TenantQuerier:
 class AuthMiddleware:
     """Pure ASGI middleware (so the principal it sets is seen by the endpoint and its threads)."""
 
-    def __init__(self, app: Any, keys: KeyStore, admin_secret: str | None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        keys: KeyStore,
+        admin_secret: str | None,
+        limiter: FailedAuthLimiter | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
-        self.admin = Principal("admin", "bootstrap admin", ALL_PROJECTS, ("admin",)) if admin_secret else None
-        self.admin_secret = admin_secret
+        self.admin = (
+            Principal("admin", "bootstrap admin", ALL_PROJECTS, ("admin",), bootstrap=True)
+            if admin_secret
+            else None
+        )
+        self._admin_secret = admin_secret.encode() if admin_secret else b""
+        self.limiter = limiter or FailedAuthLimiter()
+        self._lookups = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
+
+    async def _principal(self, secret: str | None, address: str) -> Principal | int | None:
+        """The caller, None (401) or the seconds it must wait (429)."""
+        hit = False
+        if secret is not None:
+            if self.admin is not None and hmac.compare_digest(secret.encode(), self._admin_secret):
+                return self.admin
+            hit, principal = self.keys.cached(secret)
+            if principal is not None:
+                return principal
+        wait = self.limiter.retry_after_s(address)
+        if wait:
+            return wait
+        if secret is None or hit:
+            return None
+        async with self._lookups:
+            return await run_in_threadpool(self.keys.lookup, secret)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        secret = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        principal = None
-        if secret and self.admin_secret and hmac.compare_digest(secret, self.admin_secret):
-            principal = self.admin
-        elif secret:
-            principal = await run_in_threadpool(self.keys.lookup, secret)
+        values = [v for k, v in scope.get("headers") or [] if k.lower() == b"authorization"]
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        message = MISSING_KEY
+        try:
+            secret: str | None = bearer_secret(values)
+        except MalformedAuthorizationError as error:
+            secret, message = None, str(error)
+        principal = await self._principal(secret, address)
+        if isinstance(principal, int):
+            await _deny(
+                send, 429, "too_many_requests", "too many failed authentications from this address",
+                [(b"retry-after", str(principal).encode())],
+            )  # fmt: skip
+            return
         if principal is None:
-            message = "a valid API key is required (Authorization: Bearer <key>)"
-            await _deny(send, 401, "unauthorized", message)
+            self.limiter.failed(address)
+            await _deny(send, 401, "unauthorized", message, [(b"www-authenticate", b"Bearer")])
             return
         needed = required_permission(scope["method"], scope["path"])
         if not principal.may(needed):
@@ -114,13 +210,19 @@ class AuthMiddleware:
             CURRENT.reset(token)
 
 
-async def _deny(send: Any, status: int, error_type: str, message: str) -> None:
+async def _deny(
+    send: Any, status: int, error_type: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"status": "error", "errorType": error_type, "error": message}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
