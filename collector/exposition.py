@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from collector.engines.le import parse_le
 from collector.pipeline import Consumer
 from collector.serve import InLoopServer
 from model.labels import METRIC_NAME, Labels
@@ -67,11 +68,18 @@ class _Latest(Collector):
             yield metric
 
 
-def _order(sample: tuple[str, dict[str, str], float]) -> tuple[str, list[tuple[str, str]], float]:
+def _order(sample: tuple[str, dict[str, str], float]) -> tuple[str, list[tuple[str, str]], float, str]:
+    """Buckets in ascending order of their bound; an ``le`` that is no number (a target's own
+    oddity, passed through) sorts last, by its text, instead of failing the whole ``/metrics``."""
     name, labels, _ = sample
     le = labels.get("le")
-    bound = math.inf if le in (None, "+Inf") else float(le)  # buckets in ascending order
-    return name, sorted((k, v) for k, v in labels.items() if k != "le"), bound
+    bound = math.inf if le is None else parse_le(le)
+    return (
+        name,
+        sorted((k, v) for k, v in labels.items() if k != "le"),
+        math.inf if bound is None else bound,
+        le or "",
+    )
 
 
 class Exposition:

@@ -6,12 +6,20 @@ Prometheus text (``prometheus_client.parser``) otherwise, because the guide's ow
 (SEED-SPEC §2) is not valid OpenMetrics: its HELP/TYPE name differs from the sample name, a
 ``_total`` series is typed gauge, timestamps are milliseconds, and there is no ``# EOF``.
 
-Bad input raises ``ParseError`` naming the line. NaN and ±Inf values pass through as floats.
+Bad input raises ``ParseError`` naming the line, whatever went wrong inside the library: any
+exception out of the parsers (an ``OverflowError`` for a 400-digit integer, a ``RecursionError``,
+a bug) is a ParseError, so no body can take a scrape down with something unexpected. As in
+Prometheus, one bad line fails the whole scrape: a partly read exposition would make series
+flicker and rates jump. NaN and ±Inf values pass through as floats; a value beyond float64
+(``1`` followed by 400 digits; Prometheus' ParseFloat refuses it too) and a timestamp that is not
+finite are parse errors; a finite timestamp beyond int64 milliseconds is clamped to that range
+(the store's type; its time limits then drop the sample).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +31,15 @@ from prometheus_client.openmetrics import parser as om_parser
 from prometheus_client.samples import Timestamp
 
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
+# Prometheus stores timestamps as int64 milliseconds; so does the store (``ts_ms Int64``).
+MAX_TS_MS = 2**63 - 1
+MIN_TS_MS = -(2**63)
+MAX_DETAIL_CHARS = 300  # the library quotes whole lines; a 32 KB line does not belong in a log
 _COUNTER_TYPE_LINE = re.compile(r"^\s*#\s+TYPE\s+(\S+)\s+counter\s*$")
+
+
+class _BadSample(ValueError):
+    """A sample the parser read but whose value or timestamp cannot be stored; names the sample."""
 
 
 class ParseError(ValueError):
@@ -65,13 +81,37 @@ def is_openmetrics(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() == OPENMETRICS_CONTENT_TYPE
 
 
-def _ts_ms(timestamp: object) -> int | None:
-    """Milliseconds: OpenMetrics gives seconds (a Timestamp or a float), the text parser ms / 1000."""
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _ts_ms(timestamp: object, name: str = "") -> int | None:
+    """Milliseconds: OpenMetrics gives seconds (a Timestamp or a float), the text parser ms / 1000.
+
+    Refuses (``_BadSample``) a timestamp that is not finite; one beyond int64 milliseconds is
+    clamped to the int64 range.
+    """
     if timestamp is None:
         return None
     if isinstance(timestamp, Timestamp):
-        return timestamp.sec * 1000 + timestamp.nsec // 1_000_000
-    return round(float(timestamp) * 1000)  # type: ignore[arg-type]
+        ms = timestamp.sec * 1000 + timestamp.nsec // 1_000_000
+    else:
+        seconds = float(timestamp)  # type: ignore[arg-type]
+        if not math.isfinite(seconds):
+            raise _BadSample(f"timestamp {_short(timestamp)} of {name[:100]!r} is not a finite number")
+        ms = round(seconds * 1000)
+    # OpenMetrics allows any float (its conformance suite has 12345678901234567890.1 s): keep the
+    # int64 type the store needs and let the store's time limits judge a sample that far away
+    return min(max(ms, MIN_TS_MS), MAX_TS_MS)
+
+
+def _value(value: object, name: str) -> float:
+    """The sample value as a float; an integer beyond float64 (OverflowError) is refused."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError as exc:
+        raise _BadSample(f"value of {name[:100]!r} is out of the float64 range") from exc
 
 
 def _declared_counters(text: str) -> set[str]:
@@ -97,8 +137,8 @@ def _flatten(families: Iterable[Metric], *, strict: bool, counters: set[str]) ->
                 ParsedSample(
                     name,
                     dict(s.labels),
-                    float(s.value),
-                    _ts_ms(s.timestamp),
+                    _value(s.value, name),
+                    _ts_ms(s.timestamp, name),
                     family.name,
                     family.type,
                 )
@@ -115,8 +155,10 @@ def parse_text(text: str, *, strict: bool) -> list[ParsedSample]:
             return _flatten(families, strict=True, counters=set())
         families = list(text_parser.text_fd_to_metric_families(cast(TextIO, lines)))
         return _flatten(families, strict=False, counters=_declared_counters(text))
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        detail = str(exc) or type(exc).__name__
+    except _BadSample as exc:
+        raise ParseError(str(exc)) from exc  # found after reading every line: no line number
+    except Exception as exc:  # any failure inside the library is the body's fault: one reason, parse
+        detail = (str(exc) or type(exc).__name__)[:MAX_DETAIL_CHARS]
         where = f" in {lines.text[:200]!r}" if lines.text and lines.text not in detail else ""
         raise ParseError(f"{detail}{where}", lines.number or None) from exc
 

@@ -1,7 +1,19 @@
 """The sidecar loop for one target: scrape → parse → adapt → label → hand to the next consumer.
 
-It degrades instead of dying (STYLE 3): a refused, slow, oversized or unparsable scrape gives
-``up 0``, counts the reason in ``infersight_scrape_errors_total`` and logs; the loop goes on.
+It degrades instead of dying (STYLE 3): every scrape hands on a batch with ``up`` and the other
+health series, whatever the target sent and whatever went wrong on our side. A refused, slow,
+oversized or unparsable scrape, or any unexpected exception while fetching, parsing or labelling
+(reason ``internal``, logged with its traceback), gives ``up 0`` and counts the reason in
+``infersight_scrape_errors_total``; the loop goes on. As in Prometheus, one bad line fails the
+whole scrape: nothing of a half-read exposition is kept.
+
+Two reasons do not fail the scrape (``up 1``) and are counted once per scrape they happen in:
+
+- ``adapter``: an engine adapter left out a family it could not turn into a guide histogram
+  (``le="abc"``, no ``+Inf`` bucket, ...), or failed as a whole; the target's own series are kept;
+- ``duplicate_series``: a sample whose series (labels after the identity labels are added) is
+  already in the batch is dropped, the first one kept, as Prometheus' appender does; the health
+  series come first, so a target that exposes its own ``up`` cannot overwrite ours.
 """
 
 from __future__ import annotations
@@ -15,14 +27,28 @@ import httpx
 from loguru import logger
 
 from collector.config import ScrapeConfig, TargetConfig
-from collector.engines import ADAPTERS
+from collector.engines import adapt
 from collector.health import ScrapeOutcome, health_samples
 from collector.normalise import to_samples
 from collector.parse import ParsedSample, ParseError, parse_body
 from collector.pipeline import Consumer
-from collector.scrape import REASONS, ScrapeError, fetch, new_client
+from collector.scrape import REASONS, Fetched, ScrapeError, fetch, new_client
 from collector.staleness import StalenessTracker
+from model.labels import Labels
 from model.series import Sample
+
+INTERNAL = "internal"
+ADAPTER = "adapter"
+DUPLICATE_SERIES = "duplicate_series"
+FAILURE_REASONS = (*REASONS, INTERNAL)  # the scrape gives up 0
+PARTIAL_REASONS = (ADAPTER, DUPLICATE_SERIES)  # up 1, a part of the scrape left out
+ERROR_REASONS = (*FAILURE_REASONS, *PARTIAL_REASONS)
+MAX_LOGGED_CHARS = 500
+
+
+def _short(text: object) -> str:
+    message = str(text)
+    return message if len(message) <= MAX_LOGGED_CHARS else message[: MAX_LOGGED_CHARS - 3] + "..."
 
 
 class Sidecar:
@@ -49,68 +75,131 @@ class Sidecar:
         self.clock = clock
         self.url = target.scrape_url(scrape)
         self.identity = target.identity()
-        self.errors_total = dict.fromkeys(REASONS, 0)
-        self._adapter = ADAPTERS[target.engine]
+        self.errors_total = dict.fromkeys(ERROR_REASONS, 0)
         self._client: httpx.AsyncClient | None = None
         self._stopping = asyncio.Event()
         self._running = False
         self._finished = asyncio.Event()
         self._was_up: bool | None = None
+        self._last_partial: tuple[str, ...] = ()
         self._staleness = StalenessTracker()
         self._log = logger.bind(target=self.url, service_id=target.service_id)
+        idle = ScrapeOutcome(False, 0.0, 0, 0, self.errors_total)
+        self._health_labels = frozenset(s.labels for s in health_samples(idle, self.identity, 0))
 
-    async def _collect(self) -> tuple[list[ParsedSample], int]:
+    async def _fetch(self) -> Fetched:
         if self._client is None:
             self._client = new_client(verify_tls=self.scrape.verify_tls, timeout_s=self.scrape.timeout_s)
-        fetched = await fetch(
+        return await fetch(
             self._client, self.url, timeout_s=self.scrape.timeout_s, max_body_bytes=self.scrape.max_body_bytes
         )
+
+    @staticmethod
+    def _parse(fetched: Fetched) -> list[ParsedSample]:
         try:
-            return parse_body(fetched.body, fetched.content_type), fetched.size_bytes
+            return parse_body(fetched.body, fetched.content_type)
         except ParseError as exc:
             raise ScrapeError("parse", str(exc)) from exc
 
-    def _log_outcome(self, error: ScrapeError | None) -> None:
+    def _internal(self, stage: str, exc: Exception) -> ScrapeError:
+        """An exception nobody expected: logged with its traceback, the scrape still reports."""
+        self._log.opt(exception=exc).error("{} of {} raised; counted as a failed scrape", stage, self.url)
+        return ScrapeError(INTERNAL, f"{stage}: {type(exc).__name__}: {_short(exc)}")
+
+    def _target_samples(
+        self, parsed: list[ParsedSample], start_ms: int
+    ) -> tuple[list[Sample], set[Labels], list[str]]:
+        """The target's samples and the derived ones, labelled and deduplicated; the series without
+        their own timestamps (for staleness); the partial-failure reasons with a log line each."""
+        derived = adapt(self.target.engine, parsed)
+        notes: list[str] = []
+        if derived.dropped:
+            notes.append(
+                f"{ADAPTER}: "
+                + "; ".join(f"{_short(d.family)[:200]}: {d.reason}" for d in derived.dropped[:5])
+                + (f"; and {len(derived.dropped) - 5} more" if len(derived.dropped) > 5 else "")
+            )
+        exposed = parsed + derived.samples
+        seen: set[Labels] = set(self._health_labels)
+        kept: list[Sample] = []
+        untimed: set[Labels] = set()
+        duplicates: list[Sample] = []
+        for p, sample in zip(exposed, to_samples(exposed, self.identity, start_ms), strict=True):
+            if sample.labels in seen:
+                duplicates.append(sample)
+                continue
+            seen.add(sample.labels)
+            kept.append(sample)
+            if p.ts_ms is None:
+                untimed.add(sample.labels)
+        if duplicates:
+            first = _short(duplicates[0].name)[:200]
+            notes.append(f"{DUPLICATE_SERIES}: {len(duplicates)} sample(s) dropped, the first {first}")
+        return kept, untimed, notes
+
+    def _log_outcome(self, error: ScrapeError | None, notes: list[str]) -> None:
+        partial = tuple(note.split(":", 1)[0] for note in notes)
+        if partial:
+            # a warning when what is left out changes; the same every scrape goes to debug
+            log = self._log.warning if partial != self._last_partial else self._log.debug
+            log("scrape of {} kept, with parts left out: {}", self.url, _short(" | ".join(notes)))
+        self._last_partial = partial
         if error is None:
             if self._was_up is False:
                 self._log.info("scrape of {} recovered", self.url)
             self._was_up = True
             return
         if self._was_up is False:
-            self._log.debug("scrape of {} still failing ({}): {}", self.url, error.reason, error)
+            self._log.debug("scrape of {} still failing ({}): {}", self.url, error.reason, _short(error))
         else:
-            self._log.warning("scrape of {} failed ({}): {}", self.url, error.reason, error)
+            self._log.warning("scrape of {} failed ({}): {}", self.url, error.reason, _short(error))
         self._was_up = False
 
     async def scrape_once(self) -> list[Sample]:
-        """Scrape now; return the batch (target series, derived guide series, health) after handing it on."""
+        """Scrape now; return the batch (target series, derived guide series, health) after handing it on.
+
+        Always returns a batch with ``up``: no exception from fetching, parsing, adapting or
+        labelling leaves this method (only the consumer's own, and cancellation).
+        """
         start_ms = math.floor(self.clock() * 1000)
         t0 = time.perf_counter()
         parsed: list[ParsedSample] = []
         body_bytes = 0
         error: ScrapeError | None = None
+        target: list[Sample] = []
+        untimed: set[Labels] = set()
+        notes: list[str] = []
         try:
-            parsed, body_bytes = await self._collect()
+            fetched = await self._fetch()
+            body_bytes = fetched.size_bytes
+            parsed = self._parse(fetched)
         except ScrapeError as exc:
             error = exc
-            self.errors_total[exc.reason] += 1
-        self._log_outcome(error)
-        derived = self._adapter(parsed) if parsed else []
+        except Exception as exc:
+            error = self._internal("fetching or parsing", exc)
+        if error is None:
+            try:
+                target, untimed, notes = self._target_samples(parsed, start_ms)
+            except Exception as exc:
+                error = self._internal("adapting or labelling", exc)
+                target, untimed, notes = [], set(), []
+        if error is not None:
+            self.errors_total[error.reason] += 1
+        for note in notes:
+            self.errors_total[note.split(":", 1)[0]] += 1
+        self._log_outcome(error, notes)
         outcome = ScrapeOutcome(
             up=error is None,
             duration_s=time.perf_counter() - t0,
-            samples_scraped=len(parsed),
+            samples_scraped=len(parsed) if error is None or error.reason == INTERNAL else 0,
             body_bytes=body_bytes,
             errors_total=dict(self.errors_total),
         )
-        exposed = parsed + derived
-        batch = to_samples(exposed, self.identity, start_ms)
-        batch.extend(health_samples(outcome, self.identity, start_ms))
+        health = health_samples(outcome, self.identity, start_ms)
+        batch = target + health
         if self.scrape.stale_markers:
             # samples with their own timestamps are never marked stale (Prometheus does the same)
-            untimed = {s.labels for s, p in zip(batch, exposed, strict=False) if p.ts_ms is None}
-            untimed.update(s.labels for s in batch[len(exposed) :])
-            batch.extend(self._staleness.update(untimed, start_ms))
+            batch.extend(self._staleness.update(untimed | self._health_labels, start_ms))
         await self.consumer.consume(batch)
         return batch
 

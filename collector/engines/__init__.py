@@ -2,16 +2,24 @@
 
 An adapter is a pure function from the parsed samples of one scrape to the *extra* samples it
 derives; the originals are always kept as well (custom metrics), so adapters never drop data.
+
+``ADAPTERS[engine](samples)`` gives the derived samples; ``adapt(engine, samples)`` is what the
+sidecar calls: it also reports the families left out as invalid and never raises, so that a
+target's odd exposition (or a bug here) costs at most its derived series, never the scrape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from loguru import logger
+
 from collector.engines import generic, llamacpp, mindie, sglang, tgi, vllm
+from collector.engines.mapping import Derived, Dropped
 from collector.parse import ParsedSample
 
 Adapter = Callable[[list[ParsedSample]], list[ParsedSample]]
+CheckedAdapter = Callable[[list[ParsedSample]], Derived]
 
 ADAPTERS: dict[str, Adapter] = {
     "vllm": vllm.derive,
@@ -22,4 +30,38 @@ ADAPTERS: dict[str, Adapter] = {
     "generic": generic.derive,
 }
 
-__all__ = ["ADAPTERS", "Adapter"]
+CHECKED_ADAPTERS: dict[str, CheckedAdapter] = {
+    "vllm": vllm.adapt,
+    "sglang": sglang.adapt,
+    "tgi": tgi.adapt,
+    "llamacpp": llamacpp.adapt,
+    "mindie": mindie.adapt,
+    "generic": generic.adapt,
+}
+
+ALL_FAMILIES = "*"  # Dropped.family when the adapter failed as a whole
+
+
+def adapt(engine: str, samples: list[ParsedSample]) -> Derived:
+    """The engine's derived samples and dropped families; an exception drops every derived sample.
+
+    The boundary is here, not in each table, because an adapter raising is a bug to log with its
+    traceback, while an invalid family is the target's doing and is only counted.
+    """
+    try:
+        return CHECKED_ADAPTERS[engine](samples)
+    except Exception as exc:
+        logger.opt(exception=exc).error("the {} adapter failed; this scrape derives no guide series", engine)
+        return Derived([], (Dropped(ALL_FAMILIES, f"{type(exc).__name__}: {str(exc)[:200]}"),))
+
+
+__all__ = [
+    "ADAPTERS",
+    "ALL_FAMILIES",
+    "CHECKED_ADAPTERS",
+    "Adapter",
+    "CheckedAdapter",
+    "Derived",
+    "Dropped",
+    "adapt",
+]

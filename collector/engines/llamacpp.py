@@ -8,7 +8,8 @@ proxy. Mapped: generated tokens, and connections = requests processing + deferre
 from __future__ import annotations
 
 from collector import catalog
-from collector.engines.mapping import EngineMap
+from collector.engines.mapping import Derived, EngineMap
+from collector.engines.mapping import adapt as adapt_with
 from collector.engines.mapping import derive as derive_with
 from collector.parse import ParsedSample
 
@@ -20,3 +21,8 @@ LLAMACPP = EngineMap(
 
 def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
     return derive_with(LLAMACPP, samples)
+
+
+def adapt(samples: list[ParsedSample]) -> Derived:
+    """``derive`` plus the histogram families left out as invalid (see ``mapping.adapt``)."""
+    return adapt_with(LLAMACPP, samples)

@@ -10,6 +10,16 @@ one implementation of the mapping rules:
 - counters: renamed, values kept;
 - connection gauges: summed per label set into ``infer_service_request_connect_count``;
 - ``_created`` samples are never mapped (they are timestamps, not values).
+
+Hostile but parsable input never raises here; a histogram family that cannot become a valid
+guide histogram is left out of the derived series for that scrape and reported in
+``Derived.dropped`` (the sidecar counts it as ``infersight_scrape_errors_total{reason="adapter"}``;
+the target's own series are kept either way). Such a family has a ``_bucket`` sample without an
+``le``, an ``le`` that is not a number (``"abc"``, ``"NaN"``), a bucket series without ``le="+Inf"``,
+or two bounds that become one bound in the guide's unit. Values are mapped whatever they are:
+NaN, ±Inf, negative or decreasing bucket counts pass through as the target wrote them (PromQL's
+``histogram_quantile`` copes as in Prometheus), and a ``_sum`` or bound beyond float64 after
+scaling is ±Inf.
 """
 
 from __future__ import annotations
@@ -19,12 +29,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collector import catalog
-from collector.engines.le import scale_le
+from collector.engines.le import parse_le, scale_le
 from collector.parse import ParsedSample
 
 MS_PER_S = 1000.0
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 RequestDeriver = Callable[[list[ParsedSample]], list[ParsedSample]]
+INF = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A family of the target that no guide series was derived from in this scrape, and why."""
+
+    family: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """What an adapter made of one scrape: the guide's samples, and the families it left out."""
+
+    samples: list[ParsedSample]
+    dropped: tuple[Dropped, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,20 +93,54 @@ def _connections(samples: list[ParsedSample]) -> list[ParsedSample]:
     return [ParsedSample(name, dict(key), value, stamps[key], name, "gauge") for key, value in totals.items()]
 
 
+def _histogram_problem(samples: list[ParsedSample], factor: float) -> str | None:
+    """Why the samples of one histogram family cannot be a guide histogram, or None if they can."""
+    bounds: dict[tuple[tuple[str, str], ...], set[str]] = defaultdict(set)
+    has_inf: set[tuple[tuple[str, str], ...]] = set()
+    for s in samples:
+        if not s.name.endswith("_bucket"):
+            continue
+        le = s.labels.get("le")
+        if le is None:
+            return "a bucket has no le label"
+        bound = parse_le(le)
+        if bound is None:
+            return f"bucket bound le={le[:60]!r} is not a number"
+        key = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+        scaled = scale_le(le, factor)
+        if scaled in bounds[key]:
+            return f"two buckets have the bound {scaled} (le={le[:60]!r} after scaling)"
+        bounds[key].add(scaled)
+        if bound == INF:
+            has_inf.add(key)
+    if any(key not in has_inf for key in bounds):
+        return 'a bucket series has no le="+Inf" bucket'
+    return None
+
+
 def request_total(labels: dict[str, str], value: float, ts_ms: int | None) -> ParsedSample:
     """One ``infer_service_request_total`` sample."""
     name = catalog.REQUEST_TOTAL
     return ParsedSample(name, labels, value, ts_ms, name, "counter")
 
 
-def derive(engine: EngineMap, samples: list[ParsedSample]) -> list[ParsedSample]:
-    """The guide's series computed from one scrape (originals not included: the sidecar keeps them)."""
-    present = {s.name for s in samples}
-    skipped = {
-        old
-        for new, old in engine.supersedes.items()
-        if any(new + suffix in present for suffix in HISTOGRAM_SUFFIXES)
-    }
+def adapt(engine: EngineMap, samples: list[ParsedSample]) -> Derived:
+    """The guide's series computed from one scrape (originals not included: the sidecar keeps them),
+    and the histogram families left out because they are not valid histograms."""
+    by_family: dict[str, list[ParsedSample]] = defaultdict(list)
+    for s in samples:
+        split = _split_histogram(s.name, engine.histograms)
+        if split is not None:
+            by_family[split[0]].append(s)
+    dropped: list[Dropped] = []
+    for family, members in by_family.items():
+        problem = _histogram_problem(members, engine.histograms[family][1])
+        if problem is not None:
+            dropped.append(Dropped(family, problem))
+    invalid = {d.family for d in dropped}
+    # an older name is ignored only when its successor is there and usable
+    usable = by_family.keys() - invalid
+    skipped = invalid | {old for new, old in engine.supersedes.items() if new in usable}
     out: list[ParsedSample] = []
     connection_samples: list[ParsedSample] = []
     for s in samples:
@@ -95,4 +156,9 @@ def derive(engine: EngineMap, samples: list[ParsedSample]) -> list[ParsedSample]
             connection_samples.append(s)
     if engine.requests is not None:
         out += engine.requests(samples)
-    return out + _connections(connection_samples)
+    return Derived(out + _connections(connection_samples), tuple(dropped))
+
+
+def derive(engine: EngineMap, samples: list[ParsedSample]) -> list[ParsedSample]:
+    """``adapt``'s samples only."""
+    return adapt(engine, samples).samples

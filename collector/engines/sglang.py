@@ -7,7 +7,8 @@ the ingress proxy in front of it; everything else maps like vLLM's.
 from __future__ import annotations
 
 from collector import catalog
-from collector.engines.mapping import MS_PER_S, EngineMap
+from collector.engines.mapping import MS_PER_S, Derived, EngineMap
+from collector.engines.mapping import adapt as adapt_with
 from collector.engines.mapping import derive as derive_with
 from collector.parse import ParsedSample
 
@@ -26,3 +27,8 @@ SGLANG = EngineMap(
 
 def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
     return derive_with(SGLANG, samples)
+
+
+def adapt(samples: list[ParsedSample]) -> Derived:
+    """``derive`` plus the histogram families left out as invalid (see ``mapping.adapt``)."""
+    return adapt_with(SGLANG, samples)

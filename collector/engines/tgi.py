@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from collector import catalog
-from collector.engines.mapping import MS_PER_S, EngineMap, request_total
+from collector.engines.mapping import MS_PER_S, Derived, EngineMap, request_total
+from collector.engines.mapping import adapt as adapt_with
 from collector.engines.mapping import derive as derive_with
 from collector.parse import ParsedSample
 
@@ -47,3 +48,8 @@ TGI = EngineMap(
 
 def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
     return derive_with(TGI, samples)
+
+
+def adapt(samples: list[ParsedSample]) -> Derived:
+    """``derive`` plus the histogram families left out as invalid (see ``mapping.adapt``)."""
+    return adapt_with(TGI, samples)

@@ -24,7 +24,8 @@ Names and buckets of vLLM: ANCHORS A9 (vllm/v1/metrics/loggers.py). Choices, and
 from __future__ import annotations
 
 from collector import catalog
-from collector.engines.mapping import MS_PER_S, EngineMap, request_total
+from collector.engines.mapping import MS_PER_S, Derived, EngineMap, request_total
+from collector.engines.mapping import adapt as adapt_with
 from collector.engines.mapping import derive as derive_with
 from collector.parse import ParsedSample
 
@@ -78,3 +79,8 @@ VLLM = EngineMap(
 def derive(samples: list[ParsedSample]) -> list[ParsedSample]:
     """The guide's series computed from one scrape of a vLLM server (originals not included)."""
     return derive_with(VLLM, samples)
+
+
+def adapt(samples: list[ParsedSample]) -> Derived:
+    """``derive`` plus the histogram families left out as invalid (see ``mapping.adapt``)."""
+    return adapt_with(VLLM, samples)
