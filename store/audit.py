@@ -1,25 +1,27 @@
 """The audit trail in ClickHouse: append (hash-chained, masked), search, verify.
 
 One writer appends (the server process); it keeps the chain head in memory and reads it back from
-the table at start. Every ``anchor_every`` records it writes an anchor row and, when configured, a
-line to an anchor file kept outside the database.
+the table on first use. Signed digests written outside the database (``store.audit_digests``) let
+``verify`` (``store.audit_verify``) catch what the chain alone cannot: the newest records deleted, the
+table emptied, the chain re-hashed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from loguru import logger
 
 from model.audit import Trace, TraceUser
-from store.audit_chain import GENESIS, Tampering, content_hash, verify_rows
+from store.audit_chain import GENESIS, content_hash
+from store.audit_digests import DigestFolder
+from store.audit_verify import AuditVerdict, verify_trail
 from store.backend import Backend
 from store.cursor import decode_cursor, encode_cursor
 
@@ -105,51 +107,122 @@ def row_to_trace_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class AuditLog:
-    """``AuditLog(backend).append([trace])``; ``search(TraceQuery(...))``; ``verify(from_ms, to_ms)``."""
+    """``AuditLog(backend, digests=DigestFolder(path, key)).append([trace])``; ``search(TraceQuery(...))``;
+    ``verify(from_ms, to_ms)``.
 
-    def __init__(self, backend: Backend, anchor_every: int = 100, anchor_file: Path | None = None) -> None:
+    With ``digests``, a signed digest of the records since the last one is written to that folder
+    once ``digest_every_records`` records are waiting, by ``digest_if_due()`` when the last digest
+    is ``digest_every_s`` old, and by ``close()``; each digest's hash is also noted in
+    ``audit_anchors``, so a digest file deleted later is noticed as missing. The chain head is read from the
+    table on first use, not in the constructor: a server may start while its store is unreachable.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        digests: DigestFolder | None = None,
+        digest_every_records: int = 100,
+        digest_every_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._backend = backend
         self._db = backend.database
-        self._anchor_every = anchor_every
-        self._anchor_file = anchor_file
+        self._digests = digests
+        self._every_records = max(1, digest_every_records)
+        self._every_s = digest_every_s
+        self._clock = clock
         self._lock = threading.Lock()
-        head = backend.query(
-            f"SELECT seq, hash FROM {self._db}.audit_traces ORDER BY seq DESC LIMIT 1"
-        ).to_pylist()
-        self._seq, self._head = (int(head[0]["seq"]), head[0]["hash"]) if head else (0, GENESIS)
+        self._seq: int | None = None
+        self._head = GENESIS
+        self._last_digest_s = clock()
+
+    @property
+    def digests(self) -> DigestFolder | None:
+        return self._digests
+
+    def _load_head(self) -> int:
+        """The chain head from the table (once); called holding the lock."""
+        if self._seq is None:
+            head = self._backend.query(
+                f"SELECT seq, hash FROM {self._db}.audit_traces ORDER BY seq DESC LIMIT 1"
+            ).to_pylist()
+            self._seq, self._head = (int(head[0]["seq"]), head[0]["hash"]) if head else (0, GENESIS)
+            last = self._digests.last() if self._digests is not None else None
+            if last is not None and last.last_seq > self._seq:
+                logger.error(
+                    "audit trail: digests cover records up to seq {} but the database ends at seq {}: "
+                    "records were deleted (run `infersight audit verify`)",
+                    last.last_seq,
+                    self._seq,
+                )
+        return self._seq
 
     def append(self, traces: Sequence[Trace], now_ms: int | None = None) -> list[int]:
         """Chain and store traces in order; returns their sequence numbers."""
         record_time = now_ms if now_ms is not None else int(time.time() * 1000)
         with self._lock:
-            rows, anchors = [], []
-            seq, head = self._seq, self._head
+            rows = []
+            seq, head = self._load_head(), self._head
             for trace in traces:
                 seq += 1
                 row = _row(trace, seq, record_time, head)
                 row["hash"] = head = content_hash(head, row)
                 rows.append(row)
-                if seq % self._anchor_every == 0:
-                    anchors.append({"seq": seq, "hash": head, "record_time_ms": record_time})
             if not rows:
                 return []
             self._backend.insert("audit_traces", _table(rows))
-            if anchors:
-                self._backend.insert(
-                    "audit_anchors",
-                    pa.table(
-                        {
-                            "seq": pa.array([a["seq"] for a in anchors], pa.uint64()),
-                            "hash": [a["hash"] for a in anchors],
-                            "record_time_ms": pa.array([a["record_time_ms"] for a in anchors], pa.int64()),
-                        }
-                    ),
-                )
-                if self._anchor_file is not None:
-                    with self._anchor_file.open("a") as out:
-                        out.writelines(json.dumps(a) + "\n" for a in anchors)
             self._seq, self._head = seq, head
+            if self._uncovered() >= self._every_records:
+                self._write_digest()
             return [int(r["seq"]) for r in rows]
+
+    def digest_if_due(self) -> bool:
+        """Write a digest when records have waited ``digest_every_s``; True if one was written."""
+        with self._lock:
+            if self._seq is None or self._clock() - self._last_digest_s < self._every_s:
+                return False
+            return self._write_digest()
+
+    def close(self) -> None:
+        """Sign what is not yet covered (a clean stop leaves no record outside a digest)."""
+        with self._lock:
+            if self._seq is not None:
+                self._write_digest()
+
+    def _uncovered(self) -> int:
+        if self._digests is None or self._seq is None:
+            return 0
+        last = self._digests.last()
+        return self._seq - (last.last_seq if last else 0)
+
+    def _write_digest(self) -> bool:
+        """Sign the records since the last digest; called holding the lock. A digest that cannot
+        be written is logged, not raised: the records are stored, and the next digest covers them."""
+        self._last_digest_s = self._clock()
+        if self._digests is None or self._seq is None or self._uncovered() <= 0:
+            return False
+        last = self._digests.last()
+        try:
+            digest = self._digests.write(
+                last.last_seq + 1 if last else 1, self._seq, last.head_hash if last else GENESIS, self._head
+            )
+        except OSError as err:
+            logger.error("audit digest not written to {}: {}", self._digests.folder, err)
+            return False
+        try:
+            self._backend.insert(
+                "audit_anchors",
+                pa.table(
+                    {
+                        "seq": pa.array([digest.last_seq], pa.uint64()),
+                        "hash": [digest.digest_hash()],
+                        "record_time_ms": pa.array([digest.created_ms], pa.int64()),
+                    }
+                ),
+            )
+        except Exception as err:  # the digest file is what counts; the anchor row only notes it
+            logger.warning("audit anchor for digest {} not stored: {}", digest.number, err)
+        return True
 
     def search(self, query: TraceQuery) -> tuple[list[dict[str, Any]], str | None]:
         """Matching traces newest first, and the cursor of the next page (None at the end)."""
@@ -179,40 +252,10 @@ class AuditLog:
         cursor = encode_cursor(int(page[-1]["time_ms"]), int(page[-1]["seq"])) if more and page else None
         return [row_to_trace_json(r) for r in page], cursor
 
-    def verify(self, from_ms: int = 0, to_ms: int = 2**62) -> tuple[int, Tampering | None]:
-        """Check records written in ``[from_ms, to_ms]`` (record time); (records checked, first break)."""
-        span = self._backend.query(
-            f"SELECT min(seq) AS lo, max(seq) AS hi, count() AS n FROM {self._db}.audit_traces "
-            "WHERE record_time_ms >= {t0:Int64} AND record_time_ms <= {t1:Int64}",
-            {"t0": from_ms, "t1": to_ms},
-        ).to_pylist()[0]
-        if not span["n"]:
-            return 0, None
-        lo, hi = int(span["lo"]), int(span["hi"])
-        anchors = {
-            int(a["seq"]): a["hash"]
-            for a in self._backend.query(f"SELECT seq, hash FROM {self._db}.audit_anchors").to_pylist()
-        }
-        anchors.update(self._file_anchors())
-        start_seq = max((s for s in anchors if s < lo), default=0)
-        start_hash = anchors.get(start_seq, GENESIS)
-        rows = self._backend.query(
-            f"SELECT * FROM {self._db}.audit_traces WHERE seq > {{s0:UInt64}} AND seq <= {{s1:UInt64}} "
-            "ORDER BY seq, hash",
-            {"s0": start_seq, "s1": hi},
-        ).to_pylist()
-        if rows and int(rows[0]["seq"]) != start_seq + 1:
-            first = rows[0]
-            return len(rows), Tampering(
-                "removed", int(first["seq"]), first["trace_id"], "records before it are missing"
-            )
-        return len(rows), verify_rows(rows, start_hash, anchors)
-
-    def _file_anchors(self) -> dict[int, str]:
-        if self._anchor_file is None or not self._anchor_file.exists():
-            return {}
-        lines = self._anchor_file.read_text().splitlines()
-        return {int(a["seq"]): a["hash"] for a in map(json.loads, lines) if a}
+    def verify(self, from_ms: int = 0, to_ms: int = 2**62) -> AuditVerdict:
+        """Check records written in ``[from_ms, to_ms]`` (record time) against the chain and the
+        digests, and the whole trail's end against the last digest."""
+        return verify_trail(self._backend, self._digests, from_ms, to_ms)
 
 
 def _row(trace: Trace, seq: int, record_time_ms: int, prev_hash: str) -> dict[str, Any]:
