@@ -3,6 +3,13 @@ Grafana's alert list reads), and rule-group management under ``/api/v1/rules/gro
 
 A group sent to ``PUT`` is validated as a rule file is; a bad expression is a 400 in Prometheus'
 error shape naming the problem (``groups[0].rules[1].expr: …``).
+
+Rule groups belong to a project (``alerts/projects.py``). A project's key sees and manages its own
+project's groups only (its ``admin`` key adds, changes and removes them), and sees only alerts
+labelled with its project: its own groups' and those global rules raised on its series (a global
+rule is listed to it only with such alerts, so it learns nothing of other projects' services).
+The bootstrap admin key (and everyone with auth off) manages the global groups, and any project's
+with ``?project_id=``. A ``*`` key that is not the bootstrap key reads everything, manages nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +22,14 @@ from fastapi.responses import JSONResponse
 
 from alerts.alertmanager import rfc3339
 from alerts.evaluator import Evaluator
+from alerts.projects import GLOBAL, OwnedGroup, alert_project
 from alerts.registry import ReadOnlyGroupError, RuleRegistry
 from alerts.rules import AlertRule
 from alerts.state import Alert, AlertState
 from model.errors import ConfigError
+from query.api.tenancy import current_project, managed_project
 from query.promql.value import format_float
+from store.api_keys import ALL_PROJECTS
 
 
 def _error(status: int, error_type: str, message: str) -> JSONResponse:
@@ -54,6 +64,26 @@ def _rule_json(rule: AlertRule, alerts: list[Alert]) -> dict[str, Any]:
     }
 
 
+def _visible(alerts: list[Alert], project: str | None) -> list[Alert]:
+    """The alerts a caller confined to ``project`` may see (every one with None)."""
+    return alerts if project is None else [a for a in alerts if alert_project(a.labels) == project]
+
+
+def _target(request: Request, manage: bool) -> str | JSONResponse:
+    """The project whose groups a group call addresses, or the refusal. Confined keys get their
+    own project; the bootstrap key (and auth off) the global groups, or ``?project_id=``'s."""
+    scope, asked = managed_project(), request.query_params.get("project_id")
+    if scope is None or (scope == ALL_PROJECTS and not manage):
+        if asked == ALL_PROJECTS:
+            return _error(400, "bad_data", "project_id: '*' is every project, not one")
+        return asked or GLOBAL
+    if scope == ALL_PROJECTS:
+        return _error(403, "forbidden", "only the bootstrap admin key manages rules of every project")
+    if asked and asked != scope:
+        return _error(403, "forbidden", "a key manages only its own project's rule groups")
+    return scope
+
+
 # audit(request, action "create"/"update"/"delete", group name, HTTP code): the audit trail's hook
 Audit = Callable[[Request, str, str, int], None]
 
@@ -63,6 +93,7 @@ def build_rules_router(registry: RuleRegistry, evaluator: Evaluator, audit: Audi
     attempt to change a group, refused ones included (their code is the 4xx answered)."""
     router = APIRouter(prefix="/api/v1")
     registry.listeners.append(evaluator.set_rules)
+    evaluator.set_rules(registry.owned)  # groups kept in the registry's file from an earlier run
 
     def audited(request: Request, action: str, name: str, response: Any) -> Any:
         if audit is not None:
@@ -70,55 +101,78 @@ def build_rules_router(registry: RuleRegistry, evaluator: Evaluator, audit: Audi
             audit(request, action, name, code)
         return response
 
+    def group_json(owner: OwnedGroup, project: str | None) -> dict[str, Any] | None:
+        """A group as ``/api/v1/rules`` lists it to a caller confined to ``project`` (None: all);
+        None when that caller may not see it."""
+        group = owner.group
+        mine = project is None or owner.project_id == project
+        if not mine and owner.project_id != GLOBAL:
+            return None
+        rules = []
+        for i, rule in enumerate(group.rules):
+            alerts = _visible(evaluator.rule_alerts(owner, i, rule), project)
+            if mine or any(a.state is not AlertState.INACTIVE for a in alerts):
+                rules.append(_rule_json(rule, alerts))
+        if not rules and not mine:
+            return None
+        out = {
+            "name": group.name,
+            "file": "builtin" if registry.is_builtin(group.name, owner.project_id) else "api",
+            "interval": (group.interval_ms or evaluator.interval_ms) / 1000,
+            "rules": rules,
+        }
+        if owner.project_id != GLOBAL:
+            out["project_id"] = owner.project_id
+        return out
+
     @router.get("/rules")
     async def rules() -> Any:
-        groups = [
-            {
-                "name": group.name,
-                "file": "builtin" if registry.is_builtin(group.name) else "api",
-                "interval": (group.interval_ms or evaluator.interval_ms) / 1000,
-                "rules": [
-                    _rule_json(rule, evaluator.rule_alerts(group.name, i, rule))
-                    for i, rule in enumerate(group.rules)
-                ],
-            }
-            for group in registry.rules.groups
-        ]
+        project = current_project()
+        groups = [g for owner in registry.owned if (g := group_json(owner, project)) is not None]
         return {"status": "success", "data": {"groups": groups}}
 
     @router.get("/alerts")
     async def alerts() -> Any:
+        everyone = [a for by_fp in evaluator.alerts.values() for a in by_fp.values()]
         active = [
             _alert_json(a)
-            for by_fp in evaluator.alerts.values()
-            for a in by_fp.values()
+            for a in _visible(everyone, current_project())
             if a.state is not AlertState.INACTIVE
         ]
         return {"status": "success", "data": {"alerts": active}}
 
     @router.get("/rules/groups/{name}")
-    async def get_group(name: str) -> Any:
-        group = registry.group(name)
+    async def get_group(name: str, request: Request) -> Any:
+        project = _target(request, manage=False)
+        if isinstance(project, JSONResponse):
+            return project
+        group = registry.group(name, project)
         if group is None:
             return _error(404, "not_found", f"no rule group {name!r}")
         return {"status": "success", "data": group.to_dict()}
 
     @router.put("/rules/groups/{name}")
     async def put_group(name: str, request: Request) -> Any:
-        action = "update" if registry.group(name) is not None else "create"
+        project = _target(request, manage=True)
+        if isinstance(project, JSONResponse):
+            return audited(request, "update", name, project)
+        action = "update" if registry.group(name, project) is not None else "create"
         try:
             body = await request.json()
-            group = registry.put(name, body)
+            group = registry.put(name, body, project)
         except ReadOnlyGroupError as error:
             return audited(request, action, name, _error(409, "bad_data", str(error)))
-        except (ConfigError, ValueError) as error:
-            return audited(request, action, name, _error(400, "bad_data", str(error)))
+        except (ConfigError, ValueError, RecursionError) as error:
+            return audited(request, action, name, _error(400, "bad_data", str(error) or "malformed body"))
         return audited(request, action, name, {"status": "success", "data": group.to_dict()})
 
     @router.delete("/rules/groups/{name}")
     async def delete_group(name: str, request: Request) -> Any:
+        project = _target(request, manage=True)
+        if isinstance(project, JSONResponse):
+            return audited(request, "delete", name, project)
         try:
-            deleted = registry.delete(name)
+            deleted = registry.delete(name, project)
         except ReadOnlyGroupError as error:
             return audited(request, "delete", name, _error(409, "bad_data", str(error)))
         if not deleted:

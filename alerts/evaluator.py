@@ -7,6 +7,9 @@ pending ones older than ``for`` become *firing*; firing ones whose sample vanish
 ``ALERTS{alertstate}`` and ``ALERTS_FOR_STATE`` are written back, with staleness markers when an
 alert ends, and the state is saved so a restart neither re-waits ``for`` nor re-notifies.
 
+A project's group (``alerts/projects.py``) is queried confined to that project, as its read key
+would be, and its alerts get ``project_id`` (over any rule label of that name).
+
 >>> ev = Evaluator(rules, query=Engine(store.querier).instant, write=store.writer.write)
 >>> to_send = ev.evaluate(ts_ms)          # or: await ev.run(stop, notify=client.send)
 """
@@ -16,17 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from loguru import logger
 
+from alerts.projects import GLOBAL, PROJECT_LABEL, OwnedGroup, owned
 from alerts.rules import AlertRule, RuleFile
 from alerts.state import Alert, AlertState, Fingerprint, load_state, save_state
 from alerts.template import TemplateError, expand
 from model.labels import METRIC_NAME, to_labels
 from model.series import STALE_NAN, Sample
+from query.api.tenancy import confined_to
 from query.promql.errors import PromQLError
 from query.promql.value import Scalar, Value, Vector
 
@@ -37,23 +43,19 @@ Query = Callable[[str, int], Value]
 Write = Callable[[list[Sample]], None]
 
 
-def _key(group: str, index: int, rule: AlertRule) -> str:
-    return f"{group}/{index}/{rule.alert}"
-
-
 class Evaluator:
     """Every rule of ``rules`` every ``interval_ms`` (a group's own interval wins)."""
 
     def __init__(
         self,
-        rules: RuleFile,
+        rules: RuleFile | Sequence[OwnedGroup],
         query: Query,
         write: Write,
         interval_ms: int = 30_000,
         state_path: Path | None = None,
         external_labels: dict[str, str] | None = None,
     ) -> None:
-        self.rules = rules
+        self.groups = owned(rules)
         self.query = query
         self.write = write
         self.interval_ms = interval_ms
@@ -64,16 +66,26 @@ class Evaluator:
         self._next_ms: dict[str, int] = {}
         self.failed_evaluations = 0
         self._transitions: list[Alert] = []
+        self._lock = threading.Lock()  # ``alerts`` is replaced, never changed in place, under it
 
-    def set_rules(self, rules: RuleFile) -> None:
+    @property
+    def rules(self) -> RuleFile:
+        """Every group, global and projects' (names may repeat across projects)."""
+        return RuleFile(tuple(g.group for g in self.groups))
+
+    def set_rules(self, rules: RuleFile | Sequence[OwnedGroup]) -> None:
         """Swap the rule set (API change, reload); alerts of rules that remain keep their state."""
-        keys = {_key(g.name, i, r) for g in rules.groups for i, r in enumerate(g.rules)}
-        self.alerts = {k: v for k, v in self.alerts.items() if k in keys}
-        self.rules = rules
+        groups = owned(rules)
+        keys = {g.rule_key(i, r) for g in groups for i, r in enumerate(g.group.rules)}
+        with self._lock:
+            self.alerts = {k: v for k, v in self.alerts.items() if k in keys}
+        group_keys = {g.key for g in groups}
+        self._next_ms = {k: v for k, v in self._next_ms.items() if k in group_keys}
+        self.groups = groups
 
-    def rule_alerts(self, group: str, index: int, rule: AlertRule) -> list[Alert]:
+    def rule_alerts(self, group: OwnedGroup, index: int, rule: AlertRule) -> list[Alert]:
         """The current alerts of one rule (for the rules and alerts API)."""
-        return list(self.alerts.get(_key(group, index, rule), {}).values())
+        return list(self.alerts.get(group.rule_key(index, rule), {}).values())
 
     def _samples(self, rule: AlertRule, ts_ms: int) -> list[tuple[dict[str, str], float]]:
         value = self.query(rule.expr, ts_ms)
@@ -83,9 +95,11 @@ class Evaluator:
             raise PromQLError("execution", f"rule {rule.alert}: result is not a vector")
         return [(dict(s.labels), s.value) for s in value.samples]
 
-    def eval_rule(self, key: str, rule: AlertRule, ts_ms: int) -> None:
-        """One evaluation of one rule at ``ts_ms``; updates ``self.alerts[key]``."""
-        active = self.alerts.setdefault(key, {})
+    def eval_rule(self, key: str, rule: AlertRule, ts_ms: int, project_id: str = GLOBAL) -> None:
+        """One evaluation of one rule at ``ts_ms``; updates ``self.alerts[key]``. ``project_id``:
+        the rule's project, whose label every alert gets (the query must already be confined)."""
+        # Copy on write: the API lists ``self.alerts`` from another thread while this one runs.
+        active = dict(self.alerts.get(key, {}))
         seen: set[Fingerprint] = set()
         for sample_labels, value in self._samples(rule, ts_ms):
             # templates see the sample's labels as they are (``$labels.__name__`` too); the alert drops it
@@ -93,6 +107,8 @@ class Evaluator:
             for name, text in rule.labels.items():
                 labels[name] = expand(text, sample_labels, value, self.external_labels)
             labels["alertname"] = rule.alert
+            if project_id != GLOBAL:
+                labels[PROJECT_LABEL] = project_id
             annotations = {
                 k: expand(v, sample_labels, value, self.external_labels) for k, v in rule.annotations.items()
             }
@@ -124,6 +140,8 @@ class Evaluator:
                         continue
                 alert.state, alert.resolved_at_ms = AlertState.INACTIVE, ts_ms
                 self._transitions.append(dataclasses.replace(alert))
+        with self._lock:
+            self.alerts = {**self.alerts, key: active}
 
     def take_transitions(self) -> list[Alert]:
         """Alerts that started firing or resolved since the last call (snapshots), for service events."""
@@ -149,17 +167,22 @@ class Evaluator:
 
     def evaluate(self, ts_ms: int) -> list[Alert]:
         """Evaluate the groups that are due at ``ts_ms``; write ALERTS; return the alerts to send."""
-        for group in self.rules.groups:
-            if ts_ms < self._next_ms.get(group.name, 0):
+        for owner in self.groups:
+            group, group_key = owner.group, owner.key
+            if ts_ms < self._next_ms.get(group_key, 0):
                 continue
             interval = group.interval_ms or self.interval_ms
-            self._next_ms[group.name] = ts_ms + interval
-            for index, rule in enumerate(group.rules):
-                try:
-                    self.eval_rule(_key(group.name, index, rule), rule, ts_ms)
-                except (PromQLError, TemplateError) as error:
-                    self.failed_evaluations += 1
-                    logger.bind(rule=rule.alert).error("rule evaluation failed: {}", error)
+            self._next_ms[group_key] = ts_ms + interval
+            # A project's rules read only its series; global rules read every project's.
+            with confined_to(owner.project_id or None):
+                for index, rule in enumerate(group.rules):
+                    try:
+                        self.eval_rule(owner.rule_key(index, rule), rule, ts_ms, owner.project_id)
+                    except (PromQLError, TemplateError) as error:
+                        self.failed_evaluations += 1
+                        logger.bind(rule=rule.alert, project=owner.project_id).error(
+                            "rule evaluation failed: {}", error
+                        )
         self.write(self._series(ts_ms))
         if self.state_path:
             save_state(self.state_path, self.alerts)

@@ -1,8 +1,9 @@
 """Sends alerts straight to a webhook in Alertmanager's webhook payload format (version 4).
 
 For users without an Alertmanager: the receiver sees the same JSON an Alertmanager webhook
-receiver would post, one message per group (``alertname`` and ``service_id``), with ``status``
-``firing`` while any alert of the group fires and ``resolved`` when all have resolved.
+receiver would post, one message per group (``project_id``, ``alertname`` and ``service_id``: one
+message never mixes two projects' alerts), with ``status`` ``firing`` while any alert of the group
+fires and ``resolved`` when all have resolved.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from alerts.alertmanager import rfc3339
 from alerts.delivery import RetryPolicy, post_json
 from alerts.state import Alert, AlertState
 
-GROUP_BY = ("alertname", "service_id")
+GROUP_BY = ("project_id", "alertname", "service_id")
 
 
 def _common(maps: list[dict[str, str]]) -> dict[str, str]:
