@@ -14,7 +14,9 @@ one event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,23 @@ class SketchRow:
     window_start_ms: int
     width_s: int
     columns: SketchColumns
+    # The row's identity in the store (0: none yet; whoever first keeps the row assigns one, see
+    # ``new_row_id``). Rows of one window add up, so a resent row must carry the id it was first
+    # sent with: reads keep one row per id (store/sketches.py).
+    row_id: int = 0
+
+
+MAX_ROW_ID = 2**64 - 1
+
+
+def new_row_id() -> int:
+    """A random non-zero 64-bit row id: two rows of one series and window collide with odds 2**-64."""
+    return secrets.randbits(64) or 1
+
+
+def with_row_ids(rows: list[SketchRow]) -> list[SketchRow]:
+    """``rows``, each without an id given a new one (rows with one keep it)."""
+    return [row if row.row_id else dataclasses.replace(row, row_id=new_row_id()) for row in rows]
 
 
 @dataclass(slots=True)
@@ -149,6 +168,7 @@ def rows_to_wire(rows: list[SketchRow]) -> list[dict[str, Any]]:
             "window_start_ms": row.window_start_ms,
             "width_s": row.width_s,
             "sketch": to_dict(row.columns),
+            **({"id": row.row_id} if row.row_id else {}),
         }
         for row in rows
     ]
@@ -164,8 +184,15 @@ def rows_from_wire(data: list[dict[str, Any]]) -> list[SketchRow]:
                 int(item["window_start_ms"]),
                 int(item["width_s"]),
                 from_dict(item["sketch"]),
+                _row_id(item.get("id", 0)),
             )
             for item in data
         ]
     except (KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"malformed sketch row: {err!r}") from None
+
+
+def _row_id(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ROW_ID:
+        raise ValueError(f"sketch row id: an integer in [0, 2**64), got {value!r}")
+    return value

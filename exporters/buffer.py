@@ -6,9 +6,14 @@ Every batch handed to ``consume`` is appended to the open disk segment before ``
 segment leaves the disk only once the store has taken it. While the store is unreachable segments
 accumulate up to ``max_buffer_bytes``, then the oldest are dropped (counted in ``dropped_samples``
 and logged). A permanent refusal drops that one segment (``rejected_samples``) so it cannot block the
-queue. Re-sending a segment whose first send was cut mid-way is harmless: the samples table is a
-ReplacingMergeTree on (metric, fingerprint, ts) and reads keep one point per timestamp
-(docs/store.md, "No loss, no duplicates").
+queue. Re-sending a segment whose first send was cut mid-way, or whose answer was lost after the
+store took it, is harmless: every item carries an identity from the moment it is on disk, and the
+store keeps one of each (``exporters/records.py``): samples by (series, timestamp), sketch rows by
+``row_id``, events by ``event_id`` (docs/store.md, "No loss, no duplicates").
+
+One exporter buffers one kind of batch (``codec``: samples by default, ``SKETCH_ROWS``, ``EVENTS``),
+each in a folder of its own, so an outage of one destination never holds up another kind. Counts
+(``exported_samples``, ``pending_samples`` …) are in the codec's items: samples, rows or events.
 
     exporter = BufferedExporter(StoreExporter(store.writer), Path("/var/lib/infersight/buffer"))
     await exporter.start()        # background sealing by age and retries
@@ -23,23 +28,27 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from loguru import logger
 
 from exporters.errors import is_retryable
+from exporters.records import SAMPLES, RecordCodec
 from exporters.segments import SegmentQueue
 from exporters.sender import Sender
-from model.series import Sample
+
+T = TypeVar("T")
 
 
-class BufferedExporter:
+class BufferedExporter(Generic[T]):
     """A collector ``Consumer`` with a disk buffer; see the module docstring."""
 
     def __init__(
         self,
-        sender: Sender,
+        sender: Sender[T],
         folder: Path,
         *,
+        codec: RecordCodec[Any] = SAMPLES,
         max_batch_samples: int = 10_000,
         max_batch_age_s: float = 1.0,
         max_buffer_bytes: int = 256 << 20,
@@ -48,6 +57,7 @@ class BufferedExporter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sender = sender
+        self.codec: RecordCodec[T] = codec
         self.queue = SegmentQueue(folder, max_buffer_bytes, fsync)
         self.max_batch_samples = max_batch_samples
         self.max_batch_age_s = max_batch_age_s
@@ -77,10 +87,12 @@ class BufferedExporter:
             "pending": self.pending_samples,
         }
 
-    async def consume(self, batch: list[Sample]) -> None:
-        """Accept a batch: on disk when this returns; sent now if a batch is complete and the store is up."""
+    async def consume(self, batch: list[T]) -> None:
+        """Accept a batch: on disk when this returns; sent now if a batch is complete and the store is up.
+
+        Items without an identity get theirs as they are written (see ``exporters/records.py``)."""
         if batch:
-            self.queue.append(batch)
+            self.queue.append_record(self.codec.encode(batch), len(batch))
             if self._opened_at is None:
                 self._opened_at = self._clock()
         if self.queue.open_samples >= self.max_batch_samples:
@@ -111,24 +123,37 @@ class BufferedExporter:
             return await self._send_sealed()
 
     async def _send_sealed(self) -> bool:
-        while (head := self.queue.oldest()) is not None:
-            path, samples = head
+        unit = self.codec.unit
+        while (head := self.queue.oldest_payloads()) is not None:
+            path, payloads = head
+            items: list[T] = []
             try:
-                if samples:
-                    await self._sender.send(samples)
+                items = self._decode(path, payloads)
+                if items:
+                    await self._sender.send(items)
             except Exception as err:
                 if is_retryable(err):
                     self._retry_at = self._clock() + self.retry_interval_s
-                    logger.warning(
-                        "store unreachable, {} samples buffered on disk: {}", self.queue.pending_samples, err
-                    )
+                    pending = self.queue.pending_samples
+                    logger.warning("destination unreachable, {} {} buffered on disk: {}", pending, unit, err)
                     return False
-                self.rejected_samples += len(samples)
-                logger.error("store refused a batch of {} samples, dropped: {}", len(samples), err)
+                self.rejected_samples += len(items)
+                logger.error("destination refused a batch of {} {}, dropped: {}", len(items), unit, err)
             else:
-                self.exported_samples += len(samples)
+                self.exported_samples += len(items)
             self.queue.remove(path)
         return True
+
+    def _decode(self, path: Path, payloads: list[bytes]) -> list[T]:
+        """The items of a segment's records; a record that does not decode is counted and skipped."""
+        items: list[T] = []
+        for payload in payloads:
+            try:
+                items.extend(self.codec.decode(payload))
+            except Exception as err:  # a corrupt or foreign record must not block the queue
+                self.rejected_samples += 1
+                logger.error("buffer {}: undecodable {} record skipped: {!r}", path, self.codec.unit, err)
+        return items
 
     async def start(self) -> None:
         """Run ``tick`` in the background every quarter of the batch age (at least every 50 ms)."""

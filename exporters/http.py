@@ -1,12 +1,16 @@
-"""Collector batches to ``infersight server`` over HTTP, for sidecars in other processes."""
+"""Collector batches to ``infersight server`` over HTTP, for sidecars in other processes.
+
+Each kind goes through a disk buffer of its own before it gets here (``infersight/exporting.py``),
+so a failed POST raises and the buffer keeps the batch; a resent batch carries the same identities
+(sketch ``id``, event ``id``), which the server's store keeps once.
+"""
 
 from __future__ import annotations
-
-import dataclasses
 
 import httpx
 
 from collector.window import SketchRow, rows_to_wire
+from exporters.records import event_to_wire
 from model.events import Event
 from model.series import Sample
 from model.wire import encode_batch
@@ -25,20 +29,7 @@ class HttpExporter:
 
     async def send_events(self, events: list[Event]) -> None:
         """POST events (e.g. the pod's Kubernetes events) to ``<ship_to>/api/v1/events``."""
-        body = {
-            "events": [
-                {
-                    "kind": e.kind,
-                    "type": e.type,
-                    "reason": e.reason,
-                    "message": e.message,
-                    "object": dataclasses.asdict(e.obj),
-                    "time": e.time_ms,
-                    "source": e.source,
-                }
-                for e in events
-            ]
-        }
+        body = {"events": [event_to_wire(e) for e in events]}
         response = await self._client.post(f"{self._api}/events", json=body)
         response.raise_for_status()
 

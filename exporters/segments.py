@@ -230,6 +230,12 @@ class SegmentQueue:
             return path, samples
         return None
 
+    def oldest_payloads(self) -> tuple[Path, list[bytes]] | None:
+        """The oldest sealed segment and its payloads (any kind), or None when the queue is empty."""
+        for path in self.sealed():
+            return path, list(read_payloads(path.read_bytes(), str(path)))
+        return None
+
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
         self._sizes.pop(path, None)

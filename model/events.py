@@ -14,6 +14,7 @@ KINDS = (SERVICE, POD)
 # Service events: Normal / Exception / Warning; pod events: Normal / Alarm (the guide's words).
 TYPES = {SERVICE: ("Normal", "Exception", "Warning"), POD: ("Normal", "Alarm")}
 SOURCES = ("infersight", "kubernetes", "platform")
+MAX_EVENT_ID = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class Event:
     obj: EventObject
     time_ms: int
     source: str = "infersight"
+    # Identity of the occurrence ("" = none yet: the store gives it one). A resent event keeps its
+    # id, and listing counts each id once, so a retry or a replay never adds an occurrence.
+    event_id: str = ""
 
     def validate(self) -> None:
         """Raise ValueError naming the field that is wrong."""
@@ -59,3 +63,5 @@ class Event:
             raise ValueError("time: epoch milliseconds, not negative")
         if not (self.obj.service_id or self.obj.pod):
             raise ValueError("object: needs at least service_id or pod")
+        if len(self.event_id) > MAX_EVENT_ID or not self.event_id.isprintable():
+            raise ValueError(f"id: at most {MAX_EVENT_ID} printable characters")

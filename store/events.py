@@ -1,5 +1,10 @@
 """Events in ClickHouse: append occurrences, list them folded, drop what retention ends.
 
+Each stored occurrence has an ``event_id`` (the one it was sent with, else a new UUID), and the
+folded count is the number of distinct ids: an event stored twice (a sidecar's retry whose answer was
+lost, a buffer replayed after a restart) is one occurrence, even before the ReplacingMergeTree merges
+the two rows away.
+
 Retention follows the guide: pod events one hour (seven days when configured), service events one
 month. Listing never shows an event past its kind's retention; whole daily partitions of a kind
 are dropped once every row in them is past it.
@@ -103,7 +108,7 @@ class EventLog:
         for e in events:
             columns["day"].append(e.time_ms // _DAY_MS)
             columns["time_ms"].append(e.time_ms)
-            columns["event_id"].append(str(uuid.uuid4()))
+            columns["event_id"].append(e.event_id or str(uuid.uuid4()))
             for name in ("kind", "type", "reason", "message", "source"):
                 columns[name].append(getattr(e, name))
             for name in _OBJECT_FIELDS:
@@ -147,7 +152,7 @@ class EventLog:
             having = "HAVING last_ms < {cl:Int64} OR (last_ms = {cl:Int64} AND key < {ck:UInt64})"
         group = ", ".join(_GROUP)
         rows = self._backend.query(
-            f"SELECT {group}, count() AS n, min(time_ms) AS first_ms, max(time_ms) AS last_ms, "
+            f"SELECT {group}, uniqExact(event_id) AS n, min(time_ms) AS first_ms, max(time_ms) AS last_ms, "
             f"sipHash64({group}) AS key FROM {self._db}.events WHERE {' AND '.join(where)} "
             f"GROUP BY {group} {having} ORDER BY last_ms DESC, key DESC LIMIT {{limit:UInt64}}",
             params,

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from model.rollups import BUCKET_COLUMNS, WIDTHS_MS
 from store.backend import Backend
+from store.sketch_dedup import sketch_rows_sql
 
 HOUR_MS = 3_600_000
 # Prometheus' staleness marker as the 8 bytes ClickHouse holds (little-endian 0x7ff0000000000002):
@@ -100,8 +101,11 @@ def sketch_bucket_sql(db: str, width_ms: int, version: int) -> str:
         f"any(label_values) AS label_values, intDiv(window_start_ms, {w}) * {w} AS window_start_ms, "
         "scale, sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, "
         "sum(zero_count) AS zero_count, sumMap(positive_keys, positive_counts) AS pos, "
-        f"sumMap(negative_keys, negative_counts) AS neg FROM {db}.sketches "
-        "WHERE window_start_ms >= {lo:Int64} AND window_start_ms < {hi:Int64} "
+        f"sumMap(negative_keys, negative_counts) AS neg FROM ("
+        + sketch_rows_sql(
+            "*", f"{db}.sketches", "window_start_ms >= {lo:Int64} AND window_start_ms < {hi:Int64}"
+        )
+        + ") "
         f"GROUP BY metric_name, {_IDENTITY}, fingerprint, window_start_ms, scale)"
     )
 

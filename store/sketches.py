@@ -4,10 +4,14 @@ Writes take the collector's closed-window rows (anything shaped like ``collector
 the store does not import the collector). Reads merge every matching row into one set of bucket
 counts per period and scale — across pods, deployments and 10 s windows — inside ClickHouse, so a
 15-day span returns one small row per period, not every window.
+
+Each row has a ``row_id`` (the one it was shipped with, else a new random one); a row inserted
+twice is read once (``store.sketch_dedup``), so retries and replays never add a window twice.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +24,7 @@ from model.labels import METRIC_NAME, Labels, to_labels
 from model.rollups import WIDTHS_MS, widest_tiling
 from store.backend import Backend
 from store.rollups import LateMarker, read_done
+from store.sketch_dedup import DEDUP_KEY
 from store.writes import fingerprint
 
 # Identity labels with a column of their own: the ones reads filter and group on (DESIGN, metric model).
@@ -63,6 +68,8 @@ class SketchRowLike(Protocol):
     def width_s(self) -> int: ...
     @property
     def columns(self) -> SketchColumnsLike: ...
+    @property
+    def row_id(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -124,6 +131,7 @@ def to_table(rows: Sequence[SketchRowLike]) -> pa.Table:
             "positive_counts": _lists([c.positive_counts for c in cols], pa.uint64()),
             "negative_keys": _lists([c.negative_keys for c in cols], pa.int32()),
             "negative_counts": _lists([c.negative_counts for c in cols], pa.uint64()),
+            "row_id": pa.array([row.row_id or secrets.randbits(64) or 1 for row in rows], pa.uint64()),
         }
     )
 
@@ -186,19 +194,19 @@ class SketchReader:
         done = read_done(self._backend).get(width) if width else None
         cut = start_ms if done is None else min(max(done, start_ms), end_ms)
 
-        def source(table: str, lo: str, hi: str, extra: str = "") -> str:
+        def source(table: str, lo: str, hi: str, extra: str = "", dedup: str = "") -> str:
             return _SOURCE_SQL.format(
                 columns=_MERGED_COLUMNS, db=db, table=table, lo=lo, hi=hi, extra=extra, filters=where
-            )
+            ) + (f" LIMIT 1 BY {dedup}" if dedup else "")
 
-        sources = [source("sketches", "cut", "end_ms")]
+        sources = [source("sketches", "cut", "end_ms", dedup=DEDUP_KEY)]  # each row id once
         params |= {"cut": cut, "end_ms": end_ms}
         if cut > start_ms:
             sources.append(
                 source("sketch_rollups FINAL", "start_ms", "cut", " AND width_s = {width_s:UInt32}")
             )
             params |= {"start_ms": start_ms, "width_s": (width or 0) // 1000}
-        sql = _MERGE_SQL.format(source=" UNION ALL ".join(sources))
+        sql = _MERGE_SQL.format(source=" UNION ALL ".join(f"SELECT * FROM ({s})" for s in sources))
         return from_table(self._backend.query(sql, params))
 
 

@@ -2,7 +2,9 @@
 
 ``POST /api/v1/events`` takes ``{"events": [...]}`` or one event; an event either carries its
 ``message`` or names a guide template and its values (``{"template": "E36", "args": [...]}``),
-which renders the guide's wording exactly.
+which renders the guide's wording exactly. An optional ``id`` (at most 64 printable characters)
+names the occurrence: posting it again (a sidecar resending a batch whose answer it lost) adds no
+occurrence, and an id this server stored lately is not streamed or counted again either.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from model.event_catalog import TEMPLATES
-from model.events import Event, EventObject
+from model.events import MAX_EVENT_ID, Event, EventObject
 from query.api.errors import error_response
+from query.api.recent_ids import RecentIds
 from query.api.tenancy import current_project
 from query.events.hub import EventHub
+from store.backend import StoreUnavailableError
 from store.events import FILTERS, EventQuery
 
 MAX_LIMIT = 500
@@ -43,6 +47,7 @@ def event_from_json(data: Any, now_ms: int) -> Event:
         "object",
         "time",
         "source",
+        "id",
     }
     if unknown:
         raise ValueError(f"{sorted(unknown)[0]}: unknown field")
@@ -75,7 +80,10 @@ def event_from_json(data: Any, now_ms: int) -> Event:
     source = data.get("source", "platform")
     if source not in ("platform", "kubernetes"):
         raise ValueError("source: platform or kubernetes")
-    event = Event(kind, type_, reason, message, EventObject(**obj), time_ms, source=source)
+    event_id = data.get("id", "")
+    if not isinstance(event_id, str) or len(event_id) > MAX_EVENT_ID or not event_id.isprintable():
+        raise ValueError(f"id: a string of at most {MAX_EVENT_ID} printable characters")
+    event = Event(kind, type_, reason, message, EventObject(**obj), time_ms, source=source, event_id=event_id)
     event.validate()
     return event
 
@@ -100,8 +108,9 @@ def _scoped_filters(params: Any) -> tuple[tuple[str, str], ...]:
     return tuple(filters)
 
 
-def build_events_router(hub: EventHub) -> APIRouter:
+def build_events_router(hub: EventHub, recent: RecentIds | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1/events")
+    recent = recent if recent is not None else RecentIds()
 
     @router.get("")
     async def list_events(request: Request) -> Any:
@@ -149,8 +158,19 @@ def build_events_router(hub: EventHub) -> APIRouter:
                 else dataclasses.replace(e, obj=dataclasses.replace(e.obj, project_id=project))
                 for e in events
             ]
-        await run_in_threadpool(hub.publish, events)
-        return {"status": "success", "data": {"received": len(events)}}
+        fresh, keys = [], set()
+        for e in events:
+            key = (e.obj.project_id, e.event_id)
+            if e.event_id and (key in keys or recent.seen(key)):
+                continue
+            keys.add(key)
+            fresh.append(e)
+        try:
+            await run_in_threadpool(hub.publish, fresh)
+        except StoreUnavailableError as err:  # the sender keeps the events and retries
+            return error_response("unavailable", f"events not stored: {err}")
+        recent.remember([key for key in keys if key[1]])
+        return {"status": "success", "data": {"received": len(events), "repeated": len(events) - len(fresh)}}
 
     @router.get("/stream")
     async def stream(request: Request) -> StreamingResponse:

@@ -40,7 +40,10 @@ def build_sketch_router(backend: Backend) -> APIRouter:
 
     @router.post("/sketches")
     async def ingest(request: Request) -> Any:
-        """Closed sketch windows shipped by sidecars in other processes (``rows_to_wire`` form)."""
+        """Closed sketch windows shipped by sidecars in other processes (``rows_to_wire`` form).
+
+        A row sent again with its ``id`` (a retry whose answer was lost) is stored again and read
+        once (``store.sketch_dedup``)."""
         try:
             rows = rows_from_wire(json.loads(await request.body()))
         except (ValueError, KeyError, TypeError) as err:
@@ -48,7 +51,10 @@ def build_sketch_router(backend: Backend) -> APIRouter:
         project = current_project()
         if project is not None and any(dict(r.labels).get("project_id", project) != project for r in rows):
             return error_response("forbidden", "sketches may only be written to the key's own project")
-        written = await run_in_threadpool(writer.write, rows)
+        try:
+            written = await run_in_threadpool(writer.write, rows)
+        except StoreUnavailableError as err:  # the sidecar keeps the rows and sends them again
+            return error_response("unavailable", f"sketch rows not stored: {err}")
         return success({"rows": written})
 
     @router.get("/sketch_quantiles")

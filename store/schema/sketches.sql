@@ -2,7 +2,9 @@
 -- (OTel / Prometheus native bucket scheme, fixed scale) as sparse parallel arrays that
 -- sumMap(positive_keys, positive_counts) adds, so ClickHouse merges pods, deployments, windows and
 -- periods itself. No Map type: ClickHouse 18.16 lacks it. Plain MergeTree, not Replacing: two rows
--- for one window (a late value, a sidecar restart) are both real data and must add up.
+-- for one window (a late value, a sidecar restart) are both real data and must add up. The same row
+-- sent twice (a retry whose answer was lost, a replayed buffer) has the same row_id: every read keeps
+-- one row per (project_id, fingerprint, window_start_ms, row_id) (store/sketch_dedup.py).
 -- Daily partitions so that retention drops whole partitions. Types and codecs in braces come from
 -- the server's features (store/features.py): plain on 18.16, LowCardinality and ZSTD on newer.
 CREATE TABLE IF NOT EXISTS {db}.sketches
@@ -29,7 +31,8 @@ CREATE TABLE IF NOT EXISTS {db}.sketches
     positive_keys Array(Int32){value_codec},
     positive_counts Array(UInt64){value_codec},
     negative_keys Array(Int32){value_codec},
-    negative_counts Array(UInt64){value_codec}
+    negative_counts Array(UInt64){value_codec},
+    row_id UInt64
 )
 ENGINE = MergeTree()
 PARTITION BY toDate(toDateTime(intDiv(window_start_ms, 1000)))

@@ -103,3 +103,41 @@ def test_retention_hides_then_drops_by_kind(chdb_store: Store) -> None:
 def test_invalid_events_are_refused_naming_the_field(log: EventLog, event: Event, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         log.append([event])
+
+
+# -- exactly once: an event stored again under its id is not another occurrence -------------------------
+
+
+def test_an_event_stored_twice_under_its_id_is_one_occurrence(store: Store) -> None:
+    log = EventLog(store.backend)
+    events = [
+        Event(
+            "pod", "Alarm", "Unhealthy", render("Unhealthy"), POD, NOW - 60_000 + i * 1000, event_id=f"u{i}"
+        )
+        for i in range(3)
+    ]
+    log.append(events)
+    log.append(events[1:])  # a retry whose answer was lost
+    log.append(events)  # the buffer replayed after a restart
+    (folded,), _ = log.list(EventQuery(), NOW)
+    assert (folded.count, folded.first_ms, folded.last_ms) == (3, NOW - 60_000, NOW - 58_000)
+    stored = store.backend.query(f"SELECT count() AS n FROM {store.backend.database}.events")
+    assert stored.column(0)[0].as_py() == 8  # stored eight times, three occurrences
+
+
+def test_events_without_ids_are_each_an_occurrence(store: Store) -> None:
+    log = EventLog(store.backend)
+    same = Event("pod", "Alarm", "Unhealthy", render("Unhealthy"), POD, NOW)
+    log.append([same, same])  # the control plane posting a repeat: two occurrences
+    (folded,), _ = log.list(EventQuery(), NOW)
+    assert folded.count == 2
+
+
+def test_another_projects_event_id_folds_nothing_away(store: Store) -> None:
+    log = EventLog(store.backend)
+    other = EventObject(project_id="p2", service_id="svc-1", pod="my-llm-pod-0")
+    log.append([Event("pod", "Alarm", "Unhealthy", render("Unhealthy"), POD, NOW, event_id="x")])
+    log.append([Event("pod", "Alarm", "Unhealthy", render("Unhealthy"), other, NOW, event_id="x")])
+    for project in ("p1", "p2"):
+        (folded,), _ = log.list(EventQuery(filters=(("project_id", project),)), NOW)
+        assert folded.count == 1

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector.sketch import ExponentialHistogram, SketchColumns, from_columns, to_columns
-from collector.window import SketchRow, WindowedSketches
+from collector.window import SketchRow, WindowedSketches, with_row_ids
 from store.open import Store
 from store.sketches import MergedSketch, SketchReader, SketchWriter
 
@@ -147,3 +149,80 @@ def _columns_of(values: list[float]) -> SketchColumns:
     h = ExponentialHistogram()
     h.add_many(np.asarray(values))
     return to_columns(h)
+
+
+# -- exactly once: a row sent again (a retry, a replayed buffer) is read once --------------------------
+
+
+def _windows_rows(seed: int = 5) -> list[SketchRow]:
+    """Rows of two pods over two minutes, each with its row id (as a sidecar's buffer gives them)."""
+    rng = np.random.default_rng(seed)
+    windows = WindowedSketches()
+    for second in range(0, 120, 3):
+        for pod in ("pod-0", "pod-1"):
+            labels = {"service_id": "svc", "source": pod, "project_id": "p"}
+            windows.observe(TTFT, labels, rng.lognormal(4.0, 1.0, 4), T0_S + second)
+    return with_row_ids(windows.drain_all())
+
+
+def _read_all(store: Store, period_s: int = 60) -> list[MergedSketch]:
+    return SketchReader(store.backend).merged(TTFT, {}, T0_S * 1000, (T0_S + 120) * 1000, period_s * 1000)
+
+
+def _same(a: list[MergedSketch], b: list[MergedSketch]) -> bool:
+    return len(a) == len(b) and all(
+        x.period_start_ms == y.period_start_ms and _sketch(x).same_as(_sketch(y))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_a_row_inserted_twice_is_read_once(store: Store) -> None:
+    rows = _windows_rows()
+    writer = SketchWriter(store.backend)
+    writer.write(rows)
+    once = _read_all(store)
+    assert sum(m.count for m in once) == 2 * 40 * 4  # two pods, a value batch every 3 s, four values
+    writer.write(rows[: len(rows) // 2])  # a retry of a batch whose answer was lost
+    writer.write(rows)  # a replay of the whole buffer after a restart
+    assert _same(_read_all(store), once)
+    stored = store.backend.query(f"SELECT count() AS n FROM {store.backend.database}.sketches")
+    assert stored.column(0)[0].as_py() == 2 * len(rows) + len(rows) // 2  # stored thrice, read once
+
+
+def test_rows_without_ids_each_get_their_own(store: Store) -> None:
+    row = SketchRow(TTFT, (("service_id", "s"),), T0_S * 1000, 10, _columns_of([1.0]))
+    SketchWriter(store.backend).write([row, row])  # two late rows alike: both real, both counted
+    (merged,) = SketchReader(store.backend).merged(TTFT, {}, T0_S * 1000, (T0_S + 60) * 1000, 60_000)
+    assert merged.count == 2
+
+
+def test_another_projects_row_id_removes_nothing(store: Store) -> None:
+    mine = SketchRow(TTFT, (("project_id", "a"), ("service_id", "s")), T0_S * 1000, 10, _columns_of([1.0]), 7)
+    theirs = SketchRow(
+        TTFT, (("project_id", "b"), ("service_id", "s")), T0_S * 1000, 10, _columns_of([2.0]), 7
+    )
+    SketchWriter(store.backend).write([mine, theirs])
+    reader = SketchReader(store.backend)
+    for project, value in (("a", 1.0), ("b", 2.0)):
+        (merged,) = reader.merged(TTFT, {"project_id": project}, T0_S * 1000, (T0_S + 60) * 1000, 60_000)
+        assert (merged.count, merged.sum) == (1, value)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sends=st.lists(st.lists(st.integers(0, 7), max_size=8), min_size=1, max_size=5))
+def test_any_pattern_of_resends_reads_as_one_delivery(store: Store, sends: list[list[int]]) -> None:
+    """Whatever subsets of the rows are sent, in any order and how often, each read counts each row
+    once: the rows sent at least once."""
+    store.backend.execute(f"TRUNCATE TABLE {store.backend.database}.sketches")
+    rows = [
+        SketchRow(TTFT, (("service_id", "s"), ("source", f"p{i % 2}")), T0_S * 1000 + 10_000 * (i % 3), 10,
+                  _columns_of([float(i + 1)]), 1000 + i)
+        for i in range(8)
+    ]  # fmt: skip
+    writer = SketchWriter(store.backend)
+    for send in sends:
+        writer.write([rows[i] for i in send])
+    delivered = sorted({i for send in sends for i in send})
+    merged = SketchReader(store.backend).merged(TTFT, {}, T0_S * 1000, (T0_S + 60) * 1000, 60_000)
+    assert sum(m.count for m in merged) == len(delivered)
+    assert sum(m.sum for m in merged) == sum(float(i + 1) for i in delivered)
