@@ -4,18 +4,27 @@ Prometheus, vmagent and the OpenTelemetry Collector write here. Answers as Prome
 204 once the samples are safe — with the server's ingest log (``exporters/ingest_log.py``, what
 ``infersight server`` runs) once the request is written to that write-ahead log, as Prometheus answers
 once samples are in its head and WAL; without one, once they are in the store —; 400 (the sender drops
-the request, never retries) for a body that is not snappy or not a ``WriteRequest``; 503 (the sender
+the request, never retries) for a body that is not what it claims (not snappy, not a ``WriteRequest``,
+a Content-Type or Content-Encoding we do not read) and for a request the store would refuse; 413 for
+a body over ``max_body_bytes``, or one that decodes to more than ``max_decoded_bytes`` (snappy's
+stated length is read first, before anything is allocated; ``request_body``); 503 (the sender
 retries) when the samples cannot be kept: without a log while the store is unreachable, with one only
-while the log is full (the store has been down long) or its disk fails. Label bytes that are
-not UTF-8 do not fail the request: that series is dropped and counted (``invalid_utf8``) by the
-writer's guard like every other bad input (``store.limits``). Exemplars, histograms and metadata are
-skipped. Spec: https://prometheus.io/docs/concepts/remote_write_spec/
+while the log is full (the store has been down long) or its disk fails.
+
+Door checks (``store.admission``): a request holding one sample the store would refuse — a
+timestamp outside what its tables hold or outside the guard's window, a label set that is not valid
+(not UTF-8, a bad or duplicate label name, no metric name, over the label limits) — is refused whole
+with a 400 that names the series and the reason, as Prometheus 2.42 rolls back and answers 400 for an
+``out of bounds`` sample. So nothing acknowledged can later fail an insert block that also holds
+other clients' samples. Exemplars, histograms and metadata are skipped.
+Spec: https://prometheus.io/docs/concepts/remote_write_spec/
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -25,16 +34,20 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 from starlette.concurrency import run_in_threadpool
 
+from exporters.errors import is_retryable
 from exporters.ingest_log import IngestLog, IngestLogFull
 from exporters.segments import Columns, tagged
 from model.labels import Labels, to_labels
 from model.series import Sample
 from query.api.ingest import confine
+from query.api.request_body import DEFAULT_MAX_DECODED_BYTES, BodyTooLargeError, decode_body
 from query.api.series_cache import LabelSetCache
 from query.api.tenancy import current_project
 from query.api.write_request_scan import scan_write_request
 from query.api.write_request_scan import warm as warm_scan
+from store.admission import Admission, Refusal, RefusedSeriesError, label_refusal
 from store.backend import StoreUnavailableError
+from store.limits import Limits
 from store.writes import SampleWriter
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -127,8 +140,8 @@ LOG_KIND = 1
 
 
 def decode_logged(data: memoryview) -> Columns:
-    """A logged request's columns (replayed after a restart)."""
-    return decode_columns(bytes(data))
+    """A logged request's columns (replayed after a restart; it was within the bounds when taken)."""
+    return decode_columns(bytes(data), max_decoded_bytes=1 << 32)
 
 
 LOG_DECODERS = {LOG_KIND: decode_logged}
@@ -143,28 +156,34 @@ def decode_write_request_columns(body: bytes) -> SeriesColumns:
     return SeriesColumns(columns.labels, counts, columns.ts_ms[order], columns.values[order])
 
 
-def decode_columns(body: bytes) -> Columns:
+def decode_columns(
+    body: bytes,
+    *,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    content_encoding: str | None = None,
+    label_sets: LabelSetCache | None = None,
+) -> Columns:
     """The samples of a snappy-compressed ``WriteRequest`` with a series index each, in the order of
-    each series' samples (series interleaved); ValueError if it is not one."""
-    try:
-        raw = bytes(cramjam.snappy.decompress_raw(body))
-    except Exception as err:  # cramjam raises its own DecompressionError
-        raise ValueError(f"snappy: {err}") from None
-    scanned = _scan(raw)
-    return scanned if scanned is not None else _parse(raw)
+    each series' samples (series interleaved); ValueError if it is not one (``BodyTooLargeError``
+    past ``max_decoded_bytes``; ``RefusedSeriesError`` for a label set ``label_sets``' decoder
+    refuses). ``content_encoding``: the body's, as its header says (None: snappy)."""
+    raw = decode_body(body, content_encoding, max_decoded_bytes)
+    label_sets = _label_sets if label_sets is None else label_sets
+    scanned = _scan(raw, label_sets)
+    return scanned if scanned is not None else _parse(raw, label_sets)
 
 
-def _scan(raw: bytes) -> Columns | None:
+def _scan(raw: bytes, label_sets: LabelSetCache) -> Columns | None:
     """The compiled walk over the message (``write_request_scan``); None: the parser decides."""
     found = scan_write_request(raw)
     if found is None:
         return None
     label_from, label_to, owner, ts, values = found
-    labels = _label_sets.resolve(np.frombuffer(raw, np.uint8), label_from, label_to)
+    labels = label_sets.resolve(np.frombuffer(raw, np.uint8), label_from, label_to)
     return Columns(labels, owner.astype(np.uint32), ts, values)
 
 
-def _parse(raw: bytes) -> Columns:
+def _parse(raw: bytes, label_sets: LabelSetCache) -> Columns:
     """Any layout (labels between samples, say), through the protobuf parser; its errors are ours."""
     try:
         request = RawWriteRequest.FromString(raw)
@@ -174,7 +193,7 @@ def _parse(raw: bytes) -> Columns:
     keys = [b"".join(_label_record(label) for label in ts.labels) for ts in request.timeseries]
     sizes = np.fromiter(map(len, keys), np.int64, len(keys))
     ends = np.cumsum(sizes)
-    labels = _label_sets.resolve(np.frombuffer(b"".join(keys), np.uint8), ends - sizes, ends)
+    labels = label_sets.resolve(np.frombuffer(b"".join(keys), np.uint8), ends - sizes, ends)
     samples = [list(ts.samples) for ts in typed.timeseries]
     counts = np.fromiter(map(len, samples), np.intp, len(samples))
     flat = list(chain.from_iterable(samples))
@@ -193,18 +212,42 @@ def _label_record(encoded: bytes) -> bytes:
     return bytes((_LABEL_TAG, *head, size)) + encoded
 
 
-def _decode_label_section(section: bytes) -> Labels:
+def _label_pairs(section: bytes) -> list[tuple[str, str]]:
     try:
         pairs = LabelSection.FromString(section).labels
     except DecodeError as err:
         raise ValueError(f"protobuf: {err}") from None
-    # surrogateescape keeps undecodable bytes visible to the guard, which drops and counts them.
-    return to_labels(
-        {p.name.decode("utf-8", "surrogateescape"): p.value.decode("utf-8", "surrogateescape") for p in pairs}
-    )
+    # surrogateescape keeps undecodable bytes visible to the checks (``store.limits.label_problem``).
+    return [
+        (p.name.decode("utf-8", "surrogateescape"), p.value.decode("utf-8", "surrogateescape")) for p in pairs
+    ]
+
+
+def _decode_label_section(section: bytes) -> Labels:
+    """A series' label set as sent (the writer's guard drops what is not valid)."""
+    return to_labels(dict(_label_pairs(section)))
+
+
+def _decode_checked_label_section(section: bytes, limits: Limits) -> Labels:
+    """A series' label set, or ``RefusedSeriesError`` where the door refuses it (``store.admission``):
+    checked once per distinct series, when it first enters the endpoint's cache."""
+    pairs = _label_pairs(section)
+    named = dict(pairs)
+    labels = to_labels(named)
+    if len(named) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))  # type: ignore[func-returns-value]
+        detail = f"label name {twice!r} appears more than once"
+        raise RefusedSeriesError(Refusal("duplicate_label", tuple(pairs), detail))
+    refusal = label_refusal(labels, limits)
+    if refusal is not None:
+        raise RefusedSeriesError(refusal)
+    return labels
 
 
 # Senders repeat the same series in every request: each one's label set, by its encoded Label records.
+# This one decodes without checks (replay, ``decode_write_request``); each endpoint keeps its own
+# checked cache with its writer's limits.
 _label_sets = LabelSetCache(_decode_label_section)
 
 
@@ -239,15 +282,29 @@ class RemoteWriteEndpoint:
     response objects cost about as much per request as decoding 1,000 samples. With ``log`` a request
     is acknowledged once logged (built with ``decoders=LOG_DECODERS``), else once stored.
 
+    ``max_body_bytes`` bounds the body as sent, ``max_decoded_bytes`` as decoded (413 past either).
+    ``admission`` counts the requests refused at the door per reason.
+
     ``httpx.ASGITransport(app=RemoteWriteEndpoint(writer))`` serves it alone (tests).
     """
 
-    def __init__(self, writer: SampleWriter, max_body_bytes: int = 64 << 20, log: IngestLog | None = None):
+    def __init__(
+        self,
+        writer: SampleWriter,
+        max_body_bytes: int = 64 << 20,
+        log: IngestLog | None = None,
+        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    ):
         self._writer = writer
         self._log = log
         self.max_body_bytes = max_body_bytes
+        self.max_decoded_bytes = max_decoded_bytes
+        self.admission = Admission(writer.guard)
+        # Label sets checked with this writer's limits as they enter the cache: a request of known
+        # series costs no label check at all.
+        self._label_sets = LabelSetCache(partial(_decode_checked_label_section, limits=writer.guard.limits))
         warm_scan()
-        _label_sets.warm()
+        self._label_sets.warm()
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["method"] != "POST":
@@ -260,11 +317,17 @@ class RemoteWriteEndpoint:
         if body is None:
             await _answer(send, 413, f"request body over {self.max_body_bytes} bytes\n".encode())
             return
+        headers = _headers(scope)
+        unreadable = _unreadable_content_type(headers.get(b"content-type"))
+        if unreadable is not None:
+            await _answer(send, 400, unreadable.encode())
+            return
+        encoding = headers.get(b"content-encoding")
         project = current_project()
         if self._log is not None and len(body) <= _INLINE_BODY_BYTES:  # decoded and logged on the loop
-            status, text = self.accept(body, project)
+            status, text = self.accept(body, project, encoding)
         else:
-            status, text = await run_in_threadpool(self.accept, body, project)
+            status, text = await run_in_threadpool(self.accept, body, project, encoding)
         await _answer(send, status, text.encode())
 
     async def _body(self, scope: _Scope, receive: _Receive) -> bytes | None:
@@ -286,31 +349,84 @@ class RemoteWriteEndpoint:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def accept(self, body: bytes, project: str | None) -> tuple[int, str]:
-        """(status, text) for a whole request body, from ``project``'s caller (None: any project)."""
+    def accept(
+        self, body: bytes, project: str | None, content_encoding: str | None = None
+    ) -> tuple[int, str]:
+        """(status, text) for a whole request body, from ``project``'s caller (None: any project),
+        sent with ``content_encoding`` (None: snappy, as the spec says)."""
         try:
-            columns = decode_columns(body)
+            columns = decode_columns(
+                body,
+                max_decoded_bytes=self.max_decoded_bytes,
+                content_encoding=content_encoding,
+                label_sets=self._label_sets,
+            )
+        except RefusedSeriesError as err:
+            self.admission.count(err.refusal, 0)
+            return 400, f"{err.refusal}\n"
+        except BodyTooLargeError as err:
+            return 413, f"{err}\n"
         except ValueError as err:
             return 400, f"malformed remote write request: {err}\n"
+        labels_checked = True
         if project is not None:
             try:  # the ingest API's rule, applied once per series
                 confined = confine([Sample(key, 0, 0.0) for key in columns.labels], project)
             except PermissionError as err:
                 return 403, f"{err}\n"
             labels = [sample.labels for sample in confined]
+            labels_checked = labels == columns.labels  # a label added: checked again below
             columns = Columns(labels, columns.index, columns.ts_ms, columns.values)
+        refusal = self.admission.check_columns(
+            columns.labels, columns.index, columns.ts_ms, labels_checked=labels_checked
+        )
+        if refusal is not None:
+            return 400, f"{refusal}\n"
+        return self._keep(columns, body if project is None and content_encoding is None else None)
+
+    def _keep(self, columns: Columns, snappy_body: bytes | None) -> tuple[int, str]:
+        """Log (or store) an admitted request; ``snappy_body``: the request as sent, the smallest
+        record, where its columns are exactly what it decodes to."""
         try:
             if self._log is None:
                 self._writer.write_indexed(columns.labels, columns.index, columns.ts_ms, columns.values)
-            elif project is None:  # the body as it came: the smallest record, nothing to encode
-                self._log.append(columns, tagged(LOG_KIND, len(columns), body))
-            else:  # labels changed by confinement: logged as columns
+            elif snappy_body is not None:
+                self._log.append(columns, tagged(LOG_KIND, len(columns), snappy_body))
+            else:  # labels changed by confinement, or another encoding: logged as columns
                 self._log.append(columns)
         except StoreUnavailableError as err:
             return 503, f"store unavailable: {err}\n"
         except (IngestLogFull, OSError) as err:
             return 503, f"ingest log cannot take the request: {err}\n"
+        except Exception as err:  # the store refused what the door let through: this request only
+            if is_retryable(err):
+                return 503, f"store unavailable: {err}\n"
+            return 400, f"store refused the request: {type(err).__name__}: {err}\n"
         return 204, ""
+
+
+def _headers(scope: _Scope) -> dict[bytes, str]:
+    """The request's headers by lower-case name (the last of a repeated one), values as text."""
+    return {name.lower(): value.decode("latin-1") for name, value in scope.get("headers", ())}
+
+
+# What a remote-write 1.0 body may be labelled (senders send the first; some test clients none).
+_CONTENT_TYPES = {"application/x-protobuf", "application/octet-stream", "application/protobuf"}
+
+
+def _unreadable_content_type(value: str | None) -> str | None:
+    """Why a Content-Type is not one we read, or None (absent: as the spec's body)."""
+    if value is None or not value.strip():
+        return None
+    kind, _, params = value.partition(";")
+    if kind.strip().lower() not in _CONTENT_TYPES:
+        return f"unsupported Content-Type {value!r}: remote write 1.0 takes application/x-protobuf\n"
+    proto = next(
+        (p.split("=", 1)[1].strip() for p in params.split(";") if p.strip().startswith("proto=")), None
+    )
+    if proto is not None and proto != "prometheus.WriteRequest":
+        return f"unsupported protobuf message {proto!r}: remote write 1.0 takes prometheus.WriteRequest\n"
+    return None
 
 
 class _ClientGone(Exception):

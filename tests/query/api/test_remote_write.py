@@ -87,16 +87,15 @@ def test_protobuf_that_is_not_a_write_request_is_400(client: Poster) -> None:
     assert client.post(body) == 400
 
 
-def test_invalid_utf8_label_drops_that_series_only(store: Store, client: Poster) -> None:
+def test_invalid_utf8_label_refuses_the_request_whole(store: Store, client: Poster) -> None:
     body = encode_write_request(
         [
             ({"__name__": "rw", "job": "bad\udcff"}, [(T0, 1.0)]),
             ({"__name__": "rw", "job": "ok"}, [(T0, 2.0)]),
         ]
     )
-    assert client.post(body) == 204
-    assert _points(store, "rw") == {"ok": [(T0, 2.0)]}
-    assert store.writer.guard.dropped["invalid_utf8"] == 1
+    assert client.post(body) == 400  # as Prometheus: a request is taken whole or not at all
+    assert _points(store, "rw") == {}
 
 
 def _exchange(app: RemoteWriteEndpoint, method: str, body: bytes, **headers: str) -> httpx.Response:
