@@ -1,4 +1,10 @@
-"""Batched writes: samples to the ``samples`` table, new (series, day) pairs to ``series``."""
+"""Batched writes: samples to the ``samples`` table, new (series, day) pairs to ``series``.
+
+An insert never touches more than ``max_partitions_per_insert`` partitions of a table (chDB and
+newer servers refuse a block over ``max_partitions_per_insert_block``, 100 by default): a batch
+spanning more days of samples, or more months of series rows, is sent as several inserts, each a
+run of the table's partitions, rows in the same order.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import pyarrow as pa
 
 from model.labels import METRIC_NAME, Labels
 from model.series import Sample
+from store.admission import TS_MAX_MS, TS_MIN_MS
 from store.backend import Backend
 from store.limits import IngestGuard, Limits, label_problem, target_of
 from store.write_kernels import DAY_MS as _DAY_MS
@@ -23,6 +30,8 @@ from store.write_kernels import warm as warm_kernels
 
 _LABELS, _TS, _VALUE = attrgetter("labels"), attrgetter("ts_ms"), attrgetter("value")
 _NO_DAY = np.iinfo(np.int64).min
+# The default of ClickHouse's max_partitions_per_insert_block (chDB's too).
+MAX_PARTITIONS_PER_INSERT = 100
 # pyarrow loads pandas (when installed) on its first conversion of a Python list, about 0.3 s: here,
 # at start-up, rather than inside the first insert.
 pa.array([], pa.string())
@@ -43,7 +52,9 @@ class SampleWriter:
 
     Remembers which (series, day) rows it has written so the series table gets each once per
     process; a repeat after a restart collapses in the ReplacingMergeTree. Bad input is dropped and
-    counted in ``guard.dropped`` (``store.limits``), never raised.
+    counted in ``guard.dropped`` (``store.limits``), never raised: a timestamp outside what the
+    tables hold (``store.admission``) too (``timestamp_out_of_range``), so that no sample can fail
+    a whole insert. The counts are added once the batch is stored (a retried batch counts once).
 
     ``on_stored(min_ts_ms, max_ts_ms)`` is called after a batch's samples were inserted, with the
     time bounds of the samples stored (not when nothing was stored, nor when the insert raised);
@@ -62,8 +73,12 @@ class SampleWriter:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         on_stored: Callable[[int, int], None] | None = None,
+        max_partitions_per_insert: int = MAX_PARTITIONS_PER_INSERT,
     ) -> None:
+        if max_partitions_per_insert < 2:
+            raise ValueError("max_partitions_per_insert must be ≥ 2")
         self._backend = backend
+        self.max_partitions_per_insert = max_partitions_per_insert
         self.guard = IngestGuard(limits, clock)
         self._on_stored = on_stored
         self._cache_size = cache_size
@@ -211,25 +226,29 @@ class SampleWriter:
         keep = self._screen(slots, ts, reasons)
         new_series = self._new_series(slots, ts, keep, reasons)
         index, names, name_rank = self._sorted_last_per_timestamp(slots, ts, np.flatnonzero(keep), reasons)
-        self.guard.count(reasons)
         if new_series:
-            self._backend.insert("series", self._series_rows(new_series))
+            rows = self._series_rows(new_series)
+            months = rows.column("day").to_numpy().astype("datetime64[M]").astype(np.int64)
+            self._insert_by_partition("series", rows, months, self.max_partitions_per_insert)
         if len(index):
             fps, stored_ts, stored_values, name_codes = gather_columns(
                 index, slots, ts, values, self._fp, self._name, name_rank
             )
-            self._backend.insert(
-                "samples",
-                pa.table(
-                    {
-                        # dictionary-encoded: one string per name
-                        "metric_name": pa.DictionaryArray.from_arrays(pa.array(name_codes), names),
-                        "fingerprint": fps,
-                        "ts_ms": stored_ts,
-                        "value": stored_values,
-                    }
-                ),
+            rows = pa.table(
+                {
+                    # dictionary-encoded: one string per name
+                    "metric_name": pa.DictionaryArray.from_arrays(pa.array(name_codes), names),
+                    "fingerprint": fps,
+                    "ts_ms": stored_ts,
+                    "value": stored_values,
+                }
             )
+            # Days by UTC; the server's own days may straddle two of ours, so one partition spare.
+            self._insert_by_partition(
+                "samples", rows, stored_ts // _DAY_MS, self.max_partitions_per_insert - 1
+            )
+        # Counted once stored: a batch that failed and is sent again counts its drops once.
+        self.guard.count(reasons)
         # Only remember series rows once they are stored, so a failed insert is retried whole.
         if new_series:
             self._seen_days.update((fp, day) for fp, day, _ in new_series)
@@ -237,6 +256,12 @@ class SampleWriter:
         if len(index) and self._on_stored is not None:
             self._on_stored(int(stored_ts.min()), int(stored_ts.max()))
         return len(index)
+
+    def _insert_by_partition(self, table: str, rows: pa.Table, keys: np.ndarray, span: int) -> None:
+        """Insert ``rows`` in runs whose partition ``keys`` (day or month numbers) lie within
+        ``span`` consecutive values: one insert for the usual batch."""
+        for part in partition_runs(keys, span):
+            self._backend.insert(table, rows if part is None else rows.take(part))
 
     def _screen(self, slots: np.ndarray, ts: np.ndarray, reasons: Counter[str]) -> np.ndarray:
         """Mask of samples with acceptable labels and timestamps."""
@@ -246,6 +271,8 @@ class SampleWriter:
             for code, count in enumerate(np.bincount(problems).tolist()):
                 if code and count:
                     reasons[self._problems[code]] += count
+        if len(ts) and (int(ts.min()) < TS_MIN_MS or int(ts.max()) > TS_MAX_MS):
+            _drop(keep, (ts < TS_MIN_MS) | (ts > TS_MAX_MS), "timestamp_out_of_range", reasons)
         low, high = self.guard.time_bounds_ms()
         if low is not None:
             _drop(keep, ts < low, "too_old", reasons)
@@ -341,6 +368,20 @@ class SampleWriter:
                 "label_values": pa.array(label_values, pa.list_(pa.string())),
             }
         )
+
+
+def partition_runs(keys: np.ndarray, span: int) -> list[np.ndarray | None]:
+    """Row positions grouped so that each group's ``keys`` lie within ``span`` consecutive values,
+    each group in the rows' order; ``[None]`` (all rows at once) when they already do."""
+    if len(keys) == 0:
+        return [None]
+    low, high = int(keys.min()), int(keys.max())
+    if high - low < span:
+        return [None]
+    group = (keys - low) // span
+    order = np.argsort(group, kind="stable")
+    cuts = np.flatnonzero(np.diff(group[order])) + 1
+    return list(np.split(order, cuts))
 
 
 def _drop(keep: np.ndarray, refuse: np.ndarray, reason: str, reasons: Counter[str]) -> None:

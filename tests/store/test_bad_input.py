@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from model.labels import Matcher, MatchOp, to_labels
 from model.series import Sample
+from store.admission import TS_MAX_MS, TS_MIN_MS
 from store.limits import Limits
 from store.open import Store
-from store.writes import SampleWriter
+from store.writes import SampleWriter, partition_runs
 
 NOW_S = 1_700_000_000.0
 T0 = int(NOW_S * 1000)
@@ -131,3 +133,39 @@ def test_a_batch_of_only_bad_samples_writes_nothing_and_does_not_raise(store: St
 def test_limits_validate() -> None:
     with pytest.raises(ValueError, match="max_labels"):
         Limits(max_labels=0).validate()
+
+
+@pytest.mark.parametrize("ts", [-1, -86_400_001, TS_MAX_MS + 1, 2**62, 2**63 - 1, -(2**63)])
+def test_timestamps_the_tables_cannot_hold_drop_that_sample_only(store: Store, ts: int) -> None:
+    """Stamps before 1970 or past 2105 (DateTime partitions, Date days) never fail the block."""
+    writer = _writer(store, max_future_s=None)
+    edge = [_s(GOOD, TS_MIN_MS, 1.0), _s({"__name__": "m", "pod": "late"}, TS_MAX_MS, 2.0)]
+    assert writer.write([_s(GOOD, T0, 0.0), _s({"__name__": "m", "pod": "bad"}, ts), *edge]) == 3
+    assert writer.guard.dropped == {"timestamp_out_of_range": 1}
+    series = store.querier.select([Matcher("__name__", MatchOp.EQ, "m")], TS_MIN_MS, TS_MAX_MS)
+    stored = {s.labels["pod"]: s.ts_ms.tolist() for s in series}
+    assert stored == {"ok": [TS_MIN_MS, T0], "late": [TS_MAX_MS]}
+
+
+def test_a_batch_over_many_partitions_is_split_not_refused(store: Store) -> None:
+    """Samples over 250 days and series rows over 130 months: more partitions than chDB's
+    ``max_partitions_per_insert_block`` (100) allows one insert."""
+    writer = _writer(store, max_future_s=None)
+    day_ms = 86_400_000
+    days = [_s({"__name__": "m", "pod": f"p{d % 7}"}, T0 - d * day_ms, float(d)) for d in range(250)]
+    months = [_s({"__name__": "m", "pod": "monthly"}, T0 - k * 31 * day_ms, float(k)) for k in range(130)]
+    assert writer.write(days + months) == 250 + 130
+    assert not writer.guard.dropped
+    series = store.querier.select([Matcher("__name__", MatchOp.EQ, "m")], 0, T0 + 1)
+    counts = {s.labels["pod"]: len(s.ts_ms) for s in series}
+    assert counts == {**{f"p{i}": len(range(i, 250, 7)) for i in range(7)}, "monthly": 130}
+
+
+def test_partition_runs_cover_every_row_once_in_order() -> None:
+    keys = np.array([5, 0, 300, 1, 299, 100, 5, 0])
+    runs = partition_runs(keys, 100)
+    assert sorted(np.concatenate(runs).tolist()) == list(range(len(keys)))
+    for run in runs:
+        assert run.tolist() == sorted(run.tolist())  # the rows' order kept
+        assert keys[run].max() - keys[run].min() < 100
+    assert partition_runs(np.array([3, 3, 50]), 100) == [None]

@@ -235,3 +235,36 @@ def test_chdb_without_streaming_inserts_uses_the_python_table_function(tmp_path:
         assert _points(store, "m") == {"a": [(T0, 1.5), (T0 + 1, 2.5)]}
     finally:
         store.close()
+
+
+def test_drops_are_counted_once_when_a_failed_batch_is_sent_again() -> None:
+    backend = Recorder(fail=True)
+    writer = _writer(backend)
+    batch = [_s("m", T0, pod="a"), _s("m", T0, 2.0, pod="a"), _s("m", -5, pod="b")]
+    with pytest.raises(StoreUnavailableError):
+        writer.write(batch)
+    assert not writer.guard.dropped  # nothing settled yet
+    backend.fail = False
+    assert writer.write(batch) == 1
+    assert writer.guard.dropped == {"duplicate_timestamp": 1, "timestamp_out_of_range": 1}
+
+
+def test_each_insert_stays_within_the_partition_limit() -> None:
+    """Days of samples and months of series rows are cut into runs of the table's partitions."""
+    backend = Recorder()
+    writer = _writer(backend, max_partitions_per_insert=10)
+    batch = [_s("m", T0 - d * DAY, float(d), pod=f"p{d % 3}") for d in range(95)]
+    batch += [_s("m", T0 - k * 31 * DAY, pod="monthly") for k in range(25)]
+    assert writer.write(batch) == 95 + 25
+    samples = [rows for table, rows in backend.inserts if table == "samples"]
+    series = [rows for table, rows in backend.inserts if table == "series"]
+    assert len(samples) > 1
+    assert len(series) > 1
+    for rows in samples:  # a spare partition for a server whose days are not UTC days
+        days = np.asarray(rows.column("ts_ms")) // DAY
+        assert days.max() - days.min() < 9
+        assert rows.to_pylist() == sorted(rows.to_pylist(), key=lambda r: (r["fingerprint"], r["ts_ms"]))
+    for rows in series:
+        months = {(d.year, d.month) for d in rows.column("day").to_pylist()}
+        assert len(months) <= 10
+    assert sum(r.num_rows for r in samples) == 120
