@@ -3,7 +3,8 @@
 The watch goes through the official ``kubernetes`` client: list once for a ``resourceVersion``,
 then watch from it; after a dropped connection, watch again from the last version seen; when the
 server answers 410 Gone (the version is too old), list again. The client is synchronous, so the
-watch runs in a thread and hands events to the event loop.
+watch runs in a thread and hands events to the event loop. Every event it hands on carries an id made
+from the Kubernetes object, so what a re-list sees again is stored once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import threading
 from collections.abc import Awaitable, Callable
@@ -81,7 +83,22 @@ def to_event(obj: dict[str, Any], identity: EventObject) -> Event | None:
     pod = str(involved.get("name", ""))
     who = dataclasses.replace(identity, pod=pod)
     message = str(obj.get("message") or reason)
-    return Event(POD, type_, reason, message, who, _time_ms(obj), source="kubernetes")
+    when_ms = _time_ms(obj)
+    return Event(
+        POD, type_, reason, message, who, when_ms, source="kubernetes", event_id=_event_id(obj, when_ms)
+    )
+
+
+def _event_id(obj: dict[str, Any], when_ms: int) -> str:
+    """The occurrence's identity, the same however often it is seen: the Kubernetes object (its uid)
+    and how many times it had happened then (``count`` as Kubernetes folds repeats, and the last
+    time). A re-list after a restart or a 410 Gone sees the same object again and gives the same id,
+    so the store keeps it once; a repeat folded into the object (count + 1) is a new occurrence."""
+    meta = obj.get("metadata") or {}
+    who = meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    count = obj.get("count") or (obj.get("series") or {}).get("count") or 1
+    key = f"{who}\x00{count}\x00{when_ms}".encode()
+    return "k8s-" + hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 class KubernetesEventWatcher:

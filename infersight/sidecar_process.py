@@ -10,12 +10,11 @@ import asyncio
 
 from collector.window import SketchRow
 from exporters.http import HttpExporter
-from exporters.sender import Sender
+from exporters.sender import Sender, SendWith
 from exporters.store import StoreExporter
 from infersight.config import Config
-from infersight.exporting import buffered_exporter
+from infersight.exporting import SidecarExporters
 from infersight.pod import PodCollector
-from model.events import Event
 from store.open import Store, open_store
 from store.sketches import SketchWriter
 
@@ -28,11 +27,14 @@ class SidecarProcess:
         if config.store.dsn.startswith("clickhouse://"):
             self._store = open_store(config.store.dsn, config.store.database)
             sender = StoreExporter(self._store.writer)
-        self.exporter = buffered_exporter(config, sender, "sidecar")
-        self.pod = PodCollector(config, self.exporter, self._send_events, self._send_sketches)
-
-    async def _send_events(self, events: list[Event]) -> None:
-        await self._http.send_events(events)
+        # Samples, sketch rows and events each through a disk buffer of their own (exactly once).
+        self.exporters = SidecarExporters.build(
+            config, sender, SendWith(self._send_sketches), SendWith(self._http.send_events)
+        )
+        self.exporter = self.exporters.samples
+        self.pod = PodCollector(
+            config, self.exporter, self.exporters.events.consume, self.exporters.sketches.consume
+        )
 
     async def _send_sketches(self, rows: list[SketchRow]) -> None:
         if self._store is not None:
@@ -41,12 +43,12 @@ class SidecarProcess:
             await self._http.send_sketches(rows)
 
     async def start(self) -> None:
-        await self.exporter.start()
+        await self.exporters.start()
         await self.pod.start()
 
     async def stop(self) -> None:
         await self.pod.stop()
-        await self.exporter.stop()
+        await self.exporters.stop()
         await self._http.aclose()
         if self._store is not None:
             self._store.close()

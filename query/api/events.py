@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from model.event_catalog import TEMPLATES
-from model.events import MAX_EVENT_ID, Event, EventObject
+from model.events import MAX_EVENT_ID, SOURCES, Event, EventObject
 from query.api.errors import error_response
 from query.api.recent_ids import RecentIds
 from query.api.tenancy import current_project
@@ -78,8 +78,8 @@ def event_from_json(data: Any, now_ms: int) -> Event:
         if not isinstance(value, str):
             raise ValueError(f"{name}: expected a string")
     source = data.get("source", "platform")
-    if source not in ("platform", "kubernetes"):
-        raise ValueError("source: platform or kubernetes")
+    if source not in SOURCES:  # "infersight": a sidecar's own events (probe transitions)
+        raise ValueError(f"source: one of {', '.join(SOURCES)}")
     event_id = data.get("id", "")
     if not isinstance(event_id, str) or len(event_id) > MAX_EVENT_ID or not event_id.isprintable():
         raise ValueError(f"id: a string of at most {MAX_EVENT_ID} printable characters")
