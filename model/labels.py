@@ -6,10 +6,12 @@ A label set is a plain ``dict[str, str]`` that includes the metric name under ``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
+
+import re2
 
 METRIC_NAME = "__name__"
 
@@ -28,10 +30,16 @@ class MatchOp(StrEnum):
     NRE = "!~"
 
 
+_RE2 = re2.Options()
+_RE2.dot_nl = True
+_RE2.log_errors = False
+
+
 @lru_cache(maxsize=4096)
-def _compile_anchored(pattern: str) -> re.Pattern[str]:
-    # Prometheus regex matchers are fully anchored RE2 expressions.
-    return re.compile(f"^(?:{pattern})$", re.DOTALL)
+def _compile_anchored(pattern: str) -> Any:
+    # Prometheus regex matchers are fully anchored RE2 expressions; RE2 also bounds the time a
+    # match takes (linear), where Python's backtracking ``re`` is exponential on ``(a+)+b``.
+    return re2.compile(f"^(?:{pattern})$", _RE2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +52,7 @@ class Matcher:
     name: str
     op: MatchOp
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.op in (MatchOp.RE, MatchOp.NRE):

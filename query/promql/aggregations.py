@@ -14,6 +14,7 @@ import numpy as np
 import promql_parser as pp
 
 from model.labels import METRIC_NAME
+from query.promql import budget
 from query.promql.blocks import Block, Col, FloatArray, ScalarBlock, StringBlock, VectorBlock, label_key
 from query.promql.errors import PromQLError
 from query.promql.range_functions import quantile
@@ -125,6 +126,7 @@ def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
         return _count_values(node, vec, param.value, n)
     groups: dict[tuple, tuple[dict[str, str], Members]] = {}
     for c in vec.cols:
+        budget.tick()
         labels = _group_labels(c.labels, node.modifier)
         key = label_key(labels)
         if key not in groups:
@@ -136,6 +138,7 @@ def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
             return top(groups, param.values, n, op == "topk")
         cols = []
         for labels, members in groups.values():
+            budget.tick()
             if op == "quantile":
                 assert isinstance(param, ScalarBlock)
                 values, present = _quantile(members, param.values, n)
@@ -151,6 +154,7 @@ def _quantile(members: Members, phi: FloatArray, n: int) -> tuple[FloatArray, np
     present = np.asarray(masks.any(axis=0))
     out = np.zeros(n)
     for i in np.flatnonzero(present).tolist():
+        budget.tick()
         out[i] = quantile(float(phi[i]), values[masks[:, i], i].tolist())
     return out, present
 
@@ -162,9 +166,11 @@ def _count_values(node: Any, vec: VectorBlock, label: str, n: int) -> VectorBloc
     for c in vec.cols:
         base = _group_labels(c.labels, node.modifier)
         for i in np.flatnonzero(c.mask).tolist():
+            budget.tick()
             labels = {**base, label: format_float(float(c.values[i]))}
             key = label_key(labels)
             if key not in counts:
+                budget.reserve(n)  # each distinct value is a new column over every step
                 counts[key] = (labels, np.zeros(n))
             counts[key][1][i] += 1
     return VectorBlock([Col(labels, cnt, cnt > 0) for labels, cnt in counts.values()])

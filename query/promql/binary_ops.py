@@ -13,6 +13,7 @@ import numpy as np
 import promql_parser as pp
 
 from model.labels import METRIC_NAME
+from query.promql import budget
 from query.promql.blocks import (
     Block,
     Col,
@@ -77,6 +78,7 @@ def _vector_scalar(
 ) -> VectorBlock:
     cols = []
     for c in vec.cols:
+        budget.tick()
         left, right = (scalar, c.values) if swap else (c.values, scalar)
         if op in COMPARISON:
             keep = COMPARISON[op](left, right)
@@ -102,6 +104,7 @@ def _signature(labels: dict[str, str], matching: Any) -> tuple:
 def _presence_by_signature(cols: list[Col], matching: Any) -> dict[tuple, np.ndarray]:
     out: dict[tuple, np.ndarray] = {}
     for c in cols:
+        budget.tick()
         sig = _signature(c.labels, matching)
         out[sig] = out[sig] | c.mask if sig in out else c.mask.copy()
     return out
@@ -113,6 +116,7 @@ def _set_op(op: str, lhs: VectorBlock, rhs: VectorBlock, modifier: Any) -> Vecto
         left = _presence_by_signature(lhs.cols, matching)
         cols = [Col(c.labels, c.values, c.mask) for c in lhs.cols]
         for c in rhs.cols:
+            budget.tick()
             seen = left.get(_signature(c.labels, matching))
             cols.append(Col(c.labels, c.values, c.mask & ~seen if seen is not None else c.mask))
         # The same label set may come from either side at different steps: one series, as Prometheus.
@@ -120,6 +124,7 @@ def _set_op(op: str, lhs: VectorBlock, rhs: VectorBlock, modifier: Any) -> Vecto
     right = _presence_by_signature(rhs.cols, matching)
     cols = []
     for c in lhs.cols:
+        budget.tick()
         seen = right.get(_signature(c.labels, matching))
         if op == "and":
             mask = c.mask & seen if seen is not None else np.zeros_like(c.mask)
@@ -166,6 +171,7 @@ def _vector_vector(
     for c in one.cols:
         group = one_groups.setdefault(_signature(c.labels, matching), [])
         for other in group:
+            budget.tick()
             clash = other.mask & c.mask
             if clash.any():
                 matched = _match_labels(c.labels, matching)
@@ -181,6 +187,7 @@ def _vector_vector(
     for m in many.cols:
         sig = _signature(m.labels, matching)
         for o in one_groups.get(sig, ()):
+            budget.tick()
             both = m.mask & o.mask
             if not both.any():
                 continue
@@ -193,6 +200,7 @@ def _vector_vector(
                 values, mask = ARITHMETIC[op](left, right), both
             labels = _result_labels(m.labels, o.labels, op, modifier, one_to_one, return_bool)
             _check_unique(per_sig.setdefault(sig, []), label_key(labels), mask, one_to_one)
+            budget.reserve(len(mask))  # a match can make more columns than either side had
             cols.append(Col(labels, values, mask))
     return VectorBlock(dedupe(cols))
 

@@ -23,7 +23,7 @@ import promql_parser as pp
 
 from model.rollups import widest_tiling
 from model.series import STALE_NAN_BITS, Series
-from query.promql import aggregations, binary_ops, functions, kernels, rollup_eval
+from query.promql import aggregations, binary_ops, budget, functions, kernels, rollup_eval
 from query.promql.blocks import (
     Block,
     Col,
@@ -35,8 +35,19 @@ from query.promql.blocks import (
     VectorBlock,
     label_key,
 )
+from query.promql.budget import Budget
 from query.promql.errors import PromQLError
-from query.promql.parse import AT_END, AT_START, at_of, duration_ms, parse_expr, to_matchers
+from query.promql.limits import DEFAULT_LIMITS, QueryLimits
+from query.promql.parse import (
+    AT_END,
+    AT_START,
+    at_of,
+    offset_ms,
+    parse_expr,
+    range_ms_of,
+    step_ms_of,
+    to_matchers,
+)
 from query.promql.storage import Querier
 from query.promql.value import Matrix, MatrixSeries, Sample, Scalar, String, Value, Vector
 
@@ -61,8 +72,11 @@ class Engine:
         max_steps_per_pass: int = 720,
         points_per_pass: int = 8_000_000,
         max_concurrent: int = 20,
+        limits: QueryLimits = DEFAULT_LIMITS,
     ) -> None:
         self.querier = querier
+        self.limits = limits
+        self.max_concurrent = max_concurrent
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
         self.timeout_s = timeout_s
@@ -111,9 +125,9 @@ class Engine:
             self._slots.release()
 
     def _instant(self, query: str, ts_ms: int, timeout_s: float) -> Value:
-        expr = parse_expr(query)
+        expr = parse_expr(query, self.limits)
         ts = np.array([int(ts_ms)], dtype=np.int64)
-        block = _Evaluator(self, int(ts_ms), int(ts_ms), timeout_s).eval(expr, ts)
+        block = _Evaluator(self, int(ts_ms), int(ts_ms), timeout_s).run(expr, ts)
         if isinstance(block, ScalarBlock):
             return Scalar(int(ts_ms), float(block.values[0]))
         if isinstance(block, StringBlock):
@@ -127,7 +141,7 @@ class Engine:
             raise PromQLError("bad_data", "zero or negative query resolution step widths are not accepted")
         if end_ms < start_ms:
             raise PromQLError("bad_data", "end timestamp must not be before start time")
-        expr = parse_expr(query)
+        expr = parse_expr(query, self.limits)
         kind = _static_type(expr)
         if kind in ("matrix", "string"):
             name = "range vector" if kind == "matrix" else "string"
@@ -135,8 +149,14 @@ class Engine:
                 "bad_data",
                 f'invalid expression type "{name}" for range query, must be Scalar or instant Vector',
             )
+        if (int(end_ms) - int(start_ms)) // int(step_ms) >= self.max_samples:
+            raise PromQLError("execution", budget.TOO_MANY_SAMPLES)
         ts = np.arange(int(start_ms), int(end_ms) + 1, int(step_ms), dtype=np.int64)
         deadline = time.monotonic() + timeout_s
+        # The answer accumulates over the passes: its points count against ``max_samples`` too
+        # (Prometheus counts a range query's output matrix), and each pass may use what is left.
+        returned = [0]
+        lock = threading.Lock()
 
         # Steps are independent, so a long range is evaluated in passes: memory stays bounded by
         # series x pass, not series x range. The first pass has ``max_steps_per_pass`` steps; later
@@ -146,8 +166,17 @@ class Engine:
         # two at a time: the store's read for one (which releases the GIL, as the compiled range
         # functions do) overlaps the other's arithmetic.
         def run_pass(chunk: IntArray) -> tuple[list[MatrixSeries], float]:
-            evaluator = _Evaluator(self, int(start_ms), int(end_ms), max(deadline - time.monotonic(), 0.0))
-            return _block_to_series(evaluator.eval(expr, chunk), chunk), evaluator.samples / len(chunk)
+            with lock:
+                left = self.max_samples - returned[0]
+            evaluator = _Evaluator(
+                self, int(start_ms), int(end_ms), max(deadline - time.monotonic(), 0.0), left
+            )
+            series = _block_to_series(evaluator.run(expr, chunk), chunk)
+            with lock:
+                returned[0] += sum(len(s.values) for s in series)
+                if returned[0] > self.max_samples:
+                    raise PromQLError("execution", budget.TOO_MANY_SAMPLES)
+            return series, evaluator.samples / len(chunk)
 
         first = ts[: self.max_steps_per_pass]
         done, per_step = run_pass(first)
@@ -268,28 +297,41 @@ def _range_block_to_matrix(block: RangeBlock) -> Matrix:
 class _Evaluator:
     """One query's evaluation: query start/end (for ``@ start()/end()``), deadline, sample budget."""
 
-    def __init__(self, engine: Engine, start_ms: int, end_ms: int, timeout_s: float) -> None:
+    def __init__(
+        self, engine: Engine, start_ms: int, end_ms: int, timeout_s: float, max_samples: int | None = None
+    ) -> None:
         self.engine = engine
         self.start_ms = start_ms
         self.end_ms = end_ms
-        self.deadline = time.monotonic() + timeout_s
-        self.samples = 0
+        self.budget = Budget(
+            time.monotonic() + timeout_s, engine.max_samples if max_samples is None else max_samples
+        )
+        self.samples = 0  # points read from the store (sizes the passes of a range query)
         # A store may promise sorted points with one per timestamp (ClickHouseQuerier does).
         self._sorted_unique = bool(getattr(engine.querier, "points_sorted_unique", False))
 
     def check_deadline(self) -> None:
         """Raise Prometheus' timeout error once the query's time is up (checked between steps)."""
-        if time.monotonic() > self.deadline:
-            raise PromQLError("timeout", "query timed out in expression evaluation")
+        self.budget.check_time()
 
     # -- dispatch ---------------------------------------------------------------------------------
 
+    def run(self, expr: Any, ts: IntArray) -> Block:
+        """Evaluate the whole expression with this evaluation's budget active in this thread."""
+        with budget.active(self.budget):
+            return self.eval(expr, ts)
+
     def eval(self, node: Any, ts: IntArray) -> Block:
-        self.check_deadline()
+        """A node's value; its operands' points are released once it has its own, which count."""
+        self.budget.check_time()
         handler = _HANDLERS.get(type(node))
         if handler is None:
             raise PromQLError("internal", f"unsupported expression {type(node).__name__}")
-        return handler(self, node, ts)
+        mark = self.budget.held
+        block = handler(self, node, ts)
+        self.budget.held = mark
+        self.budget.hold(_points_held(block, len(ts)))
+        return block
 
     def _number(self, node: Any, ts: IntArray) -> Block:
         return ScalarBlock(np.full(len(ts), float(node.val)))
@@ -322,6 +364,9 @@ class _Evaluator:
             if block is not None:
                 return block
         args = [self.eval(arg, ts) for arg in node.args]
+        for arg in args:
+            if isinstance(arg, RangeBlock):  # a range function makes a column per series: reserve it
+                self.budget.hold(len(arg.series) * len(ts))
         return functions.call(node, args, ts)
 
     def _from_buckets(self, node: Any, ts: IntArray) -> Block | None:
@@ -331,7 +376,7 @@ class _Evaluator:
             return None
         selector = arg.vector_selector
         refs = self.refs(selector, ts)
-        range_ms = duration_ms(arg.range)
+        range_ms = range_ms_of(arg)
         assert self.engine.bucket_widths is not None
         width = widest_tiling(self.engine.bucket_widths, range_ms, refs)
         if width is None:
@@ -345,6 +390,7 @@ class _Evaluator:
         if buckets is None:
             return None
         self.count_loaded(len(buckets))
+        self.budget.hold(len(buckets.labels) * len(refs))  # the windows and the columns made from them
         return rollup_eval.evaluate(name, buckets, refs, range_ms)
 
     # -- selectors --------------------------------------------------------------------------------
@@ -352,7 +398,7 @@ class _Evaluator:
     def refs(self, node: Any, ts: IntArray) -> IntArray:
         """Per step, the time a selector or subquery looks at: step (or ``@``) minus offset."""
         at = at_of(node)
-        offset = duration_ms(node.offset)
+        offset = offset_ms(node)
         if at is None:
             return ts - offset
         at_ms = self.start_ms if at == AT_START else self.end_ms if at == AT_END else int(at)
@@ -362,8 +408,8 @@ class _Evaluator:
         select: Any = self.engine.querier.select
         matchers = to_matchers(selector)
         if self.engine._select_takes_limit:
-            budget = self.engine.max_samples - self.samples + 1  # one over the limit: enough to refuse
-            series = select(matchers, int(start_ms), int(end_ms), max_samples=budget)
+            limit = max(self.budget.left, 0) + 1  # one over the limit: enough to refuse
+            series = select(matchers, int(start_ms), int(end_ms), max_samples=limit)
         else:
             series = select(matchers, int(start_ms), int(end_ms))
         self.check_deadline()
@@ -375,17 +421,16 @@ class _Evaluator:
     def count_loaded(self, n: int) -> None:
         """Add points (or bucket rows) read to the query's budget; refuse past ``max_samples``."""
         self.samples += n
-        if self.samples > self.engine.max_samples:
-            raise PromQLError(
-                "execution", "query processing would load too many samples into memory in query execution"
-            )
+        self.budget.hold(n)
 
     def _vector_selector(self, node: Any, ts: IntArray) -> Block:
         refs = self.refs(node, ts)
         lookback = self.engine.lookback_delta_ms
         cols = []
         series = self._select(node, refs.min() - lookback, refs.max())
+        self.budget.hold(len(series) * len(ts))  # a column per series, before making them
         for s, (st, sv) in zip(series, _all_points(series, self._sorted_unique)[0], strict=True):
+            self.budget.check_time()
             idx = np.searchsorted(st, refs, "right") - 1
             present = idx >= 0
             idx = np.maximum(idx, 0)
@@ -399,11 +444,12 @@ class _Evaluator:
     def _matrix_selector(self, node: Any, ts: IntArray) -> Block:
         selector = node.vector_selector
         refs = self.refs(selector, ts)
-        range_ms = duration_ms(node.range)
+        range_ms = range_ms_of(node)
         out = []
         series = self._select(selector, refs.min() - range_ms, refs.max())
         pairs, any_stale = _all_points(series, self._sorted_unique)
         for s, (st, sv) in zip(series, pairs, strict=True):
+            self.budget.check_time()
             if any_stale:
                 keep = ~is_stale(sv)
                 st, sv = st[keep], sv[keep]
@@ -412,19 +458,34 @@ class _Evaluator:
 
     def _subquery(self, node: Any, ts: IntArray) -> Block:
         refs = self.refs(node, ts)
-        range_ms = duration_ms(node.range)
-        step = duration_ms(node.step) or self.engine.default_subquery_step_ms
+        range_ms = range_ms_of(node)
+        step = step_ms_of(node) or self.engine.default_subquery_step_ms
         first = int(refs.min()) - range_ms
         start = -(-first // step) * step  # first multiple of the step at or after the window start
+        # Every inner step holds at least a point: refuse before making a 30d:1ms array of steps.
+        steps = max((int(refs.max()) - start) // step + 1, 0)
+        self.budget.hold(steps)
         inner_ts = np.arange(start, int(refs.max()) + 1, step, dtype=np.int64)
         out = []
         if len(inner_ts):
             inner = self.eval(node.expr, inner_ts)
             assert isinstance(inner, VectorBlock)
             for c in inner.cols:
+                self.budget.check_time()
                 out.append(RangeSeries(c.labels, inner_ts[c.mask], c.values[c.mask]))
                 self.samples += int(c.mask.sum())
         return RangeBlock(out, refs, range_ms, None)
+
+
+def _points_held(block: Block, steps: int) -> int:
+    """Points a node's value holds: a value per step and column, or the points of its ranges."""
+    if isinstance(block, VectorBlock):
+        return len(block.cols) * steps
+    if isinstance(block, ScalarBlock):
+        return steps
+    if isinstance(block, RangeBlock):
+        return sum(len(s.ts) for s in block.series)
+    return 0
 
 
 _HANDLERS = {

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import promql_parser as pp
+import re2
 
 from model.labels import METRIC_NAME, MatchOp
-from query.promql import histogram, range_functions
+from query.promql import budget, histogram, range_functions
 from query.promql.blocks import (
     Block,
     Col,
@@ -31,12 +32,13 @@ from query.promql.blocks import (
 from query.promql.dates import DATE_PARTS, date_part
 from query.promql.errors import PromQLError
 from query.promql.parse import to_matchers
-from query.promql.regex import to_python_regex
+from query.promql.regex import compile_anchored
 
 __all__ = ["FUNCTIONS", "call", "drop_name", "finish"]
 
 Function = Callable[[Any, list[Block], IntArray], Block]
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_TEMPLATE = re.compile(r"\$(?:(\$)|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
 
 
 def finish(cols: list[Col]) -> VectorBlock:
@@ -197,45 +199,25 @@ def _absent_over_time(node: Any, args: list[Block], ts: IntArray) -> Block:
     return VectorBlock([Col(_absent_labels(node.args[0]), np.ones(len(ts)), ~present)])
 
 
-def _expand(template: str, match: re.Match[str]) -> str:
-    """Go's ``regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``; unknown names are empty."""
-    out: list[str] = []
-    i = 0
-    while i < len(template):
-        ch = template[i]
-        if ch != "$" or i + 1 >= len(template):
-            out.append(ch)
-            i += 1
-            continue
-        nxt = template[i + 1]
-        if nxt == "$":
-            out.append("$")
-            i += 2
-            continue
-        if nxt == "{":
-            end = template.find("}", i + 2)
-            name = template[i + 2 : end] if end != -1 else ""
-            if end == -1 or not re.fullmatch(r"[A-Za-z0-9_]+", name):
-                out.append(ch)
-                i += 1
-                continue
-            i = end + 1
-        else:
-            found = re.match(r"[A-Za-z0-9_]+", template[i + 1 :])
-            if not found:
-                out.append(ch)
-                i += 1
-                continue
-            name = found.group(0)
-            i += 1 + len(name)
-        out.append(_group(match, name))
-    return "".join(out)
+def _expand(template: str, match: Any) -> str:
+    """Go's ``regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``; unknown names are empty.
+
+    A ``$`` not followed by one of those forms stays as it is. One regex pass: linear in the
+    template, however many ``$`` or ``${`` it holds.
+    """
+
+    def substitute(found: re.Match[str]) -> str:
+        if found.group(1):
+            return "$"
+        return _group(match, found.group(2) or found.group(3))
+
+    return _TEMPLATE.sub(substitute, template)
 
 
-def _group(match: re.Match[str], name: str) -> str:
+def _group(match: Any, name: str) -> str:
     try:
         value = match.group(int(name)) if name.isdigit() else match.group(name)
-    except IndexError:
+    except (IndexError, ValueError):  # no such group; or a number too long to be one
         return ""
     return value or ""
 
@@ -250,15 +232,16 @@ def _label_replace(node: Any, args: list[Block], ts: IntArray) -> Block:
     assert isinstance(vec, VectorBlock)
     dst, repl, src, regex = (_string_arg(a) for a in args[1:5])
     try:
-        pattern = re.compile(f"^(?:{to_python_regex(regex)})$", re.DOTALL)
-    except re.error:
+        pattern = compile_anchored(regex)  # RE2: linear time whatever the pattern and the value
+    except (re2.error, ValueError, UnicodeError):
         raise PromQLError("execution", f"invalid regular expression in label_replace(): {regex}") from None
     if not _LABEL_NAME.match(dst):
         raise PromQLError("execution", f"invalid destination label name in label_replace(): {dst}")
     cols = []
     for c in vec.cols:
+        budget.tick()
         labels = c.labels
-        found = pattern.match(labels.get(src, ""))
+        found = _match(pattern, labels.get(src, ""))
         if found:
             value = _expand(repl, found)
             labels = {k: v for k, v in labels.items() if k != dst}
@@ -266,6 +249,14 @@ def _label_replace(node: Any, args: list[Block], ts: IntArray) -> Block:
                 labels[dst] = value
         cols.append(Col(labels, c.values, c.mask))
     return finish(cols)
+
+
+def _match(pattern: Any, value: str) -> Any:
+    """RE2 reads UTF-8: a value that is not (a lone surrogate) is matched with it replaced."""
+    try:
+        return pattern.match(value)
+    except UnicodeEncodeError:
+        return pattern.match(value.encode("utf-8", "replace").decode("utf-8"))
 
 
 def _label_join(node: Any, args: list[Block], ts: IntArray) -> Block:
@@ -280,6 +271,7 @@ def _label_join(node: Any, args: list[Block], ts: IntArray) -> Block:
             raise PromQLError("execution", f"invalid source label name in label_join(): {src}")
     cols = []
     for c in vec.cols:
+        budget.tick()
         value = sep.join(c.labels.get(s, "") for s in srcs)
         labels = {k: v for k, v in c.labels.items() if k != dst}
         if value:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from model.labels import METRIC_NAME
+from query.promql import budget
 from query.promql.blocks import Block, Col, IntArray, ScalarBlock, VectorBlock, dedupe, label_key
 from query.promql.gomath import go_div
 
@@ -90,6 +91,7 @@ def histogram_quantile(node: Any, args: list[Block], ts: IntArray) -> Block:
     assert isinstance(vec, VectorBlock)
     groups: dict[tuple, tuple[dict[str, str], list[tuple[float, Col]]]] = {}
     for c in vec.cols:
+        budget.tick()
         bound = _upper_bound(c.labels.get(BUCKET_LABEL))
         if bound is None:
             continue
@@ -110,6 +112,7 @@ def histogram_quantile(node: Any, args: list[Block], ts: IntArray) -> Block:
             continue
         result = np.zeros(len(ts))
         for i in np.flatnonzero(present).tolist():
+            budget.tick()
             rows = np.flatnonzero(masks[:, i]).tolist()
             result[i] = bucket_quantile(
                 float(phi.values[i]), [(bounds[r], float(values[r, i])) for r in rows]

@@ -2,7 +2,10 @@
 
 The package follows current Prometheus; ``holt_winters`` (renamed in 3.0) is registered back so
 2.42 queries parse. A negative ``@`` timestamp makes the package panic when read, so it is recovered
-from the panic message.
+from the panic message; times and durations the package cannot represent (``@ 1e20``,
+``offset 100000000y``) fail when read, and become ``bad_data`` here. The text is measured
+(``query.promql.limits``) before the parser sees it: the parser is Rust, and a deep enough query
+overflows its stack.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 import promql_parser as pp
+import re2
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
 from query.promql.errors import PromQLError
-from query.promql.regex import to_python_regex
+from query.promql.limits import DEFAULT_LIMITS, QueryLimits, check_query_text
+from query.promql.regex import compile_anchored, to_python_regex
 
 pp.register_extra_functions(
     [
@@ -39,13 +44,19 @@ _UNIT_MS = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 AT_START = "start"
 AT_END = "end"
+# Prometheus' API bounds (``MinTime``/``MaxTime`` in ms): an ``@`` time beyond them is refused.
+_MAX_AT_MS = 9_223_372_036_854_775
 
 
-def parse_expr(query: str) -> Any:
-    """The query's AST; syntax errors become ``PromQLError("bad_data")`` as in Prometheus' API."""
+def parse_expr(query: str, limits: QueryLimits = DEFAULT_LIMITS) -> Any:
+    """The query's AST; syntax errors become ``PromQLError("bad_data")`` as in Prometheus' API.
+
+    ``limits`` are checked on the text first, so no input can crash or stall the parser.
+    """
+    check_query_text(query, limits)
     try:
         return pp.parse(query)
-    except ValueError as exc:
+    except (ValueError, OverflowError, UnicodeError) as exc:
         raise PromQLError("bad_data", f"parse error: {exc}") from None
     except BaseException as exc:  # the Rust side panics on some inputs
         if type(exc).__name__ == "PanicException":
@@ -61,20 +72,53 @@ def duration_ms(value: timedelta | None) -> int:
 
 
 def to_matchers(selector: Any) -> list[Matcher]:
-    """The selector's matchers as ``model.labels.Matcher``, the metric name as an ``__name__`` matcher."""
+    """The selector's matchers as ``model.labels.Matcher``, the metric name as an ``__name__`` matcher.
+
+    A regex must compile as RE2 (what Prometheus and ClickHouse run); it is also rewritten into the
+    subset both RE2 and Python's ``re`` read the same way.
+    """
     out = []
     if selector.name:
         out.append(Matcher(METRIC_NAME, MatchOp.EQ, selector.name))
     for m in selector.matchers.matchers:
         try:
             op = _MATCH_OPS[str(m.op)]
-            value = to_python_regex(m.value) if op in (MatchOp.RE, MatchOp.NRE) else m.value
+            value = m.value
+            if op in (MatchOp.RE, MatchOp.NRE):
+                compile_anchored(value)
+                value = to_python_regex(value)
             out.append(Matcher(m.name, op, value))
-        except re.error as exc:
+        except (re.error, ValueError, re2.error) as exc:
             raise PromQLError(
                 "bad_data", f"parse error: invalid regular expression {m.value!r}: {exc}"
             ) from None
     return out
+
+
+def offset_ms(node: Any) -> int:
+    """The ``offset`` of a selector or subquery in ms (0 when absent)."""
+    return _duration_of(node, "offset")
+
+
+def range_ms_of(node: Any) -> int:
+    """The range of a matrix selector or subquery in ms."""
+    return _duration_of(node, "range")
+
+
+def step_ms_of(node: Any) -> int:
+    """A subquery's step in ms; 0 when it has none (the engine's default applies)."""
+    return _duration_of(node, "step")
+
+
+def _duration_of(node: Any, name: str) -> int:
+    try:
+        return duration_ms(getattr(node, name))
+    except PromQLError:
+        raise
+    except BaseException as exc:  # too large for the package's durations; PanicException included
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
+        raise PromQLError("bad_data", f"parse error: {name} out of range: {exc}") from None
 
 
 def at_of(node: Any) -> int | str | None:
@@ -87,12 +131,14 @@ def at_of(node: Any) -> int | str | None:
     if at.type == pp.AtModifierType.End:
         return AT_END
     try:
-        when = at.at
+        when = round(at.at.timestamp() * 1000)
     except BaseException as exc:
-        if type(exc).__name__ != "PanicException":
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise
         found = _PANIC_DURATION.search(str(exc))
         if not found:
-            raise PromQLError("bad_data", "parse error: unsupported @ timestamp") from None
-        return -round(float(found.group(1)) * _UNIT_MS[found.group(2)])
-    return round(when.timestamp() * 1000)
+            raise PromQLError("bad_data", "parse error: timestamp out of bounds for @ modifier") from None
+        when = -round(float(found.group(1)) * _UNIT_MS[found.group(2)])
+    if abs(when) > _MAX_AT_MS:
+        raise PromQLError("bad_data", "parse error: timestamp out of bounds for @ modifier")
+    return when

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from query.promql import budget
 from query.promql.blocks import (
     Block,
     Col,
@@ -251,6 +252,7 @@ def evaluate(name: str, args: list[Block], ts: IntArray) -> VectorBlock:
     cols = []
     lo_bound = rng.refs - rng.range_ms
     for s in rng.series:
+        budget.tick()
         lo = np.searchsorted(s.ts, lo_bound, "left")
         hi = np.searchsorted(s.ts, rng.refs, "right")
         if not (hi > lo).any():
@@ -293,6 +295,7 @@ def _per_step(
     mask = np.zeros(len(ts), dtype=bool)
     with np.errstate(all="ignore"):
         for i in np.flatnonzero(hi > lo).tolist():
+            budget.tick()
             a, b = int(lo[i]), int(hi[i])
             w = Window(int(rng.refs[i]), rng.range_ms, int(ts[i]), tuple(float(p[i]) for p in scalars))
             out = fn(st[a:b], sv[a:b], w)

@@ -1,16 +1,24 @@
-"""RE2 (Go) regular expressions rewritten for Python's ``re``.
+"""RE2 (Go) regular expressions: compiled by RE2 itself, and rewritten for Python's ``re``.
 
-Prometheus matchers and ``label_replace`` use RE2. Python rejects flag groups such as ``(?i)``
-anywhere but at the very start, and every pattern is wrapped as ``^(?:…)$``, so ``(?i)`` would
-never be at the start: flag groups become scoped groups ``(?i:…)`` closing where RE2's scope ends
-(the enclosing group, or an alternation bar). POSIX classes are expanded. The output is valid for
-both Python and RE2 (ClickHouse), so matcher values can be pushed down to the store unchanged.
+Prometheus matchers and ``label_replace`` use RE2, which runs in time linear in the input: a
+pattern such as ``(a+)+b`` that makes a backtracking engine (Python's ``re``) take exponential time
+stays cheap. So whatever the engine matches goes through ``compile_anchored`` (the ``google-re2``
+package), never through ``re``; one such match in a worker would otherwise hold the GIL, and every
+other request with it, for as long as it runs.
+
+The rewrite below keeps the matcher values pushed down to the store readable by both engines.
+Python rejects flag groups such as ``(?i)`` anywhere but at the very start, and every pattern is
+wrapped as ``^(?:…)$``, so ``(?i)`` would never be at the start: flag groups become scoped groups
+``(?i:…)`` closing where RE2's scope ends (the enclosing group, or an alternation bar). POSIX
+classes are expanded. The output is valid for both Python and RE2 (ClickHouse).
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+
+import re2
 
 _FLAGS = re.compile(r"\(\?([imsU]*(?:-[imsU]*)?)\)")
 _POSIX = {
@@ -29,13 +37,23 @@ _POSIX = {
     "graph": r"!-~",
     "ascii": r"\x00-\x7f",
 }
+_POSIX_CLASS = re.compile(r"\[:(\^?)([a-z]+):\]")
+_OPTIONS = re2.Options()
+_OPTIONS.dot_nl = True  # as the store's and model.labels' matching: "." matches a newline too
+_OPTIONS.log_errors = False  # a bad pattern is the caller's error, not a line on stderr
+
+
+@lru_cache(maxsize=1024)
+def compile_anchored(pattern: str) -> re2._Regexp:
+    """``pattern`` as Prometheus compiles it (``^(?:pattern)$``), in RE2; raises ``re2.error``."""
+    return re2.compile(f"^(?:{pattern})$", _OPTIONS)
 
 
 @lru_cache(maxsize=4096)
 def to_python_regex(pattern: str) -> str:
     """The same language as RE2 ``pattern``, in Python ``re`` syntax (best effort, common cases)."""
     out: list[str] = []
-    open_flags = [0]  # per group nesting level: scoped flag groups still open
+    open_flags: list[list[str]] = [[]]  # per group nesting level: scoped flag groups still open
     i = 0
     n = len(pattern)
     while i < n:
@@ -52,34 +70,26 @@ def to_python_regex(pattern: str) -> str:
             if flags:
                 if flags.group(1).replace("-", ""):
                     out.append(f"(?{flags.group(1)}:")
-                    open_flags[-1] += 1
+                    open_flags[-1].append(out[-1])
                 i = flags.end()
             else:
                 out.append(ch)
-                open_flags.append(0)
+                open_flags.append([])
                 i += 1
         elif ch == ")":
-            out.append(")" * open_flags.pop() if len(open_flags) > 1 else "")
+            out.append(")" * len(open_flags.pop()) if len(open_flags) > 1 else "")
             out.append(ch)
             i += 1
         elif ch == "|":
-            count = open_flags[-1]
-            reopen = _reopen(out, count)
-            out.append(")" * count + "|" + reopen)
+            # RE2's flags hold to the end of the group: close them before the bar, reopen after.
+            level = open_flags[-1]
+            out.append(")" * len(level) + "|" + "".join(level))
             i += 1
         else:
             out.append(ch)
             i += 1
-    out.append(")" * open_flags[0])
+    out.append(")" * len(open_flags[0]))
     return "".join(out)
-
-
-def _reopen(out: list[str], count: int) -> str:
-    """The flag groups open at this level, to reopen after an alternation bar."""
-    if not count:
-        return ""
-    opened = [tok for tok in out if tok.startswith("(?") and tok.endswith(":") and len(tok) > 3]
-    return "".join(opened[-count:])
 
 
 def _copy_class(pattern: str, i: int, out: list[str]) -> int:
@@ -97,10 +107,10 @@ def _copy_class(pattern: str, i: int, out: list[str]) -> int:
             body.append(pattern[j : j + 2])
             j += 2
             continue
-        posix = re.match(r"\[:(\^?)([a-z]+):\]", pattern[j:])
+        posix = _POSIX_CLASS.match(pattern, j)
         if posix and posix.group(2) in _POSIX and not posix.group(1):
             body.append(_POSIX[posix.group(2)])
-            j += posix.end()
+            j = posix.end()
             continue
         body.append("\\[" if pattern[j] == "[" else pattern[j])
         j += 1

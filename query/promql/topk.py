@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from query.promql import budget
 from query.promql.blocks import Col, FloatArray, VectorBlock
 from query.promql.errors import PromQLError
 from query.promql.value import format_float
@@ -110,6 +111,7 @@ def top(groups: dict, k_values: FloatArray, n: int, largest: bool) -> VectorBloc
         chosen = np.zeros_like(masks)
         order: list[int] = []
         for i in range(n):
+            budget.tick()
             if not k_values[i] >= 1:
                 continue
             rows = np.flatnonzero(masks[:, i])
