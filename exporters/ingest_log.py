@@ -19,10 +19,21 @@ insert is retried every ``retry_interval_s``; requests are still accepted. Past 
 new requests are refused (``IngestLogFull``, HTTP 503: the sender keeps them and retries) — unlike
 the sidecar buffer, which drops its oldest batches, the server never drops what it acknowledged.
 
-Requests are decoded (and so validated: a bad body is still a 400) before they are logged; the
-decoded columns stay in memory for the insert, up to ``max_memory_samples`` pending, so the log is
-only read back after a restart. Label checks, cardinality limits and their counters are the writer's
-(``SampleWriter.guard``), applied when the block is inserted.
+Requests are decoded and checked at the door (``store.admission``: a bad body, or a sample the store
+would refuse, is a 400 and never logged) before they are logged; the decoded columns stay in memory
+for the insert, up to ``max_memory_samples`` pending, so the log is only read back after a restart.
+Cardinality limits and their counters are the writer's (``SampleWriter.guard``), applied when the
+block is inserted.
+
+One client's bad data costs the others nothing. Should the store still refuse a block (what the
+door did not foresee), the block is split in halves — requests first, then a lone request's
+samples — and each half inserted, down to what the store refuses; the rest is stored, the refused
+samples are dropped, counted (``guard.dropped["store_refused"]``, the server's
+``infersight_ingest_dropped_samples_total``) and logged in one line per block. At most
+``max_isolation_inserts`` inserts are spent on one block; past them a failing part is dropped whole.
+A failure that says the store cannot take anything now (``store.insert_errors.is_transient``:
+unreachable, out of memory or disk, too many parts) is never the data's: the block stays whole and is
+retried, even in the middle of that search (halves already stored are stored again, and collapse).
 
     log = IngestLog(store.writer, Path("data/wal"), decoders={KIND: decode})
     log.start()
@@ -35,6 +46,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +67,8 @@ from exporters.segments import (
     read_payloads,
 )
 from model.labels import Labels
+from store.admission import format_series
+from store.insert_errors import is_transient
 
 Decoder = Callable[[memoryview], Columns]
 
@@ -96,8 +110,10 @@ class IngestLog:
         retry_interval_s: float = 1.0,
         fsync: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        max_isolation_inserts: int = 200,
     ) -> None:
         self._writer = writer
+        self.max_isolation_inserts = max_isolation_inserts
         self._decoders: dict[int, Decoder] = {COLUMNS_KIND: decode_columns, **(decoders or {})}
         self.max_batch_samples = max_batch_samples
         self.max_batch_age_s = max_batch_age_s
@@ -275,30 +291,90 @@ class IngestLog:
 
     def _insert(self, batch: list[_Segment]) -> bool:
         samples = sum(s.samples for s in batch)
+        dropped: Counter[str] = Counter()
         try:
             chunks = [c for segment in batch for c in (segment.chunks or self._read(segment.path))]
-            self._writer.write_indexed(*_join(chunks))
-        except Exception as err:
+        except Exception as err:  # the disk: a read error is retried, a corrupt segment dropped
             if is_retryable(err):
-                with self._cond:
-                    self.failed_inserts += 1
-                    self._retry_at = self._clock() + self.retry_interval_s
-                    self._cond.notify_all()
-                logger.warning(
-                    "store unreachable, {} samples kept in the ingest log: {}", self.pending_samples, err
-                )
-                return False
-            logger.error("store refused {} logged samples, dropped: {}", samples, err)
-            settled = "rejected_samples"
+                return self._retry_later(err)
+            logger.error("ingest log segment unreadable, {} samples dropped: {}", samples, err)
+            dropped["unreadable_segment"] = samples
         else:
-            settled = "stored_samples"
+            try:
+                dropped = self._write_isolating(chunks)
+            except Exception as err:  # the store cannot take anything now: the batch stays whole
+                return self._retry_later(err)
+        refused = sum(dropped.values())
+        self._count_dropped(dropped)
         with self._cond:
             for segment in batch:
                 self.queue.remove(segment.path)
                 self._sealed.remove(segment)
-            setattr(self, settled, getattr(self, settled) + samples)
+            self.stored_samples += samples - refused
+            self.rejected_samples += refused
             self._cond.notify_all()
         return True
+
+    def _retry_later(self, err: BaseException) -> bool:
+        with self._cond:
+            self.failed_inserts += 1
+            self._retry_at = self._clock() + self.retry_interval_s
+            self._cond.notify_all()
+        logger.warning("store unreachable, {} samples kept in the ingest log: {}", self.pending_samples, err)
+        return False
+
+    def _write_isolating(self, chunks: list[Columns]) -> Counter[str]:
+        """Insert the requests in one block; if the store refuses the block, find what it refuses
+        by halves — requests first, then a request's samples — and insert the rest. Returns the
+        samples dropped by reason (logged here, once). Raises what the store raises when it cannot
+        take anything now (``_transient``): nothing is dropped then."""
+        try:
+            self._writer.write_indexed(*_join(chunks))
+            return Counter()
+        except Exception as err:
+            if _transient(err):
+                raise
+            first_error = err
+        refused: list[tuple[Columns, BaseException]] = []
+        budget = self.max_isolation_inserts
+        work: list[list[Columns]] = _halves(chunks)
+        while work:
+            part = work.pop()
+            if budget <= 0:  # past the budget a failing part is dropped whole, not split further
+                refused.extend((c, first_error) for c in part)
+                continue
+            budget -= 1
+            try:
+                self._writer.write_indexed(*_join(part))
+                continue
+            except Exception as err:
+                if _transient(err):
+                    raise
+                error = err
+            if len(part) > 1 or len(part[0]) > 1:
+                work.extend(reversed(_halves(part)))
+            else:
+                refused.append((part[0], error))
+        dropped = Counter({"store_refused": sum(len(c) for c, _ in refused)})
+        if refused:
+            example, error = refused[0]
+            logger.error(
+                "store refused {} of {} samples in one insert block, dropped (the rest is stored);"
+                " first: series {} at {} ms: {}: {}",
+                dropped["store_refused"],
+                sum(map(len, chunks)),
+                format_series(example.labels[int(example.index[0])]),
+                int(example.ts_ms[0]),
+                type(error).__name__,
+                error,
+            )
+        return +dropped
+
+    def _count_dropped(self, dropped: Counter[str]) -> None:
+        """Into the writer's drop counters (``infersight_ingest_dropped_samples_total{reason}``)."""
+        guard = getattr(self._writer, "guard", None)
+        if dropped and guard is not None:
+            guard.dropped.update(dropped)
 
     def _read(self, path: Path) -> list[Columns]:
         """A segment's requests, decoded from disk (after a restart, or when memory ran over)."""
@@ -310,6 +386,25 @@ class IngestLog:
                 raise ValueError(f"ingest log {path}: record of unknown kind {kind}")
             out.append(decoder(data))
         return out
+
+
+def _transient(err: BaseException) -> bool:
+    """The store could not take the block now, whatever it held: keep it, retry later."""
+    return is_retryable(err) or is_transient(err)
+
+
+def _halves(chunks: list[Columns]) -> list[list[Columns]]:
+    """Two parts of about half the samples each: halves of the request list, or of a lone
+    request's samples."""
+    if len(chunks) > 1:
+        mid = len(chunks) // 2
+        return [chunks[:mid], chunks[mid:]]
+    c = chunks[0]
+    mid = len(c) // 2
+    return [
+        [Columns(c.labels, c.index[:mid], c.ts_ms[:mid], c.values[:mid])],
+        [Columns(c.labels, c.index[mid:], c.ts_ms[mid:], c.values[mid:])],
+    ]
 
 
 def _join(chunks: list[Columns]) -> tuple[list[Labels], np.ndarray, np.ndarray, np.ndarray]:
