@@ -198,8 +198,11 @@ class Sidecar:
         health = health_samples(outcome, self.identity, start_ms)
         batch = target + health
         if self.scrape.stale_markers:
-            # samples with their own timestamps are never marked stale (Prometheus does the same)
-            batch.extend(self._staleness.update(untimed | self._health_labels, start_ms))
+            # samples with their own timestamps are never marked stale (Prometheus does the same),
+            # nor is a series that is in this batch (it went from no timestamp to its own)
+            present = {s.labels for s in target}
+            markers = self._staleness.update(untimed | self._health_labels, start_ms)
+            batch.extend(m for m in markers if m.labels not in present)
         await self.consumer.consume(batch)
         return batch
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.parse import OPENMETRICS_CONTENT_TYPE, ParseError, parse_body, parse_text
 
@@ -117,3 +120,86 @@ def test_error_names_the_line() -> None:
 def test_non_utf8_body_is_a_parse_error() -> None:
     with pytest.raises(ParseError):
         parse_body(b"a\xff 1\n", "text/plain")
+
+
+# --- hostile bodies: a ParseError, never anything else -------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["text", "openmetrics"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a 1 Inf\n",  # timestamp Inf: OverflowError inside the conversion to ms
+        "a 1 -Inf\n",
+        "a 1 NaN\n",
+        "a 1 1e400\n",
+        "a " + "9" * 400 + "\n",  # a value beyond float64: OverflowError in prometheus-client
+        "# TYPE a counter\na_total " + "9" * 400 + "\n",
+    ],
+)
+def test_numbers_beyond_float64_are_parse_errors(text: str, strict: bool) -> None:
+    body = text + ("# EOF\n" if strict else "")
+    with pytest.raises(ParseError):
+        parse_body(body.encode(), OPENMETRICS_CONTENT_TYPE if strict else "text/plain")
+
+
+def test_past_pythons_int_digit_limit_the_text_parser_reads_inf() -> None:
+    # both parsers fall back to float() when int() refuses 5000 digits: +Inf, as for "1e400"
+    [sample] = parse_text("a " + "9" * 5000 + "\n", strict=False)
+    assert sample.value == math.inf
+    [sample] = parse_text("a " + "9" * 5000 + "\n# EOF\n", strict=True)
+    assert sample.value == math.inf
+
+
+def test_the_400_digit_openmetrics_value_is_a_parse_error() -> None:
+    body = b"# TYPE a counter\na_total " + b"9" * 400 + b"\n# EOF\n"
+    with pytest.raises(ParseError, match="line 2"):
+        parse_body(body, OPENMETRICS_CONTENT_TYPE)
+
+
+def test_timestamps_beyond_int64_ms_are_clamped_not_raised() -> None:
+    # the OpenMetrics suite says 12345678901234567890.1 s parses; the store needs int64 ms
+    [sample] = parse_body(b"a 1 12345678901234567890.1\n# EOF\n", OPENMETRICS_CONTENT_TYPE)
+    assert sample.ts_ms == 2**63 - 1
+    [sample] = parse_body(b"a 1 " + b"9" * 400 + b"\n# EOF\n", OPENMETRICS_CONTENT_TYPE)
+    assert sample.ts_ms == 2**63 - 1
+    [sample] = parse_text("a 1 -1e300\n", strict=False)
+    assert sample.ts_ms == -(2**63)
+
+
+def test_a_text_timestamp_beyond_float64_is_a_parse_error() -> None:
+    with pytest.raises(ParseError):
+        parse_text("a 1 " + "9" * 400 + "\n", strict=False)
+
+
+def test_special_values_are_kept_as_floats_in_every_sample_type() -> None:
+    text = (
+        "# TYPE h histogram\n"
+        'h_bucket{le="1"} NaN\nh_bucket{le="+Inf"} +Inf\nh_sum 1e308\nh_count -1\n'
+        "# TYPE c counter\nc_total -Inf\n"
+    )
+    values = [s.value for s in parse_text(text, strict=False)]
+    assert math.isnan(values[0])
+    assert values[1:] == [math.inf, 1e308, -1.0, -math.inf]
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(body=st.binary(max_size=512), strict=st.booleans())
+def test_random_bytes_raise_only_parse_error(body: bytes, strict: bool) -> None:
+    try:
+        samples = parse_body(body, OPENMETRICS_CONTENT_TYPE if strict else "text/plain")
+    except ParseError:
+        return
+    for s in samples:
+        assert isinstance(s.value, float)
+        assert s.ts_ms is None or -(2**63) <= s.ts_ms < 2**63
+
+
+EXPOSITION_ALPHABET = 'ab_:{}="\\ #\t+-.0123456789eEInfNa\nxTYPEHELPcounterhistogramle,'
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(text=st.text(alphabet=EXPOSITION_ALPHABET, max_size=300), strict=st.booleans())
+def test_exposition_like_text_raises_only_parse_error(text: str, strict: bool) -> None:
+    with contextlib.suppress(ParseError):
+        parse_text(text, strict=strict)

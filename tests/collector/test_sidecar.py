@@ -10,6 +10,7 @@ import pytest
 
 from collector import ListConsumer, ScrapeConfig, Sidecar, TargetConfig
 from collector.normalise import with_identity
+from collector.sidecar import ERROR_REASONS
 from model.series import Sample
 
 IDENTITY = {
@@ -232,3 +233,100 @@ def test_stop_without_start_is_safe() -> None:
         await sidecar.stop()
 
     asyncio.run(go())
+
+
+# --- hostile bodies: every scrape reports up and a reason, the loop goes on ----------------------
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+TTFT = "vllm:time_to_first_token_seconds"
+
+
+async def _scrape_body(
+    http_stub: Any, canned: Any, body: bytes, engine: str, content_type: str
+) -> list[Sample]:
+    async with http_stub({"/metrics": canned(body, content_type=content_type)}) as server:
+        return await _scrape(server.port, engine)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"a 1 Inf\n", "text/plain"),  # an Inf timestamp (was: OverflowError out of the parser)
+        (b"a Inf\nb 1 -Inf\n", "text/plain"),
+        (b"# TYPE a counter\na_total " + b"9" * 400 + b"\n# EOF\n", OPENMETRICS),  # was: OverflowError
+        (b"a " + b"9" * 400 + b"\n", "text/plain"),
+    ],
+)
+@pytest.mark.parametrize("engine", ["vllm", "generic"])
+def test_numbers_out_of_range_fail_the_scrape_with_reason_parse(
+    http_stub: Any, canned: Any, body: bytes, content_type: str, engine: str
+) -> None:
+    batch = asyncio.run(_scrape_body(http_stub, canned, body, engine, content_type))
+    assert _value(batch, "up") == 0.0
+    assert _value(batch, "infersight_scrape_errors_total", reason="parse") == 1.0
+    assert _value(batch, "infersight_scrape_body_bytes") == len(body)
+
+
+def test_le_abc_keeps_the_scrape_and_counts_the_dropped_family(http_stub: Any, canned: Any) -> None:
+    # was: ValueError out of the vLLM adapter, no up sample, nothing counted
+    body = (
+        f'# TYPE {TTFT} histogram\n{TTFT}_bucket{{le="abc"}} 1\n{TTFT}_count 1\n{TTFT}_sum 1\n'
+        "# TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total 7\n"
+    ).encode()
+    batch = asyncio.run(_scrape_body(http_stub, canned, body, "vllm", "text/plain"))
+    assert _value(batch, "up") == 1.0
+    assert _value(batch, "infersight_scrape_errors_total", reason="adapter") == 1.0
+    assert _value(batch, "infersight_scrape_errors_total", reason="parse") == 0.0
+    assert _value(batch, f"{TTFT}_bucket", le="abc") == 1.0  # the target's own series are kept
+    assert _value(batch, "infer_service_token_count") == 7.0  # and the valid families mapped
+    assert not _series(batch, "infer_service_first_token_cost_bucket")
+
+
+def test_special_values_are_scraped_and_mapped(http_stub: Any, canned: Any) -> None:
+    body = (
+        f'# TYPE {TTFT} histogram\n{TTFT}_bucket{{le="0.1"}} NaN\n{TTFT}_bucket{{le="+Inf"}} +Inf\n'
+        f"{TTFT}_count Inf\n{TTFT}_sum 1e308\nvllm:num_requests_running NaN\n"
+    ).encode()
+    batch = asyncio.run(_scrape_body(http_stub, canned, body, "vllm", "text/plain"))
+    assert _value(batch, "up") == 1.0
+    assert _value(batch, "infer_service_first_token_cost_sum") == float("inf")
+    assert _value(batch, "infer_service_first_token_cost_bucket", le="+Inf") == float("inf")
+    assert sum(_value(batch, "infersight_scrape_errors_total", reason=r) for r in ERROR_REASONS) == 0
+
+
+def test_duplicates_and_a_targets_own_up_keep_ours(http_stub: Any, canned: Any) -> None:
+    body = b'up 5\na{x="1"} 1\na{x="1"} 2\ninfersight_scrape_errors_total{reason="parse"} 9\nb 3\n'
+    batch = asyncio.run(_scrape_body(http_stub, canned, body, "generic", "text/plain"))
+    assert _value(batch, "up") == 1.0
+    assert _value(batch, "a", x="1") == 1.0  # the first one wins
+    assert _value(batch, "infersight_scrape_errors_total", reason="parse") == 0.0
+    assert _value(batch, "infersight_scrape_errors_total", reason="duplicate_series") == 1.0
+    assert _value(batch, "b") == 3.0
+    labels = [s.labels for s in batch]
+    assert len(labels) == len(set(labels))
+
+
+def test_run_goes_on_after_hostile_bodies(http_stub: Any, canned: Any) -> None:
+    bodies = [b"a 1 Inf\n", b"\xff\xfe", b'h_bucket{le="abc"} 1\n', b"a 1\n"]
+
+    async def go() -> list[Sample]:
+        async with http_stub({"/metrics": canned(bodies[0])}) as server:
+            sink = ListConsumer()
+            sidecar = Sidecar(ScrapeConfig(interval_s=0.05, timeout_s=0.05), _target(server.port), sink)
+            task = asyncio.create_task(sidecar.run())
+            for body in bodies[1:]:
+                seen = len(sink.batches)
+                while len(sink.batches) == seen:
+                    await asyncio.sleep(0.01)
+                server.routes["/metrics"] = canned(body)
+            # the loop still runs: wait for a good scrape of the last body (pytest-timeout bounds it)
+            seen = len(sink.batches)
+            while len(sink.batches) <= seen + 1 or _value(sink.batches[-1], "up") != 1.0:
+                await asyncio.sleep(0.01)
+            await sidecar.stop()
+            await task
+            return sink.batches[-1]
+
+    last = asyncio.run(go())
+    assert _value(last, "a") == 1.0
+    assert _value(last, "infersight_scrape_errors_total", reason="parse") >= 2.0  # Inf ts, not UTF-8
