@@ -18,9 +18,13 @@ from typing import Any
 from loguru import logger
 
 from collector.serve import run_event_loop
-from infersight.config import Config, load_config
+from infersight.config import Config, audit_paths, load_config
+from infersight.startup import HeldLog, StartupError, one_line, redact_dsn, route_stdlib_logging
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
+
+# Exit status for "cannot start": configuration, busy port, unwritable folder, unreachable store.
+EXIT_CANNOT_START = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("sidecar", parents=[common], help="scrape configured targets and ship to the server")
     sub.add_parser("server", parents=[common], help="the API and ingest endpoint over the store")
     audit = sub.add_parser("audit", parents=[common], help="audit trail tools")
-    audit.add_argument("action", choices=["verify"], help="verify: check the hash chain")
+    audit.add_argument(
+        "action", choices=["verify"], help="verify: check the hash chain against the signed digests"
+    )
     audit.add_argument("--from", dest="from_ms", type=int, default=0, help="record time, epoch ms")
     audit.add_argument("--to", dest="to_ms", type=int, default=2**62, help="record time, epoch ms")
     rules = sub.add_parser("rules", parents=[common], help="write alert rules YAML and its promtool tests")
@@ -98,52 +104,77 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[Any]]) -> Any:
     return run_event_loop(runner())
 
 
-def _cmd_demo(config: Config) -> int:
+def _cmd_demo(config: Config, started: Callable[[], None]) -> int:
     from infersight.demo import run_demo
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)  # noqa: T201 - the demo's progress display
 
-    if config.demo.duration_s is None:
-        progress("infersight demo: running until Ctrl-C (use --duration SECONDS to stop by itself)")
-    report = run_until_signal(lambda stop: run_demo(config, stop, progress))
+    def on_started() -> None:
+        started()
+        if config.demo.duration_s is None:
+            progress("infersight demo: running until Ctrl-C (use --duration SECONDS to stop by itself)")
+
+    report = run_until_signal(lambda stop: run_demo(config, stop, progress, on_started))
     print(report.render())  # noqa: T201 - the demo's result table is its output
     return 0
 
 
-async def _serve_forever(stop: asyncio.Event, start: Callable[[], Awaitable[Any]], stop_fn: Any) -> None:
-    await start()
+async def _serve_forever(
+    stop: asyncio.Event,
+    start: Callable[[], Awaitable[Any]],
+    stop_fn: Callable[[], Awaitable[Any]],
+    started: Callable[[], None],
+) -> None:
+    """Start, tell ``started``, wait for a signal, stop. A failed start stops what had started
+    before the error goes on (a thread left running would keep the process from exiting)."""
+    try:
+        await start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await stop_fn()
+        raise
+    started()
     try:
         await stop.wait()
     finally:
         await stop_fn()
 
 
-def _cmd_run(config: Config) -> int:
+def _cmd_run(config: Config, started: Callable[[], None]) -> int:
     from infersight.run import Runtime
 
     if not config.targets:
         raise ConfigError("targets: `infersight run` needs at least one target (see README)")
     runtime = Runtime(config)
-    run_until_signal(lambda stop: _serve_forever(stop, runtime.start, runtime.stop))
+    run_until_signal(lambda stop: _serve_forever(stop, runtime.start, runtime.stop, started))
     return 0
 
 
-def _cmd_server(config: Config) -> int:
+def _cmd_server(config: Config, started: Callable[[], None]) -> int:
     from infersight.run import Runtime
 
-    runtime = Runtime(config)  # with no targets it is the server: store, API, ingest
-    run_until_signal(lambda stop: _serve_forever(stop, runtime.start, runtime.stop))
+    # With no targets it is the server: store, API, ingest; a ClickHouse server that is down at
+    # start is waited for (ingest is logged, reads answer 503) rather than fatal.
+    runtime = Runtime(config, wait_for_store=False)
+    run_until_signal(lambda stop: _serve_forever(stop, runtime.start, runtime.stop, started))
     return 0
 
 
-def _cmd_sidecar(config: Config) -> int:
+def _cmd_sidecar(config: Config, started: Callable[[], None]) -> int:
     from infersight.sidecar_process import SidecarProcess
 
     if not config.targets:
         raise ConfigError("targets: `infersight sidecar` needs at least one target")
-    process = SidecarProcess(config)
-    run_until_signal(lambda stop: _serve_forever(stop, process.start, process.stop))
+    try:
+        process = SidecarProcess(config)
+    except StartupError:
+        raise
+    except Exception as err:  # opening a ClickHouse server store: the operator's to fix
+        raise StartupError(
+            f"store.dsn: cannot open {redact_dsn(config.store.dsn)}: {one_line(err)}"
+        ) from None
+    run_until_signal(lambda stop: _serve_forever(stop, process.start, process.stop, started))
     return 0
 
 
@@ -165,53 +196,94 @@ def _cmd_dashboards(config: Config) -> int:
 
 def _cmd_audit(config: Config, args: argparse.Namespace) -> int:
     """Opens the store directly: run it while the server is stopped (chDB has one owner), or use
-    ``GET /api/v1/audit/verify`` on a running server."""
+    ``GET /api/v1/audit/verify`` on a running server. Exit 0 intact, 1 tampered, 2 cannot check."""
     from store.audit import AuditLog
+    from store.audit_digests import AuditKeyError, DigestFolder, load_or_create_key
     from store.open import open_store
 
-    store = open_store(config.store.dsn, config.store.database)
+    folder = None
+    if config.audit.digests:
+        digest_dir, key_file = audit_paths(config)
+        if not key_file.exists():
+            if digest_dir.is_dir() and any(digest_dir.iterdir()):
+                raise StartupError(
+                    f"audit.key_file: {key_file} does not exist: the digests cannot be checked"
+                )
+        else:
+            try:
+                folder = DigestFolder(digest_dir, load_or_create_key(key_file))
+            except AuditKeyError as err:
+                raise StartupError(f"audit.key_file: {err}") from None
     try:
-        checked, broken = AuditLog(store.backend).verify(args.from_ms, args.to_ms)
+        store = open_store(config.store.dsn, config.store.database)
+    except Exception as err:
+        raise StartupError(
+            f"store.dsn: cannot open {redact_dsn(config.store.dsn)}: {one_line(err)}"
+        ) from None
+    try:
+        verdict = AuditLog(store.backend, folder).verify(args.from_ms, args.to_ms)
     finally:
         store.close()
-    if broken is None:
-        print(f"audit trail intact: {checked} records checked")  # noqa: T201 - the command's output
-        return 0
-    print(  # noqa: T201 - the command's output
-        f"audit trail TAMPERED: record {broken.kind} at seq {broken.seq} "
-        f"(trace_id {broken.trace_id}): {broken.detail}"
-    )
-    return 1
+    print(verdict.render())  # noqa: T201 - the command's output
+    return 0 if verdict.intact else 1
 
 
-COMMANDS: dict[str, Callable[[Config], int]] = {
+COMMANDS: dict[str, Callable[[Config, Callable[[], None]], int]] = {
     "demo": _cmd_demo,
     "run": _cmd_run,
     "server": _cmd_server,
     "sidecar": _cmd_sidecar,
-    "dashboards": _cmd_dashboards,
 }
 
 
+def _cannot_start(message: str) -> int:
+    print(f"infersight: {message}", file=sys.stderr, flush=True)  # noqa: T201 - the one line
+    return EXIT_CANNOT_START
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. A start that fails prints one line and exits 2; log lines written while
+    starting are held until the start succeeded (``log_level: DEBUG`` shows them at once)."""
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config, _overrides(args))
     except (ConfigError, ValueError) as err:
-        print(f"infersight: configuration error: {err}", file=sys.stderr)  # noqa: T201
-        return 2
+        return _cannot_start(f"configuration error: {one_line(err)}")
+    sink = HeldLog()
+    if config.log_level in ("TRACE", "DEBUG"):
+        sink.release()
     logger.remove()
-    # Resolve sys.stderr at each write, so a replaced stream (tests, daemons) is followed.
-    logger.add(lambda message: sys.stderr.write(message), level=config.log_level)
+    logger.add(sink.write, level=config.log_level)
+    route_stdlib_logging()
+    starting = [True]
+
+    def started() -> None:
+        starting[0] = False
+        sink.release()
+
     try:
         if args.command == "audit":
-            return _cmd_audit(config, args)
+            code = _cmd_audit(config, args)
+            started()
+            return code
         if args.command == "rules":
+            started()
             return _cmd_rules(config, args)
-        return COMMANDS[args.command](config)
+        if args.command == "dashboards":
+            started()
+            return _cmd_dashboards(config)
+        return COMMANDS[args.command](config, started)
     except ConfigError as err:
-        print(f"infersight: configuration error: {err}", file=sys.stderr)  # noqa: T201
-        return 2
+        sink.drop()
+        return _cannot_start(f"configuration error: {one_line(err)}")
+    except StartupError as err:
+        sink.drop()
+        return _cannot_start(one_line(err))
+    except Exception as err:
+        if not starting[0]:
+            raise
+        sink.drop()  # anything else before the start succeeded is still "cannot start"
+        return _cannot_start(f"cannot start: {type(err).__name__}: {one_line(err)}")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,28 @@ class EventsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSection:
+    """Signed digests of the audit trail, written outside the database (``store.audit_digests``).
+
+    On by default: without them ``verify`` cannot tell that the newest records were deleted, the
+    table emptied or the chain re-hashed. The key never goes into the database; keep a copy of it
+    (and ideally of the digests) away from the machine the database runs on.
+    """
+
+    digests: bool = True
+    digest_dir: str = ""  # default: <data folder>-audit/digests (beside the chDB folder, not in it)
+    key_file: str = ""  # default: <data folder>-audit/digest.key, created 0600 on first start
+    digest_every_records: int = 100
+    digest_every_s: float = 300.0
+
+    def validate(self) -> None:
+        if self.digest_every_records < 1:
+            raise ConfigError(f"audit.digest_every_records: must be >= 1 (got {self.digest_every_records})")
+        if self.digest_every_s <= 0:
+            raise ConfigError(f"audit.digest_every_s: must be > 0 (got {self.digest_every_s})")
+
+
+@dataclass(frozen=True, slots=True)
 class DemoSection:
     services: int = 2
     pods_per_service: int = 2
@@ -231,6 +253,7 @@ class Config:
     kubernetes: KubernetesSection = field(default_factory=KubernetesSection)
     alerts: AlertsSection = field(default_factory=AlertsSection)
     buffer: BufferSection = field(default_factory=BufferSection)
+    audit: AuditSection = field(default_factory=AuditSection)
     # The sidecar's other receivers; a section being present turns it on.
     proxy: ProxyConfig | None = None
     resources: ResourcesConfig | None = None
@@ -264,6 +287,7 @@ _SECTIONS: dict[str, Any] = {
     "kubernetes": lambda d: section_from_dict(KubernetesSection, d, "kubernetes"),
     "alerts": lambda d: AlertsSection.from_dict(d, "alerts"),
     "buffer": lambda d: section_from_dict(BufferSection, d, "buffer"),
+    "audit": lambda d: section_from_dict(AuditSection, d, "audit"),
     "proxy": lambda d: ProxyConfig.from_dict(d or {}, "proxy"),
     "resources": lambda d: ResourcesConfig.from_dict(d or {}, "resources"),
     "probes": lambda d: probes_from_list(d or [], "probes"),
@@ -359,3 +383,22 @@ def state_dir(config: Config) -> Path:
 
     dsn = config.store.dsn
     return Path(chdb_path(dsn)) if dsn.startswith("chdb://") else Path(".infersight")
+
+
+def audit_paths(config: Config) -> tuple[Path, Path]:
+    """The audit digest folder and signing key file: as configured, or in ``<data folder>-audit``
+    beside an embedded store's folder (``.infersight/audit`` for a server store). Neither may lie
+    inside the chDB data folder, which is the database itself."""
+    from store.open import chdb_path
+
+    dsn, section = config.store.dsn, config.audit
+    data = Path(chdb_path(dsn)) if dsn.startswith("chdb://") else None
+    base = data.parent / f"{data.name}-audit" if data is not None else Path(".infersight") / "audit"
+    digests = Path(section.digest_dir) if section.digest_dir else base / "digests"
+    key = Path(section.key_file) if section.key_file else base / "digest.key"
+    if data is not None:
+        inside = data.resolve()
+        for setting, path in (("audit.digest_dir", digests), ("audit.key_file", key)):
+            if path.resolve().is_relative_to(inside):
+                raise ConfigError(f"{setting}: {path} is inside the database folder {data}; put it outside")
+    return digests, key

@@ -128,9 +128,15 @@ def _targets(services: list[DemoService]) -> list[TargetConfig]:
 
 
 async def run_demo(
-    config: Config, stop: asyncio.Event | None = None, progress: Callable[[str], None] | None = None
+    config: Config,
+    stop: asyncio.Event | None = None,
+    progress: Callable[[str], None] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> DemoReport:
-    """Run until ``config.demo.duration_s`` passes or ``stop`` is set, then summarise."""
+    """Run until ``config.demo.duration_s`` passes or ``stop`` is set, then summarise.
+
+    ``on_started`` is called once the store and the API are up (the CLI shows held log lines then).
+    """
     demo = config.demo
     stop = stop or asyncio.Event()
     services = [
@@ -163,6 +169,8 @@ async def run_demo(
     chaos: asyncio.Task[None] | None = None
     try:
         await runtime.start()
+        if on_started is not None:
+            on_started()
         # One sidecar per pod, as in a cluster: its scrapes and, with demo.proxy, its ingress proxy.
         entry: dict[str, list[str]] = {s.service_id: [] for s in services}
         for target, (service, pod) in zip(_targets(services), _pods(services), strict=True):

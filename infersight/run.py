@@ -3,41 +3,56 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from pathlib import Path
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from loguru import logger
 
 from alerts.runner import AlertRunner
-from collector.serve import InLoopServer
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.ingest_log import IngestLog
 from exporters.store import StoreExporter
 from infersight.alerting import build_alerting
-from infersight.config import Config
+from infersight.config import Config, audit_paths, state_dir
 from infersight.exporting import buffered_exporter, ingest_log
 from infersight.pod import PodCollector
 from infersight.self_series import self_samples
+from infersight.startup import SocketServer, StartupError, bind_listener, check_writable, one_line, redact_dsn
+from infersight.store_gate import StoreGate
 from model.events import Event
 from query.api.app import AuthSettings, build_querier, create_app
+from query.api.errors import error_response
 from query.events.detector import EventDetector
 from query.events.hub import EventHub
 from query.promql.engine import Engine
 from store.audit import AuditLog
+from store.audit_digests import AuditKeyError, DigestFolder, load_or_create_key
+from store.backend import StoreUnavailableError
 from store.events import EventLog, Retention
-from store.open import Store, open_store
+from store.open import PendingBackend, Store, open_store
 from store.retention import Retention as StoreRetention
 from store.rollups import RollupJob
 from store.sketches import SketchWriter
 
 
 class Runtime:
-    """Everything ``infersight run`` starts, with one ``start()`` and one ``stop()``."""
+    """Everything ``infersight run`` starts, with one ``start()`` and one ``stop()``.
 
-    def __init__(self, config: Config) -> None:
+    ``wait_for_store=False`` (``infersight server``): a ClickHouse server that cannot be reached at
+    start is not fatal; the API starts, ingest waits in the ingest log, reads answer 503
+    (``unavailable``) and the store is tried again in the background until it answers.
+    """
+
+    def __init__(self, config: Config, wait_for_store: bool = True) -> None:
         self.config = config
+        self.wait_for_store = wait_for_store
+        self._listener: socket.socket | None = None
         self.store: Store | None = None
-        self.server: InLoopServer | None = None
+        self.server: SocketServer | None = None
         self.exporter: BufferedExporter | None = None
         self.ingest_log: IngestLog | None = None
         self.pods: list[PodCollector] = []
@@ -62,13 +77,64 @@ class Runtime:
         return self.exporter.pending_samples if self.exporter else 0
 
     async def start(self) -> None:
+        """Start everything, the listening port first; a failure stops what had started (the store
+        closed: chDB left open at exit crashes the process) and raises, ``StartupError`` for what
+        the operator has to fix (busy port, unwritable folder, unreachable store, bad key file)."""
+        try:
+            await self._start()
+        except BaseException:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            await self.stop()
+            raise
+
+    def _check_folders(self) -> DigestFolder | None:
+        """The folders this process writes, and the audit key: checked before the store opens."""
         cfg = self.config
-        self.store = await asyncio.to_thread(open_store, cfg.store.dsn, cfg.store.database)
+        data = state_dir(cfg)
+        embedded = cfg.store.dsn.startswith("chdb://")
+        check_writable(data, "store.dsn (data folder)" if embedded else "state folder")
+        buffer = Path(cfg.buffer.dir) if cfg.buffer.dir else data / "buffer"
+        check_writable(buffer, "buffer.dir")
+        if not cfg.audit.digests:
+            return None
+        digest_dir, key_file = audit_paths(cfg)
+        check_writable(digest_dir, "audit.digest_dir")
+        try:
+            key = load_or_create_key(key_file)
+        except AuditKeyError as err:
+            raise StartupError(f"audit.key_file: {err}") from None
+        return DigestFolder(digest_dir, key)
+
+    def _open_store(self) -> Store:
+        cfg = self.config
+        try:
+            return open_store(cfg.store.dsn, cfg.store.database, wait=self.wait_for_store)
+        except StoreUnavailableError as err:
+            raise StartupError(
+                f"store.dsn: cannot reach {redact_dsn(cfg.store.dsn)}: {one_line(err)}"
+            ) from None
+        except Exception as err:  # whatever the store's library raises: the operator's to fix
+            raise StartupError(
+                f"store.dsn: cannot open {redact_dsn(cfg.store.dsn)}: {one_line(err)}"
+            ) from None
+
+    async def _start(self) -> None:
+        cfg = self.config
+        self._listener = bind_listener(cfg.server.host, cfg.server.port)
+        digests = self._check_folders()
+        self.store = await asyncio.to_thread(self._open_store)
         ev = cfg.events
         retention = Retention(round(ev.pod_retention_s * 1000), round(ev.service_retention_s * 1000))
         self.events = EventHub(EventLog(self.store.backend, retention), self.store.writer)
         self.detector = EventDetector(self.store.querier, silent_after_ms=round(ev.silent_after_s * 1000))
-        self.audit = AuditLog(self.store.backend)
+        self.audit = AuditLog(
+            self.store.backend,
+            digests,
+            digest_every_records=cfg.audit.digest_every_records,
+            digest_every_s=cfg.audit.digest_every_s,
+        )
         engine = Engine(build_querier(self.store))
         self.alerts, rules_router = build_alerting(cfg, engine, self.store.writer, self.audit, self.events)
         self.ingest_log = ingest_log(cfg, self.store.writer)
@@ -82,7 +148,12 @@ class Runtime:
             routers=[rules_router],
             ingest_log=self.ingest_log,
         )
-        self.server = InLoopServer(app, cfg.server.host, cfg.server.port)
+        _answer_unavailable(app)
+        pending = self.store.backend
+        if isinstance(pending, PendingBackend):
+            app.add_middleware(StoreGate, ready=lambda: pending.reached)
+        listener, self._listener = self._listener, None
+        self.server = SocketServer(app, listener)
         await self.server.start()
         await self.alerts.start()
         logger.info(
@@ -95,9 +166,28 @@ class Runtime:
         logger.info("{} target(s) scraped every {} s", len(cfg.targets), cfg.scrape.interval_s)
         self._background.append(asyncio.create_task(self._detect_events(ev.interval_s)))
         self._background.append(asyncio.create_task(self._report_self(cfg.scrape.interval_s)))
+        if digests is not None:
+            self._background.append(asyncio.create_task(self._digest(min(10.0, cfg.audit.digest_every_s))))
+        if isinstance(self.store.backend, PendingBackend):
+            self._background.append(asyncio.create_task(self._reach_store(self.store.backend)))
         if cfg.store.rollup_interval_s > 0:
             self.rollups = RollupJob(self.store.backend)
             self._background.append(asyncio.create_task(self._roll_up(cfg.store.rollup_interval_s)))
+
+    async def _reach_store(self, backend: PendingBackend, interval_s: float = 2.0) -> None:
+        """Try the store until it answers (calls through it try too; this makes sure someone does)."""
+        while not await asyncio.to_thread(backend.ready):
+            await asyncio.sleep(interval_s)
+
+    async def _digest(self, interval_s: float) -> None:
+        """Sign the audit records that have waited ``audit.digest_every_s``."""
+        assert self.audit is not None
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(self.audit.digest_if_due)
+            except Exception:  # loop boundary: log and try again next interval
+                logger.exception("audit digest failed; retrying in {} s", interval_s)
 
     async def _roll_up(self, interval_s: float) -> None:
         """Move the rollups on (and fold in late samples) every interval, first right away."""
@@ -105,6 +195,8 @@ class Runtime:
         while True:
             try:
                 await asyncio.to_thread(self.rollups.run)
+            except StoreUnavailableError as err:
+                logger.warning("rollup job: {}; retrying in {} s", err, interval_s)
             except Exception:  # loop boundary: log and try again next interval
                 logger.exception("rollup job failed; retrying in {} s", interval_s)
             await asyncio.sleep(interval_s)
@@ -126,6 +218,8 @@ class Runtime:
             await asyncio.sleep(interval_s)
             try:
                 await self.report_self_now()
+            except StoreUnavailableError as err:
+                logger.warning("writing infersight's own series: {}; continuing", err)
             except Exception:  # loop boundary: log and keep reporting
                 logger.exception("writing infersight's own series failed; continuing")
 
@@ -177,6 +271,8 @@ class Runtime:
                 ticks += 1
                 if ticks % max(1, round(600 / interval_s)) == 0:
                     await asyncio.to_thread(self.enforce_retention, int(time.time() * 1000))
+            except StoreUnavailableError as err:
+                logger.warning("event detection: {}; continuing", err)
             except Exception:  # loop boundary: log and keep detecting
                 logger.exception("event detection failed; continuing")
 
@@ -203,11 +299,27 @@ class Runtime:
             await self.exporter.stop()
             self.exporter = None
         if self.server is not None:
+            self.server.close_unserved()
             await self.server.stop()
             self.server = None
         if self.ingest_log is not None:  # after the API: nothing is appended any more
             await asyncio.to_thread(self.ingest_log.stop)
             self.ingest_log = None
+        if self.audit is not None:  # after the API: sign what no digest covers yet
+            try:
+                await asyncio.to_thread(self.audit.close)
+            except Exception as err:  # a store gone at shutdown: the next start's digests cover them
+                logger.warning("last audit digest not written: {}", one_line(err))
+            self.audit = None
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None
+
+
+def _answer_unavailable(app: FastAPI) -> None:
+    """A store that is down (or not reached since start-up) answers 503 in Prometheus' shape."""
+
+    async def unavailable(_: Request, err: Exception) -> JSONResponse:
+        return error_response("unavailable", f"store unavailable: {one_line(err)}")
+
+    app.add_exception_handler(StoreUnavailableError, unavailable)

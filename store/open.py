@@ -8,10 +8,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from store.backend import Backend
+import pyarrow as pa
+from loguru import logger
+
+from store.backend import Backend, StoreUnavailableError
 from store.cluster import render_cluster_schema
 from store.features import Features
 from store.limits import Limits
@@ -61,12 +68,8 @@ def open_backend(dsn: str, database: str = "infersight") -> Backend:
     )
 
 
-def open_store(dsn: str, database: str = "infersight", limits: Limits | None = None) -> Store:
-    """Connect, create the schema if missing (with the server's features), and return the store.
-
-    ``limits``: what ingest accepts (``store.limits``; defaults as documented there).
-    """
-    backend = open_backend(dsn, database)
+def prepare(backend: Backend) -> Features:
+    """Probe the server's features and create the schema if missing (idempotent)."""
     features = Features.probe(backend)
     cluster = getattr(backend, "cluster", None)
     if cluster:
@@ -75,6 +78,92 @@ def open_store(dsn: str, database: str = "infersight", limits: Limits | None = N
         statements = render_schema(backend.database, features)
     for statement in statements:
         backend.execute(statement)
+    return features
+
+
+class PendingBackend:
+    """A server backend that was unreachable at start: every call first tries to reach it and
+    apply the schema (at most every ``retry_s``), and raises ``StoreUnavailableError`` until that
+    worked. So the server can start without its store; writes wait in its ingest log (a retryable
+    error) instead of failing against tables that do not exist yet, and reads answer 503.
+    """
+
+    def __init__(
+        self, backend: Backend, retry_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._backend = backend
+        self.database = backend.database
+        self.cluster = getattr(backend, "cluster", None)
+        self.features: Features | None = None
+        self._retry_s = retry_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ready = False
+        self._next_try = 0.0
+        self._error = "not reached yet"
+
+    @property
+    def reached(self) -> bool:
+        """Whether the store has answered (no attempt made: safe on an event loop)."""
+        return self._ready
+
+    def ready(self) -> bool:
+        """True once the store answered and has its schema (tries now if a try is due)."""
+        if self._ready:
+            return True
+        with self._lock:
+            if self._ready or self._clock() < self._next_try:
+                return self._ready
+            try:
+                self.features = prepare(self._backend)
+            except StoreUnavailableError as err:
+                self._error = str(err)
+                self._next_try = self._clock() + self._retry_s
+                return False
+            self._ready = True
+        logger.info("store reachable again; schema in place")
+        return True
+
+    def _backend_when_ready(self) -> Backend:
+        if not self.ready():
+            raise StoreUnavailableError(f"store not reachable since start-up: {self._error}")
+        return self._backend
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self._backend_when_ready().execute(sql, params)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return self._backend_when_ready().query(sql, params)
+
+    def insert(self, table: str, rows: pa.Table) -> None:
+        self._backend_when_ready().insert(table, rows)
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+def open_store(
+    dsn: str, database: str = "infersight", limits: Limits | None = None, wait: bool = True
+) -> Store:
+    """Connect, create the schema if missing (with the server's features), and return the store.
+
+    ``limits``: what ingest accepts (``store.limits``; defaults as documented there). ``wait=False``
+    (a ClickHouse server only): if the server cannot be reached now, return a store over a
+    ``PendingBackend`` that keeps trying, instead of raising ``StoreUnavailableError``.
+    A failed open closes what it opened (chDB must not be left open at exit).
+    """
+    backend = open_backend(dsn, database)
+    try:
+        features: Features | None = prepare(backend)
+    except StoreUnavailableError as err:
+        if wait or not dsn.startswith("clickhouse://"):
+            backend.close()
+            raise
+        logger.warning("store not reachable, retrying in the background: {}", err)
+        backend, features = PendingBackend(backend), None
+    except BaseException:
+        backend.close()
+        raise
     # Batches reaching back past the rollup job's horizon are marked for it (store.rollups).
     writer = SampleWriter(backend, limits=limits, on_stored=LateMarker(backend))
     return Store(backend, writer, ClickHouseQuerier(backend), features)
