@@ -1,8 +1,16 @@
-"""Prometheus API error responses: ``{"status": "error", "errorType": ..., "error": ...}``."""
+"""Prometheus API answers: ``{"status": "error", "errorType": ..., "error": ...}`` and successes.
+
+Bodies are rendered here rather than by FastAPI: a result can hold millions of points, and
+rendering it is CPU work that belongs in the worker that computed it, not on the event loop
+(``render_json``). Text that UTF-8 cannot carry (a lone surrogate from a hostile request echoed in
+a message) is replaced, so rendering never fails.
+"""
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
+import json
+
+from fastapi.responses import Response
 
 # HTTP status per errorType, as Prometheus' web/api/v1 returns them.
 STATUS_BY_ERROR_TYPE = {
@@ -18,10 +26,16 @@ STATUS_BY_ERROR_TYPE = {
 }
 
 
-def error_response(error_type: str, message: str) -> JSONResponse:
-    return JSONResponse(
+def render_json(body: object, status_code: int = 200) -> Response:
+    """``body`` as a JSON response, rendered now (call it in a worker for large bodies)."""
+    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(text.encode("utf-8", "replace"), status_code, media_type="application/json")
+
+
+def error_response(error_type: str, message: str) -> Response:
+    return render_json(
         {"status": "error", "errorType": error_type, "error": message},
-        status_code=STATUS_BY_ERROR_TYPE.get(error_type, 500),
+        STATUS_BY_ERROR_TYPE.get(error_type, 500),
     )
 
 

@@ -4,27 +4,38 @@ Every route accepts GET query strings and POST ``application/x-www-form-urlencod
 Prometheus 2.42 does for all but ``label/<name>/values`` and ``metadata``, which take both here too:
 Grafana switches to POST for long selectors). Shapes, status codes and ``errorType`` values follow
 ``web/api/v1/api.go`` at v2.42, checked against the real binary in ``tests/query/api``.
+
+No request can stall the others: every route does its work (parsing a query, evaluating it,
+rendering the answer, reading labels) in a worker thread, never on the event loop. Queries run in
+a pool of ``Engine.max_concurrent`` workers (Prometheus' ``--query.max-concurrency``); waiting
+for one counts against the query's timeout, and a query past it stops in its worker (the engine's
+deadline) while the caller gets ``timeout``. Metadata lookups have a pool of their own, so a burst
+of heavy queries leaves ``labels`` and ``series`` answering. Parameters are read strictly: invalid
+UTF-8, too many of them, or a form body over ``MAX_FORM_BYTES`` is a 400 ``bad_data``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from loguru import logger
 
 from query.api import metadata as metadata_
-from query.api.errors import error_response, success
+from query.api.errors import error_response, render_json, success
 from query.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
     BadParamError,
+    parse_limit,
     parse_match,
     parse_step_ms,
     parse_time_ms,
@@ -38,6 +49,11 @@ from store.reads import ClickHouseQuerier
 
 # Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
+# A form body larger than this is refused before it is read in full (a query may be 128 KiB).
+MAX_FORM_BYTES = 4 * 1024 * 1024
+# Parameters in one request, and match[] selectors (each one a store read).
+MAX_PARAMS = 4096
+MAX_MATCH_SETS = 1000
 # The HTTP answer waits this much beyond the engine's own timeout before giving up on the worker.
 _GRACE_S = 2.0
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -55,12 +71,35 @@ Params = list[tuple[str, str]]
 
 
 async def _params(request: Request) -> Params:
-    pairs = list(request.query_params.multi_items())
+    """Query-string and form parameters, decoded strictly as UTF-8."""
+    pairs = _decode(request.scope.get("query_string", b""), "query string")
     if request.method == "POST":
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("application/x-www-form-urlencoded"):
-            pairs += parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True)
+            pairs += _decode(await _form_body(request), "form body")
     return pairs
+
+
+async def _form_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise BadParamError(f"form body larger than {MAX_FORM_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise BadParamError(f"form body larger than {MAX_FORM_BYTES} bytes")
+    return bytes(body)
+
+
+def _decode(raw: bytes, where: str) -> Params:
+    try:
+        text = raw.decode("utf-8")
+        return parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_PARAMS)
+    except UnicodeError:
+        raise BadParamError(f"invalid parameter: the {where} is not valid UTF-8") from None
+    except ValueError:  # parse_qsl: more than max_num_fields
+        raise BadParamError(f"too many parameters: more than {MAX_PARAMS}") from None
 
 
 def _one(pairs: Params, name: str) -> str | None:
@@ -77,7 +116,7 @@ def _query_text(pairs: Params) -> str:
     return text
 
 
-def _promql_error(err: PromQLError) -> JSONResponse:
+def _promql_error(err: PromQLError) -> Response:
     message = str(err)
     if err.error_type == "bad_data" and message.startswith(_QUERY_PARAM_ERRORS):
         message = f'invalid parameter "query": {message}'
@@ -90,36 +129,89 @@ def _time_range(pairs: Params) -> tuple[int, int]:
     return start, end
 
 
-def _match_sets(pairs: Params) -> list[list[Any]]:
-    return [parse_match(v) for k, v in pairs if k == "match[]"]
+def _match_values(pairs: Params) -> list[str]:
+    selectors = [v for k, v in pairs if k == "match[]"]
+    if len(selectors) > MAX_MATCH_SETS:
+        raise BadParamError(f'invalid parameter "match[]": more than {MAX_MATCH_SETS} selectors')
+    return selectors
+
+
+class _Workers:
+    """A fixed pool of threads for one kind of work, answering ``timeout`` when a job overstays.
+
+    The pool's size bounds how many jobs run at once; the rest queue, and the time they wait
+    counts against their limit. A job is handed the seconds it has left when it starts; one that
+    runs past its limit is left to finish (the engine stops itself at its deadline) while its
+    caller is answered. Jobs run in a copy of the caller's context (its project scope). Its thread stays taken until then, so a stuck job cannot let more in.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(size, 1), thread_name_prefix=name)
+
+    async def run(self, job: Callable[[float], Any], limit_s: float) -> Any:
+        deadline = time.monotonic() + limit_s
+
+        def started() -> Any:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PromQLError("timeout", "query timed out in query queue")
+            return job(left)
+
+        # The caller's context goes along: the tenant scope (``query.api.tenancy``) lives in it.
+        context = contextvars.copy_context()
+        future = asyncio.get_running_loop().run_in_executor(self._pool, context.run, started)
+        future.add_done_callback(_consume)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit_s + _GRACE_S)
+        except TimeoutError:
+            future.cancel()  # one still queued never starts
+            raise PromQLError("timeout", "query timed out in expression evaluation") from None
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned job's outcome, so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _limit_s(engine: Engine, timeout_s: float | None) -> float:
+    return engine.timeout_s if timeout_s is None else min(timeout_s, engine.timeout_s)
+
+
+def _check_time(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise PromQLError("timeout", "query timed out in query execution")
 
 
 Handler = Callable[[Params, dict[str, str]], Awaitable[Any]]
 
 
 class _Routes:
-    """The handlers, sharing the engine, the querier and the per-query time limit."""
+    """The handlers, sharing the engine, the querier, and the worker pools."""
 
     def __init__(self, engine: Engine, querier: ClickHouseQuerier) -> None:
         self.engine = engine
         self.querier = querier
+        size = getattr(engine, "max_concurrent", 20)
+        self.queries = _Workers(size, "promql-query")
+        self.lookups = _Workers(size, "promql-lookup")
 
-    async def _evaluate(self, fn: Callable[..., Any], *args: Any, timeout_s: float | None) -> Any:
-        """Run the engine in a worker; answer ``timeout`` even if a store call does not return."""
-        limit = self.engine.timeout_s if timeout_s is None else min(timeout_s, self.engine.timeout_s)
-        try:
-            return await asyncio.wait_for(run_in_threadpool(fn, *args, timeout_s), limit + _GRACE_S)
-        except TimeoutError:
-            raise PromQLError("timeout", "query timed out in expression evaluation") from None
+    async def _evaluate(self, evaluate: Callable[[float], Any], timeout_s: float | None) -> Response:
+        """Evaluate and render in a query worker; the answer is ready to send."""
+        limit_s = _limit_s(self.engine, timeout_s)
+        return await self.queries.run(lambda left: render_json(success(to_api_json(evaluate(left)))), limit_s)
 
-    async def query(self, p: Params, _: dict[str, str]) -> Any:
+    async def _look_up(self, job: Callable[[float], Any]) -> Response:
+        """Metadata work (match[] parsing, store reads, sorting) and rendering in a lookup worker."""
+        return await self.lookups.run(lambda left: render_json(success(job(left))), self.engine.timeout_s)
+
+    async def query(self, p: Params, _: dict[str, str]) -> Response:
         text = _query_text(p)
         ts_ms = parse_time_ms(_one(p, "time"), "time", int(time.time() * 1000))
         timeout_s = parse_timeout_s(_one(p, "timeout"))
-        value = await self._evaluate(self.engine.instant, text, ts_ms, timeout_s=timeout_s)
-        return success(to_api_json(value))
+        return await self._evaluate(lambda left: self.engine.instant(text, ts_ms, left), timeout_s)
 
-    async def query_range(self, p: Params, _: dict[str, str]) -> Any:
+    async def query_range(self, p: Params, _: dict[str, str]) -> Response:
         text = _query_text(p)
         start = parse_time_ms(_one(p, "start"), "start", None)
         end = parse_time_ms(_one(p, "end"), "end", None)
@@ -132,62 +224,91 @@ class _Routes:
                 "Try decreasing the query resolution (?step=XX)"
             )
         timeout_s = parse_timeout_s(_one(p, "timeout"))
-        value = await self._evaluate(self.engine.range, text, start, end, step, timeout_s=timeout_s)
-        return success(to_api_json(value))
+        return await self._evaluate(lambda left: self.engine.range(text, start, end, step, left), timeout_s)
 
-    async def format_query(self, p: Params, _: dict[str, str]) -> Any:
+    async def format_query(self, p: Params, _: dict[str, str]) -> Response:
         text = _query_text(p)
-        try:
-            expr = parse_expr(text)
-        except PromQLError as err:
-            raise BadParamError(f'invalid parameter "query": {err}') from None
-        return success(expr.prettify())
 
-    async def labels(self, p: Params, _: dict[str, str]) -> Any:
+        def prettify(_: float) -> Response:
+            try:
+                expr = parse_expr(text, self.engine.limits)
+            except PromQLError as err:
+                raise BadParamError(f'invalid parameter "query": {err}') from None
+            return render_json(success(expr.prettify()))
+
+        return await self.queries.run(prettify, self.engine.timeout_s)
+
+    async def labels(self, p: Params, _: dict[str, str]) -> Response:
         start, end = _time_range(p)
-        names: set[str] = set()
-        for matchers in _match_sets(p) or [[]]:
-            names.update(await run_in_threadpool(self.querier.label_names, matchers, start, end))
-        return success(sorted(names))
+        selectors = _match_values(p)
 
-    async def label_values(self, p: Params, path: dict[str, str]) -> Any:
+        def names(left_s: float) -> list[str]:
+            deadline = time.monotonic() + left_s
+            found: set[str] = set()
+            for matchers in [parse_match(v) for v in selectors] or [[]]:
+                _check_time(deadline)
+                found.update(self.querier.label_names(matchers, start, end))
+            return sorted(found)
+
+        return await self._look_up(names)
+
+    async def label_values(self, p: Params, path: dict[str, str]) -> Response:
         name = path["name"]
         if not _LABEL_NAME.match(name):
             raise BadParamError(f'invalid label name: "{name}"')
         start, end = _time_range(p)
-        values: set[str] = set()
-        for matchers in _match_sets(p) or [[]]:
-            values.update(await run_in_threadpool(self.querier.label_values, name, matchers, start, end))
-        return success(sorted(values))
+        selectors = _match_values(p)
 
-    async def series(self, p: Params, _: dict[str, str]) -> Any:
-        sets = _match_sets(p)
-        if not sets:
+        def values(left_s: float) -> list[str]:
+            deadline = time.monotonic() + left_s
+            found: set[str] = set()
+            for matchers in [parse_match(v) for v in selectors] or [[]]:
+                _check_time(deadline)
+                found.update(self.querier.label_values(name, matchers, start, end))
+            return sorted(found)
+
+        return await self._look_up(values)
+
+    async def series(self, p: Params, _: dict[str, str]) -> Response:
+        selectors = _match_values(p)
+        if not selectors:
             raise BadParamError("no match[] parameter provided")
         start, end = _time_range(p)
-        found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-        for matchers in sets:
-            for labels in (await run_in_threadpool(self.querier.find_series, matchers, start, end)).values():
-                found[tuple(sorted(labels.items()))] = labels
-        return success([found[key] for key in sorted(found)])
 
-    async def metadata(self, p: Params, _: dict[str, str]) -> Any:
-        limit_text = _one(p, "limit")
-        try:
-            limit = int(limit_text) if limit_text else -1
-        except ValueError:
-            raise BadParamError("limit must be a number") from None
-        names = await run_in_threadpool(self.querier.label_values, "__name__", [], MIN_TIME_MS, MAX_TIME_MS)
-        return success(metadata_.select(metadata_.from_names(names), _one(p, "metric"), limit))
+        def find(left_s: float) -> list[dict[str, str]]:
+            deadline = time.monotonic() + left_s
+            found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+            for matchers in [parse_match(v) for v in selectors]:
+                _check_time(deadline)
+                for labels in self.querier.find_series(matchers, start, end).values():
+                    found[tuple(sorted(labels.items()))] = labels
+            return [found[key] for key in sorted(found)]
 
-    async def query_exemplars(self, p: Params, _: dict[str, str]) -> Any:
+        return await self._look_up(find)
+
+    async def metadata(self, p: Params, _: dict[str, str]) -> Response:
+        limit = parse_limit(_one(p, "limit"))
+        metric = _one(p, "metric")
+
+        def select(_: float) -> Any:
+            names = self.querier.label_values("__name__", [], MIN_TIME_MS, MAX_TIME_MS)
+            return metadata_.select(metadata_.from_names(names), metric, limit)
+
+        return await self._look_up(select)
+
+    async def query_exemplars(self, p: Params, _: dict[str, str]) -> Response:
         """Exemplars are not stored: a valid query gets an empty list, as a Prometheus without any."""
-        try:
-            parse_expr(_one(p, "query") or "")
-        except PromQLError as err:
-            raise BadParamError(str(err)) from None
+        text = _one(p, "query") or ""
         _time_range(p)
-        return success([])
+
+        def check(_: float) -> list[Any]:
+            try:
+                parse_expr(text, self.engine.limits)
+            except PromQLError as err:
+                raise BadParamError(str(err)) from None
+            return []
+
+        return await self._look_up(check)
 
     async def buildinfo(self, p: Params, _: dict[str, str]) -> Any:
         return success(BUILD_INFO)
@@ -197,7 +318,10 @@ class _Routes:
 
 
 def _guard(fn: Handler) -> Callable[[Request], Awaitable[Any]]:
-    """Parameters from query string and form; failures as Prometheus' error JSON and status."""
+    """Parameters from query string and form; failures as Prometheus' error JSON and status.
+
+    Anything else that escapes a handler is a bug: logged, and still answered in the API's shape.
+    """
 
     async def handler(request: Request) -> Any:
         try:
@@ -206,6 +330,11 @@ def _guard(fn: Handler) -> Callable[[Request], Awaitable[Any]]:
             return error_response("bad_data", str(err))
         except PromQLError as err:
             return _promql_error(err)
+        except RecursionError:
+            return error_response("bad_data", "query is too deeply nested")
+        except Exception as exc:
+            logger.opt(exception=exc).error("{} failed", request.url.path)
+            return error_response("internal", f"{type(exc).__name__}: {exc}")
 
     handler.__name__ = fn.__name__
     return handler

@@ -11,6 +11,7 @@ offset]`` (or around its ``@`` time).
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import threading
 import time
@@ -189,8 +190,12 @@ class Engine:
             passes.append(run_pass(rest[0])[0])
         elif rest:
             pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="promql-pass")
+            # Each pass runs in a copy of the caller's context: the caller's project scope
+            # (``query.api.tenancy``) lives there, and a pool thread has none of its own.
+            contexts = [contextvars.copy_context() for _ in rest]
             try:
-                passes.extend(result for result, _ in pool.map(run_pass, rest))
+                ran = pool.map(lambda job: job[0].run(run_pass, job[1]), zip(contexts, rest, strict=True))
+                passes.extend(result for result, _ in ran)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         parts: dict[Any, list[MatrixSeries]] = {}
