@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import os
 import struct
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +116,43 @@ def _text(value: str) -> bytes:
     return _varint(len(data)) + data
 
 
+class StoreInUseError(RuntimeError):
+    """Another process owns the chDB data folder (chDB, like ClickHouse, allows one)."""
+
+
+# Folders this process has open: chDB shares one engine between sessions of a process, so a second
+# backend on the same folder here is fine, and the lock below is its own.
+_OPEN_HERE: Counter[str] = Counter()
+
+
+def ensure_not_in_use(path: Path) -> None:
+    """Raise StoreInUseError if another process holds the folder's ``status`` lock.
+
+    ClickHouse takes an exclusive ``flock`` on ``<path>/status`` for as long as it runs; chDB's own
+    refusal is a message on the process's stderr and an error that does not say why, so the lock is
+    tried here first (and let go at once: chDB takes it next).
+    """
+    status = path / "status"
+    if _OPEN_HERE[str(path.resolve())] or not status.exists():
+        return
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return  # chDB will say what is wrong with the file
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise StoreInUseError(
+                f"data folder {path} is in use by another process (a chDB folder has one owner: stop "
+                "it, or ask the running server, e.g. GET /api/v1/audit/verify)"
+            ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class ChdbBackend:
     """chDB on a data folder. ``ChdbBackend("./data", "infersight")``.
 
@@ -125,14 +167,21 @@ class ChdbBackend:
     def __init__(self, path: str | Path, database: str = "infersight", insert_connections: int = 1) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        ensure_not_in_use(self.path)
         self.database = database
         self._lock = threading.Lock()
         self._session = chdb_session.Session(str(self.path))
-        self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")
-        path_text = str(self.path)  # not self: a backend dropped without close() is still freed at once
-        self.inserts: ParallelInserts[Any] = ParallelInserts(
-            lambda: chdb.connect(path_text), insert_connections
-        )
+        try:
+            self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")
+            path_text = str(self.path)  # not self: a backend dropped without close() is still freed at once
+            self.inserts: ParallelInserts[Any] = ParallelInserts(
+                lambda: chdb.connect(path_text), insert_connections
+            )
+        except BaseException:
+            self._session.close()  # chDB left open at exit crashes the process
+            raise
+        self._key: str | None = str(self.path.resolve())
+        _OPEN_HERE[self._key] += 1
         logger.info("chDB store at {} (database {})", self.path, database)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
@@ -175,6 +224,9 @@ class ChdbBackend:
         self.inserts.close(lambda connection: connection.close())
         with self._lock:
             self._session.close()
+            if self._key is not None:
+                _OPEN_HERE[self._key] -= 1
+                self._key = None
 
 
 def _send(connection: Any, statement: str, rows: pa.Table) -> None:
