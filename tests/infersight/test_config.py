@@ -145,3 +145,39 @@ def test_ingest_log_settings_reach_the_log(tmp_path: Path) -> None:
 def test_ingest_log_settings_are_checked(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"buffer.{key}"):
         config_from_dict({"buffer": {key: value}})
+
+
+def test_audit_digests_are_on_by_default_beside_the_data_folder() -> None:
+    from infersight.config import audit_paths
+
+    config = config_from_dict({"store": {"dsn": "chdb:///srv/infersight/data"}})
+    assert config.audit.digests
+    assert audit_paths(config) == (
+        Path("/srv/infersight/data-audit/digests"),
+        Path("/srv/infersight/data-audit/digest.key"),
+    )
+    server = config_from_dict({"store": {"dsn": "clickhouse://h:9000/db"}, "audit": {"key_file": "/k"}})
+    assert audit_paths(server) == (Path(".infersight/audit/digests"), Path("/k"))
+
+
+@pytest.mark.parametrize("setting", ["digest_dir", "key_file"])
+def test_audit_files_inside_the_database_folder_are_refused(setting: str) -> None:
+    from infersight.config import audit_paths
+
+    config = config_from_dict({"store": {"dsn": "chdb:///srv/data"}, "audit": {setting: "/srv/data/x"}})
+    with pytest.raises(ConfigError, match=f"audit.{setting}"):
+        audit_paths(config)
+
+
+@pytest.mark.parametrize(
+    ("audit", "named"),
+    [
+        ({"digest_every_records": 0}, "audit.digest_every_records"),
+        ({"digest_every_s": 0}, "audit.digest_every_s"),
+        ({"digests": "yes"}, "audit.digests"),
+        ({"key": "x"}, "audit.key: unknown key"),
+    ],
+)
+def test_bad_audit_settings_are_named(audit: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        config_from_dict({"audit": audit})
