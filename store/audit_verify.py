@@ -73,7 +73,11 @@ def verify_trail(
     db = backend.database
     problems: list[Tampering] = []
     digests: list[Digest] = []
+    anchors: list[dict[str, Any]] = []
     if folder is not None:
+        # Anchors before digests: the writer writes a digest's file before its anchor row, so every
+        # anchor read here has its file already in place when the folder is read next.
+        anchors = backend.query(f"SELECT seq, hash FROM {db}.audit_anchors ORDER BY seq").to_pylist()
         digests, digest_problems = folder.read()
         problems += [Tampering("digest", p.number, "", p.detail) for p in digest_problems]
     covered_to = max((d.last_seq for d in digests), default=0)
@@ -93,8 +97,8 @@ def verify_trail(
         if broken is not None and not any(p.seq == broken.seq and p.kind == broken.kind for p in problems):
             problems.append(broken)
         problems += _digest_mismatches(rows, digests)
-    if folder is not None:
-        problems += _unknown_anchors(backend, digests)
+    if anchors:
+        problems += _unknown_anchors(backend, anchors, digests)
     return AuditVerdict(
         checked=len(rows),
         covered_to_seq=covered_to,
@@ -189,7 +193,9 @@ def _digest_mismatches(rows: list[dict[str, Any]], digests: list[Digest]) -> lis
     return out
 
 
-def _unknown_anchors(backend: Backend, digests: list[Digest]) -> list[Tampering]:
+def _unknown_anchors(
+    backend: Backend, anchors: list[dict[str, Any]], digests: list[Digest]
+) -> list[Tampering]:
     """Anchor rows naming a digest that is not in the folder: a digest file was deleted.
 
     The writer notes each digest's hash in ``audit_anchors``; older versions noted the chain hash of
@@ -197,7 +203,6 @@ def _unknown_anchors(backend: Backend, digests: list[Digest]) -> list[Tampering]
     """
     db = backend.database
     known = {d.digest_hash() for d in digests}
-    anchors = backend.query(f"SELECT seq, hash FROM {db}.audit_anchors ORDER BY seq").to_pylist()
     unknown = [a for a in anchors if a["hash"] not in known]
     if not unknown:
         return []
