@@ -101,6 +101,7 @@ def required_permission(method: str, path: str) -> str:
         "/api/v1/write",
         "/api/v1/events",
         "/api/v1/audit/traces",
+        "/api/v1/sketches",
     ):
         return "write"
     return "read"
