@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -51,11 +52,11 @@ def _hash(secret: str) -> str:
 class KeyStore:
     """Keys in the store, cached by secret hash for the request path."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, clock: Callable[[], float] = time.monotonic) -> None:
         self._backend = backend
         self._db = backend.database
-        self._found: ExpiringCache[str, Principal] = ExpiringCache(CACHE_ENTRIES, POSITIVE_TTL_S)
-        self._unknown: ExpiringCache[str, bool] = ExpiringCache(CACHE_ENTRIES, NEGATIVE_TTL_S)
+        self._found: ExpiringCache[str, Principal] = ExpiringCache(CACHE_ENTRIES, POSITIVE_TTL_S, clock)
+        self._unknown: ExpiringCache[str, bool] = ExpiringCache(CACHE_ENTRIES, NEGATIVE_TTL_S, clock)
         self.store_lookups = 0  # secrets looked up in the store (cache misses), for tests and metrics
 
     def create(self, project_id: str, permissions: list[str], name: str = "") -> tuple[Principal, str]:
