@@ -191,8 +191,9 @@ def test_every_kind_arrives_once_through_outage_lost_answers_and_restart(
         _wait(lambda: _count(tmp_path, "b") >= at_kill + 20, "producer b to write during the outage")
         assert other.poll() is None
         assert restarted.poll() is None
-        _wait(lambda: int((tmp_path / "buffer-a.pending").read_text() or 0) > 0, "the restart to count")
-        assert int((tmp_path / "buffer-a.pending").read_text()) > 0  # the restart had batches to replay
+        pending = tmp_path / "buffer-a.pending"
+        _wait(lambda: restarted.poll() is not None or _count(tmp_path, "a") > 13, "the restart to produce")
+        assert int(pending.read_text()) > 0  # the restart had batches to replay
 
         server.start()
         at_start = _count(tmp_path, "b")
