@@ -2,7 +2,8 @@
 
 ``up`` (1/0), ``scrape_duration_seconds``, ``scrape_samples_scraped`` (samples the target
 exposed), ``infersight_scrape_body_bytes`` and the counter ``infersight_scrape_errors_total{reason}``
-(every known reason is always written, from 0, so ``rate()`` works from the first scrape).
+(every known reason is always written, from 0, so ``rate()`` works from the first scrape; the
+reasons are ``collector.sidecar.ERROR_REASONS``, described in docs/collector.md).
 """
 
 from __future__ import annotations
