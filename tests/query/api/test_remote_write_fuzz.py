@@ -278,3 +278,19 @@ def test_out_of_bounds_stamps_are_400_naming_the_series(server: Server, ts: int 
     assert answer.status_code == 400
     assert answer.text.startswith(f'out of bounds ({reason}): series {{__name__="oob", job="x"}}')
     assert server._stamps("oob") == {}
+
+
+def test_labels_after_samples_are_read_when_small_and_refused_when_large(server: Server) -> None:
+    """That layout goes through the protobuf parser (an object per sample, the GIL held): bounded."""
+
+    def body(n: int, name: bytes) -> bytes:
+        series = _field(1, _field(1, b"__name__") + _field(2, name))
+        series += b"".join(_field(2, _sample(1.0, T0 + k)) for k in range(n))
+        series += _field(1, _field(1, b"job") + _field(2, b"late"))
+        return bytes(cramjam.snappy.compress_raw(_field(1, series)))
+
+    assert server.check(body(3, b"scattered")) == 204
+    assert server._stamps("scattered") == {(("job", "late"),): [T0, T0 + 1, T0 + 2]}
+    answer = server.post(body(20_000, b"scattered_big"))
+    assert answer.status_code == 400
+    assert "labels after samples" in answer.text
