@@ -47,6 +47,7 @@ from query.api.write_request_scan import scan_write_request
 from query.api.write_request_scan import warm as warm_scan
 from store.admission import Admission, Refusal, RefusedSeriesError, label_refusal
 from store.backend import StoreUnavailableError
+from store.insert_errors import is_transient
 from store.limits import Limits
 from store.writes import SampleWriter
 
@@ -411,7 +412,7 @@ class RemoteWriteEndpoint:
         except (IngestLogFull, OSError) as err:
             return 503, f"ingest log cannot take the request: {err}\n"
         except Exception as err:  # the store refused what the door let through: this request only
-            if is_retryable(err):
+            if is_retryable(err) or is_transient(err):
                 return 503, f"store unavailable: {err}\n"
             return 400, f"store refused the request: {type(err).__name__}: {err}\n"
         return 204, ""

@@ -251,3 +251,19 @@ def test_real_prometheus_remote_writes_its_own_scrapes(store: Store, tmp_path: P
         proc.wait(20)
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_store_refusal_without_a_log_is_that_requests_400_not_a_500() -> None:
+    class RefusingBackend:
+        database = "x"
+
+        def insert(self, table: str, rows: object) -> None:
+            raise RuntimeError("Code: 321. DB::Exception: value out of range")
+
+    class BusyBackend(RefusingBackend):
+        def insert(self, table: str, rows: object) -> None:
+            raise RuntimeError("Code: 252. DB::Exception: Too many parts")
+
+    body = encode_write_request([({"__name__": "rw"}, [(T0, 1.0)])])
+    assert Poster(SampleWriter(RefusingBackend())).post(body) == 400  # type: ignore[arg-type]
+    assert Poster(SampleWriter(BusyBackend())).post(body) == 503  # type: ignore[arg-type]
