@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import shutil
 import socket
 import ssl
 import subprocess
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +133,52 @@ def test_https_with_and_without_verification(http_stub: Any, canned: Any, tmp_pa
     with pytest.raises(ScrapeError) as err:
         _run(go(verify=True))  # self-signed: verification fails
     assert err.value.reason == "connection"
+
+
+# --- compressed bodies: the limit holds on the inflated size, while inflating -------------------
+
+
+def _encoded(canned: Any, body: bytes, coding: str) -> Any:
+    # the stub writes Content-Type as given: a second header line rides along with it
+    return canned(body, content_type=f"text/plain; version=0.0.4\r\nContent-Encoding: {coding}")
+
+
+def test_gzip_body_is_inflated(http_stub: Any, canned: Any) -> None:
+    text = b"a 1\n" * 1000
+
+    async def go(body: bytes, coding: str) -> Any:
+        async with http_stub({"/metrics": _encoded(canned, body, coding)}) as server:
+            fetched = await _fetch(f"http://127.0.0.1:{server.port}/metrics")
+            return fetched, server.requests[0]
+
+    fetched, request = _run(go(gzip.compress(text), "gzip"))
+    assert fetched.body == text
+    assert request["accept-encoding"] == "gzip"
+    fetched, _ = _run(go(zlib.compress(text), "deflate"))
+    assert fetched.body == text
+
+
+@pytest.mark.parametrize(
+    ("coding", "body", "reason"),
+    [
+        ("gzip", b"\x1f\x8b\x08\x00junk-not-deflate", "parse"),
+        ("br", b"whatever", "parse"),
+        ("gzip", None, "body_too_large"),  # 64 MiB of zeros in ~64 KiB: a compression bomb
+        ("gzip", b"truncated", "parse"),
+    ],
+)
+def test_bad_or_huge_compressed_bodies_are_refused(
+    http_stub: Any, canned: Any, coding: str, body: bytes | None, reason: str
+) -> None:
+    if body is None:
+        body = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+    elif body == b"truncated":
+        body = gzip.compress(b"a 1\n" * 100)[:-12]
+
+    async def go() -> None:
+        async with http_stub({"/metrics": _encoded(canned, body, coding)}) as server:
+            await _fetch(f"http://127.0.0.1:{server.port}/metrics")
+
+    with pytest.raises(ScrapeError) as err:
+        _run(go())
+    assert err.value.reason == reason
