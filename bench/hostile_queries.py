@@ -27,7 +27,8 @@ from pathlib import Path
 import httpx
 
 _SERVER = """
-import sys, uvicorn
+import sys, os, uvicorn
+if os.environ.get("SWITCH_S"): sys.setswitchinterval(float(os.environ["SWITCH_S"]))
 from model.labels import to_labels
 from model.series import Sample
 from query.api.app import create_app
@@ -44,7 +45,9 @@ uvicorn.run(create_app(store), host="127.0.0.1", port=int(sys.argv[2]), log_leve
 
 def _hostile(heavy_timeout_s: float) -> list[tuple[str, dict[str, str]]]:
     deep = "(" * 50_000 + "1" + ")" * 50_000
-    regex = f'label_replace(label_replace(vector(1), "src", "{"a" * 5000}c", "", ""), "d", "x", "src", "(a+)+b")'
+    long_value = "a" * 5000 + "c"
+    with_src = f'label_replace(vector(1), "src", "{long_value}", "", "")'
+    regex = f'label_replace({with_src}, "d", "x", "src", "(a+)+b")'
     return [
         ("/api/v1/query", {"query": deep}),
         ("/api/v1/query", {"query": "max_over_time(vector(1)[30d:1ms])", "time": "1700000000"}),
@@ -58,7 +61,7 @@ def _hostile(heavy_timeout_s: float) -> list[tuple[str, dict[str, str]]]:
                 "start": "0",
                 "end": "600000",
                 "step": "60",
-                "timeout": f"{heavy_timeout_s}s",
+                "timeout": f"{round(heavy_timeout_s * 1000)}ms",
             },
         ),
     ]
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("--hostile", type=int, default=10, help="hostile client threads")
     parser.add_argument("--probes", type=int, default=300, help="simple queries (and as many /-/healthy)")
     parser.add_argument("--heavy-timeout-s", type=float, default=5.0)
+    parser.add_argument("--only", type=int, help="send only this one of the hostile queries (0-based)")
     args = parser.parse_args()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -104,7 +108,7 @@ def main() -> None:
         )
         try:
             _wait_healthy(url)
-            print(json.dumps(_run(url, args)))
+            print(json.dumps(_run(url, args)))  # noqa: T201 - the benchmark's one line of output
         finally:
             server.terminate()
             server.wait(30)
@@ -112,6 +116,8 @@ def main() -> None:
 
 def _run(url: str, args: argparse.Namespace) -> dict[str, object]:
     hostile = _hostile(args.heavy_timeout_s)
+    if args.only is not None:
+        hostile = hostile[args.only : args.only + 1]
     stop = threading.Event()
     answers: Counter[str] = Counter()
     lock = threading.Lock()

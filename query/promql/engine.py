@@ -412,11 +412,12 @@ class _Evaluator:
     def _select(self, selector: Any, start_ms: int, end_ms: int) -> list[Series]:
         select: Any = self.engine.querier.select
         matchers = to_matchers(selector)
-        if self.engine._select_takes_limit:
-            limit = max(self.budget.left, 0) + 1  # one over the limit: enough to refuse
-            series = select(matchers, int(start_ms), int(end_ms), max_samples=limit)
-        else:
-            series = select(matchers, int(start_ms), int(end_ms))
+        with self.budget.off_turn():  # the store works outside the interpreter: let others run
+            if self.engine._select_takes_limit:
+                limit = max(self.budget.left, 0) + 1  # one over the limit: enough to refuse
+                series = select(matchers, int(start_ms), int(end_ms), max_samples=limit)
+            else:
+                series = select(matchers, int(start_ms), int(end_ms))
         self.check_deadline()
         # Prometheus' storage yields series sorted by labels; results keep that order.
         series = sorted(series, key=lambda s: label_key(s.labels))
