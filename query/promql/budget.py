@@ -131,6 +131,11 @@ class Budget:
         if self.held > self.max_samples:
             raise PromQLError("execution", TOO_MANY_SAMPLES)
 
+    def check_room(self, points: int) -> None:
+        """Refuse now if ``points`` more would not fit (before making what would hold them)."""
+        if self.held + points > self.max_samples:
+            raise PromQLError("execution", TOO_MANY_SAMPLES)
+
     @property
     def left(self) -> int:
         return self.max_samples - self.held

@@ -468,9 +468,8 @@ class _Evaluator:
         step = step_ms_of(node) or self.engine.default_subquery_step_ms
         first = int(refs.min()) - range_ms
         start = -(-first // step) * step  # first multiple of the step at or after the window start
-        # Every inner step holds at least a point: refuse before making a 30d:1ms array of steps.
-        steps = max((int(refs.max()) - start) // step + 1, 0)
-        self.budget.hold(steps)
+        # Every inner step of a series is a point: refuse before making a 30d:1ms array of steps.
+        self.budget.check_room(max((int(refs.max()) - start) // step + 1, 0))
         inner_ts = np.arange(start, int(refs.max()) + 1, step, dtype=np.int64)
         out = []
         if len(inner_ts):
@@ -484,11 +483,12 @@ class _Evaluator:
 
 
 def _points_held(block: Block, steps: int) -> int:
-    """Points a node's value holds: a value per step and column, or the points of its ranges."""
+    """Points a node's value holds: a value per step and column, or the points of its ranges.
+
+    Scalars do not count, as in Prometheus; their size is bounded by the steps already checked.
+    """
     if isinstance(block, VectorBlock):
         return len(block.cols) * steps
-    if isinstance(block, ScalarBlock):
-        return steps
     if isinstance(block, RangeBlock):
         return sum(len(s.ts) for s in block.series)
     return 0
