@@ -27,8 +27,7 @@ from pathlib import Path
 import httpx
 
 _SERVER = """
-import sys, os, uvicorn
-if os.environ.get("SWITCH_S"): sys.setswitchinterval(float(os.environ["SWITCH_S"]))
+import sys, uvicorn
 from model.labels import to_labels
 from model.series import Sample
 from query.api.app import create_app
