@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporters.ingest_log import IngestLog
@@ -90,11 +91,12 @@ def create_app(
     app.include_router(build_events_router(hub))
     app.include_router(build_sketch_router(store.backend))
 
-    @app.get("/-/healthy")
+    # Plain text, as Prometheus answers them (probes and scripts compare the body).
+    @app.get("/-/healthy", response_class=PlainTextResponse)
     async def healthy() -> str:
         return "infersight is Healthy.\n"
 
-    @app.get("/-/ready")
+    @app.get("/-/ready", response_class=PlainTextResponse)
     async def ready() -> str:
         return "infersight is Ready.\n"
 
