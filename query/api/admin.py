@@ -12,7 +12,6 @@ are the bootstrap admin key's alone (``tenancy.managed_project``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from query.api.audit import audit_operation
 from query.api.errors import error_response
+from query.api.json_body import read_json
 from query.api.tenancy import managed_project
 from store.api_keys import ALL_PROJECTS, KeyStore, Principal
 from store.audit import AuditLog
@@ -65,7 +65,7 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
         if managed_project() is not None:
             return await refused(request, "UpdateRetentionPolicy", "RetentionPolicy", global_only)
         try:
-            body = json.loads(await request.body())
+            body = await read_json(request)
             if not isinstance(body, dict) or set(body) - {"pod_events_ms", "service_events_ms"}:
                 raise ValueError("body: an object with pod_events_ms and/or service_events_ms")
             values = {k: body.get(k, v) for k, v in _retention_json().items()}
@@ -88,7 +88,7 @@ def build_admin_router(keys: KeyStore, audit: AuditLog, events: EventLog) -> API
     @router.post("/keys")
     async def create(request: Request) -> Any:
         try:
-            body = json.loads(await request.body())
+            body = await read_json(request)
             if not isinstance(body, dict):
                 raise ValueError("body: expected a JSON object")
             unknown = set(body) - {"project_id", "permissions", "name"}

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from exporters.ingest_log import IngestLog
 from query.api.admin import build_admin_router
 from query.api.audit import build_audit_router
+from query.api.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from query.api.events import build_events_router
 from query.api.failed_auth import MAX_FAILURES, WINDOW_S, FailedAuthLimiter
 from query.api.ingest import build_ingest_router
@@ -69,6 +70,7 @@ def create_app(
     audit: AuditLog | None = None,
     routers: Sequence[APIRouter] = (),
     ingest_log: IngestLog | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """``uvicorn.run(create_app(open_store("chdb://./data")))``.
 
@@ -109,4 +111,6 @@ def create_app(
     if auth.enabled:
         limiter = FailedAuthLimiter(auth.max_failures, auth.failure_window_s)
         app.add_middleware(AuthMiddleware, keys=keys, admin_secret=auth.admin_key or None, limiter=limiter)
+    # Outermost: a body over the ceiling is refused before anything reads it.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from model.audit import Trace, TraceError, TraceUser, mask_secrets, trace_from_json
 from query.api.errors import error_response
+from query.api.json_body import read_json
 from query.api.tenancy import CURRENT, current_project
 from store.audit import AuditLog, TraceQuery
 
@@ -66,7 +67,7 @@ def build_audit_router(log: AuditLog) -> APIRouter:
     @router.post("/traces")
     async def ingest(request: Request) -> Any:
         try:
-            body = json.loads(await request.body())
+            body = await read_json(request)
             items = body["traces"] if isinstance(body, dict) and "traces" in body else [body]
             if not isinstance(items, list):
                 raise TraceError("traces: expected a list")

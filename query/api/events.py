@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from model.event_catalog import TEMPLATES
 from model.events import MAX_EVENT_ID, SOURCES, Event, EventObject
 from query.api.errors import error_response
+from query.api.json_body import read_json
 from query.api.recent_ids import RecentIds
 from query.api.tenancy import current_project
 from query.events.hub import EventHub
@@ -136,7 +137,7 @@ def build_events_router(hub: EventHub, recent: RecentIds | None = None) -> APIRo
     async def receive(request: Request) -> Any:
         now_ms = int(time.time() * 1000)
         try:
-            body = json.loads(await request.body())
+            body = await read_json(request)
             items = body["events"] if isinstance(body, dict) and "events" in body else [body]
             if not isinstance(items, list):
                 raise ValueError("events: expected a list")

@@ -9,7 +9,6 @@ The quantile code is the collector's pure sketch package, shared rather than cop
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from collector.sketch import relative_error
 from collector.window import rows_from_wire
 from model.durations import parse_duration_ms
 from query.api.errors import error_response, success
+from query.api.json_body import read_json
 from query.api.params import BadParamError, parse_time_ms
 from query.api.tenancy import current_project
 from query.sketch_quantiles import period_quantiles
@@ -45,7 +45,7 @@ def build_sketch_router(backend: Backend) -> APIRouter:
         A row sent again with its ``id`` (a retry whose answer was lost) is stored again and read
         once (``store.sketch_dedup``)."""
         try:
-            rows = rows_from_wire(json.loads(await request.body()))
+            rows = rows_from_wire(await read_json(request))
         except (ValueError, KeyError, TypeError) as err:
             return error_response("bad_data", f"malformed sketch rows: {err}")
         project = current_project()
