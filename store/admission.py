@@ -25,7 +25,11 @@ What is refused, with its reason (the writer's guard uses the same names, ``stor
   ``Limits.max_age_s``) by the server's clock;
 - ``invalid_utf8``, ``invalid_label`` (name not ``[a-zA-Z_][a-zA-Z0-9_]*``, metric name not
   ``[a-zA-Z_:][a-zA-Z0-9_:]*``, an empty name), ``duplicate_label``, ``missing_metric_name``,
-  ``too_many_labels``, ``label_too_long``.
+  ``too_many_labels``, ``label_too_long``;
+- ``too_many_samples`` / ``too_many_series``: a request over ``max_samples_per_request`` or
+  ``max_series_per_request`` (``check_counts``). Senders send a few thousand samples a request
+  (Prometheus 2,000, vmagent 10,000); without a cap a request within the decoded-size bound (32 MiB
+  of two-byte samples) costs about a gigabyte of arrays before anything else is checked.
 
 Cardinality limits (``series_limit_*``) stay the writer's: they depend on what other requests
 brought, so they drop and count at insert rather than refuse.
@@ -34,6 +38,7 @@ brought, so they drop and count at insert rather than refuse.
     refusal = admission.check_samples(batch)          # None: admit
     refusal = admission.check_columns(labels, index, ts_ms)
     if refusal is not None: return 400, str(refusal)  # "out of bounds: series {...}: timestamp ..."
+    refusal = admission.check_counts(series=n_series, samples=n_samples)  # before decoding them
 """
 
 from __future__ import annotations
@@ -50,11 +55,14 @@ from model.series import Sample
 from store.limits import IngestGuard, Limits, label_problem
 
 __all__ = [
+    "DEFAULT_MAX_SAMPLES_PER_REQUEST",
+    "DEFAULT_MAX_SERIES_PER_REQUEST",
     "TS_MAX_MS",
     "TS_MIN_MS",
     "Admission",
     "Refusal",
     "RefusedSeriesError",
+    "count_refusal",
     "format_series",
     "label_refusal",
     "time_refusal",
@@ -63,6 +71,10 @@ __all__ = [
 # What the samples and series tables can hold (see the module docstring): DateTime's range in ms.
 TS_MIN_MS = 0
 TS_MAX_MS = 4_291_747_199_999  # 2105-12-31T23:59:59.999Z
+
+# Generous: hundreds of times what senders send in one request, far below what costs memory.
+DEFAULT_MAX_SAMPLES_PER_REQUEST = 1_000_000
+DEFAULT_MAX_SERIES_PER_REQUEST = 250_000
 
 # Prometheus' words for each reason, first in the 400's text.
 _PHRASES = {
@@ -75,6 +87,8 @@ _PHRASES = {
     "missing_metric_name": "invalid labels",
     "too_many_labels": "too many labels",
     "label_too_long": "label value too long",
+    "too_many_samples": "request too large",
+    "too_many_series": "request too large",
 }
 _SHOWN_VALUE_CHARS = 120
 
@@ -90,6 +104,8 @@ class Refusal:
 
     def __str__(self) -> str:
         phrase = _PHRASES.get(self.reason, "refused")
+        if not self.series:  # a refusal of the request as a whole (its size)
+            return f"{phrase} ({self.reason}): {self.detail}"
         return f"{phrase} ({self.reason}): series {format_series(self.series)}: {self.detail}"
 
 
@@ -184,13 +200,32 @@ def _time_detail(reason: str, stamp: int, lo: int | None, hi: int | None) -> str
     return f"timestamp {stamp} ms later than the newest accepted, {hi} ms (store.limits.max_future_s)"
 
 
-class Admission:
-    """The door checks with the writer's limits and clock (its ``IngestGuard``), and how many
-    requests and samples were refused per reason (``refused_requests``, ``refused_samples``).
-    Thread-safe."""
+def count_refusal(kind: str, limit: int) -> Refusal:
+    """The refusal of a request holding more than ``limit`` ``kind`` (samples or series); where
+    counting stopped at the limit, the request's true size is not known."""
+    return Refusal(
+        f"too_many_{kind}",
+        (),
+        f"over {limit} {kind} in one request (max_{kind}_per_request); send smaller requests",
+    )
 
-    def __init__(self, guard: IngestGuard) -> None:
+
+class Admission:
+    """The door checks with the writer's limits and clock (its ``IngestGuard``) and the caps on one
+    request's size, and how many requests and samples were refused per reason
+    (``refused_requests``, ``refused_samples``). Thread-safe."""
+
+    def __init__(
+        self,
+        guard: IngestGuard,
+        max_samples_per_request: int = DEFAULT_MAX_SAMPLES_PER_REQUEST,
+        max_series_per_request: int = DEFAULT_MAX_SERIES_PER_REQUEST,
+    ) -> None:
+        if max_samples_per_request < 1 or max_series_per_request < 1:
+            raise ValueError("max_samples_per_request and max_series_per_request: must be positive")
         self.guard = guard
+        self.max_samples_per_request = max_samples_per_request
+        self.max_series_per_request = max_series_per_request
         self.refused_requests: Counter[str] = Counter()
         self.refused_samples: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -198,6 +233,18 @@ class Admission:
     @property
     def limits(self) -> Limits:
         return self.guard.limits
+
+    def check_counts(self, *, series: int, samples: int) -> Refusal | None:
+        """None when a request of ``series`` and ``samples`` is within the caps, else the refusal
+        (counted, with ``samples`` as the request's samples: a lower bound where counting stopped)."""
+        refusal = None
+        if samples > self.max_samples_per_request:
+            refusal = count_refusal("samples", self.max_samples_per_request)
+        elif series > self.max_series_per_request:
+            refusal = count_refusal("series", self.max_series_per_request)
+        if refusal is not None:
+            self.count(refusal, samples)
+        return refusal
 
     def check_labels(self, labels: Sequence[Labels]) -> Refusal | None:
         """The first refused label set among ``labels`` (each distinct one checked once)."""
@@ -230,9 +277,11 @@ class Admission:
         return refusal
 
     def check_samples(self, batch: Sequence[Sample]) -> Refusal | None:
-        """``check_columns`` for a list of samples (the HTTP ingest route's form)."""
+        """``check_counts`` and ``check_columns`` for a list of samples (the HTTP ingest route's form)."""
         if not batch:
             return None
+        if len(batch) > self.max_samples_per_request:
+            return self.check_counts(series=0, samples=len(batch))
         places: dict[Labels, int] = {}
         index = np.fromiter((places.setdefault(s.labels, len(places)) for s in batch), np.intp, len(batch))
         try:
@@ -246,7 +295,8 @@ class Admission:
             )
             self.count(refusal, len(batch))
             return refusal
-        return self.check_columns(list(places), index, ts)
+        refusal = self.check_counts(series=len(places), samples=len(batch))
+        return refusal if refusal is not None else self.check_columns(list(places), index, ts)
 
     def count(self, refusal: Refusal, samples: int) -> None:
         with self._lock:

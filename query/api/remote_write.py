@@ -16,7 +16,10 @@ timestamp outside what its tables hold or outside the guard's window, a label se
 (not UTF-8, a bad or duplicate label name, no metric name, over the label limits) — is refused whole
 with a 400 that names the series and the reason, as Prometheus 2.42 rolls back and answers 400 for an
 ``out of bounds`` sample. So nothing acknowledged can later fail an insert block that also holds
-other clients' samples. Exemplars, histograms and metadata are skipped.
+other clients' samples. A request of more than ``max_samples_per_request`` samples (default
+1,000,000) or ``max_series_per_request`` series (250,000) is a 400 too, found while the message is
+walked, before its arrays outgrow the cap or a label set is decoded.
+Exemplars, histograms and metadata are skipped.
 Spec: https://prometheus.io/docs/concepts/remote_write_spec/
 """
 
@@ -43,9 +46,17 @@ from query.api.ingest import confine
 from query.api.request_body import DEFAULT_MAX_DECODED_BYTES, BodyTooLargeError, decode_body
 from query.api.series_cache import LabelSetCache
 from query.api.tenancy import current_project
-from query.api.write_request_scan import scan_write_request
+from query.api.write_request_scan import OverLimitError, scan_write_request
 from query.api.write_request_scan import warm as warm_scan
-from store.admission import Admission, Refusal, RefusedSeriesError, label_refusal
+from store.admission import (
+    DEFAULT_MAX_SAMPLES_PER_REQUEST,
+    DEFAULT_MAX_SERIES_PER_REQUEST,
+    Admission,
+    Refusal,
+    RefusedSeriesError,
+    count_refusal,
+    label_refusal,
+)
 from store.backend import StoreUnavailableError
 from store.insert_errors import is_transient
 from store.limits import Limits
@@ -164,20 +175,32 @@ def decode_columns(
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     content_encoding: str | None = None,
     label_sets: LabelSetCache | None = None,
+    max_series: int | None = None,
+    max_samples: int | None = None,
 ) -> Columns:
     """The samples of a snappy-compressed ``WriteRequest`` with a series index each, in the order of
     each series' samples (series interleaved); ValueError if it is not one (``BodyTooLargeError``
     past ``max_decoded_bytes``; ``RefusedSeriesError`` for a label set ``label_sets``' decoder
-    refuses). ``content_encoding``: the body's, as its header says (None: snappy)."""
+    refuses; ``OverLimitError`` past ``max_series`` or ``max_samples``, counted while walking, before
+    any label set is decoded). ``content_encoding``: the body's, as its header says (None: snappy)."""
     raw = decode_body(body, content_encoding, max_decoded_bytes)
     label_sets = _label_sets if label_sets is None else label_sets
-    scanned = _scan(raw, label_sets)
-    return scanned if scanned is not None else _parse(raw, label_sets)
+    scanned = _scan(raw, label_sets, max_series, max_samples)
+    if scanned is not None:
+        return scanned
+    parsed = _parse(raw, label_sets)
+    if max_series is not None and len(parsed.labels) > max_series:
+        raise OverLimitError("series", max_series)
+    if max_samples is not None and len(parsed.ts_ms) > max_samples:
+        raise OverLimitError("samples", max_samples)
+    return parsed
 
 
-def _scan(raw: bytes, label_sets: LabelSetCache) -> Columns | None:
+def _scan(
+    raw: bytes, label_sets: LabelSetCache, max_series: int | None, max_samples: int | None
+) -> Columns | None:
     """The compiled walk over the message (``write_request_scan``); None: the parser decides."""
-    found = scan_write_request(raw)
+    found = scan_write_request(raw, max_series, max_samples)
     if found is None:
         return None
     label_from, label_to, owner, ts, values = found
@@ -295,8 +318,10 @@ class RemoteWriteEndpoint:
     response objects cost about as much per request as decoding 1,000 samples. With ``log`` a request
     is acknowledged once logged (built with ``decoders=LOG_DECODERS``), else once stored.
 
-    ``max_body_bytes`` bounds the body as sent, ``max_decoded_bytes`` as decoded (413 past either).
-    ``admission`` counts the requests refused at the door per reason.
+    ``max_body_bytes`` bounds the body as sent, ``max_decoded_bytes`` as decoded (413 past either);
+    ``max_samples_per_request`` and ``max_series_per_request`` what one request may hold (400
+    ``too_many_samples``/``too_many_series``, found while walking the message, before its label sets
+    are decoded). ``admission`` counts the requests refused at the door per reason.
 
     ``httpx.ASGITransport(app=RemoteWriteEndpoint(writer))`` serves it alone (tests).
     """
@@ -307,12 +332,14 @@ class RemoteWriteEndpoint:
         max_body_bytes: int = 64 << 20,
         log: IngestLog | None = None,
         max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+        max_samples_per_request: int = DEFAULT_MAX_SAMPLES_PER_REQUEST,
+        max_series_per_request: int = DEFAULT_MAX_SERIES_PER_REQUEST,
     ):
         self._writer = writer
         self._log = log
         self.max_body_bytes = max_body_bytes
         self.max_decoded_bytes = max_decoded_bytes
-        self.admission = Admission(writer.guard)
+        self.admission = Admission(writer.guard, max_samples_per_request, max_series_per_request)
         # Label sets checked with this writer's limits as they enter the cache: a request of known
         # series costs no label check at all.
         self._label_sets = LabelSetCache(partial(_decode_checked_label_section, limits=writer.guard.limits))
@@ -373,10 +400,16 @@ class RemoteWriteEndpoint:
                 max_decoded_bytes=self.max_decoded_bytes,
                 content_encoding=content_encoding,
                 label_sets=self._label_sets,
+                max_series=self.admission.max_series_per_request,
+                max_samples=self.admission.max_samples_per_request,
             )
         except RefusedSeriesError as err:
             self.admission.count(err.refusal, 0)
             return 400, f"{err.refusal}\n"
+        except OverLimitError as err:
+            refusal = count_refusal(err.kind, err.limit)
+            self.admission.count(refusal, err.limit + 1 if err.kind == "samples" else 0)
+            return 400, f"{refusal}\n"
         except BodyTooLargeError as err:
             return 413, f"{err}\n"
         except ValueError as err:

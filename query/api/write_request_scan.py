@@ -24,6 +24,17 @@ FloatArray = npt.NDArray[np.float64]
 
 MALFORMED = -1  # truncated, a varint over 10 bytes, an unknown wire type, a wrong wire type
 SCATTERED_LABELS = -2  # a series' Label records are not one run (the cache key needs one)
+TOO_MANY_SERIES = -3  # more series than the output arrays hold (the caller's cap)
+TOO_MANY_SAMPLES = -4  # more samples than the output arrays hold
+
+
+class OverLimitError(ValueError):
+    """The message holds more series or samples (``kind``) than ``limit``; counting stopped there."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        super().__init__(f"over {limit} {kind}")
+        self.kind = kind
+        self.limit = limit
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,7 +91,8 @@ def _scan(
     bits: np.ndarray,
     as_float: FloatArray,
 ) -> tuple[int, int]:
-    """(series, samples) written into the output arrays, or (MALFORMED/SCATTERED_LABELS, 0)."""
+    """(series, samples) written into the output arrays, or (MALFORMED/SCATTERED_LABELS/TOO_MANY_*, 0):
+    the walk stops as soon as a series or sample would not fit (the caller sized them to its caps)."""
     end = len(data)
     p = 0
     n_series = 0
@@ -97,6 +109,8 @@ def _scan(
             continue
         if wire != 2:
             return MALFORMED, 0
+        if n_series >= len(label_from):
+            return TOO_MANY_SERIES, 0
         size, p = _varint(data, p, end)
         if p < 0 or size < 0 or p + size > end:
             return MALFORMED, 0
@@ -125,6 +139,8 @@ def _scan(
                 if p < 0 or size < 0 or p + size > series_end:
                     return MALFORMED, 0
                 sample_end = p + size
+                if n_samples >= len(owner):
+                    return TOO_MANY_SAMPLES, 0
                 stamp, value = 0, 0.0
                 while p < sample_end:
                     key, p = _varint(data, p, sample_end)
@@ -159,18 +175,28 @@ def _scan(
     return n_series, n_samples
 
 
-def scan_write_request(raw: bytes) -> tuple[IntArray, IntArray, IntArray, IntArray, FloatArray] | None:
+def scan_write_request(
+    raw: bytes, max_series: int | None = None, max_samples: int | None = None
+) -> tuple[IntArray, IntArray, IntArray, IntArray, FloatArray] | None:
     """Per series ``raw[label_from[i]:label_to[i]]`` (its Label records), per sample its series,
-    timestamp and value; None where the protobuf parser must decide (see the module docstring)."""
+    timestamp and value; None where the protobuf parser must decide (see the module docstring).
+    ``OverLimitError`` past ``max_series`` or ``max_samples`` (None: no cap): arrays are sized to
+    the caps, so an oversized message costs no more memory than a request at the cap."""
     data = np.frombuffer(raw, np.uint8)
     cap = len(raw) // 2 + 1  # every TimeSeries and every Sample record takes at least 2 bytes
-    label_from = np.empty(cap, np.int64)
-    label_to = np.empty(cap, np.int64)
-    owner = np.empty(cap, np.int64)
-    ts = np.empty(cap, np.int64)
-    values = np.empty(cap, np.float64)
+    series_cap = cap if max_series is None else min(cap, max_series)
+    samples_cap = cap if max_samples is None else min(cap, max_samples)
+    label_from = np.empty(series_cap, np.int64)
+    label_to = np.empty(series_cap, np.int64)
+    owner = np.empty(samples_cap, np.int64)
+    ts = np.empty(samples_cap, np.int64)
+    values = np.empty(samples_cap, np.float64)
     bits = np.zeros(1, np.uint64)
     n_series, n_samples = _scan(data, label_from, label_to, owner, ts, values, bits, bits.view(np.float64))
+    if n_series == TOO_MANY_SERIES:
+        raise OverLimitError("series", series_cap)
+    if n_series == TOO_MANY_SAMPLES:
+        raise OverLimitError("samples", samples_cap)
     if n_series < 0:
         return None
     return (
