@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from collector.config import ScrapeConfig, TargetConfig
+from collector.metadata import MetadataSink
 from collector.pipeline import Consumer
 from collector.sidecar import Sidecar
 
@@ -13,8 +14,15 @@ from collector.sidecar import Sidecar
 class SidecarGroup:
     """One ``Sidecar`` per target, all feeding one consumer. ``await group.start()`` … ``stop()``."""
 
-    def __init__(self, scrape: ScrapeConfig, targets: Sequence[TargetConfig], consumer: Consumer) -> None:
-        self.sidecars = [Sidecar(scrape, target, consumer) for target in targets]
+    def __init__(
+        self,
+        scrape: ScrapeConfig,
+        targets: Sequence[TargetConfig],
+        consumer: Consumer,
+        metadata: MetadataSink | None = None,
+    ) -> None:
+        """``metadata``: where each target's TYPE/HELP/UNIT go (none: not kept)."""
+        self.sidecars = [Sidecar(scrape, target, consumer, metadata=metadata) for target in targets]
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

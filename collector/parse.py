@@ -30,6 +30,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as om_parser
 from prometheus_client.samples import Timestamp
 
+from model.metadata import FamilyMetadata
+
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
 # Prometheus stores timestamps as int64 milliseconds; so does the store (``ts_ms Int64``).
 MAX_TS_MS = 2**63 - 1
@@ -146,15 +148,49 @@ def _flatten(families: Iterable[Metric], *, strict: bool, counters: set[str]) ->
     return out
 
 
-def parse_text(text: str, *, strict: bool) -> list[ParsedSample]:
-    """Parse an exposition: strict OpenMetrics, or lenient Prometheus text (ms timestamps)."""
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """An exposition read: its samples, and the metadata its TYPE/HELP/UNIT lines declare."""
+
+    samples: list[ParsedSample]
+    families: list[FamilyMetadata]
+
+
+def _metadata(families: Iterable[Metric], *, strict: bool, counters: set[str]) -> list[FamilyMetadata]:
+    """Metadata keyed as Prometheus keys it: by the name in the TYPE/HELP line.
+
+    A family with none of those lines (a bare sample) has no metadata, as in Prometheus' scrape
+    cache. The text parser names a counter declared ``foo_total`` ``foo``; the declared name is
+    restored. A name declared twice keeps its last declaration.
+    """
+    found: dict[str, FamilyMetadata] = {}
+    for family in families:
+        doc = family.documentation or ""
+        unit = getattr(family, "unit", "") or ""
+        if not doc and not unit and family.type in ("untyped", "unknown"):
+            continue
+        name = family.name
+        if not strict and family.type == "counter" and name not in counters:
+            name += "_total"
+        found[name] = FamilyMetadata.bounded(name, family.type, doc, unit)
+    return list(found.values())
+
+
+def parse_exposition(text: str, *, strict: bool) -> Parsed:
+    """Parse an exposition (strict OpenMetrics, or lenient Prometheus text with ms timestamps):
+    its samples and its families' metadata."""
     lines = _Lines(text)
     try:
         if strict:
             families = list(om_parser.text_fd_to_metric_families(lines))  # type: ignore[no-untyped-call]
-            return _flatten(families, strict=True, counters=set())
-        families = list(text_parser.text_fd_to_metric_families(cast(TextIO, lines)))
-        return _flatten(families, strict=False, counters=_declared_counters(text))
+            counters: set[str] = set()
+        else:
+            families = list(text_parser.text_fd_to_metric_families(cast(TextIO, lines)))
+            counters = _declared_counters(text)
+        return Parsed(
+            _flatten(families, strict=strict, counters=counters),
+            _metadata(families, strict=strict, counters=counters),
+        )
     except _BadSample as exc:
         raise ParseError(str(exc)) from exc  # found after reading every line: no line number
     except Exception as exc:  # any failure inside the library is the body's fault: one reason, parse
@@ -163,10 +199,20 @@ def parse_text(text: str, *, strict: bool) -> list[ParsedSample]:
         raise ParseError(f"{detail}{where}", lines.number or None) from exc
 
 
-def parse_body(body: bytes, content_type: str) -> list[ParsedSample]:
+def parse_text(text: str, *, strict: bool) -> list[ParsedSample]:
+    """The samples of an exposition (see :func:`parse_exposition`)."""
+    return parse_exposition(text, strict=strict).samples
+
+
+def parse_scrape(body: bytes, content_type: str) -> Parsed:
     """Parse a scrape response, choosing the mode from its Content-Type."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ParseError(f"body is not UTF-8: {exc}") from exc
-    return parse_text(text, strict=is_openmetrics(content_type))
+    return parse_exposition(text, strict=is_openmetrics(content_type))
+
+
+def parse_body(body: bytes, content_type: str) -> list[ParsedSample]:
+    """The samples of a scrape response (see :func:`parse_scrape`)."""
+    return parse_scrape(body, content_type).samples

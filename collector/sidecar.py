@@ -14,6 +14,14 @@ Two reasons do not fail the scrape (``up 1``) and are counted once per scrape th
 - ``duplicate_series``: a sample whose series (labels after the identity labels are added) is
   already in the batch is dropped, the first one kept, as Prometheus' appender does; the health
   series come first, so a target that exposes its own ``up`` cannot overwrite ours.
+
+Its log is written for an operator: one INFO line when a target's loop starts (target, engine,
+interval); a failing target gets one warning when the outage begins, then a summary at most every
+minute, and one INFO line when it recovers (after how long, how many scrapes failed) — see
+``collector/outage.py``. Each failed scrape is still logged at DEBUG.
+
+With a ``metadata`` sink, the ``# TYPE``/``# HELP``/``# UNIT`` of what the target exposes go to it,
+a family only when new or changed and everything every ten minutes (``collector/metadata.py``).
 """
 
 from __future__ import annotations
@@ -29,12 +37,15 @@ from loguru import logger
 from collector.config import ScrapeConfig, TargetConfig
 from collector.engines import adapt
 from collector.health import ScrapeOutcome, health_samples
+from collector.metadata import MetadataSink, MetadataTracker
 from collector.normalise import to_samples
-from collector.parse import ParsedSample, ParseError, parse_body
+from collector.outage import OutageLog
+from collector.parse import Parsed, ParsedSample, ParseError, parse_scrape
 from collector.pipeline import Consumer
 from collector.scrape import REASONS, Fetched, ScrapeError, fetch, new_client
 from collector.staleness import StalenessTracker
 from model.labels import Labels
+from model.metadata import records_for
 from model.series import Sample
 
 INTERNAL = "internal"
@@ -66,6 +77,8 @@ class Sidecar:
         target: TargetConfig,
         consumer: Consumer,
         clock: Callable[[], float] = time.time,
+        metadata: MetadataSink | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         scrape.validate()
         target.validate()
@@ -80,10 +93,12 @@ class Sidecar:
         self._stopping = asyncio.Event()
         self._running = False
         self._finished = asyncio.Event()
-        self._was_up: bool | None = None
         self._last_partial: tuple[str, ...] = ()
         self._staleness = StalenessTracker()
         self._log = logger.bind(target=self.url, service_id=target.service_id)
+        self.outage = OutageLog(f"scrape of {self.url}", tries="scrapes", clock=monotonic, log=self._log)
+        self._metadata_sink = metadata
+        self._metadata = MetadataTracker(clock=monotonic)
         idle = ScrapeOutcome(False, 0.0, 0, 0, self.errors_total)
         self._health_labels = frozenset(s.labels for s in health_samples(idle, self.identity, 0))
 
@@ -95,9 +110,9 @@ class Sidecar:
         )
 
     @staticmethod
-    def _parse(fetched: Fetched) -> list[ParsedSample]:
+    def _parse(fetched: Fetched) -> Parsed:
         try:
-            return parse_body(fetched.body, fetched.content_type)
+            return parse_scrape(fetched.body, fetched.content_type)
         except ParseError as exc:
             raise ScrapeError("parse", str(exc)) from exc
 
@@ -145,15 +160,24 @@ class Sidecar:
             log("scrape of {} kept, with parts left out: {}", self.url, _short(" | ".join(notes)))
         self._last_partial = partial
         if error is None:
-            if self._was_up is False:
-                self._log.info("scrape of {} recovered", self.url)
-            self._was_up = True
-            return
-        if self._was_up is False:
-            self._log.debug("scrape of {} still failing ({}): {}", self.url, error.reason, _short(error))
+            self.outage.succeeded()
         else:
-            self._log.warning("scrape of {} failed ({}): {}", self.url, error.reason, _short(error))
-        self._was_up = False
+            self.outage.failed(f"{error.reason}: {_short(error)}")
+
+    async def _ship_metadata(self, parsed: Parsed, ts_ms: int) -> None:
+        """Hand the families' metadata that is due to the sink; a failure is logged, never raised
+        (the scrape's samples matter more), and what was not shipped is due again next scrape."""
+        if self._metadata_sink is None or not parsed.families:
+            return
+        due, full = self._metadata.due(parsed.families)
+        if not due:
+            return
+        try:
+            await self._metadata_sink(records_for(due, self.identity, ts_ms))
+        except Exception as exc:
+            self._log.warning("handing on the metadata of {} failed: {}", self.url, _short(exc))
+            return
+        self._metadata.shipped(due, full)
 
     async def scrape_once(self) -> list[Sample]:
         """Scrape now; return the batch (target series, derived guide series, health) after handing it on.
@@ -163,7 +187,7 @@ class Sidecar:
         """
         start_ms = math.floor(self.clock() * 1000)
         t0 = time.perf_counter()
-        parsed: list[ParsedSample] = []
+        parsed = Parsed([], [])
         body_bytes = 0
         error: ScrapeError | None = None
         target: list[Sample] = []
@@ -179,7 +203,7 @@ class Sidecar:
             error = self._internal("fetching or parsing", exc)
         if error is None:
             try:
-                target, untimed, notes = self._target_samples(parsed, start_ms)
+                target, untimed, notes = self._target_samples(parsed.samples, start_ms)
             except Exception as exc:
                 error = self._internal("adapting or labelling", exc)
                 target, untimed, notes = [], set(), []
@@ -191,7 +215,7 @@ class Sidecar:
         outcome = ScrapeOutcome(
             up=error is None,
             duration_s=time.perf_counter() - t0,
-            samples_scraped=len(parsed) if error is None or error.reason == INTERNAL else 0,
+            samples_scraped=len(parsed.samples) if error is None or error.reason == INTERNAL else 0,
             body_bytes=body_bytes,
             errors_total=dict(self.errors_total),
         )
@@ -204,6 +228,8 @@ class Sidecar:
             markers = self._staleness.update(untimed | self._health_labels, start_ms)
             batch.extend(m for m in markers if m.labels not in present)
         await self.consumer.consume(batch)
+        if error is None:
+            await self._ship_metadata(parsed, start_ms)
         return batch
 
     def _next_tick_s(self, now_s: float) -> float:
@@ -217,6 +243,13 @@ class Sidecar:
             raise RuntimeError("Sidecar.run() is already running")
         self._running = True
         self._finished.clear()
+        self._log.info(
+            "scraping {} every {:g} s (engine {}, service {})",
+            self.url,
+            self.scrape.interval_s,
+            self.target.engine,
+            self.target.service_id or "-",
+        )
         try:
             while not self._stopping.is_set():
                 now = self.clock()

@@ -19,6 +19,10 @@ each in a folder of its own, so an outage of one destination never holds up anot
     await exporter.start()        # background sealing by age and retries
     await exporter.consume(batch)
     await exporter.stop()         # seals and tries a last send; what is left stays on disk
+
+While the destination is unreachable, retries fail every ``retry_interval_s``: the log gets one
+warning when that begins, a summary at most every minute (sends failed, items buffered, the last
+reason) and one INFO line when sending works again (``collector/outage.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any, Generic, TypeVar
 
 from loguru import logger
 
+from collector.outage import OutageLog
 from exporters.errors import is_retryable
 from exporters.records import SAMPLES, RecordCodec
 from exporters.segments import SegmentQueue
@@ -69,6 +74,7 @@ class BufferedExporter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self.exported_samples = 0
         self.rejected_samples = 0
+        self.outage = OutageLog(f"sending {codec.unit} buffered in {folder}", tries="sends", clock=clock)
 
     @property
     def dropped_samples(self) -> int:
@@ -135,12 +141,14 @@ class BufferedExporter(Generic[T]):
                 if is_retryable(err):
                     self._retry_at = self._clock() + self.retry_interval_s
                     pending = self.queue.pending_samples
-                    logger.warning("destination unreachable, {} {} buffered on disk: {}", pending, unit, err)
+                    self.outage.failed(f"destination unreachable, {pending} {unit} buffered on disk: {err}")
                     return False
+                self.outage.succeeded()  # an answer, even a refusal: the destination is reachable
                 self.rejected_samples += len(items)
                 logger.error("destination refused a batch of {} {}, dropped: {}", len(items), unit, err)
             else:
                 self.exported_samples += len(items)
+                self.outage.succeeded()
             self.queue.remove(path)
         return True
 

@@ -3,15 +3,23 @@
 Each kind goes through a disk buffer of its own before it gets here (``infersight/exporting.py``),
 so a failed POST raises and the buffer keeps the batch; a resent batch carries the same identities
 (sketch ``id``, event ``id``), which the server's store keeps once.
+
+A failure is raised in words an operator can act on, once per batch; the buffer decides how often
+it is logged (``collector/outage.py``): an unreachable server is ``RetryableError("POST <url>:
+ConnectError: …")``; a refusal is the HTTP status with the server's own error text.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from collector.window import SketchRow, rows_to_wire
+from exporters.errors import RetryableError
 from exporters.records import event_to_wire
 from model.events import Event
+from model.metadata import MetadataRecord
 from model.series import Sample
 from model.wire import encode_batch
 
@@ -23,20 +31,34 @@ class HttpExporter:
         self._api = ship_to.rstrip("/") + "/api/v1"
         self._client = httpx.AsyncClient(timeout=timeout_s)
 
+    async def _post(self, path: str, body: Any) -> None:
+        url = f"{self._api}/{path}"
+        try:
+            response = await self._client.post(url, json=body)
+        except httpx.TransportError as err:
+            raise RetryableError(f"POST {url}: {type(err).__name__}: {err or 'no answer'}") from err
+        if response.is_error:
+            detail = " ".join(response.text[:300].split())
+            raise httpx.HTTPStatusError(
+                f"POST {url}: HTTP {response.status_code}: {detail}",
+                request=response.request,
+                response=response,
+            )
+
     async def send(self, batch: list[Sample]) -> None:
-        response = await self._client.post(f"{self._api}/ingest", json=encode_batch(batch))
-        response.raise_for_status()
+        await self._post("ingest", encode_batch(batch))
 
     async def send_events(self, events: list[Event]) -> None:
         """POST events (e.g. the pod's Kubernetes events) to ``<ship_to>/api/v1/events``."""
-        body = {"events": [event_to_wire(e) for e in events]}
-        response = await self._client.post(f"{self._api}/events", json=body)
-        response.raise_for_status()
+        await self._post("events", {"events": [event_to_wire(e) for e in events]})
 
     async def send_sketches(self, rows: list[SketchRow]) -> None:
         """POST closed quantile-sketch windows to ``<ship_to>/api/v1/sketches``."""
-        response = await self._client.post(f"{self._api}/sketches", json=rows_to_wire(rows))
-        response.raise_for_status()
+        await self._post("sketches", rows_to_wire(rows))
+
+    async def send_metadata(self, records: list[MetadataRecord]) -> None:
+        """POST the targets' TYPE/HELP/UNIT to ``<ship_to>/api/v1/ingest/metadata``."""
+        await self._post("ingest/metadata", {"metadata": [r.to_wire() for r in records]})
 
     async def aclose(self) -> None:
         await self._client.aclose()

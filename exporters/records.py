@@ -9,7 +9,9 @@ to disk, and a replay resends that same identity:
 - samples are their own identity: (series, timestamp); the samples table keeps one point each;
 - a sketch row gets a random 64-bit ``row_id`` when it is buffered; reads keep one row per id;
 - an event gets a random ``event_id`` when it is buffered (a Kubernetes event brings its own,
-  made from the Kubernetes object); listing counts each id once.
+  made from the Kubernetes object); listing counts each id once;
+- a metadata record is its own identity: (project, target, metric) with its time; the store keeps
+  the newest per target and metric, so a resend changes nothing.
 
 Sketch rows and events are JSON in a tagged payload (``segments.tagged``); they are small and few
 next to samples.
@@ -33,12 +35,14 @@ from exporters.segments import (
 )
 from exporters.segments import columns_of as _columns_of
 from model.events import Event, EventObject
+from model.metadata import MetadataRecord
 from model.series import Sample
 
 T = TypeVar("T")
 
 SKETCH_ROWS_KIND = 2  # 1 is the server ingest log's remote-write body
 EVENTS_KIND = 3
+METADATA_KIND = 4
 
 
 class RecordCodec(Protocol[T]):
@@ -146,6 +150,22 @@ class EventRecords:
         return [event_from_record(item) for item in json.loads(bytes(_data(payload, EVENTS_KIND)))]
 
 
+@dataclasses.dataclass(frozen=True)
+class MetadataRecords:
+    """Metric metadata (TYPE/HELP/UNIT of a target's families), as JSON."""
+
+    kind: int = METADATA_KIND
+    unit: str = "metadata records"
+
+    def encode(self, batch: list[MetadataRecord]) -> bytes:
+        data = json.dumps([r.to_wire() for r in batch], separators=(",", ":"))
+        return frame(tagged(METADATA_KIND, len(batch), data.encode()))
+
+    def decode(self, payload: bytes | memoryview) -> list[MetadataRecord]:
+        return [MetadataRecord.from_wire(item) for item in json.loads(bytes(_data(payload, METADATA_KIND)))]
+
+
 SAMPLES = SampleRecords()
 SKETCH_ROWS = SketchRowRecords()
 EVENTS = EventRecords()
+METADATA = MetadataRecords()

@@ -1,7 +1,8 @@
 """The exporters every process uses: batches go through a disk buffer to their sender.
 
-A sidecar ships three kinds — samples, closed sketch windows, events (its Kubernetes events and
-probe transitions) — each through a buffer of its own (``SidecarExporters``), so each survives an
+A sidecar ships four kinds — samples, closed sketch windows, events (its Kubernetes events and
+probe transitions), and its targets' metric metadata — each through a buffer of its own
+(``SidecarExporters``), so each survives an
 outage of the server and a restart of the sidecar, and reaches the store once (``exporters/records.py``).
 """
 
@@ -15,10 +16,11 @@ from typing import Any
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.ingest_log import IngestLog
-from exporters.records import EVENTS, SAMPLES, SKETCH_ROWS, RecordCodec
-from exporters.sender import Sender
+from exporters.records import EVENTS, METADATA, SAMPLES, SKETCH_ROWS, RecordCodec
+from exporters.sender import Sender, SendWith
 from infersight.config import Config, state_dir
 from model.events import Event
+from model.metadata import MetadataRecord
 from model.series import Sample
 from query.api.remote_write import LOG_DECODERS
 from store.writes import SampleWriter
@@ -41,14 +43,19 @@ def buffered_exporter(
     )
 
 
+async def _discard(_: list[MetadataRecord]) -> None:
+    return None
+
+
 @dataclass
 class SidecarExporters:
-    """A sidecar's three buffers: ``samples`` is the pod's consumer, ``sketches.consume`` its sketch
-    sink and ``events.consume`` its event sink."""
+    """A sidecar's four buffers: ``samples`` is the pod's consumer, ``sketches.consume`` its sketch
+    sink, ``events.consume`` its event sink and ``metadata.consume`` its metadata sink."""
 
     samples: BufferedExporter[Sample]
     sketches: BufferedExporter[SketchRow]
     events: BufferedExporter[Event]
+    metadata: BufferedExporter[MetadataRecord]
 
     @classmethod
     def build(
@@ -58,15 +65,18 @@ class SidecarExporters:
         sketches: Sender[SketchRow],
         events: Sender[Event],
         name: str = "sidecar",
+        metadata: Sender[MetadataRecord] | None = None,
     ) -> SidecarExporters:
+        """``metadata``: where the targets' metadata goes (none: dropped as it leaves the buffer)."""
         return cls(
             buffered_exporter(config, samples, name),
             buffered_exporter(config, sketches, f"{name}-sketches", SKETCH_ROWS),
             buffered_exporter(config, events, f"{name}-events", EVENTS),
+            buffered_exporter(config, metadata or SendWith(_discard), f"{name}-metadata", METADATA),
         )
 
     def all(self) -> tuple[BufferedExporter[Any], ...]:
-        return (self.samples, self.sketches, self.events)
+        return (self.samples, self.sketches, self.events, self.metadata)
 
     async def start(self) -> None:
         for exporter in self.all():

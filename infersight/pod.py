@@ -19,6 +19,7 @@ from loguru import logger
 from collector.exposition import Exposition
 from collector.group import SidecarGroup
 from collector.k8s_events import KubernetesEventWatcher
+from collector.metadata import MetadataSink
 from collector.pipeline import Consumer
 from collector.probes.runner import ProbeRunner
 from collector.probes.state import Transition
@@ -36,9 +37,18 @@ WINDOW_S = 10
 
 
 class PodCollector:
-    """``await PodCollector(config, exporter, event_sink, sketch_sink).start()`` … ``stop()``."""
+    """``await PodCollector(config, exporter, event_sink, sketch_sink).start()`` … ``stop()``.
 
-    def __init__(self, config: Config, consumer: Consumer, events: EventSink, sketches: SketchSink) -> None:
+    ``metadata``: where the targets' TYPE/HELP/UNIT go (none: they are not kept)."""
+
+    def __init__(
+        self,
+        config: Config,
+        consumer: Consumer,
+        events: EventSink,
+        sketches: SketchSink,
+        metadata: MetadataSink | None = None,
+    ) -> None:
         self.config = config
         self._event_sink = events
         self._sketch_sink = sketches
@@ -50,7 +60,7 @@ class PodCollector:
         targets = config.targets
         if config.proxy is not None:
             targets = tuple(dataclasses.replace(t, engine="generic") for t in targets)
-        self.scrapes = SidecarGroup(config.scrape, targets, pipeline)
+        self.scrapes = SidecarGroup(config.scrape, targets, pipeline, metadata)
         self.windows = WindowedSketches(width_s=WINDOW_S)
         self.proxy = (
             IngressProxy(config.proxy, identity, pipeline, on_request=feed_observer(self.windows, identity))

@@ -19,6 +19,7 @@ TABLES = (
     "rollup_state",
     "rollup_dirty",
     "sketch_rollups",
+    "metadata",
 )
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # What a server without the newer features gets: the schema as ClickHouse 18.16 runs it.
