@@ -11,6 +11,11 @@ configuration manages other projects, ``*`` keys, retention and global rules (``
 Failed authentication is cheap: a malformed ``Authorization`` header is a 401 before anything
 else; unknown keys are cached for a while (``store/api_keys.py``); and a client address that fails
 ``MAX_FAILURES`` times in a window is answered 429 without a look-up (``failed_auth.py``).
+
+A key that must be looked up while the store cannot answer is a 503 ``unavailable`` (the caller
+retries), not a 500 and not a 401 (the key may well be valid): the bootstrap key and keys still in
+the cache keep answering through an outage. ``AuthMiddleware.counts()`` says how many requests were
+answered 401, 429 and 503 and how many keys were looked up in the store (the server's own series).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from loguru import logger
 from starlette.concurrency import run_in_threadpool
 
 from model.labels import Matcher, MatchOp
@@ -139,6 +146,10 @@ class TenantQuerier:
         return getattr(self._inner, name)
 
 
+class KeyLookupUnavailableError(Exception):
+    """The store could not be asked about a key (down, unreachable, failing)."""
+
+
 class AuthMiddleware:
     """Pure ASGI middleware (so the principal it sets is seen by the endpoint and its threads)."""
 
@@ -159,9 +170,47 @@ class AuthMiddleware:
         self._admin_secret = admin_secret.encode() if admin_secret else b""
         self.limiter = limiter or FailedAuthLimiter()
         self._lookups = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
+        self._counts_lock = threading.Lock()
+        self.unauthorized = 0  # requests answered 401
+        self.unavailable = 0  # requests answered 503: a key to look up while the store could not answer
+        self._lookups_failing = False  # logged once per outage, not once per request
+
+    def counts(self) -> dict[str, int]:
+        """Requests refused by outcome (``unauthorized`` 401, ``too_many_failures`` 429,
+        ``store_unavailable`` 503) and ``store_lookups``: keys looked up in the store."""
+        with self._counts_lock:
+            return {
+                "unauthorized": self.unauthorized,
+                "too_many_failures": self.limiter.refused,
+                "store_unavailable": self.unavailable,
+                "store_lookups": self.keys.store_lookups,
+            }
+
+    def _count(self, outcome: str) -> None:
+        with self._counts_lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    async def _lookup(self, secret: str) -> Principal | None:
+        """The store's answer for ``secret``; ``KeyLookupUnavailableError`` when it gives none."""
+        async with self._lookups:
+            try:
+                found = await run_in_threadpool(self.keys.lookup, secret)
+            except Exception as err:  # whatever the store's client raises while it is down
+                if not self._lookups_failing:
+                    self._lookups_failing = True
+                    logger.error(
+                        "API keys cannot be looked up ({}: {}); uncached keys are answered 503 until"
+                        " the store answers", type(err).__name__, err,
+                    )  # fmt: skip
+                raise KeyLookupUnavailableError(str(err)) from None
+        if self._lookups_failing:
+            self._lookups_failing = False
+            logger.info("API key look-ups answer again")
+        return found
 
     async def _principal(self, secret: str | None, address: str) -> Principal | int | None:
-        """The caller, None (401) or the seconds it must wait (429)."""
+        """The caller, None (401) or the seconds it must wait (429); ``KeyLookupUnavailableError``
+        (503) when the key must be looked up and the store cannot answer."""
         hit = False
         if secret is not None:
             if self.admin is not None and hmac.compare_digest(secret.encode(), self._admin_secret):
@@ -174,8 +223,7 @@ class AuthMiddleware:
             return wait
         if secret is None or hit:
             return None
-        async with self._lookups:
-            return await run_in_threadpool(self.keys.lookup, secret)
+        return await self._lookup(secret)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api"):
@@ -189,7 +237,15 @@ class AuthMiddleware:
             secret: str | None = bearer_secret(values)
         except MalformedAuthorizationError as error:
             secret, message = None, str(error)
-        principal = await self._principal(secret, address)
+        try:
+            principal = await self._principal(secret, address)
+        except KeyLookupUnavailableError:
+            self._count("unavailable")
+            await _deny(
+                send, 503, "unavailable", "the store cannot check this API key now; retry later",
+                [(b"retry-after", b"5")],
+            )  # fmt: skip
+            return
         if isinstance(principal, int):
             await _deny(
                 send, 429, "too_many_requests", "too many failed authentications from this address",
@@ -197,6 +253,7 @@ class AuthMiddleware:
             )  # fmt: skip
             return
         if principal is None:
+            self._count("unauthorized")
             self.limiter.failed(address)
             await _deny(send, 401, "unauthorized", message, [(b"www-authenticate", b"Bearer")])
             return
