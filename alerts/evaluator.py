@@ -10,6 +10,10 @@ alert ends, and the state is saved so a restart neither re-waits ``for`` nor re-
 A project's group (``alerts/projects.py``) is queried confined to that project, as its read key
 would be, and its alerts get ``project_id`` (over any rule label of that name).
 
+While the store is down every rule fails: that is logged as one outage (``alerts/outage.py``: once,
+a summary at most every minute, once at recovery), not a line per rule per interval, and the round
+goes on (alerts keep their state; ALERTS is written again once the store answers).
+
 >>> ev = Evaluator(rules, query=Engine(store.querier).instant, write=store.writer.write)
 >>> to_send = ev.evaluate(ts_ms)          # or: await ev.run(stop, notify=client.send)
 """
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from alerts.outage import OutageLog, is_store_outage
 from alerts.projects import GLOBAL, PROJECT_LABEL, OwnedGroup, owned
 from alerts.rules import AlertRule, RuleFile
 from alerts.state import Alert, AlertState, Fingerprint, load_state, save_state
@@ -54,6 +59,7 @@ class Evaluator:
         interval_ms: int = 30_000,
         state_path: Path | None = None,
         external_labels: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.groups = owned(rules)
         self.query = query
@@ -65,6 +71,7 @@ class Evaluator:
         self._written: set[tuple[tuple[str, str], ...]] = set()
         self._next_ms: dict[str, int] = {}
         self.failed_evaluations = 0
+        self.outage = OutageLog(clock=clock)
         self._transitions: list[Alert] = []
         self._lock = threading.Lock()  # ``alerts`` is replaced, never changed in place, under it
 
@@ -167,6 +174,7 @@ class Evaluator:
 
     def evaluate(self, ts_ms: int) -> list[Alert]:
         """Evaluate the groups that are due at ``ts_ms``; write ALERTS; return the alerts to send."""
+        answered = True  # no failure in this round said the store is down
         for owner in self.groups:
             group, group_key = owner.group, owner.key
             if ts_ms < self._next_ms.get(group_key, 0):
@@ -180,10 +188,23 @@ class Evaluator:
                         self.eval_rule(owner.rule_key(index, rule), rule, ts_ms, owner.project_id)
                     except (PromQLError, TemplateError) as error:
                         self.failed_evaluations += 1
+                        if is_store_outage(error):
+                            answered = False
+                            self.outage.failed(error)
+                            continue
                         logger.bind(rule=rule.alert, project=owner.project_id).error(
                             "rule evaluation failed: {}", error
                         )
-        self.write(self._series(ts_ms))
+        written = self._written
+        try:
+            self.write(self._series(ts_ms))
+        except Exception as error:
+            if not is_store_outage(error):
+                raise
+            self._written = written  # the markers of alerts that ended are written next time
+            answered = False
+            self.outage.failed(error)
+        self.outage.round_done(answered)
         if self.state_path:
             save_state(self.state_path, self.alerts)
         return self._to_send(ts_ms)
