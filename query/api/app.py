@@ -16,6 +16,7 @@ from query.api.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from query.api.events import build_events_router
 from query.api.failed_auth import MAX_FAILURES, WINDOW_S, FailedAuthLimiter
 from query.api.ingest import build_ingest_router
+from query.api.metadata import build_metadata_router
 from query.api.prometheus_v1 import build_router
 from query.api.remote_write import PATH as REMOTE_WRITE_PATH
 from query.api.remote_write import RemoteWriteEndpoint
@@ -27,6 +28,7 @@ from query.sketch_series import SketchSeriesQuerier
 from store.api_keys import KeyStore
 from store.audit import AuditLog
 from store.events import EventLog
+from store.metadata import MetadataStore
 from store.open import Store
 
 
@@ -85,6 +87,8 @@ def create_app(
     engine = engine or Engine(querier)
     audit = audit or AuditLog(store.backend)
     keys = KeyStore(store.backend)
+    # Ahead of the Prometheus routes: it answers /api/v1/metadata from the targets' TYPE/HELP/UNIT.
+    app.include_router(build_metadata_router(MetadataStore(store.backend), querier))
     app.include_router(build_router(engine, querier))
     app.include_router(build_ingest_router(store.writer, ingest_log))
     app.include_router(build_audit_router(audit))

@@ -105,6 +105,7 @@ def required_permission(method: str, path: str) -> str:
         return "audit"
     if method == "POST" and path.rstrip("/") in (
         "/api/v1/ingest",
+        "/api/v1/ingest/metadata",
         "/api/v1/write",
         "/api/v1/events",
         "/api/v1/audit/traces",

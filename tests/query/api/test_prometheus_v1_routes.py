@@ -88,13 +88,11 @@ def test_format_query_prettifies_like_prometheus(client: TestClient) -> None:
     assert bad.json()["error"].startswith('invalid parameter "query": ')
 
 
-def test_metadata_types_from_names(client: TestClient) -> None:
-    data = _ok(client.get("/api/v1/metadata"))
-    assert data == {
-        "infer_service_first_token_cost": [{"type": "histogram", "help": "", "unit": ""}],
-        "infer_service_request_total": [{"type": "counter", "help": "", "unit": ""}],
-        "ma_container_cpu_util": [{"type": "unknown", "help": "", "unit": ""}],
-    }
+def test_metadata_of_the_guides_series_is_the_guides(client: TestClient) -> None:
+    from model.catalog import GUIDE_METADATA
+
+    names = ("infer_service_first_token_cost", "infer_service_request_total", "ma_container_cpu_util")
+    assert _ok(client.get("/api/v1/metadata")) == {name: [GUIDE_METADATA[name].entry()] for name in names}
 
 
 @pytest.mark.parametrize(

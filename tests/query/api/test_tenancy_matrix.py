@@ -34,6 +34,7 @@ from query.api.app import AuthSettings, ExactRoutes, build_querier, create_app
 from query.api.remote_write import encode_write_request
 from query.promql.engine import Engine
 from store.api_keys import PERMISSIONS, KeyStore
+from store.metadata import MetadataStore
 from store.open import Store
 from tests.query.api.live_server import live_server
 
@@ -198,6 +199,13 @@ def attacks(key_id: str) -> dict[tuple[str, str], list[Call]]:
         **both(f"{v1}/status/buildinfo", [()]),
         **both(f"{v1}/status/runtimeinfo", [()]),
         ("POST", f"{v1}/ingest"): [Call("POST", f"{v1}/ingest", body=ingest)],
+        ("POST", f"{v1}/ingest/metadata"): [
+            Call("POST", f"{v1}/ingest/metadata", body=_json({"metadata": [meta]}))
+            for meta in (
+                {"metric": METRIC, "help": "attack", "project_id": A},
+                {"metric": METRIC, "help": "x"},
+            )
+        ],
         ("POST", f"{v1}/write"): [
             Call("POST", f"{v1}/write", body=write, content_type="application/x-protobuf")
         ],
@@ -282,6 +290,8 @@ def world(chdb_store: Store, tmp_path: Path) -> Iterator[World]:
         labels = {"__name__": METRIC, HIDDEN_LABEL: HIDDEN_VALUE, "service_id": HIDDEN_SVC}
         body = {"series": [{"labels": labels, "samples": [[T0_MS, SAMPLE]]}]}
         assert client.post("/api/v1/ingest", json=body, headers=a_write).status_code == 200
+        metadata = {"metadata": [{"metric": METRIC, "type": "gauge", "help": HIDDEN_VALUE, "time": T0_MS}]}
+        assert client.post("/api/v1/ingest/metadata", json=metadata, headers=a_write).status_code == 200
         event = {"template": "E20", "object": {"service_id": HIDDEN_SVC}, "time": T0_MS}
         assert client.post("/api/v1/events", json=event, headers=a_write).status_code == 200
         trace = {
@@ -333,6 +343,7 @@ def _snapshot(client: httpx.Client, world: World) -> dict[str, Any]:
         "traces": get("/api/v1/audit/traces", project_id=A, limit=200)["traces"],
         "keys": [(k.key_id, k.project_id, k.permissions) for k in KeyStore(world.store.backend).list(A)],
         "all_keys": sorted(k.project_id for k in KeyStore(world.store.backend).list()),
+        "metadata": MetadataStore(world.store.backend).read(A),
         "retention": get("/api/v1/admin/retention")["data"],
         "group": get(f"/api/v1/rules/groups/{GROUP}", project_id=A)["data"],
         "global": get("/api/v1/rules/groups/global-group")["data"],
