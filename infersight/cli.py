@@ -19,6 +19,7 @@ from loguru import logger
 
 from collector.serve import run_event_loop
 from infersight.config import Config, audit_paths, load_config
+from infersight.logs import add_sink
 from infersight.startup import HeldLog, StartupError, one_line, redact_dsn, route_stdlib_logging
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.log_level in ("TRACE", "DEBUG"):
         sink.release()
     logger.remove()
-    logger.add(sink.write, level=config.log_level)
+    add_sink(sink.write, config.log_level)  # INFERSIGHT_LOG_FORMAT=json: one JSON object per line
     route_stdlib_logging()
     starting = [True]
 

@@ -24,6 +24,7 @@ from infersight.self_series import self_samples
 from infersight.startup import SocketServer, StartupError, bind_listener, check_writable, one_line, redact_dsn
 from infersight.store_gate import StoreGate
 from model.events import Event
+from model.metadata import MetadataRecord
 from query.api.app import AuthSettings, build_querier, create_app
 from query.api.errors import error_response
 from query.events.detector import EventDetector
@@ -33,6 +34,7 @@ from store.audit import AuditLog
 from store.audit_digests import AuditKeyError, DigestFolder, load_or_create_key
 from store.backend import StoreUnavailableError
 from store.events import EventLog, Retention
+from store.metadata import MetadataStore
 from store.open import PendingBackend, Store, open_store
 from store.retention import Retention as StoreRetention
 from store.rollups import RollupJob
@@ -236,7 +238,12 @@ class Runtime:
         async def write_sketches(rows: list[SketchRow]) -> None:
             await asyncio.to_thread(sketches.write, rows)
 
-        pod = PodCollector(pod_config, self.exporter, publish, write_sketches)
+        metadata = MetadataStore(self.store.backend)  # the targets' TYPE/HELP/UNIT
+
+        async def write_metadata(records: list[MetadataRecord]) -> None:
+            await asyncio.to_thread(metadata.write, records)
+
+        pod = PodCollector(pod_config, self.exporter, publish, write_sketches, write_metadata)
         await pod.start()
         self.pods.append(pod)
         return pod

@@ -15,6 +15,8 @@ from exporters.store import StoreExporter
 from infersight.config import Config
 from infersight.exporting import SidecarExporters
 from infersight.pod import PodCollector
+from model.metadata import MetadataRecord
+from store.metadata import MetadataStore
 from store.open import Store, open_store
 from store.sketches import SketchWriter
 
@@ -27,13 +29,21 @@ class SidecarProcess:
         if config.store.dsn.startswith("clickhouse://"):
             self._store = open_store(config.store.dsn, config.store.database)
             sender = StoreExporter(self._store.writer)
-        # Samples, sketch rows and events each through a disk buffer of their own (exactly once).
+        # Samples, sketch rows, events and metadata each through a disk buffer of their own.
         self.exporters = SidecarExporters.build(
-            config, sender, SendWith(self._send_sketches), SendWith(self._http.send_events)
+            config,
+            sender,
+            SendWith(self._send_sketches),
+            SendWith(self._http.send_events),
+            metadata=SendWith(self._send_metadata),
         )
         self.exporter = self.exporters.samples
         self.pod = PodCollector(
-            config, self.exporter, self.exporters.events.consume, self.exporters.sketches.consume
+            config,
+            self.exporter,
+            self.exporters.events.consume,
+            self.exporters.sketches.consume,
+            metadata=self.exporters.metadata.consume,
         )
 
     async def _send_sketches(self, rows: list[SketchRow]) -> None:
@@ -41,6 +51,12 @@ class SidecarProcess:
             await asyncio.to_thread(SketchWriter(self._store.backend).write, rows)
         else:
             await self._http.send_sketches(rows)
+
+    async def _send_metadata(self, records: list[MetadataRecord]) -> None:
+        if self._store is not None:
+            await asyncio.to_thread(MetadataStore(self._store.backend).write, records)
+        else:
+            await self._http.send_metadata(records)
 
     async def start(self) -> None:
         await self.exporters.start()
