@@ -25,6 +25,7 @@ from store.limits import Limits
 from store.reads import ClickHouseQuerier
 from store.rollups import LateMarker
 from store.schema import render_schema
+from store.schema_upgrade import add_missing_columns
 from store.writes import SampleWriter
 
 SCHEMES = ("chdb", "clickhouse")
@@ -69,7 +70,8 @@ def open_backend(dsn: str, database: str = "infersight") -> Backend:
 
 
 def prepare(backend: Backend) -> Features:
-    """Probe the server's features and create the schema if missing (idempotent)."""
+    """Probe the server's features, create the schema if missing and add the columns a table made
+    by an older release lacks (``store.schema_upgrade``); idempotent."""
     features = Features.probe(backend)
     cluster = getattr(backend, "cluster", None)
     if cluster:
@@ -78,6 +80,7 @@ def prepare(backend: Backend) -> Features:
         statements = render_schema(backend.database, features)
     for statement in statements:
         backend.execute(statement)
+    add_missing_columns(backend, features)
     return features
 
 
