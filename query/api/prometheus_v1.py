@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,8 @@ _DECODE_ON_LOOP_BYTES = 8 * 1024
 # Parameters in one request, and match[] selectors (each one a store read).
 MAX_PARAMS = 4096
 MAX_MATCH_SETS = 1000
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+SWITCH_INTERVAL_S = 0.001
 # The HTTP answer waits this much beyond the engine's own timeout before giving up on the worker.
 _GRACE_S = 2.0
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -354,7 +357,14 @@ def _guard(fn: Handler) -> Callable[[Request], Awaitable[Any]]:
 
 
 def build_router(engine: Engine, querier: ClickHouseQuerier) -> APIRouter:
-    """Routes under ``/api/v1`` answering from ``engine`` (PromQL) and ``querier`` (metadata)."""
+    """Routes under ``/api/v1`` answering from ``engine`` (PromQL) and ``querier`` (metadata).
+
+    Also shortens the interpreter's thread switch interval to ``SWITCH_INTERVAL_S`` (process-wide):
+    a short request needs the GIL a handful of times (event loop, worker, after each store read),
+    and at Python's default 5 ms each of those can wait a whole slice of a running heavy query.
+    """
+    if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     router = APIRouter(prefix="/api/v1")
     routes = _Routes(engine, querier)
     for path, fn in (
