@@ -35,6 +35,12 @@ A failure that says the store cannot take anything now (``store.insert_errors.is
 unreachable, out of memory or disk, too many parts) is never the data's: the block stays whole and is
 retried, even in the middle of that search (halves already stored are stored again, and collapse).
 
+Tables that vanished under a running server (a ClickHouse that lost its data, a database dropped by
+hand: ``UNKNOWN_TABLE``, ``UNKNOWN_DATABASE``) are the store's state, not the data's either: the
+schema is applied again (``repair_schema``, by default ``store.open.prepare`` on the writer's
+backend), the writer forgets which series rows it had stored, and the block stays whole for a retry
+— acknowledged samples are never dropped because their table was gone.
+
     log = IngestLog(store.writer, Path("data/wal"), decoders={KIND: decode})
     log.start()
     log.append(columns)            # written to open.wal when this returns
@@ -68,7 +74,11 @@ from exporters.segments import (
 )
 from model.labels import Labels
 from store.admission import format_series
-from store.insert_errors import is_transient
+from store.insert_errors import error_code, is_transient
+from store.open import prepare
+
+# ClickHouse's codes for a table or database that is not there: the schema must be applied again.
+SCHEMA_MISSING_CODES = frozenset({60, 81})  # UNKNOWN_TABLE, UNKNOWN_DATABASE
 
 Decoder = Callable[[memoryview], Columns]
 
@@ -111,8 +121,11 @@ class IngestLog:
         fsync: bool = False,
         clock: Callable[[], float] = time.monotonic,
         max_isolation_inserts: int = 200,
+        repair_schema: Callable[[], object] | None = None,
     ) -> None:
         self._writer = writer
+        self._repair_schema = repair_schema or _default_repair(writer)
+        self.schema_repairs = 0
         self.max_isolation_inserts = max_isolation_inserts
         self._decoders: dict[int, Decoder] = {COLUMNS_KIND: decode_columns, **(decoders or {})}
         self.max_batch_samples = max_batch_samples
@@ -303,6 +316,8 @@ class IngestLog:
             try:
                 dropped = self._write_isolating(chunks)
             except Exception as err:  # the store cannot take anything now: the batch stays whole
+                if _schema_missing(err):
+                    self._repair(err)
                 return self._retry_later(err)
         refused = sum(dropped.values())
         self._count_dropped(dropped)
@@ -314,6 +329,20 @@ class IngestLog:
             self.rejected_samples += refused
             self._cond.notify_all()
         return True
+
+    def _repair(self, err: BaseException) -> None:
+        """Apply the schema again after an insert found a table missing; the block is retried."""
+        logger.error("store tables missing ({}); applying the schema again, the block is kept", err)
+        try:
+            if self._repair_schema is not None:
+                self._repair_schema()
+        except Exception as failed:  # the store went on failing: the next retry tries again
+            logger.warning("applying the schema failed: {}", failed)
+            return
+        self.schema_repairs += 1
+        forget = getattr(self._writer, "forget_stored_series", None)
+        if forget is not None:
+            forget()
 
     def _retry_later(self, err: BaseException) -> bool:
         with self._cond:
@@ -332,7 +361,7 @@ class IngestLog:
             self._writer.write_indexed(*_join(chunks))
             return Counter()
         except Exception as err:
-            if _transient(err):
+            if _transient(err) or _schema_missing(err):
                 raise
             first_error = err
         refused: list[tuple[Columns, BaseException]] = []
@@ -348,7 +377,7 @@ class IngestLog:
                 self._writer.write_indexed(*_join(part))
                 continue
             except Exception as err:
-                if _transient(err):
+                if _transient(err) or _schema_missing(err):
                     raise
                 error = err
             if len(part) > 1 or len(part[0]) > 1:
@@ -386,6 +415,19 @@ class IngestLog:
                 raise ValueError(f"ingest log {path}: record of unknown kind {kind}")
             out.append(decoder(data))
         return out
+
+
+def _schema_missing(err: BaseException) -> bool:
+    """The insert found its table (or database) gone: apply the schema, keep the block."""
+    return error_code(err) in SCHEMA_MISSING_CODES
+
+
+def _default_repair(writer: IndexedWriter) -> Callable[[], object] | None:
+    """``store.open.prepare`` on the writer's backend, where it has one."""
+    backend = getattr(writer, "backend", None)
+    if backend is None:
+        return None
+    return lambda: prepare(backend)
 
 
 def _transient(err: BaseException) -> bool:

@@ -97,6 +97,16 @@ class SampleWriter:
         self._problems: list[str] = [""]
         warm_kernels()  # loaded (or compiled) here, not inside the first insert
 
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def forget_stored_series(self) -> None:
+        """Write each series' row again with its next samples: its table was re-created empty."""
+        with self._lock:
+            self._day[:] = _NO_DAY
+            self._seen_days.clear()
+
     def write(self, batch: list[Sample]) -> int:
         """Insert the batch; returns the number of samples written (the rest are counted as dropped).
 
