@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import socket
 import types
 import typing
 from collections.abc import Mapping
@@ -163,7 +164,8 @@ class AuthSection:
     admin_key: str = ""
 
     def validate(self) -> None:
-        if self.admin_key and len(self.admin_key) < 16:
+        # Checked only when it is used: with auth off an unset or short key needs nothing.
+        if self.enabled and self.admin_key and len(self.admin_key) < 16:
             raise ConfigError("auth.admin_key: use at least 16 characters")
 
 
@@ -173,11 +175,19 @@ class KubernetesSection:
 
     enabled: bool = False
     namespace: str = "default"
-    pod: str = ""
+    pod: str = ""  # empty: $POD_NAME, else the host name (Kubernetes names a pod's host after the pod)
 
     def validate(self) -> None:
-        if self.enabled and not self.pod:
-            raise ConfigError("kubernetes.pod: required when kubernetes.enabled (use ${POD_NAME})")
+        return None
+
+
+def _kubernetes(data: Any, environ: Mapping[str, str] | None = None) -> KubernetesSection:
+    """The section, its pod name filled in when it is on and none was given."""
+    section: KubernetesSection = section_from_dict(KubernetesSection, data, "kubernetes")
+    if section.enabled and not section.pod:
+        env = os.environ if environ is None else environ
+        section = dataclasses.replace(section, pod=env.get("POD_NAME") or socket.gethostname())
+    return section
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +294,7 @@ _SECTIONS: dict[str, Any] = {
     "dashboards": lambda d: section_from_dict(DashboardsSection, d, "dashboards"),
     "events": lambda d: section_from_dict(EventsSection, d, "events"),
     "auth": lambda d: section_from_dict(AuthSection, d, "auth"),
-    "kubernetes": lambda d: section_from_dict(KubernetesSection, d, "kubernetes"),
+    "kubernetes": lambda d: _kubernetes(d),
     "alerts": lambda d: AlertsSection.from_dict(d, "alerts"),
     "buffer": lambda d: section_from_dict(BufferSection, d, "buffer"),
     "audit": lambda d: section_from_dict(AuditSection, d, "audit"),
@@ -325,35 +335,93 @@ def config_from_dict(data: Any) -> Config:
     return Config(**{key: _SECTIONS[key](value) for key, value in data.items()})
 
 
+_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
+
+
+def _override_path(dotted: str, item: str) -> list[str | int]:
+    """``targets[0].engine`` as ``["targets", 0, "engine"]``: keys and list positions."""
+    path: list[str | int] = []
+    for part in dotted.split("."):
+        match = _STEP.match(part)
+        if match is None:
+            raise ConfigError(f"--set {item!r}: {part!r} is not a key or key[N]")
+        path.append(match.group(1))
+        path.extend(int(n) for n in re.findall(r"\d+", match.group(2)))
+    return path
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set section.key=value`` flags (values parsed as YAML scalars) over the file."""
+    """Apply ``--set section.key=value`` flags (values parsed as YAML scalars) over the file.
+
+    A list item is named by its position, ``targets[0].engine=sglang``; the position just past the
+    end adds an item (``targets[1].url=...`` on a file with one target)."""
     for item in overrides:
         dotted, sep, raw = item.partition("=")
         if not sep or not dotted:
             raise ConfigError(f"--set {item!r}: expected section.key=value")
-        *parents, leaf = dotted.split(".")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {part} is not a section")
-        node[leaf] = yaml.safe_load(raw)
+        *parents, leaf = _override_path(dotted, item)
+        node: Any = data
+        for step, following in zip(parents, [*parents[1:], leaf], strict=True):
+            node = _child(node, step, following, item)
+        _assign(node, leaf, yaml.safe_load(raw), item)
     return data
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+def _child(node: Any, step: str | int, following: str | int, item: str) -> Any:
+    fresh: Any = [] if isinstance(following, int) else {}
+    if isinstance(step, int):
+        if not isinstance(node, list):
+            raise ConfigError(f"--set {item!r}: [{step}] names a list item, but that setting is not a list")
+        if step == len(node):
+            node.append(fresh)
+        elif step > len(node):
+            raise ConfigError(f"--set {item!r}: [{step}] is past the end of a list of {len(node)}")
+        return node[step]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {item!r}: {step} is not inside a section")
+    child = node.setdefault(step, fresh)
+    if not isinstance(child, dict | list):
+        raise ConfigError(f"--set {item!r}: {step} is not a section")
+    return child
+
+
+def _assign(node: Any, leaf: str | int, value: Any, item: str) -> None:
+    if isinstance(leaf, int):
+        if not isinstance(node, list) or leaf > len(node):
+            raise ConfigError(f"--set {item!r}: [{leaf}] is not an item of a list")
+        if leaf == len(node):
+            node.append(value)
+        else:
+            node[leaf] = value
+    elif isinstance(node, dict):
+        node[leaf] = value
+    else:
+        raise ConfigError(f"--set {item!r}: {leaf} is not inside a section")
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(text: str, environ: Mapping[str, str]) -> str:
-    """Replace ``${NAME}`` with the environment's value (a pod's identity comes from its env)."""
+    """Replace ``${NAME}`` with the environment's value and ``${NAME:-default}`` with it or, when
+    it is unset or empty, the default (as the shell does). Whole-line comments are left alone,
+    so a commented-out line never needs its variables set."""
 
     def value(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, default = match.group(1), match.group(2)
+        if default is not None:
+            return environ.get(name) or default
         if name not in environ:
-            raise ConfigError(f"configuration refers to ${{{name}}}, which is not set in the environment")
+            raise ConfigError(
+                f"configuration refers to ${{{name}}}, which is not set in the environment "
+                f"(write ${{{name}:-DEFAULT}} for a value to use when it is not set)"
+            )
         return environ[name]
 
-    return _ENV_REF.sub(value, text)
+    return "".join(
+        line if line.lstrip().startswith("#") else _ENV_REF.sub(value, line)
+        for line in text.splitlines(keepends=True)
+    )
 
 
 def load_config(

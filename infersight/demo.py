@@ -88,9 +88,83 @@ class DemoReport:
             "Dashboards written: " + ", ".join(str(p) for p in self.dashboard_paths),
             f"Grafana: add a Prometheus data source with URL {self.api_url} and import the JSON above.",
             "(The demo's API stops with it; to keep serving its data: "
-            f"infersight server --data {self.data_dir})",
+            f"{program()} server --data {self.data_dir}; the next demo starts from an empty folder "
+            "unless --keep-data)",
         ]
         return "\n".join(lines)
+
+
+DEMO_MARKER = "infersight-demo.txt"  # in a data folder the demo made: it may wipe that folder
+
+
+_MARKER_TEXT = "Written by `infersight demo`: its next run empties this folder (--keep-data keeps it).\n"
+
+
+class DemoDataError(RuntimeError):
+    """The data folder holds something the demo did not write: it is not wiped."""
+
+
+def prepare_data_folder(config: Config, keep: bool = False) -> Path | None:
+    """Empty the demo's chDB folder and its audit folder beside it, so a run starts from nothing
+    (its events and audit records are the run's own); ``keep`` adds to what is there instead.
+
+    A folder is wiped only when it is empty or the demo made it (``DEMO_MARKER``); one another
+    process has open, or one that holds anything else, is refused rather than lost. With a
+    ClickHouse server store nothing is wiped (None). Returns the data folder.
+    """
+    import shutil
+
+    from infersight.config import audit_paths
+    from store.chdb import StoreInUseError, ensure_not_in_use
+
+    if not config.store.dsn.startswith("chdb://"):
+        return None
+    data = Path(chdb_path(config.store.dsn))
+    if data.exists() and not data.is_dir():
+        raise DemoDataError(f"{data} is a file, not a data folder")
+    empty = not data.exists() or not any(data.iterdir())
+    if keep:
+        if empty:
+            data.mkdir(parents=True, exist_ok=True)
+            (data / DEMO_MARKER).write_text(_MARKER_TEXT)
+        return data
+    if not empty:
+        if not (data / DEMO_MARKER).exists():
+            raise DemoDataError(
+                f"{data} holds data the demo did not write; give another --data folder, "
+                "or --keep-data to add to it"
+            )
+        try:
+            ensure_not_in_use(data)
+        except StoreInUseError as err:
+            raise DemoDataError(str(err)) from None
+        shutil.rmtree(data)
+    # Digests of an earlier run would make this run's new chain look tampered: they go too,
+    # but only the demo's own, in the audit folder beside the data folder.
+    audit = (data.parent / f"{data.name}-audit").resolve()
+    for path in audit_paths(config):
+        if path.exists() and path.resolve().is_relative_to(audit):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    data.mkdir(parents=True, exist_ok=True)
+    (data / DEMO_MARKER).write_text(_MARKER_TEXT)
+    return data
+
+
+def program() -> str:
+    """How this shell can start infersight again: ``infersight`` when that is on PATH and is
+    this one, else the path it was started by (``.venv/bin/infersight`` after ``make demo``)."""
+    import os
+    import shutil
+    import sys
+
+    started = Path(sys.argv[0])
+    if started.name != "infersight":
+        return "infersight"
+    found = shutil.which("infersight")
+    if found and Path(found).resolve() == started.resolve():
+        return "infersight"
+    relative = os.path.relpath(started)
+    return str(started) if relative.startswith("..") else relative
 
 
 def _service_config(base: SimulatorConfig, service: int, pod: int) -> SimulatorConfig:

@@ -1,4 +1,4 @@
-"""``python -m simulator --port 8000 --ttft-median-ms 80 ...``: one fake vLLM engine on a port.
+"""One fake vLLM engine on a port: ``infersight simulator`` or ``python -m simulator``.
 
 Every SimulatorConfig field is an option (``model_name`` → ``--model-name``).
 """
@@ -18,16 +18,46 @@ from model.errors import ConfigError
 from simulator.config import SimulatorConfig
 from simulator.server import SimulatorServer
 
+DESCRIPTION = """\
+A simulated vLLM engine for trying infersight without a GPU: OpenAI-style
+/v1/completions and /v1/chat/completions (streamed or not) with drawn latencies
+and token counts, vLLM's /metrics, /health, and DCGM and npu-exporter stand-ins
+at /dcgm/metrics and /npu-exporter/metrics. It runs until Ctrl-C."""
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+EXAMPLE = """\
+example:
+  infersight simulator --port 8000 --ttft-median-ms 80 --error-rate 0.02
+  curl -s http://127.0.0.1:8000/v1/completions -H 'content-type: application/json' \\
+       -d '{"model": "sim-model", "prompt": "hi", "max_tokens": 8}'
+  curl -s http://127.0.0.1:8000/metrics | head"""
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The simulator's options, on its own parser or on ``infersight simulator``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    defaults = SimulatorConfig()
     for field in dataclasses.fields(SimulatorConfig):
         kind = {"float": float, "int": int}.get(str(field.type).split(" ")[0], str)
         if field.name == "seed":
             kind = int
-        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=None)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            dest=field.name,
+            type=kind,
+            default=None,
+            help=f"default {getattr(defaults, field.name)}",
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator",
+        description=DESCRIPTION,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_options(parser)
     return parser
 
 
@@ -49,16 +79,24 @@ async def _serve(host: str, port: int, config: SimulatorConfig) -> None:
         await server.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def serve(args: argparse.Namespace) -> int:
+    """Run the engine the parsed options name until Ctrl-C; 2 with one line for a wrong option."""
     try:
         config = config_from_args(args)
     except ConfigError as exc:
-        logger.error("{}", exc)
+        print(f"simulator: {exc}", file=sys.stderr)  # noqa: T201 - the one line of a failed start
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        run_event_loop(_serve(args.host, args.port, config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_event_loop(_serve(args.host, args.port, config))
+    except OSError as exc:  # a busy port, an address not on this machine
+        print(f"simulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)  # noqa: T201
+        return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
