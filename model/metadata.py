@@ -89,6 +89,13 @@ class MetadataRecord:
                 raise MetadataError(f"{field}: longer than {MAX_IDENTITY_CHARS} characters")
         if not -(2**62) < self.ts_ms < 2**62:
             raise MetadataError("time: out of range")
+        texts = {"help": self.family.help, "unit": self.family.unit}
+        texts.update((f, getattr(self, f)) for f in IDENTITY_FIELDS)
+        for field, value in texts.items():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MetadataError(f"{field}: not valid Unicode (a lone surrogate)") from None
 
     def to_wire(self) -> dict[str, Any]:
         return {
