@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import promql_parser
 import yaml
 
 from alerts.template import TemplateError, check
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
+from query.promql.errors import PromQLError
+from query.promql.parse import parse_expr
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _DURATION_UNITS = (
@@ -56,9 +57,11 @@ class AlertRule:
     def validate(self, where: str) -> None:
         if not LABEL_NAME.match(self.alert):
             raise ConfigError(f"{where}.alert: {self.alert!r} is not a valid metric name")
+        if not isinstance(self.expr, str):
+            raise ConfigError(f"{where}.expr: expected a PromQL string")
         try:
-            promql_parser.parse(self.expr)
-        except ValueError as error:
+            parse_expr(self.expr)  # the query API's text limits first, so no rule can stall the parser
+        except PromQLError as error:
             raise ConfigError(f"{where}.expr: {error}") from error
         for kind, mapping in (("labels", self.labels), ("annotations", self.annotations)):
             for key, text in mapping.items():
