@@ -27,6 +27,7 @@ from model.events import Event
 from model.metadata import MetadataRecord
 from query.api.app import AuthSettings, build_querier, create_app
 from query.api.errors import error_response
+from query.api.server_counts import ApiCounters
 from query.events.detector import EventDetector
 from query.events.hub import EventHub
 from query.promql.engine import Engine
@@ -64,6 +65,7 @@ class Runtime:
         self.alerts: AlertRunner | None = None
         self.audit: AuditLog | None = None
         self.rollups: RollupJob | None = None
+        self.api_counters: ApiCounters | None = None  # what the API refused (infersight.self_series)
 
     @property
     def api_url(self) -> str:
@@ -151,6 +153,7 @@ class Runtime:
             ingest_log=self.ingest_log,
         )
         _answer_unavailable(app)
+        self.api_counters = app.state.counters
         pending = self.store.backend
         if isinstance(pending, PendingBackend):
             app.add_middleware(StoreGate, ready=lambda: pending.reached)
@@ -212,6 +215,7 @@ class Runtime:
             self.store.writer.guard.dropped,
             self.exporter.counts(),
             self.ingest_log.counts() if self.ingest_log is not None else None,
+            self.api_counters.read() if self.api_counters is not None else None,
         )
         await self.exporter.consume(samples)
 

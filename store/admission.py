@@ -115,6 +115,7 @@ class RefusedSeriesError(ValueError):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(str(refusal))
         self.refusal = refusal
+        self.samples = 0  # the request's samples, where the decoder knew them when it refused
 
 
 def format_series(labels: Labels | Sequence[tuple[str, str]]) -> str:
@@ -297,6 +298,11 @@ class Admission:
             return refusal
         refusal = self.check_counts(series=len(places), samples=len(batch))
         return refusal if refusal is not None else self.check_columns(list(places), index, ts)
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Copies of (``refused_requests``, ``refused_samples``) by reason, taken together."""
+        with self._lock:
+            return dict(self.refused_requests), dict(self.refused_samples)
 
     def count(self, refusal: Refusal, samples: int) -> None:
         with self._lock:

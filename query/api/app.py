@@ -20,8 +20,9 @@ from query.api.metadata import build_metadata_router
 from query.api.prometheus_v1 import build_router
 from query.api.remote_write import PATH as REMOTE_WRITE_PATH
 from query.api.remote_write import RemoteWriteEndpoint
+from query.api.server_counts import ApiCounters
 from query.api.sketches import build_sketch_router
-from query.api.tenancy import AuthMiddleware, TenantQuerier
+from query.api.tenancy import AuthCounts, AuthMiddleware, TenantQuerier
 from query.events.hub import EventHub
 from query.promql.engine import Engine
 from query.sketch_series import SketchSeriesQuerier
@@ -90,7 +91,8 @@ def create_app(
     # Ahead of the Prometheus routes: it answers /api/v1/metadata from the targets' TYPE/HELP/UNIT.
     app.include_router(build_metadata_router(MetadataStore(store.backend), querier))
     app.include_router(build_router(engine, querier))
-    app.include_router(build_ingest_router(store.writer, ingest_log))
+    ingest = build_ingest_router(store.writer, ingest_log)
+    app.include_router(ingest)
     app.include_router(build_audit_router(audit))
     hub = hub or EventHub(EventLog(store.backend), store.writer)
     app.include_router(build_admin_router(keys, audit, hub.log))
@@ -112,9 +114,16 @@ def create_app(
     receiver = RemoteWriteEndpoint(store.writer, log=ingest_log)
     app.add_middleware(ExactRoutes, routes={REMOTE_WRITE_PATH: receiver})
     auth = auth or AuthSettings()
+    # What the write routes and the auth refused, for the server's own series (server_counts).
+    doors = {"remote_write": receiver.admission, "ingest": ingest.admission}  # type: ignore[attr-defined]
+    app.state.counters = ApiCounters(doors)
     if auth.enabled:
         limiter = FailedAuthLimiter(auth.max_failures, auth.failure_window_s)
-        app.add_middleware(AuthMiddleware, keys=keys, admin_secret=auth.admin_key or None, limiter=limiter)
+        outcomes = AuthCounts()
+        app.state.counters = ApiCounters(doors, (outcomes, limiter, keys))
+        app.add_middleware(
+            AuthMiddleware, keys=keys, admin_secret=auth.admin_key or None, limiter=limiter, counts=outcomes
+        )
     # Outermost: a body over the ceiling is refused before anything reads it.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

@@ -204,7 +204,11 @@ def _scan(
     if found is None:
         return None
     label_from, label_to, owner, ts, values = found
-    labels = label_sets.resolve(np.frombuffer(raw, np.uint8), label_from, label_to)
+    try:
+        labels = label_sets.resolve(np.frombuffer(raw, np.uint8), label_from, label_to)
+    except RefusedSeriesError as err:
+        err.samples = len(ts)
+        raise
     return Columns(labels, owner.astype(np.uint32), ts, values)
 
 
@@ -404,7 +408,7 @@ class RemoteWriteEndpoint:
                 max_samples=self.admission.max_samples_per_request,
             )
         except RefusedSeriesError as err:
-            self.admission.count(err.refusal, 0)
+            self.admission.count(err.refusal, err.samples)
             return 400, f"{err.refusal}\n"
         except OverLimitError as err:
             refusal = count_refusal(err.kind, err.limit)

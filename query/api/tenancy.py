@@ -151,6 +151,20 @@ class KeyLookupUnavailableError(Exception):
     """The store could not be asked about a key (down, unreachable, failing)."""
 
 
+class AuthCounts:
+    """Requests the auth middleware answered itself, by outcome; shared with whoever reports them
+    (Starlette builds the middleware lazily, so its owner holds this instead). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.unauthorized = 0  # 401
+        self.unavailable = 0  # 503: a key to look up while the store could not answer
+
+    def add(self, outcome: str) -> None:
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+
 class AuthMiddleware:
     """Pure ASGI middleware (so the principal it sets is seen by the endpoint and its threads)."""
 
@@ -160,6 +174,7 @@ class AuthMiddleware:
         keys: KeyStore,
         admin_secret: str | None,
         limiter: FailedAuthLimiter | None = None,
+        counts: AuthCounts | None = None,
     ) -> None:
         self.app = app
         self.keys = keys
@@ -171,25 +186,13 @@ class AuthMiddleware:
         self._admin_secret = admin_secret.encode() if admin_secret else b""
         self.limiter = limiter or FailedAuthLimiter()
         self._lookups = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
-        self._counts_lock = threading.Lock()
-        self.unauthorized = 0  # requests answered 401
-        self.unavailable = 0  # requests answered 503: a key to look up while the store could not answer
+        self.outcomes = counts or AuthCounts()
         self._lookups_failing = False  # logged once per outage, not once per request
 
     def counts(self) -> dict[str, int]:
         """Requests refused by outcome (``unauthorized`` 401, ``too_many_failures`` 429,
         ``store_unavailable`` 503) and ``store_lookups``: keys looked up in the store."""
-        with self._counts_lock:
-            return {
-                "unauthorized": self.unauthorized,
-                "too_many_failures": self.limiter.refused,
-                "store_unavailable": self.unavailable,
-                "store_lookups": self.keys.store_lookups,
-            }
-
-    def _count(self, outcome: str) -> None:
-        with self._counts_lock:
-            setattr(self, outcome, getattr(self, outcome) + 1)
+        return auth_counts(self.outcomes, self.limiter, self.keys)
 
     async def _lookup(self, secret: str) -> Principal | None:
         """The store's answer for ``secret``; ``KeyLookupUnavailableError`` when it gives none."""
@@ -241,7 +244,7 @@ class AuthMiddleware:
         try:
             principal = await self._principal(secret, address)
         except KeyLookupUnavailableError:
-            self._count("unavailable")
+            self.outcomes.add("unavailable")
             await _deny(
                 send, 503, "unavailable", "the store cannot check this API key now; retry later",
                 [(b"retry-after", b"5")],
@@ -254,7 +257,7 @@ class AuthMiddleware:
             )  # fmt: skip
             return
         if principal is None:
-            self._count("unauthorized")
+            self.outcomes.add("unauthorized")
             self.limiter.failed(address)
             await _deny(send, 401, "unauthorized", message, [(b"www-authenticate", b"Bearer")])
             return
@@ -267,6 +270,16 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             CURRENT.reset(token)
+
+
+def auth_counts(outcomes: AuthCounts, limiter: FailedAuthLimiter, keys: KeyStore) -> dict[str, int]:
+    """``AuthMiddleware.counts`` from its parts."""
+    return {
+        "unauthorized": outcomes.unauthorized,
+        "too_many_failures": limiter.refused,
+        "store_unavailable": outcomes.unavailable,
+        "store_lookups": keys.store_lookups,
+    }
 
 
 async def _deny(
