@@ -1,1 +1,1 @@
-"""Alert rules, their evaluator and the Alertmanager client (issue 8; nothing here yet)."""
+"""Alert rules (generated and user-defined), their evaluator, and the notifiers: Alertmanager and webhooks."""

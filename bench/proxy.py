@@ -39,7 +39,7 @@ its p99 is the slowest request (run ``--streams 1`` with a longer ``--duration-s
 A level is *saturated* when the direct run is not paced by the simulator: fewer than 95 % of the
 requests/s its fixed delays allow (``cN_direct_paced_ratio``: streams / 0.7 s) or a direct TTFT p50
 over 1.5 x the simulator's 100 ms. There, the machine (not the proxy) decides both runs' figures,
-so ``cN_direct_saturated`` = 1 and the level stays out of the headline. The goal's figures (issue 4:
+so ``cN_direct_saturated`` = 1 and the level stays out of the headline. The goal's figures (the collector's:
 <= 1 ms added TTFT at p99 and >= 90 % of direct throughput, at 1, 50 and 200 streams) are the
 headline ``added_ttft_p99_ms`` (max over unsaturated levels) and ``throughput_ratio_vs_direct``
 (min over unsaturated levels); ``headline_max_streams`` says the highest level they cover and

@@ -202,7 +202,7 @@ class ScrapeConfig:
         return config
 
 
-# --- ingress proxy, resource readers, health probes (issue 4) --------------------------------
+# --- ingress proxy, resource readers, health probes ------------------------------------------------
 
 MIB = 1 << 20
 

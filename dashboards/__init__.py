@@ -1,1 +1,1 @@
-"""dashboards."""
+"""Grafana dashboards as code (grafanalib), and the JSON they build for import."""

@@ -66,7 +66,7 @@ def test_streamed_ttft_matches_the_simulator(include_usage: bool) -> None:
         assert obs.cost_ms >= obs.ttft_ms
     # the proxy sees the first token after the engine wrote it, never before
     assert all(d >= 0 for d in diffs), diffs
-    # Issue 4 asks for <= 1 ms per request. Measured here (client, proxy and simulator in one event
+    # The goal is <= 1 ms per request. Measured here (client, proxy and simulator in one event
     # loop, 2 cores shared with other work) the difference is ~0.5-0.6 ms at best and ~0.6-0.8 ms
     # typically, ~0.55 ms of it the simulator's own uvicorn/FastAPI stack before its handler starts
     # the clock (docs/collector.md); a scheduling stall of the shared machine adds ms to single

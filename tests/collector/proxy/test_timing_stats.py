@@ -113,7 +113,7 @@ def test_feed_observer_hands_every_histogram_its_values() -> None:
 
 
 def test_feed_observer_drives_the_windowed_sketches() -> None:
-    window = pytest.importorskip("collector.window")  # the sketch keeper (another part of issue 4)
+    window = pytest.importorskip("collector.window")  # the sketch keeper
     sketches = window.WindowedSketches()
     on_request = feed_observer(sketches, {"service_id": "svc"})
     on_request(_obs(ts_s=9.0, ttft_ms=40.0, per_token_ms=(10.0, 20.0), input_tokens=5, output_tokens=3))
