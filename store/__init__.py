@@ -1,1 +1,1 @@
-"""The store: ClickHouse schema, backends (embedded chDB, a ClickHouse server or cluster), batched writes and reads."""
+"""The store: ClickHouse schema, backends (embedded chDB, a server or cluster), batched writes, reads."""
