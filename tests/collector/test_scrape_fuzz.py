@@ -337,7 +337,7 @@ def test_an_exception_anywhere_still_gives_up_zero(harness: Any, monkeypatch: py
     def boom(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    for name in ("parse_body", "to_samples"):
+    for name in ("parse_scrape", "to_samples"):
         with monkeypatch.context() as patch:
             patch.setattr(sidecar_module, name, boom)
             h.scrape(body, TEXT)
