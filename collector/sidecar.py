@@ -99,6 +99,9 @@ class Sidecar:
         self.outage = OutageLog(f"scrape of {self.url}", tries="scrapes", clock=monotonic, log=self._log)
         self._metadata_sink = metadata
         self._metadata = MetadataTracker(clock=monotonic)
+        self._metadata_outage = OutageLog(
+            f"handing on the metadata of {self.url}", tries="scrapes", clock=monotonic, log=self._log
+        )
         idle = ScrapeOutcome(False, 0.0, 0, 0, self.errors_total)
         self._health_labels = frozenset(s.labels for s in health_samples(idle, self.identity, 0))
 
@@ -175,8 +178,9 @@ class Sidecar:
         try:
             await self._metadata_sink(records_for(due, self.identity, ts_ms))
         except Exception as exc:
-            self._log.warning("handing on the metadata of {} failed: {}", self.url, _short(exc))
+            self._metadata_outage.failed(f"{type(exc).__name__}: {_short(exc)}")
             return
+        self._metadata_outage.succeeded()
         self._metadata.shipped(due, full)
 
     async def scrape_once(self) -> list[Sample]:
