@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,9 +104,24 @@ def run_query(server: str, request: QueryRequest, key: str | None) -> dict[str, 
     return get_json(server, "/api/v1/query", params, key)["data"]
 
 
+def printable(text: str) -> str:
+    """``text`` safe for one terminal line: control characters, line and paragraph separators
+    escaped (a label value is the sender's, and may hold a newline or a terminal escape)."""
+    return "".join(
+        ch
+        if not unicodedata.category(ch).startswith(("C", "Zl", "Zp"))
+        else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        for ch in str(text)
+    )
+
+
 def _series_name(metric: dict[str, str]) -> str:
-    labels = ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
-    return f"{metric.get('__name__', '')}{{{labels}}}"
+    labels = ", ".join(
+        f'{printable(k)}="{printable(v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)))}"'
+        for k, v in sorted(metric.items())
+        if k != "__name__"
+    )
+    return f"{printable(metric.get('__name__', ''))}{{{labels}}}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -119,21 +135,29 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _sparkline(values: Sequence[float]) -> str:
+    """One mark per value (at most 60, each the mean of its slice); ``·`` where it is not a number."""
+    if len(values) > 60:
+        size = len(values) / 60
+        values = [
+            sum(v / len(chunk) for v in chunk) if all(math.isfinite(v) for v in chunk) else math.nan
+            for i in range(60)
+            if (chunk := values[int(i * size) : int((i + 1) * size)])
+        ]
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return ""
     low, high = min(finite), max(finite)
-    if len(values) > 60:  # keep the line compact: at most 60 marks, each the mean of its slice
-        size = len(values) / 60
-        values = [
-            sum(chunk) / len(chunk)
-            for i in range(60)
-            if (chunk := [v for v in values[int(i * size) : int((i + 1) * size)] if math.isfinite(v)])
-        ]
-    span = high - low
-    return "".join(
-        _SPARK[0 if span == 0 else min(len(_SPARK) - 1, int((v - low) / span * len(_SPARK)))] for v in values
-    )
+
+    def mark(v: float) -> str:
+        if not math.isfinite(v):
+            return "·"
+        if high == low:
+            return _SPARK[0]
+        # halves: the span of two huge values of opposite sign would overflow
+        frac = (v / 2 - low / 2) / (high / 2 - low / 2)
+        return _SPARK[max(0, min(len(_SPARK) - 1, int(frac * len(_SPARK))))]
+
+    return "".join(mark(v) for v in values)
 
 
 def _number(text: str) -> float:
@@ -148,19 +172,23 @@ def render(data: dict[str, Any]) -> str:
     kind, result = data.get("resultType"), data.get("result")
     if kind in ("scalar", "string"):
         stamp, value = result
-        return f"{kind}  {value}  @ {stamp}"
+        return f"{kind}  {printable(value)}  @ {stamp}"
     if not result:
         return f"no data ({kind} empty)"
     if kind == "vector":
         names = sorted({k for s in result for k in s["metric"] if k != "__name__"})
-        header = ["metric", *names, "value"]
-        rows = [
-            [s["metric"].get("__name__", ""), *(s["metric"].get(n, "") for n in names), s["value"][1]]
-            for s in sorted(result, key=lambda s: sorted(s["metric"].items()))
-        ]
+        header = ["metric", *(printable(n) for n in names), "value"]
+        rows = sorted(
+            [
+                printable(c)
+                for c in (s["metric"].get("__name__", ""), *(s["metric"].get(n, "") for n in names))
+            ]
+            + [printable(s["value"][1])]
+            for s in result
+        )
         return _table(header, rows)
     lines = []
-    for series in sorted(result, key=lambda s: sorted(s["metric"].items())):
+    for series in sorted(result, key=lambda s: _series_name(s["metric"])):
         values = [_number(v) for _, v in series.get("values", [])]
         finite = [v for v in values if math.isfinite(v)]
         figures = f"min {min(finite):g}  max {max(finite):g}  last {values[-1]:g}" if finite else "no numbers"
