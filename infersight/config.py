@@ -361,7 +361,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"--set {item!r}: expected section.key=value")
         *parents, leaf = _override_path(dotted, item)
         node: Any = data
-        for step, following in zip(parents, [*parents[1:], leaf], strict=True):
+        for step, following in zip(parents, [*parents, leaf][1:], strict=True):
             node = _child(node, step, following, item)
         _assign(node, leaf, yaml.safe_load(raw), item)
     return data
