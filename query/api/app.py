@@ -111,7 +111,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     # Inside the auth middleware (added last, so outermost): the caller's key still applies.
-    receiver = RemoteWriteEndpoint(store.writer, log=ingest_log)
+    receiver = RemoteWriteEndpoint(store.writer, log=ingest_log, metadata=MetadataStore(store.backend))
     app.add_middleware(ExactRoutes, routes={REMOTE_WRITE_PATH: receiver})
     auth = auth or AuthSettings()
     # What the write routes and the auth refused, for the server's own series (server_counts).

@@ -1,7 +1,7 @@
 """Prometheus HTTP API v1 over the store: the routes Grafana's Prometheus data source calls.
 
 Every route accepts GET query strings and POST ``application/x-www-form-urlencoded`` bodies (as
-Prometheus 2.42 does for all but ``label/<name>/values`` and ``metadata``, which take both here too:
+Prometheus 2.42 does for all but ``label/<name>/values``, which takes both here too:
 Grafana switches to POST for long selectors). Shapes, status codes and ``errorType`` values follow
 ``web/api/v1/api.go`` at v2.42, checked against the real binary in ``tests/query/api``.
 
@@ -30,13 +30,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from loguru import logger
 
-from query.api import metadata as metadata_
 from query.api.errors import error_response, render_json, success
 from query.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
     BadParamError,
-    parse_limit,
     parse_match,
     parse_step_ms,
     parse_time_ms,
@@ -302,16 +300,6 @@ class _Routes:
 
         return await self._look_up(find)
 
-    async def metadata(self, p: Params, _: dict[str, str]) -> Response:
-        limit = parse_limit(_one(p, "limit"))
-        metric = _one(p, "metric")
-
-        def select(_: float) -> Any:
-            names = self.querier.label_values("__name__", [], MIN_TIME_MS, MAX_TIME_MS)
-            return metadata_.select(metadata_.from_names(names), metric, limit)
-
-        return await self._look_up(select)
-
     async def query_exemplars(self, p: Params, _: dict[str, str]) -> Response:
         """Exemplars are not stored: a valid query gets an empty list, as a Prometheus without any."""
         text = _one(p, "query") or ""
@@ -357,7 +345,7 @@ def _guard(fn: Handler) -> Callable[[Request], Awaitable[Any]]:
 
 
 def build_router(engine: Engine, querier: ClickHouseQuerier) -> APIRouter:
-    """Routes under ``/api/v1`` answering from ``engine`` (PromQL) and ``querier`` (metadata).
+    """Routes under ``/api/v1`` answering from ``engine`` (PromQL) and ``querier`` (series, labels).
 
     Also shortens the interpreter's thread switch interval to ``SWITCH_INTERVAL_S`` (process-wide):
     a short request needs the GIL a handful of times (event loop, worker, after each store read),
@@ -374,7 +362,6 @@ def build_router(engine: Engine, querier: ClickHouseQuerier) -> APIRouter:
         ("/labels", routes.labels),
         ("/label/{name}/values", routes.label_values),
         ("/series", routes.series),
-        ("/metadata", routes.metadata),
         ("/query_exemplars", routes.query_exemplars),
         ("/status/buildinfo", routes.buildinfo),
         ("/status/runtimeinfo", routes.runtimeinfo),

@@ -25,7 +25,9 @@ Spec: https://prometheus.io/docs/concepts/remote_write_spec/
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -35,6 +37,7 @@ import cramjam
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
+from loguru import logger
 from starlette.concurrency import run_in_threadpool
 
 from exporters.errors import is_retryable
@@ -43,6 +46,7 @@ from exporters.segments import Columns, tagged
 from model.labels import Labels, to_labels
 from model.series import Sample
 from query.api.ingest import confine
+from query.api.remote_metadata import metadata_records
 from query.api.request_body import DEFAULT_MAX_DECODED_BYTES, BodyTooLargeError, decode_body
 from query.api.series_cache import LabelSetCache
 from query.api.tenancy import current_project
@@ -60,6 +64,7 @@ from store.admission import (
 from store.backend import StoreUnavailableError
 from store.insert_errors import is_transient
 from store.limits import Limits
+from store.metadata import MetadataStore
 from store.writes import SampleWriter
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -338,8 +343,12 @@ class RemoteWriteEndpoint:
         max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
         max_samples_per_request: int = DEFAULT_MAX_SAMPLES_PER_REQUEST,
         max_series_per_request: int = DEFAULT_MAX_SERIES_PER_REQUEST,
+        metadata: MetadataStore | None = None,
     ):
         self._writer = writer
+        self._metadata = metadata
+        # Metadata requests are kept one at a time, off the event loop and off the samples' answer.
+        self._metadata_worker = ThreadPoolExecutor(1, thread_name_prefix="remote-write-metadata")
         self._log = log
         self.max_body_bytes = max_body_bytes
         self.max_decoded_bytes = max_decoded_bytes
@@ -432,7 +441,26 @@ class RemoteWriteEndpoint:
         )
         if refusal is not None:
             return 400, f"{refusal}\n"
+        if not len(columns.ts_ms) and self._metadata is not None:
+            self._keep_metadata(body, project, content_encoding)
         return self._keep(columns, body if project is None and content_encoding is None else None)
+
+    def _keep_metadata(self, body: bytes, project: str | None, content_encoding: str | None) -> None:
+        """The families' TYPE/HELP/UNIT of a request without samples, as Prometheus sends them (a
+        metadata request every ``metadata_config.send_interval``), stored in the background: a
+        failure loses only metadata, which the sender sends again, and never fails the answer.
+        Requests that carry samples are not searched for metadata: that pass would cost every
+        request a walk over its series."""
+
+        def keep() -> None:
+            try:
+                raw = decode_body(body, content_encoding, self.max_decoded_bytes)
+                records = metadata_records(raw, project or "", int(time.time() * 1000))
+                self._metadata.write(records)  # type: ignore[union-attr]
+            except Exception as err:  # best effort, by design: see the docstring
+                logger.warning("remote write metadata not kept: {}: {}", type(err).__name__, err)
+
+        self._metadata_worker.submit(keep)
 
     def _keep(self, columns: Columns, snappy_body: bytes | None) -> tuple[int, str]:
         """Log (or store) an admitted request; ``snappy_body``: the request as sent, the smallest
