@@ -1,8 +1,10 @@
 # infersight — the two commands: `make demo` (the main job) and `make test` (every test).
+# Installs into $(VENV): the command is then .venv/bin/infersight (or `source .venv/bin/activate`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DURATION ?=
+# Any other `infersight demo` flag, e.g. make demo DEMO_ARGS="--services 3 --keep-data"
 DEMO_ARGS ?=
 
 .PHONY: setup system-deps demo test lint dashboards rules conformance clean
@@ -16,8 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Simulated services, sidecars, embedded store, API, dashboards; until Ctrl-C or DURATION seconds.
+# Each run starts from an empty data/demo unless DEMO_ARGS has --keep-data.
 demo: setup
 	$(BIN)/infersight demo --data data/demo $(if $(DURATION),--duration $(DURATION)) $(DEMO_ARGS)
+	@echo "(the command: $(BIN)/infersight, or run 'source $(BIN)/activate' first to type infersight)"
 
 system-deps:
 	@tools/system-deps.sh
