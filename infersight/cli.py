@@ -19,14 +19,13 @@ from typing import Any
 from loguru import logger
 
 from collector.serve import run_event_loop
-from infersight.config import Config, StoreSection, audit_paths, load_config
+from infersight.config import DEMO_DATA, Config, StoreSection, audit_paths, load_config
 from infersight.startup import HeldLog, StartupError, one_line, redact_dsn, route_stdlib_logging
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
 
 # Exit status for "cannot start": configuration, busy port, unwritable folder, unreachable store.
 EXIT_CANNOT_START = 2
-DEMO_DATA = "data/demo"  # the demo's own folder unless --data or store.dsn names another
 
 DESCRIPTION = """\
 Self-hosted observability for LLM inference services: a sidecar scrapes each
@@ -401,13 +400,6 @@ def _cmd_audit(config: Config, args: argparse.Namespace) -> int:
     from store.chdb import StoreInUseError
     from store.open import chdb_path, open_store
 
-    if config.store.dsn.startswith("chdb://"):
-        data = Path(chdb_path(config.store.dsn))
-        if not (data / "metadata").is_dir():  # chDB's own: a store was made here
-            raise StartupError(
-                f"store.dsn: {data} holds no store (give the data folder of a stopped server with "
-                "--data DIR, or ask a running one: infersight audit verify --server URL)"
-            )
     folder = None
     if config.audit.digests:
         digest_dir, key_file = audit_paths(config)
@@ -421,6 +413,13 @@ def _cmd_audit(config: Config, args: argparse.Namespace) -> int:
                 folder = DigestFolder(digest_dir, load_or_create_key(key_file))
             except AuditKeyError as err:
                 raise StartupError(f"audit.key_file: {err}") from None
+    if config.store.dsn.startswith("chdb://"):
+        data = Path(chdb_path(config.store.dsn))
+        if not (data / "metadata").is_dir():  # chDB's own: a store was made here
+            raise StartupError(
+                f"store.dsn: {data} holds no store (give the data folder of a stopped server with "
+                "--data DIR, or ask a running one: infersight audit verify --server URL)"
+            )
     try:
         store = open_store(config.store.dsn, config.store.database)
     except StoreInUseError as err:

@@ -39,6 +39,8 @@ from collector.config import (
 from model.errors import ConfigError
 from simulator.config import SimulatorConfig
 
+DEMO_DATA = "data/demo"  # the demo's own data folder unless --data or store.dsn names another
+
 
 def section_from_dict(cls: type, data: Any, path: str) -> Any:
     """Build the frozen dataclass ``cls`` from a mapping, checking keys and scalar types."""

@@ -21,7 +21,7 @@ from loguru import logger
 from alerts.config import AlertsSection
 from collector.config import ProbeConfig, ProxyConfig, ResourcesConfig, TargetConfig
 from dashboards.build import write_dashboards
-from infersight.config import Config
+from infersight.config import DEMO_DATA, Config
 from infersight.demo_scenario import (
     crash_and_restart,
     format_events,
@@ -129,7 +129,8 @@ def prepare_data_folder(config: Config, keep: bool = False) -> Path | None:
             (data / DEMO_MARKER).write_text(_MARKER_TEXT)
         return data
     if not empty:
-        if not (data / DEMO_MARKER).exists():
+        # data/demo from before the marker existed is the demo's too: `make demo` always used it.
+        if not (data / DEMO_MARKER).exists() and data.resolve() != Path(DEMO_DATA).resolve():
             raise DemoDataError(
                 f"{data} holds data the demo did not write; give another --data folder, "
                 "or --keep-data to add to it"
