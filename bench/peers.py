@@ -90,15 +90,18 @@ def prometheus(root: Path, tsdb: Path, *extra_args: str) -> Iterator[str]:
 
 
 @contextmanager
-def victoriametrics(root: Path, chunks: Iterable[bytes]) -> Iterator[str]:
-    """VictoriaMetrics on its own folder, loaded with ``chunks`` of Prometheus text; yields its URL."""
+def victoriametrics(root: Path, chunks: Iterable[bytes], cache: bool = False) -> Iterator[str]:
+    """VictoriaMetrics on its own folder, loaded with ``chunks`` of Prometheus text; yields its URL.
+
+    ``cache``: keep its rollup result cache (a query can still skip it with ``nocache=1``).
+    """
     port = free_port()
     args = [
         "victoria-metrics",
         f"-storageDataPath={root / 'vm-data'}",
         "-retentionPeriod=100y",
         f"-httpListenAddr=127.0.0.1:{port}",
-        "-search.disableCache",  # time the engine, not its result cache
+        *(() if cache else ("-search.disableCache",)),  # time the engine, not its result cache
         "-search.maxPointsPerTimeseries=1000000",
         "-search.maxSamplesPerQuery=10000000000",
         "-search.maxQueryDuration=10m",

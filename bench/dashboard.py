@@ -1,0 +1,397 @@
+"""Grafana refreshes of the generated dashboards: infersight against Prometheus 2.42 and VictoriaMetrics 1.79.
+
+Run: ``python -m bench.dashboard [--quick] [--services N] [--spans 15m,1h,...] [--rounds R]``.
+Every dashboard of ``dashboards/json`` is refreshed as Grafana does it: first its variable queries
+(``label_values(selector, label)`` as ``/api/v1/label/<label>/values?match[]=``), then every panel
+query exactly as the JSON has it, variables filled in (one service chosen, the rest "All" =
+``.*``, ``$period`` 1m, ``$__range`` the span), 6 requests at a time as a browser sends them.
+The step is Grafana's: the span over a 1,000-pixel panel rounded to its nice intervals, at least
+the scrape interval (the data source's min interval), times the target's ``intervalFactor``; start
+and end aligned down to the step. The same data (``dashboard_data``) is in each system: infersight
+(chDB, served by uvicorn in a process of its own, as deployed), Prometheus (remote write in time
+order) and VictoriaMetrics (text import; timed with its result cache off, ``nocache=1``, and on).
+Every infersight answer is checked against Prometheus's (same series, values within 1e-6
+relative); a mismatch is printed and counted.
+
+Figures: per span and system the median time of one dashboard refresh (over dashboards and
+rounds, the systems taking turns), and 20 service dashboards (different services) refreshing at
+once at the 1-hour span: the time until all are done. Ends with one line of JSON.
+
+The issue's full size (100 services x 4 pods at a 10 s scrape for 15 days: 36 k series, 4.7 G
+points) does not fit this 2-core machine; the default is 100 x 4 over the longest span asked
+(``--spans``, default up to 24 h) and ``--quick`` is 10 services over 6 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import peers
+from bench.dashboard_data import (
+    DashboardData,
+    generate,
+    prometheus_text_chunks,
+    remote_write_bodies,
+    write_store,
+)
+
+DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards" / "json"
+SPANS_S = {"15m": 900, "1h": 3600, "6h": 21_600, "24h": 86_400, "7d": 604_800, "15d": 1_296_000}
+PIXELS = 1000
+PARALLEL = 6  # a browser's connections per host
+# Grafana's rangeutil.roundInterval: (below this many ms, use this interval).
+_NICE_MS = (
+    (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1500, 1000), (3500, 2000),
+    (7500, 5000), (12500, 10_000), (17500, 15_000), (25000, 20_000), (45000, 30_000), (90000, 60_000),
+    (210_000, 120_000), (450_000, 300_000), (1_050_000, 600_000), (2_100_000, 1_200_000),
+    (5_400_000, 1_800_000), (9_000_000, 3_600_000), (16_200_000, 7_200_000), (32_400_000, 10_800_000),
+    (86_400_000, 21_600_000), (604_800_000, 86_400_000), (1_814_400_000, 604_800_000),
+)  # fmt: skip
+_LABEL_VALUES = re.compile(r"^label_values\((?:(.*),\s*)?([a-zA-Z_][a-zA-Z0-9_]*)\)$", re.S)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"[bench.dashboard] {message}\n")
+    sys.stderr.flush()
+
+
+def round_interval_ms(ms: float) -> int:
+    for below, nice in _NICE_MS:
+        if ms < below:
+            return nice
+    return 31_536_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP GET a refresh sends: path and parameters."""
+
+    path: str
+    params: tuple[tuple[str, str], ...]
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    for name in sorted(values, key=len, reverse=True):
+        text = text.replace("${" + name + "}", values[name]).replace("$" + name, values[name])
+    return text
+
+
+def refresh_requests(
+    dashboard: dict[str, Any], span_s: int, end_s: int, scrape_s: int, service: str
+) -> list[Request]:
+    """The requests of one refresh of ``dashboard`` over the last ``span_s`` before ``end_s``."""
+    start_s = end_s - span_s
+    chosen: dict[str, str] = {"__range": f"{span_s}s", "__range_s": str(span_s)}
+    variables = []
+    for var in dashboard.get("templating", {}).get("list", []):
+        if var.get("type") == "query":
+            variables.append(var)
+            chosen[var["name"]] = service if var["name"] == "service_id" else var.get("allValue") or ".*"
+            if var["name"] == "metric":
+                chosen["metric"] = var["current"]["value"]
+        elif var.get("type") in ("custom", "interval"):
+            chosen[var["name"]] = var["current"]["value"]
+    out = []
+    for var in variables:
+        found = _LABEL_VALUES.match(_fill(var["query"], chosen).strip())
+        if not found:
+            continue
+        selector, label = found.groups()
+        params = [("start", str(start_s)), ("end", str(end_s))]
+        if selector:
+            params.append(("match[]", selector))
+        out.append(Request(f"/api/v1/label/{label}/values", tuple(params)))
+    base_ms = max(round_interval_ms(span_s * 1000 / PIXELS), scrape_s * 1000)
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets") or []:
+            if target.get("hide"):
+                continue
+            step_s = max(base_ms * int(target.get("intervalFactor") or 1) // 1000, scrape_s)
+            step_s = max(step_s, math.ceil(span_s / 11_000))
+            local = chosen | {
+                "__interval": f"{step_s}s",
+                "__interval_ms": str(step_s * 1000),
+                "__rate_interval": f"{max(step_s + scrape_s, 4 * scrape_s)}s",
+            }
+            query = _fill(target["expr"], local)
+            params = (
+                ("query", query),
+                ("start", str(start_s // step_s * step_s)),
+                ("end", str(end_s // step_s * step_s)),
+                ("step", str(step_s)),
+            )
+            out.append(Request("/api/v1/query_range", params))
+    return out
+
+
+def load_dashboards() -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
+
+
+class System:
+    """A system under test: a base URL, extra parameters for every request, one HTTP client."""
+
+    def __init__(self, name: str, base: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        self.name = name
+        self.base = base
+        self.extra = extra
+        self.client = httpx.Client(base_url=base, timeout=600, limits=httpx.Limits(max_connections=200))
+
+    def get(self, request: Request) -> dict[str, Any]:
+        resp = self.client.get(request.path, params=list(request.params + self.extra))
+        return resp.json()
+
+
+def refresh(
+    system: System, requests: list[Request], pool: ThreadPoolExecutor
+) -> tuple[float, list[dict[str, Any]]]:
+    """Variable queries first (Grafana needs their answers), then the panels; 6 at a time."""
+    started = time.perf_counter()
+    variables = [r for r in requests if r.path != "/api/v1/query_range"]
+    panels = [r for r in requests if r.path == "/api/v1/query_range"]
+    bodies = list(pool.map(system.get, variables)) + list(pool.map(system.get, panels))
+    return time.perf_counter() - started, bodies
+
+
+def _canonical(body: dict[str, Any]) -> Any:
+    if body.get("status") != "success":
+        return ("error", body.get("errorType"))
+    data = body["data"]
+    if isinstance(data, list):
+        return sorted(data)
+    return {tuple(sorted(s["metric"].items())): s["values"] for s in data["result"]}
+
+
+def same_answer(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    a, b = _canonical(ours), _canonical(theirs)
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return a == b
+    if a.keys() != b.keys():
+        return False
+    for key, points in a.items():
+        other = b[key]
+        if len(points) != len(other):
+            return False
+        for (t1, v1), (t2, v2) in zip(points, other, strict=True):
+            x, y = float(v1), float(v2)
+            if t1 != t2 or not (
+                x == y or (math.isnan(x) and math.isnan(y)) or abs(x - y) <= 1e-6 * max(abs(x), abs(y))
+            ):
+                return False
+    return True
+
+
+# -- infersight in a process of its own ---------------------------------------------------------------
+
+
+def serve(path: str, port: int) -> None:
+    """The server process: the store at ``path`` behind the full app, as ``infersight serve`` runs it."""
+    import uvicorn
+
+    from query.api.app import create_app
+    from store.open import open_store
+
+    store = open_store(f"chdb://{path}")
+    uvicorn.run(create_app(store), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+@contextmanager
+def infersight(root: Path, data: DashboardData, out: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    from store.open import open_store
+
+    started = time.perf_counter()
+    store = open_store(f"chdb://{root / 'chdb'}")
+    try:
+        write_store(data, store.writer)
+    finally:
+        store.close()
+    out["load_infersight_s"] = round(time.perf_counter() - started, 1)
+    port = peers.free_port()
+    log = root / "infersight.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.dashboard", "--serve", str(root / "chdb"), "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            peers._wait_ready(base, "infersight", log)
+            yield base, proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _prometheus(stack: ExitStack, root: Path, data: DashboardData, out: dict[str, Any]) -> str:
+    base = stack.enter_context(peers.prometheus(root, root / "tsdb", "--web.enable-remote-write-receiver"))
+    started = time.perf_counter()
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+    with httpx.Client(timeout=600) as client:
+        for body in remote_write_bodies(data):
+            client.post(f"{base}/api/v1/write", content=body, headers=headers).raise_for_status()
+    out["load_prometheus_s"] = round(time.perf_counter() - started, 1)
+    return base
+
+
+def _timed_rounds(
+    systems: list[System],
+    plans: list[list[Request]],
+    rounds: int,
+    check: Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], None],
+) -> dict[str, list[float]]:
+    """Each plan (one dashboard refresh) ``rounds`` times per system, the systems taking turns."""
+    times: dict[str, list[float]] = {s.name: [] for s in systems}
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        for plan in plans:  # warm-up round, checked
+            answers = {s.name: refresh(s, plan, pool)[1] for s in systems}
+            for s in systems:
+                check(s.name, answers[s.name], answers["prometheus"])
+        for _ in range(rounds):
+            for plan in plans:
+                for s in systems:
+                    times[s.name].append(refresh(s, plan, pool)[0])
+    return times
+
+
+def _together(system: System, plans: list[list[Request]]) -> float:
+    """All ``plans`` refreshed at once, each with its own 6 connections; seconds until all are done."""
+    pools = [ThreadPoolExecutor(PARALLEL) for _ in plans]
+    try:
+        with ThreadPoolExecutor(len(plans)) as outer:
+            started = time.perf_counter()
+            list(outer.map(lambda job: refresh(system, job[0], job[1]), zip(plans, pools, strict=True)))
+            return time.perf_counter() - started
+    finally:
+        for pool in pools:
+            pool.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 services, spans 15m, 1h, 6h")
+    parser.add_argument("--services", type=int, default=None)
+    parser.add_argument("--spans", default=None, help="comma-separated, of " + ",".join(SPANS_S))
+    parser.add_argument("--scrape-s", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per span (default 3)")
+    parser.add_argument(
+        "--profile", default=None, help="py-spy flame graph (svg) of infersight's 15m refreshes"
+    )
+    parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+    spans = (args.spans or ("15m,1h,6h" if args.quick else "15m,1h,6h,24h")).split(",")
+    services = args.services or (10 if args.quick else 100)
+    hours = max(SPANS_S[s] for s in spans) / 3600 + 0.25
+    data = generate(hours, services, scrape_s=args.scrape_s)
+    out: dict[str, Any] = {
+        "services": services,
+        "pods": services * data.pods_per_service,
+        "scrape_s": args.scrape_s,
+        "series": len(data.series),
+        "samples": data.samples,
+        "loadavg_1m_start": os.getloadavg()[0],
+    }
+    _say(f"{hours:.2f} h, {out['series']} series, {data.samples} samples")
+    dashboards = load_dashboards()
+    mismatches: dict[str, int] = {}
+
+    def check(name: str, ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
+        for a, b in zip(ours, theirs, strict=True):
+            if name.startswith("infersight") and not same_answer(a, b):
+                mismatches[name] = mismatches.get(name, 0) + 1
+                _say(f"{name} differs from prometheus: {str(a)[:300]} vs {str(b)[:300]}")
+
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, ExitStack() as stack:
+        roots = {n: Path(tmp) / n for n in ("infersight", "prometheus", "victoriametrics")}
+        for root in roots.values():
+            root.mkdir()
+        ours, pid = stack.enter_context(infersight(roots["infersight"], data, out))
+        _say(f"infersight loaded in {out['load_infersight_s']} s")
+        prom = _prometheus(stack, roots["prometheus"], data, out)
+        _say(f"prometheus loaded in {out['load_prometheus_s']} s")
+        started = time.perf_counter()
+        vm = stack.enter_context(
+            peers.victoriametrics(roots["victoriametrics"], prometheus_text_chunks(data), cache=True)
+        )
+        out["load_victoriametrics_s"] = round(time.perf_counter() - started, 1)
+        systems = [
+            System("infersight", ours),
+            System("prometheus", prom),
+            System("victoriametrics", vm, (("nocache", "1"),)),
+            System("victoriametrics_cache", vm),
+        ]
+        end_s = data.end_s
+        for span in spans:
+            plans = [
+                refresh_requests(d, SPANS_S[span], end_s, args.scrape_s, "svc-000")
+                for d in dashboards.values()
+            ]
+            times = _timed_rounds(systems, plans, args.rounds or 3, check)
+            for name, seconds in times.items():
+                out[f"{span}_{name}_median_refresh_s"] = round(statistics.median(seconds), 4)
+            _say(f"{span}: " + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items()))
+        together = [
+            refresh_requests(dashboards["service"], 3600, end_s, args.scrape_s, f"svc-{i % services:03d}")
+            for i in range(20)
+        ]
+        for s in systems:
+            out[f"20_dashboards_1h_{s.name}_s"] = round(_together(s, together), 3)
+        _say("20 at once: " + ", ".join(f"{s.name} {out[f'20_dashboards_1h_{s.name}_s']} s" for s in systems))
+        if args.profile:
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-o",
+                    args.profile,
+                    "-r",
+                    "200",
+                    "--nonblocking",
+                ]
+            )
+            time.sleep(1)
+            plans = [refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()]
+            with ThreadPoolExecutor(PARALLEL) as pool:
+                for _ in range(10):
+                    for plan in plans:
+                        refresh(systems[0], plan, pool)
+            spy.send_signal(2)
+            spy.wait(timeout=60)
+    out["mismatches_vs_prometheus"] = sum(mismatches.values())
+    out["loadavg_1m_end"] = os.getloadavg()[0]
+    for span in spans:
+        ours_s = out[f"{span}_infersight_median_refresh_s"]
+        for peer in ("prometheus", "victoriametrics", "victoriametrics_cache"):
+            out[f"{span}_time_ratio_vs_{peer}"] = round(ours_s / out[f"{span}_{peer}_median_refresh_s"], 2)
+    print(json.dumps(out))  # noqa: T201 - the benchmark's one line of output
+
+
+if __name__ == "__main__":
+    main()
