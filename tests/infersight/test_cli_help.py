@@ -4,6 +4,7 @@ no reStructuredText markup in any help, and each command lists only the flags it
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,29 @@ def test_query_without_a_server_is_one_line(capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert "cannot reach" in err
+
+
+@pytest.mark.integration
+def test_audit_verify_and_query_with_auth_on(tmp_path: Path) -> None:
+    from tests.infersight.cli_processes import EXAMPLES, Process, free_port, run_cli
+
+    port, admin = free_port(), "admin-key-" + "x" * 20
+    server = f"http://127.0.0.1:{port}"
+    # examples/server.yaml reads the admin key from the environment; auth turned on by flag.
+    args = ["server", "--config", str(EXAMPLES / "server.yaml"), "--listen", f"127.0.0.1:{port}"]
+    env = {"INFERSIGHT_ADMIN_KEY": admin, "INFERSIGHT_DATA": str(tmp_path / "data")}
+    proc = Process([*args, "--set", "auth.enabled=true"], tmp_path, "server", **env)
+    try:
+        proc.wait_http(f"{server}/-/ready")
+        refused = run_cli(["audit", "verify", "--server", server], tmp_path)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert len(refused.stderr.splitlines()) == 1
+        assert "refused" in refused.stderr
+        verified = run_cli(["audit", "verify", "--server", server, "--key", admin], tmp_path)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert verified.stdout.startswith("audit trail intact")
+        queried = run_cli(["query", "vector(1)", "--server", server], tmp_path, INFERSIGHT_KEY=admin)
+        assert queried.returncode == 0, queried.stderr
+        assert queried.stdout.splitlines()[-1].split() == ["1"]
+    finally:
+        assert proc.stop() == 0, proc.output()
