@@ -26,6 +26,19 @@ class ScrapeOutcome:
     errors_total: dict[str, int]
 
 
+# The health series' names are the sidecar's own: a target's series of one of these names is
+# dropped (as a duplicate), so no target can add a reason to our error counter or a second ``up``.
+HEALTH_NAMES = frozenset(
+    {
+        catalog.UP,
+        catalog.SCRAPE_DURATION_SECONDS,
+        catalog.SCRAPE_SAMPLES_SCRAPED,
+        catalog.SCRAPE_BODY_BYTES,
+        catalog.SCRAPE_ERRORS_TOTAL,
+    }
+)
+
+
 def health_samples(outcome: ScrapeOutcome, identity: dict[str, str], ts_ms: int) -> list[Sample]:
     def sample(name: str, value: float, **extra: str) -> Sample:
         return Sample(to_labels({**identity, **extra, METRIC_NAME: name}), ts_ms, float(value))

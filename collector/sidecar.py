@@ -13,7 +13,8 @@ Two reasons do not fail the scrape (``up 1``) and are counted once per scrape th
   (``le="abc"``, no ``+Inf`` bucket, ...), or failed as a whole; the target's own series are kept;
 - ``duplicate_series``: a sample whose series (labels after the identity labels are added) is
   already in the batch is dropped, the first one kept, as Prometheus' appender does; the health
-  series come first, so a target that exposes its own ``up`` cannot overwrite ours.
+  series' names are ours alone, so a target's own ``up`` or ``infersight_scrape_errors_total{reason=
+  "anything"}`` is dropped the same way and cannot overwrite or add to ours.
 
 Its log is written for an operator: one INFO line when a target's loop starts (target, engine,
 interval); a failing target gets one warning when the outage begins, then a summary at most every
@@ -36,7 +37,7 @@ from loguru import logger
 
 from collector.config import ScrapeConfig, TargetConfig
 from collector.engines import adapt
-from collector.health import ScrapeOutcome, health_samples
+from collector.health import HEALTH_NAMES, ScrapeOutcome, health_samples
 from collector.metadata import MetadataSink, MetadataTracker
 from collector.normalise import to_samples
 from collector.outage import OutageLog
@@ -143,7 +144,7 @@ class Sidecar:
         untimed: set[Labels] = set()
         duplicates: list[Sample] = []
         for p, sample in zip(exposed, to_samples(exposed, self.identity, start_ms), strict=True):
-            if sample.labels in seen:
+            if sample.labels in seen or sample.name in HEALTH_NAMES:
                 duplicates.append(sample)
                 continue
             seen.add(sample.labels)

@@ -306,6 +306,20 @@ def test_duplicates_and_a_targets_own_up_keep_ours(http_stub: Any, canned: Any) 
     assert len(labels) == len(set(labels))
 
 
+def test_a_target_cannot_add_series_under_the_health_names(http_stub: Any, canned: Any) -> None:
+    body = (
+        b'infersight_scrape_errors_total{reason="abc"} NaN\nup{job="x"} 0\n'
+        b'scrape_duration_seconds{x="1"} 9\nkept 1\n'
+    )
+    batch = asyncio.run(_scrape_body(http_stub, canned, body, "generic", "text/plain"))
+    assert all(labels["reason"] != "abc" for labels in _series(batch, "infersight_scrape_errors_total"))
+    assert len(_series(batch, "up")) == 1
+    assert _value(batch, "up") == 1.0
+    assert len(_series(batch, "scrape_duration_seconds")) == 1
+    assert _value(batch, "infersight_scrape_errors_total", reason="duplicate_series") == 1.0
+    assert _value(batch, "kept") == 1.0
+
+
 def test_run_goes_on_after_hostile_bodies(http_stub: Any, canned: Any) -> None:
     bodies = [b"a 1 Inf\n", b"\xff\xfe", b'h_bucket{le="abc"} 1\n', b"a 1\n"]
 
