@@ -17,6 +17,8 @@ from store.rollups import bucket_sql, read_done
 _DAY_MS = 86_400_000
 
 
+# Series whose fingerprints a read sends as a list; more are found again by a subquery.
+MAX_LISTED_SERIES = 2000
 _NEWEST = 2**63 - 1  # version of buckets aggregated at query time: no stored row is newer
 _MAX_DAY = (dt.date(2149, 6, 6) - dt.date(1970, 1, 1)).days  # ClickHouse's Date range
 
@@ -145,13 +147,18 @@ class ClickHouseQuerier:
     ) -> str:
         """SQL over ``samples``/``rollups`` keeping the series ``find_series`` found; binds into ``params``.
 
-        The fingerprints are found again by ClickHouse, as a set from the same conditions, instead
-        of being sent back as a parameter list (thousands of numbers parsed per query); with only
-        name matchers, the name alone already selects exactly those series.
+        Up to ``MAX_LISTED_SERIES`` series, their fingerprints go as one bound array (a dashboard
+        panel's few dozen: measured a third of the time of finding them again). Past that, they are
+        found again by ClickHouse, as a set from the same conditions, instead of thousands of
+        numbers parsed per query; with only name matchers, the name alone already selects exactly
+        those series.
         """
         params["names"] = sorted({labels[METRIC_NAME] for labels in series.values()})
         out = "metric_name IN {names:Array(String)}"
-        if any(m.name != METRIC_NAME for m in matchers):
+        if len(series) <= MAX_LISTED_SERIES and any(m.name != METRIC_NAME for m in matchers):
+            params["fps"] = sorted(series)
+            out += " AND fingerprint IN {fps:Array(UInt64)}"
+        elif any(m.name != METRIC_NAME for m in matchers):
             where, where_params = self._where(matchers, start_ms, end_ms)
             params |= where_params
             out += f" AND fingerprint IN (SELECT fingerprint FROM {self._db}.series WHERE {where})"
