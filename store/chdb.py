@@ -170,6 +170,11 @@ class ChdbBackend:
         ensure_not_in_use(self.path)
         self.database = database
         self._lock = threading.Lock()
+        # Bumped after every write that can change which series exist (a ``series`` insert, any
+        # statement through ``execute``: DDL, mutations, dropped partitions). One process owns a
+        # chDB folder, so every such write passes here: readers may cache series look-ups under it.
+        self.series_changes = 0
+        self._changes_lock = threading.Lock()  # not the session's: an insert never waits on a query
         self._session = chdb_session.Session(str(self.path))
         try:
             self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")
@@ -185,8 +190,15 @@ class ChdbBackend:
         logger.info("chDB store at {} (database {})", self.path, database)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        with self._lock:
-            self._session.query(sql, "CSV", params=encode_params(params))
+        try:
+            with self._lock:
+                self._session.query(sql, "CSV", params=encode_params(params))
+        finally:
+            self._bump_series_changes()
+
+    def _bump_series_changes(self) -> None:
+        with self._changes_lock:
+            self.series_changes += 1
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """The result as an Arrow table that owns its memory.
@@ -208,10 +220,14 @@ class ChdbBackend:
             raise ValueError(f"unknown table {table!r}")
         columns = ", ".join(rows.column_names)
         statement = f"INSERT INTO {self.database}.{table} ({columns}){_INSERT_SETTINGS.get(table, '')}"
-        if getattr(self._session, "send_insert", None) is None:  # chDB before streaming inserts
-            self._insert_via_python(statement, rows)
-            return
-        self.inserts.insert(rows, lambda connection, part: _send(connection, statement, part))
+        try:
+            if getattr(self._session, "send_insert", None) is None:  # chDB before streaming inserts
+                self._insert_via_python(statement, rows)
+                return
+            self.inserts.insert(rows, lambda connection, part: _send(connection, statement, part))
+        finally:
+            if table == "series":
+                self._bump_series_changes()
 
     def _insert_via_python(self, statement: str, rows: pa.Table) -> None:
         # chDB's Python() table function reads the local variable named in the SQL text.

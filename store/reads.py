@@ -13,6 +13,7 @@ from model.rollups import BASE_COLUMNS, BUCKET_COLUMNS, WIDTHS_MS, Buckets
 from model.series import Series
 from store.backend import Backend
 from store.rollups import bucket_sql, read_done
+from store.series_lookups import SeriesLookups
 
 _DAY_MS = 86_400_000
 
@@ -71,6 +72,7 @@ class ClickHouseQuerier:
         self._backend = backend
         self._db = backend.database
         self.max_execution_s = max_execution_s
+        self.lookups = SeriesLookups(backend)
 
     def _query(self, sql: str, params: dict[str, Any]) -> Any:
         settings = f" SETTINGS max_execution_time = {max(1, round(self.max_execution_s))}"
@@ -87,7 +89,14 @@ class ClickHouseQuerier:
         return " AND ".join(conditions), params
 
     def find_series(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> dict[int, dict[str, str]]:
-        """Label sets (with ``__name__``) of series matching all matchers, seen on days in range."""
+        """Label sets (with ``__name__``) of series matching all matchers, seen on days in range.
+
+        Callers must not change the label sets (they may be a cached answer's).
+        """
+        key = ("series", tuple(matchers), _day(start_ms), _day(end_ms))
+        return dict(self.lookups.cached(key, lambda: self._find_series(matchers, start_ms, end_ms)))
+
+    def _find_series(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> dict[int, dict[str, str]]:
         where, params = self._where(matchers, start_ms, end_ms)
         table = self._query(
             f"SELECT fingerprint, any(metric_name) AS name, any(label_names) AS names, "
@@ -212,6 +221,10 @@ class ClickHouseQuerier:
         return _bucket_block(series, tables, wanted)
 
     def label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        key = ("names", tuple(matchers), _day(start_ms), _day(end_ms))
+        return list(self.lookups.cached(key, lambda: self._label_names(matchers, start_ms, end_ms)))
+
+    def _label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
         where, params = self._where(matchers, start_ms, end_ms)
         table = self._query(
             f"SELECT DISTINCT arrayJoin(label_names) AS n FROM {self._db}.series WHERE {where}", params
@@ -226,6 +239,10 @@ class ClickHouseQuerier:
         return bool(table.column(0)[0].as_py())
 
     def label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        key = ("values", name, tuple(matchers), _day(start_ms), _day(end_ms))
+        return list(self.lookups.cached(key, lambda: self._label_values(name, matchers, start_ms, end_ms)))
+
+    def _label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
         where, params = self._where(matchers, start_ms, end_ms)
         if name == METRIC_NAME:
             column = "metric_name"
