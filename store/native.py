@@ -61,6 +61,11 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 }
 # Strings go as their UTF-8 bytes (Arrow's own), so the driver does not encode each value again.
 _NUMPY_INSERT = {"use_numpy": True, "strings_as_bytes": True}
+_CLUSTER_INSERT = {"insert_distributed_sync": 1}
+# A subquery over a Distributed table inside a query over one (``fingerprint IN (SELECT … FROM
+# series …)``) reads each shard's local table: series, samples, sketches and rollups are all
+# sharded by fingerprint, so a shard's samples only ever need that shard's series.
+_CLUSTER_READS = {"distributed_product_mode": "local"}
 # The driver's numpy columns import pandas (installed with chDB); without it every insert takes lists.
 _NUMPY_COLUMNS = importlib.util.find_spec("pandas") is not None
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
@@ -172,7 +177,7 @@ class NativeBackend:
             "compression": False if compression == "none" else compression,
             "connect_timeout": connect_timeout_s,
             "send_receive_timeout": float(options.get("timeout_s", 300)),
-            "settings": {"strings_as_bytes": False},
+            "settings": {"strings_as_bytes": False, **(_CLUSTER_READS if self.cluster else {})},
             "alt_hosts": options.get("alt_hosts"),
         }
         self._client = Client(**client_options)
@@ -223,13 +228,17 @@ class NativeBackend:
         self.inserts.insert(rows, lambda client, part: self._insert_on(client, sql, part))
 
     def _insert_on(self, client: Client, sql: str, rows: pa.Table) -> None:
+        # On a cluster an insert returns once every shard's replica has the rows
+        # (``insert_distributed_sync``), not once they wait in this node's queue to be sent on: an
+        # acknowledged write must not live only on the node that took it.
+        extra = _CLUSTER_INSERT if self.cluster else {}
         if _NUMPY_COLUMNS:
             arrays = [_numpy_values(rows.column(name)) for name in rows.column_names]
             if all(array is not None for array in arrays):
-                self._run_on(client, sql, arrays, _NUMPY_INSERT, columnar=True)
+                self._run_on(client, sql, arrays, {**_NUMPY_INSERT, **extra}, columnar=True)
                 return
         columns = [_python_values(rows.column(name)) for name in rows.column_names]
-        self._run_on(client, sql, columns, {}, columnar=True)
+        self._run_on(client, sql, columns, extra, columnar=True)
 
     def close(self) -> None:
         self.inserts.close(lambda client: client.disconnect())

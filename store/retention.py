@@ -72,8 +72,10 @@ class Retention:
 
 def _drop_before(backend: Backend, table: str, cut: dt.date, cluster: str | None) -> list[str]:
     stored = f"{table}_local" if cluster else table
+    # On a cluster every node's parts: a partition may exist on one shard only.
+    parts_table = f"cluster('{cluster}', system, parts)" if cluster else "system.parts"
     parts = backend.query(
-        "SELECT DISTINCT partition FROM system.parts "
+        f"SELECT DISTINCT partition FROM {parts_table} "
         "WHERE database = {db:String} AND table = {table:String} AND active",
         {"db": backend.database, "table": stored},
     )
