@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scrape-s", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per span (default 3)")
     parser.add_argument(
-        "--profile", default=None, help="py-spy flame graph (svg) of infersight's 15m refreshes"
+        "--profile", default=None, help="py-spy collapsed stacks (raw) of infersight's 15m refreshes"
     )
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -371,6 +371,8 @@ def main(argv: list[str] | None = None) -> None:
                     str(pid),
                     "-o",
                     args.profile,
+                    "-f",
+                    "raw",
                     "-r",
                     "200",
                     "--nonblocking",
