@@ -65,7 +65,12 @@ _CLUSTER_INSERT = {"insert_distributed_sync": 1}
 # A subquery over a Distributed table inside a query over one (``fingerprint IN (SELECT … FROM
 # series …)``) reads each shard's local table: series, samples, sketches and rollups are all
 # sharded by fingerprint, so a shard's samples only ever need that shard's series.
-_CLUSTER_READS = {"distributed_product_mode": "local"}
+#
+# Reads and inserts take a shard's first live replica (``load_balancing = in_order``), so a read
+# after a write sees it: with the default (random) a read may go to the replica the rows have not
+# reached yet, and the rollup job would fold an incomplete window. A replica that falls behind is
+# skipped by the server (``max_replica_delay_for_distributed_queries``).
+_CLUSTER_READS = {"distributed_product_mode": "local", "load_balancing": "in_order"}
 # The driver's numpy columns import pandas (installed with chDB); without it every insert takes lists.
 _NUMPY_COLUMNS = importlib.util.find_spec("pandas") is not None
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)

@@ -34,6 +34,7 @@ _NODE = """<?xml version="1.0"?>
   <zookeeper><node><host>127.0.0.1</host><port>{zk_port}</port></node>
     <session_timeout_ms>10000</session_timeout_ms><operation_timeout_ms>10000</operation_timeout_ms></zookeeper>
   <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+  <merge_tree><replicated_max_ratio_of_wrong_parts>1</replicated_max_ratio_of_wrong_parts></merge_tree>
   <macros><shard>{shard}</shard><replica>r{replica}</replica></macros>
   <remote_servers><{cluster}>{shards}</{cluster}></remote_servers>
 </yandex>
