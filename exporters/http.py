@@ -25,11 +25,14 @@ from model.wire import encode_batch
 
 
 class HttpExporter:
-    """POSTs batches to ``<ship_to>/api/v1/ingest``; a failed POST raises so the caller keeps the batch."""
+    """POSTs batches to ``<ship_to>/api/v1/ingest``; a failed POST raises so the caller keeps the batch.
 
-    def __init__(self, ship_to: str, timeout_s: float = 10.0) -> None:
+    With ``api_key`` every request carries it as a bearer token (the server's auth on)."""
+
+    def __init__(self, ship_to: str, timeout_s: float = 10.0, api_key: str = "") -> None:
         self._api = ship_to.rstrip("/") + "/api/v1"
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
 
     async def _post(self, path: str, body: Any) -> None:
         url = f"{self._api}/{path}"

@@ -84,6 +84,9 @@ class StoreSection:
     database: str = "infersight"
     retention_days: int = 15  # metrics; whole daily partitions are dropped past it
     rollup_interval_s: float = 60.0  # how often 1m/5m/15m/1h rollups move on (store.rollups); 0: never
+    # Several servers on one cluster: "zk1:2181,zk2:2181" elects one leader for the singletons
+    # (infersight/leader.py; needs the `cluster` extra). Empty: this process does them all.
+    zookeeper: str = ""
 
     def validate(self) -> None:
         if not self.dsn.startswith(("chdb://", "clickhouse://")):
@@ -137,8 +140,12 @@ class ServerSection:
 
 @dataclass(frozen=True, slots=True)
 class SidecarSection:
+    """Where a sidecar ships: ``ship_to`` (the server's API) and, when the server has auth on,
+    ``api_key``: a key with the ``write`` permission on the pod's project (``${INFERSIGHT_KEY}``)."""
+
     ship_to: str = "http://127.0.0.1:9091"
     metrics_listen: str = ""  # e.g. 0.0.0.0:9100: the sidecar's own /metrics for a plain Prometheus
+    api_key: str = ""
 
     def validate(self) -> None:
         if not self.ship_to.startswith(("http://", "https://")):
@@ -147,6 +154,8 @@ class SidecarSection:
             host, _, port = self.metrics_listen.rpartition(":")
             if not host or not port.isdigit():
                 raise ConfigError(f"sidecar.metrics_listen: expected HOST:PORT, got {self.metrics_listen!r}")
+        if self.api_key and (not self.api_key.isascii() or not self.api_key.isprintable()):
+            raise ConfigError("sidecar.api_key: printable ASCII only (it travels in an HTTP header)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from store.sketches import SketchWriter
 
 class SidecarProcess:
     def __init__(self, config: Config) -> None:
-        self._http = HttpExporter(config.sidecar.ship_to)
+        self._http = HttpExporter(config.sidecar.ship_to, api_key=config.sidecar.api_key)
         self._store: Store | None = None
         sender: Sender = self._http
         if config.store.dsn.startswith("clickhouse://"):

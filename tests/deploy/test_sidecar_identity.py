@@ -31,6 +31,8 @@ def downward_env(c: dict[str, Any], pod: dict[str, Any]) -> dict[str, str]:
                 r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"]
             )
             continue
+        if "secretKeyRef" in item["valueFrom"]:
+            continue  # the optional key Secret: absent in these pods
         path = item["valueFrom"]["fieldRef"]["fieldPath"]
         label = FIELD.match(path)
         if label:

@@ -90,18 +90,6 @@ def test_environment_references_are_expanded(tmp_path: Path) -> None:
         load_config(_write(tmp_path, text), environ={})
 
 
-def test_example_kubernetes_sidecar_config_is_valid(tmp_path: Path) -> None:
-    import yaml
-
-    manifest = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "sidecar-pod.yaml"
-    config_map = next(yaml.safe_load_all(manifest.read_text()))
-    env = dict.fromkeys(
-        ("SERVICE_ID", "SERVICE_NAME", "GROUP_ID", "PROJECT_ID", "INSTANCE_NAME", "POD_NAME"), "x"
-    )
-    config = load_config(_write(tmp_path, config_map["data"]["infersight.yaml"]), environ=env)
-    assert config.targets[0].source == "x"
-
-
 def test_cli_audit_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from model.audit import Trace
     from store.audit import AuditLog
