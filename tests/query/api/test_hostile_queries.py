@@ -374,11 +374,12 @@ def _promql(draw: st.DrawFn, depth: int = 0) -> str:
     if kind == 6:
         return f'label_replace({inner}, "d", "$1", "code", {json.dumps(draw(st.text(max_size=20)))})'
     if kind == 7:
-        n = draw(st.sampled_from([1, 10, 127, 129, 1000, 30_000]))
+        # Long repetitions only at the top: nested ones would multiply into gigabytes of text.
+        n = draw(st.sampled_from([1, 10, 127, 129, 1000, 30_000] if depth == 0 else [1, 2, 10]))
         wrap = draw(st.sampled_from(["(", "-", "abs(", "sum("]))
         close = ")" if wrap.endswith("(") else ""
         return wrap * n + inner + close * n
-    n = draw(st.sampled_from([2, 100, 256, 257, 5000]))
+    n = draw(st.sampled_from([2, 100, 256, 257, 5000] if depth == 0 else [2, 3]))
     return f" {draw(_OPERATORS)} ".join([inner] * n)
 
 
