@@ -9,9 +9,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -21,14 +18,13 @@ from pathlib import Path
 import cramjam
 import httpx
 import pytest
-import uvicorn
 
 from model.labels import Matcher, MatchOp
 from query.api.remote_write import RemoteWriteEndpoint, encode_write_request
 from store.backend import StoreUnavailableError
 from store.open import Store, open_store
 from store.writes import SampleWriter
-from tests.store.clickhouse_server import free_port
+from tests.query.api.prometheus_writer import prometheus_writing_to
 
 T0 = 1_764_000_000_000
 
@@ -203,31 +199,7 @@ def _ours(store: Store, name: str) -> Points:
 @pytest.mark.integration
 def test_real_prometheus_remote_writes_its_own_scrapes(store: Store, tmp_path: Path) -> None:
     _require_prometheus()
-    api_port, prom_port = free_port(), free_port()
-    app = RemoteWriteEndpoint(store.writer)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    (tmp_path / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s}\n"
-        "scrape_configs:\n"
-        f"  - {{job_name: self, static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]}}\n"
-        "remote_write:\n"
-        f"  - url: http://127.0.0.1:{api_port}/api/v1/write\n"
-        "    queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}\n"
-    )
-    with (tmp_path / "prometheus.log").open("w") as log:
-        proc = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with prometheus_writing_to(RemoteWriteEndpoint(store.writer), tmp_path) as prom_port:
         deadline = time.monotonic() + 60
         ours: dict[str, list[tuple[int, float]]] = {}
         while time.monotonic() < deadline:
@@ -246,11 +218,6 @@ def test_real_prometheus_remote_writes_its_own_scrapes(store: Store, tmp_path: P
         # Labels arrive as Prometheus attaches them (job, instance, and the target's own).
         (series,) = store.querier.select([Matcher("__name__", MatchOp.EQ, "up")], 0, 2 * T0)
         assert series.labels == {"__name__": "up", "job": "self", "instance": f"127.0.0.1:{prom_port}"}
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(20)
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_a_store_refusal_without_a_log_is_that_requests_400_not_a_500() -> None:
