@@ -37,7 +37,7 @@ from loguru import logger
 from model.catalog import GUIDE_METADATA
 from model.metadata import FamilyMetadata, MetadataError, MetadataRecord
 from query.api.errors import error_response, render_json, success
-from query.api.params import MAX_TIME_MS, MIN_TIME_MS, BadParamError, parse_limit
+from query.api.params import MAX_TIME_MS, MIN_TIME_MS, BadParamError, bounded_body, parse_limit
 from query.api.tenancy import CURRENT, current_project
 from store.backend import StoreUnavailableError
 from store.metadata import MetadataStore
@@ -126,25 +126,13 @@ def _decode(raw: bytes, where: str) -> list[tuple[str, str]]:
         raise BadParamError(f"too many parameters: more than {MAX_PARAMS}") from None
 
 
-async def _bounded_body(request: Request, limit: int, what: str) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BadParamError(f"{what} larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BadParamError(f"{what} larger than {limit} bytes")
-    return bytes(body)
-
-
 async def _params(request: Request) -> dict[str, str]:
     """Query-string and form parameters (the first of each name), decoded strictly."""
     pairs = _decode(request.scope.get("query_string", b""), "query string")
     if request.method == "POST" and request.headers.get("content-type", "").startswith(
         "application/x-www-form-urlencoded"
     ):
-        pairs += _decode(await _bounded_body(request, MAX_FORM_BYTES, "form body"), "form body")
+        pairs += _decode(await bounded_body(request, MAX_FORM_BYTES, "form body"), "form body")
     found: dict[str, str] = {}
     for key, value in pairs:
         found.setdefault(key, value)
@@ -222,7 +210,7 @@ def build_metadata_router(store: MetadataStore, querier: Any) -> APIRouter:
         if principal is not None and not principal.may("write"):
             return error_response("forbidden", "writing metadata needs the write permission")
         try:
-            body = await _bounded_body(request, MAX_INGEST_BYTES, "body")
+            body = await bounded_body(request, MAX_INGEST_BYTES, "body")
         except BadParamError as err:
             return error_response("bad_data", str(err))
         project = current_project()

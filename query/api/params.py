@@ -11,6 +11,7 @@ import datetime as dt
 import math
 
 import promql_parser
+from starlette.requests import Request
 
 from model.durations import parse_duration_ms
 from model.labels import Matcher
@@ -121,3 +122,17 @@ def parse_match(selector: str) -> list[Matcher]:
             'invalid parameter "match[]": match[] must contain at least one non-empty matcher'
         )
     return matchers
+
+
+async def bounded_body(request: Request, limit: int, what: str) -> bytes:
+    """The request's body, refused (``BadParamError``) past ``limit`` bytes: by its declared length
+    before reading, else as soon as the stream passes it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadParamError(f"{what} larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BadParamError(f"{what} larger than {limit} bytes")
+    return bytes(body)
