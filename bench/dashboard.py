@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         out["load_victoriametrics_s"] = round(time.perf_counter() - started, 1)
         systems = [
             System("infersight", ours),
+            System("infersight_nocache", ours, (("nocache", "1"),)),
             System("prometheus", prom),
             System("victoriametrics", vm, (("nocache", "1"),)),
             System("victoriametrics_cache", vm),
@@ -392,6 +393,10 @@ def main(argv: list[str] | None = None) -> None:
         ours_s = out[f"{span}_infersight_median_refresh_s"]
         for peer in ("prometheus", "victoriametrics", "victoriametrics_cache"):
             out[f"{span}_time_ratio_vs_{peer}"] = round(ours_s / out[f"{span}_{peer}_median_refresh_s"], 2)
+        uncached = out[f"{span}_infersight_nocache_median_refresh_s"]
+        out[f"{span}_nocache_time_ratio_vs_victoriametrics"] = round(
+            uncached / out[f"{span}_victoriametrics_median_refresh_s"], 2
+        )
     print(json.dumps(out))  # noqa: T201 - the benchmark's one line of output
 
 

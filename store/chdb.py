@@ -9,6 +9,7 @@ import os
 import struct
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,17 @@ from typing import Any
 import chdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from chdb import session as chdb_session
 from loguru import logger
 
 from store.parallel_inserts import ParallelInserts
 from store.schema import TABLES
+
+# A write of a point older than this (at the time the write is done) counts as late: ``old_point_writes``.
+RECENT_MS = 5 * 60_000
+# The time column of the tables whose points queries answer with.
+_POINT_TIME = {"samples": "ts_ms", "sketches": "window_start_ms"}
 
 # SampleWriter sends each (series, timestamp) and (series, day) once per batch, samples presorted by
 # the table's key: nothing for the ReplacingMergeTree to collapse while inserting, so skip that pass.
@@ -174,6 +181,9 @@ class ChdbBackend:
         # statement through ``execute``: DDL, mutations, dropped partitions). One process owns a
         # chDB folder, so every such write passes here: readers may cache series look-ups under it.
         self.series_changes = 0
+        # Likewise, bumped after every write holding a point older than ``RECENT_MS`` (and any
+        # ``execute``): an answer over times before that stays right while this count is unchanged.
+        self.old_point_writes = 0
         self._changes_lock = threading.Lock()  # not the session's: an insert never waits on a query
         self._session = chdb_session.Session(str(self.path))
         try:
@@ -196,9 +206,20 @@ class ChdbBackend:
         finally:
             self._bump_series_changes()
 
-    def _bump_series_changes(self) -> None:
+    def _bump_series_changes(self, old_points: bool = True) -> None:
         with self._changes_lock:
             self.series_changes += 1
+            self.old_point_writes += old_points
+
+    def _note_points(self, table: str, rows: pa.Table, failed: bool) -> None:
+        """After a write to a table of points: was any point older than ``RECENT_MS`` by now?"""
+        column = _POINT_TIME.get(table)
+        if column is None or column not in rows.column_names or not rows.num_rows:
+            return
+        oldest = pc.min(rows.column(column)).as_py()
+        if failed or oldest is None or oldest < time.time() * 1000 - RECENT_MS:
+            with self._changes_lock:
+                self.old_point_writes += 1
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """The result as an Arrow table that owns its memory.
@@ -220,14 +241,17 @@ class ChdbBackend:
             raise ValueError(f"unknown table {table!r}")
         columns = ", ".join(rows.column_names)
         statement = f"INSERT INTO {self.database}.{table} ({columns}){_INSERT_SETTINGS.get(table, '')}"
+        failed = True
         try:
             if getattr(self._session, "send_insert", None) is None:  # chDB before streaming inserts
                 self._insert_via_python(statement, rows)
-                return
-            self.inserts.insert(rows, lambda connection, part: _send(connection, statement, part))
+            else:
+                self.inserts.insert(rows, lambda connection, part: _send(connection, statement, part))
+            failed = False
         finally:
             if table == "series":
-                self._bump_series_changes()
+                self._bump_series_changes(old_points=False)
+            self._note_points(table, rows, failed)
 
     def _insert_via_python(self, statement: str, rows: pa.Table) -> None:
         # chDB's Python() table function reads the local variable named in the SQL text.

@@ -12,6 +12,7 @@ from model.labels import METRIC_NAME, Matcher, MatchOp
 from model.rollups import BASE_COLUMNS, BUCKET_COLUMNS, WIDTHS_MS, Buckets
 from model.series import Series
 from store.backend import Backend
+from store.chdb import RECENT_MS
 from store.rollups import bucket_sql, read_done
 from store.series_lookups import SeriesLookups
 
@@ -67,12 +68,22 @@ class ClickHouseQuerier:
     points_sorted_unique = True
     # Rollup widths ``select_buckets`` serves (the engine composes aligned range functions from them).
     bucket_widths = WIDTHS_MS
+    # ``data_stamp`` covers answers over times at least this old (see there).
+    recent_ms = RECENT_MS
 
     def __init__(self, backend: Backend, max_execution_s: float = 120.0) -> None:
         self._backend = backend
         self._db = backend.database
         self.max_execution_s = max_execution_s
         self.lookups = SeriesLookups(backend)
+
+    def data_stamp(self) -> tuple[int, int] | None:
+        """Counts that change with every write that could change an answer over times older than
+        ``RECENT_MS`` ago (late points, new series, any statement); None where the backend cannot
+        tell (a ClickHouse server others write to): then no answer may be cached."""
+        series = getattr(self._backend, "series_changes", None)
+        old = getattr(self._backend, "old_point_writes", None)
+        return None if series is None or old is None else (old, series)
 
     def _query(self, sql: str, params: dict[str, Any]) -> Any:
         settings = f" SETTINGS max_execution_time = {max(1, round(self.max_execution_s))}"

@@ -40,9 +40,11 @@ from query.api.params import (
     parse_time_ms,
     parse_timeout_s,
 )
+from query.api.tenancy import current_project
 from query.promql.engine import Engine
 from query.promql.errors import PromQLError
 from query.promql.parse import parse_expr
+from query.promql.result_cache import RangeResultCache
 from query.promql.value import to_api_json
 from store.reads import ClickHouseQuerier
 
@@ -209,6 +211,11 @@ class _Routes:
         size = getattr(engine, "max_concurrent", 20)
         self.queries = _Workers(size, "promql-query")
         self.lookups = _Workers(size, "promql-lookup")
+        # Range answers reused by the next refresh, where the store can say when they go stale.
+        stamp = getattr(querier, "data_stamp", None)
+        self.range_cache = (
+            RangeResultCache(stamp, int(getattr(querier, "recent_ms", 300_000))) if callable(stamp) else None
+        )
 
     async def _evaluate(self, evaluate: Callable[[float], Any], timeout_s: float | None) -> Response:
         """Evaluate and render in a query worker; the answer is ready to send."""
@@ -238,7 +245,25 @@ class _Routes:
                 "Try decreasing the query resolution (?step=XX)"
             )
         timeout_s = parse_timeout_s(_one(p, "timeout"))
-        return await self._evaluate(lambda left: self.engine.range(text, start, end, step, left), timeout_s)
+        cache = None if _one(p, "nocache") == "1" else self.range_cache  # VictoriaMetrics' switch
+        if cache is None:
+            return await self._evaluate(
+                lambda left: self.engine.range(text, start, end, step, left), timeout_s
+            )
+        scope = current_project()  # the caller's project: part of the cache key
+
+        def evaluate(left: float) -> Any:
+            deadline = time.monotonic() + left
+            return cache.range(
+                scope,
+                text,
+                start,
+                end,
+                step,
+                lambda a, b: self.engine.range(text, a, b, step, max(deadline - time.monotonic(), 0.0)),
+            )
+
+        return await self._evaluate(evaluate, timeout_s)
 
     async def format_query(self, p: Params, _: dict[str, str]) -> Response:
         text = _query_text(p)
