@@ -63,6 +63,10 @@ class AlertRunner:
             self.notifiers.append(WebhookClient(list(section.webhook_urls), policy, section.external_url))
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Several servers on a cluster: only the leader evaluates and notifies (infersight/leader.py).
+        # None: this process always does.
+        self.leading: Callable[[], bool] | None = None
+        self._follow: asyncio.Task[None] | None = None
 
     async def notify(self, alerts: list[Alert]) -> None:
         """Send to every notifier, and publish firing/resolved transitions as service events."""
@@ -78,15 +82,42 @@ class AlertRunner:
         return sum(n.failed_alerts for n in self.notifiers)
 
     async def start(self) -> None:
-        if self._task is None and self.section.enabled:
+        if not self.section.enabled:
+            return
+        if self.leading is None:
+            await self._start_evaluating()
+        elif self._follow is None:
+            self._follow = asyncio.create_task(self._follow_leadership())
+
+    async def _start_evaluating(self) -> None:
+        if self._task is None:
             self._stop.clear()
             self._task = asyncio.create_task(self.evaluator.run(self._stop, self.notify))
             rules = sum(len(g.rules) for g in self.evaluator.rules.groups)
             logger.info("alerting: {} rules every {} s", rules, self.section.interval_ms / 1000)
 
-    async def stop(self) -> None:
+    async def _stop_evaluating(self) -> None:
         self._stop.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    async def _follow_leadership(self, poll_s: float = 0.2) -> None:
+        """Evaluate while this process leads; stop the moment it does not."""
+        assert self.leading is not None
+        while True:
+            if self.leading():
+                await self._start_evaluating()
+            elif self._task is not None:
+                logger.info("alerting: not the leader any more; evaluation stopped")
+                await self._stop_evaluating()
+            await asyncio.sleep(poll_s)
+
+    async def stop(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+            self._follow = None
+        await self._stop_evaluating()

@@ -19,6 +19,7 @@ from exporters.store import StoreExporter
 from infersight.alerting import build_alerting
 from infersight.config import Config, audit_paths, state_dir
 from infersight.exporting import buffered_exporter, ingest_log
+from infersight.leader import AlwaysLeader, Leadership, ZooKeeperLeader
 from infersight.pod import PodCollector
 from infersight.self_series import self_samples
 from infersight.startup import SocketServer, StartupError, bind_listener, check_writable, one_line, redact_dsn
@@ -66,6 +67,9 @@ class Runtime:
         self.audit: AuditLog | None = None
         self.rollups: RollupJob | None = None
         self.api_counters: ApiCounters | None = None  # what the API refused (infersight.self_series)
+        # Who runs the singletons (alerting, rollups, retention, event detection, audit digests):
+        # this process alone by default; with store.zookeeper, the elected leader among the servers.
+        self.leader: Leadership = AlwaysLeader()
 
     @property
     def api_url(self) -> str:
@@ -129,6 +133,13 @@ class Runtime:
         self._listener = bind_listener(cfg.server.host, cfg.server.port)
         digests = self._check_folders()
         self.store = await asyncio.to_thread(self._open_store)
+        if cfg.store.zookeeper:
+            self.leader = ZooKeeperLeader(cfg.store.zookeeper, cfg.store.database)
+            try:
+                await asyncio.to_thread(self.leader.start)
+            except Exception as err:
+                where = cfg.store.zookeeper
+                raise StartupError(f"store.zookeeper: cannot reach {where}: {one_line(err)}") from None
         ev = cfg.events
         retention = Retention(round(ev.pod_retention_s * 1000), round(ev.service_retention_s * 1000))
         self.events = EventHub(EventLog(self.store.backend, retention), self.store.writer)
@@ -138,9 +149,12 @@ class Runtime:
             digests,
             digest_every_records=cfg.audit.digest_every_records,
             digest_every_s=cfg.audit.digest_every_s,
+            chain_lock=self.leader.chain_lock if cfg.store.zookeeper else None,
         )
         engine = Engine(build_querier(self.store))
         self.alerts, rules_router = build_alerting(cfg, engine, self.store.writer, self.audit, self.events)
+        if cfg.store.zookeeper:
+            self.alerts.leading = self.leader.is_leader
         self.ingest_log = ingest_log(cfg, self.store.writer)
         self.ingest_log.start()
         app = create_app(
@@ -189,6 +203,8 @@ class Runtime:
         assert self.audit is not None
         while True:
             await asyncio.sleep(interval_s)
+            if not self.leader.is_leader():
+                continue
             try:
                 await asyncio.to_thread(self.audit.digest_if_due)
             except Exception:  # loop boundary: log and try again next interval
@@ -198,6 +214,9 @@ class Runtime:
         """Move the rollups on (and fold in late samples) every interval, first right away."""
         assert self.rollups is not None
         while True:
+            if not self.leader.is_leader():
+                await asyncio.sleep(min(interval_s, 1.0))
+                continue
             try:
                 await asyncio.to_thread(self.rollups.run)
             except StoreUnavailableError as err:
@@ -277,6 +296,8 @@ class Runtime:
         ticks = 0
         while True:
             await asyncio.sleep(interval_s)
+            if not self.leader.is_leader():
+                continue
             try:
                 await self.detect_events_now()
                 ticks += 1
@@ -322,6 +343,7 @@ class Runtime:
             except Exception as err:  # a store gone at shutdown: the next start's digests cover them
                 logger.warning("last audit digest not written: {}", one_line(err))
             self.audit = None
+        await asyncio.to_thread(self.leader.stop)
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None

@@ -1,7 +1,8 @@
 """The audit trail in ClickHouse: append (hash-chained, masked), search, verify.
 
 One writer appends (the server process); it keeps the chain head in memory and reads it back from
-the table on first use. Signed digests written outside the database (``store.audit_digests``) let
+the table on first use. Several servers on a cluster append under a shared lock, each re-reading
+the head inside it (``chain_lock``). Signed digests written outside the database (``store.audit_digests``) let
 ``verify`` (``store.audit_verify``) catch what the chain alone cannot: the newest records deleted, the
 table emptied, the chain re-hashed.
 """
@@ -12,6 +13,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,9 +126,15 @@ class AuditLog:
         digest_every_records: int = 100,
         digest_every_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        chain_lock: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._backend = backend
         self._db = backend.database
+        # Several servers appending to one trail (a cluster): each append holds ``chain_lock``
+        # (a ZooKeeper lock, infersight/leader.py) and reads the head from the table inside it,
+        # so each record is chained exactly once after the one before it, whoever wrote that.
+        self._shared = chain_lock is not None
+        self._chain_lock = chain_lock or nullcontext
         self._digests = digests
         self._every_records = max(1, digest_every_records)
         self._every_s = digest_every_s
@@ -160,7 +168,9 @@ class AuditLog:
     def append(self, traces: Sequence[Trace], now_ms: int | None = None) -> list[int]:
         """Chain and store traces in order; returns their sequence numbers."""
         record_time = now_ms if now_ms is not None else int(time.time() * 1000)
-        with self._lock:
+        with self._lock, self._chain_lock():
+            if self._shared:
+                self._seq = None  # another process may have appended since: read the head again
             rows = []
             seq, head = self._load_head(), self._head
             for trace in traces:

@@ -40,7 +40,8 @@ END_S = T0_S + HISTORY_S + HEAD_S
 INSTANT_TIMES_S = (T0_S + 1800.123, END_S + 200)
 RANGE_S = (T0_S, END_S, 300)
 ROLLED_UP_TO_MS = (T0_S + HISTORY_S) * 1000
-_OWN = "metric_name NOT LIKE 'infersight_%'"  # the servers write their own series too
+# The differential data only: the servers write their own series and the alert rule's ALERTS too.
+_OWN = "metric_name NOT LIKE 'infersight_%' AND metric_name NOT LIKE 'ALERTS%'"
 
 
 def _series() -> list[tuple[dict[str, str], list[tuple[int, float]]]]:
