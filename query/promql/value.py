@@ -61,7 +61,10 @@ def format_float(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if value == 0:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
-    text = format(Decimal(repr(float(value))), "f")
+    text = repr(float(value))
+    if "e" not in text:  # Python's shortest digits, without an exponent: Go's but for a trailing ".0"
+        return text[:-2] if text.endswith(".0") else text
+    text = format(Decimal(text), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
@@ -71,6 +74,13 @@ def format_time(ts_ms: int) -> float | int:
     """API timestamp: seconds as a number, integral when Prometheus would print no fraction."""
     ts_ms = int(ts_ms)
     return ts_ms // 1000 if ts_ms % 1000 == 0 else ts_ms / 1000
+
+
+def _times(ts_ms: Any) -> list[float | int]:
+    """``format_time`` of each timestamp; whole seconds (the usual steps) in one array operation."""
+    if len(ts_ms) and not (ts_ms % 1000).any():
+        return (ts_ms // 1000).tolist()  # type: ignore[no-any-return]
+    return [format_time(t) for t in ts_ms.tolist()]
 
 
 def to_api_json(value: Value) -> dict[str, Any]:
@@ -94,8 +104,7 @@ def to_api_json(value: Value) -> dict[str, Any]:
                 {
                     "metric": dict(s.labels),
                     "values": [
-                        [format_time(t), format_float(v)]
-                        for t, v in zip(s.ts_ms.tolist(), s.values.tolist(), strict=True)
+                        [t, format_float(v)] for t, v in zip(_times(s.ts_ms), s.values.tolist(), strict=True)
                     ],
                 }
                 for s in value.series
