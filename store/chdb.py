@@ -22,6 +22,7 @@ from chdb import session as chdb_session
 from loguru import logger
 
 from store.parallel_inserts import ParallelInserts
+from store.read_connections import ReadConnections
 from store.schema import TABLES
 
 # A write of a point older than this (at the time the write is done) counts as late: ``old_point_writes``.
@@ -163,9 +164,10 @@ def ensure_not_in_use(path: Path) -> None:
 class ChdbBackend:
     """chDB on a data folder. ``ChdbBackend("./data", "infersight")``.
 
-    Queries and DDL go through one session, one at a time (a result is read out of the session's
-    buffer before the next query may run); callers on an event loop run these calls in a worker
-    thread. Inserts go through connections of their own to the same engine
+    DDL goes through one session, one statement at a time; queries through ``ReadConnections`` (a
+    few connections of their own, so concurrent reads run at once; each result is read out of its
+    connection's buffer before the next query there may run); callers on an event loop run these
+    calls in a worker thread. Inserts go through connections of their own to the same engine
     (``store.parallel_inserts``: chDB runs statements of different connections in parallel and
     without the GIL), so an insert neither waits for a query nor blocks one; with
     ``insert_connections`` above 1 a large one is cut into that many row ranges written at once.
@@ -192,6 +194,7 @@ class ChdbBackend:
             self.inserts: ParallelInserts[Any] = ParallelInserts(
                 lambda: chdb.connect(path_text), insert_connections
             )
+            self.reads: ReadConnections[Any] = ReadConnections(lambda: _read_connection(path_text))
         except BaseException:
             self._session.close()  # chDB left open at exit crashes the process
             raise
@@ -229,9 +232,7 @@ class ChdbBackend:
         copies it), and LZ4 costs more than the read itself on long results. So the session sends
         results uncompressed (``__init__``) and they are copied here once, into Python's memory.
         """
-        with self._lock:
-            result = self._session.query(sql, "Arrow", params=encode_params(params))
-            data = result.bytes()
+        data = self.reads.run(lambda c: c.query(sql, "Arrow", params=encode_params(params)).bytes())
         if not data:
             return pa.table({})
         return pa.ipc.open_file(pa.py_buffer(data)).read_all()
@@ -262,11 +263,19 @@ class ChdbBackend:
 
     def close(self) -> None:
         self.inserts.close(lambda connection: connection.close())
+        self.reads.close(lambda connection: connection.close())
         with self._lock:
             self._session.close()
             if self._key is not None:
                 _OPEN_HERE[self._key] -= 1
                 self._key = None
+
+
+def _read_connection(path: str) -> Any:
+    """A connection for queries (``ReadConnections``), its results sent uncompressed (see ``query``)."""
+    connection = chdb.connect(path)
+    connection.query("SET output_format_arrow_compression_method = 'none'", "CSV")
+    return connection
 
 
 def _send(connection: Any, statement: str, rows: pa.Table) -> None:
