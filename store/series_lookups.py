@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 T = TypeVar("T", bound=Sized)
 
 MAX_ENTRIES = 1024
-# Answers with more entries than this (series, names, values) are not kept: memory stays bounded.
-MAX_ANSWER_ENTRIES = 20_000
+# Entries (series, names, values) of all answers kept together, so memory stays bounded (a series'
+# label set is a few hundred bytes); an answer with more than a tenth of them is not kept.
+MAX_TOTAL_ENTRIES = 100_000
 
 
 class SeriesLookups:
@@ -34,6 +35,7 @@ class SeriesLookups:
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self._total = 0
         self.hits = 0
         self.misses = 0
 
@@ -49,10 +51,11 @@ class SeriesLookups:
                 return entry[1]
             self.misses += 1
         answer = compute()
-        if len(answer) <= MAX_ANSWER_ENTRIES:
+        if len(answer) <= MAX_TOTAL_ENTRIES // 10:
             with self._lock:
+                old = self._entries.pop(key, None)
+                self._total += len(answer) - (len(old[1]) if old is not None else 0)
                 self._entries[key] = (stamp, answer)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self._max_entries:
-                    self._entries.popitem(last=False)
+                while len(self._entries) > self._max_entries or self._total > MAX_TOTAL_ENTRIES:
+                    self._total -= len(self._entries.popitem(last=False)[1][1])
         return answer

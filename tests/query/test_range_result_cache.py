@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from model.labels import to_labels
 from model.series import Sample
 from query.promql.engine import Engine
-from query.promql.result_cache import RangeResultCache
+from query.promql.result_cache import MAX_POINTS, RangeResultCache
 from query.promql.value import Matrix, MatrixSeries
 from store.open import Store, open_store
 
@@ -139,3 +139,20 @@ def test_cached_answers_equal_answers_computed_whole(
         start, end = now - (back + width) * STEP, now - back * STEP + 5 * STEP
         cached = cache.range("p", query, start, end, STEP, lambda a, b: engine.range(query, a, b, STEP))
         _same(cached, engine.range(query, start, end, STEP))
+
+
+def test_memory_stays_bounded_whatever_is_asked() -> None:
+    f = _Fake()
+    for i in range(60):
+        f.ask(0, (i % 7 + 1) * 20_000 * STEP, text=f"q{i}")
+    cache = f.cache
+    held = sum(len(s.ts_ms) for entry in cache._entries.values() for s in entry.series)
+    assert held == cache._points <= MAX_POINTS
+    assert cache._points > MAX_POINTS // 2  # the bound was reached, not avoided
+
+
+def test_kept_steps_do_not_hold_the_whole_answer() -> None:
+    f = _Fake()
+    answer = f.ask(0, f.now)
+    kept = next(iter(f.cache._entries.values())).series[0]
+    assert kept.ts_ms.base is None or kept.ts_ms.base is not answer.series[0].ts_ms.base

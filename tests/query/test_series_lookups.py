@@ -13,6 +13,7 @@ from model.labels import Matcher, MatchOp, to_labels
 from model.series import Sample
 from query.api.tenancy import TenantQuerier, confined_to
 from store.open import Store, open_store
+from store.series_lookups import MAX_TOTAL_ENTRIES, SeriesLookups
 
 T0 = 1_700_000_000_000
 NAME = Matcher("__name__", MatchOp.EQ, "req_total")
@@ -121,3 +122,14 @@ def test_cached_lookups_always_equal_the_store_now(
         assert querier.label_values("service_id", matchers, T0, ts) == querier._label_values(
             "service_id", matchers, T0, ts
         )
+
+
+def test_memory_stays_bounded_whatever_is_asked() -> None:
+    class Backend:
+        series_changes = 0
+
+    lookups = SeriesLookups(Backend(), max_entries=50)
+    for i in range(500):
+        lookups.cached(("k", i), lambda i=i: list(range(i * 37 % 9_000)))
+    assert len(lookups._entries) <= 50
+    assert sum(len(answer) for _, answer in lookups._entries.values()) == lookups._total <= MAX_TOTAL_ENTRIES
