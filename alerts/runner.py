@@ -81,6 +81,11 @@ class AlertRunner:
         """Alerts that no receiver took (after retries), over all notifiers."""
         return sum(n.failed_alerts for n in self.notifiers)
 
+    @property
+    def evaluating(self) -> bool:
+        """Whether rules are being evaluated in this process now."""
+        return self._task is not None
+
     async def start(self) -> None:
         if not self.section.enabled:
             return

@@ -182,20 +182,31 @@ class AuditLog:
                 return []
             self._backend.insert("audit_traces", _table(rows))
             self._seq, self._head = seq, head
-            if self._uncovered() >= self._every_records:
+            # Shared: the leader signs, on its timer (``digest_if_due``), not whoever appended.
+            if not self._shared and self._uncovered() >= self._every_records:
                 self._write_digest()
             return [int(r["seq"]) for r in rows]
 
     def digest_if_due(self) -> bool:
         """Write a digest when records have waited ``digest_every_s``; True if one was written."""
-        with self._lock:
+        with self._lock, self._chain_lock():
+            if self._shared and self._clock() - self._last_digest_s >= self._every_s:
+                if self._digests is not None:
+                    self._digests.forget()  # the last leader may have signed since
+                self._seq = None
+                self._load_head()  # sign up to the head whoever wrote it
             if self._seq is None or self._clock() - self._last_digest_s < self._every_s:
                 return False
             return self._write_digest()
 
     def close(self) -> None:
         """Sign what is not yet covered (a clean stop leaves no record outside a digest)."""
-        with self._lock:
+        with self._lock, self._chain_lock():
+            if self._shared and self._seq is not None:
+                if self._digests is not None:
+                    self._digests.forget()
+                self._seq = None
+                self._load_head()
             if self._seq is not None:
                 self._write_digest()
 

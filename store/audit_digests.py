@@ -170,6 +170,11 @@ class DigestFolder:
         probe.write_bytes(b"")
         probe.unlink()
 
+    def forget(self) -> None:
+        """Read the folder again on the next ``last()``: another process may have written to it
+        (a folder shared by the servers of a cluster, each signing while it leads)."""
+        self._loaded = False
+
     def last(self) -> Digest | None:
         """The newest digest with a valid signature (the writer continues its chain)."""
         if not self._loaded:

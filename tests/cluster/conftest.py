@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from store.audit_digests import load_or_create_key
 from store.open import Store, open_store
 from tests.cluster.live_cluster import ClickHouseCluster, InfersightServer, require_zookeeper
 from tests.store.clickhouse_server import require_binary
@@ -95,6 +96,9 @@ def servers(
     its own path (``/from-1``, ``/from-2``), with one rule that always fires."""
     root: Path = tmp_path_factory.mktemp("servers")
     (root / "rules.yml").write_text(_RULES)
+    # One digest folder and key for both (a shared volume in a real deployment): the leader signs,
+    # and whichever server verifies finds every digest the database notes.
+    load_or_create_key(root / "digest.key")
     started = []
     for i in (1, 2):
         settings = {
@@ -102,6 +106,8 @@ def servers(
             "store.zookeeper": live_cluster.zookeeper.hosts,
             "alerts.rule_files[0]": str(root / "rules.yml"),
             "alerts.webhook_urls[0]": f"{webhook_sink.url}/from-{i}",
+            "audit.digest_dir": str(root / "digests"),
+            "audit.key_file": str(root / "digest.key"),
         }
         dsn = live_cluster.dsn(DATABASE, shard=i)
         started.append(InfersightServer(root / f"server-{i}", dsn, settings))
@@ -118,7 +124,7 @@ def servers(
 
 _SETTINGS = {
     "store.rollup_interval_s": "0",  # the tests run the rollup job themselves, at a chosen time
-    "audit.digests": "false",
+    "audit.digest_every_s": "1",  # the leader signs every second
     "alerts.interval": "1s",
     "log_level": "WARNING",
 }
