@@ -134,7 +134,12 @@ class Runtime:
         digests = self._check_folders()
         self.store = await asyncio.to_thread(self._open_store)
         if cfg.store.zookeeper:
-            self.leader = ZooKeeperLeader(cfg.store.zookeeper, cfg.store.database)
+            try:
+                self.leader = ZooKeeperLeader(cfg.store.zookeeper, cfg.store.database)
+            except ImportError:
+                raise StartupError(
+                    "store.zookeeper: the leader election needs kazoo: pip install 'infersight[cluster]'"
+                ) from None
             try:
                 await asyncio.to_thread(self.leader.start)
             except Exception as err:
