@@ -14,12 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from query.api.remote_write import encode_write_request
 from tests.store.clickhouse_server import BINARY, ClickHouseServer, free_port
 
 CLUSTER = "infersight"
@@ -283,3 +285,38 @@ class InfersightServer:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         self.process = None
+
+
+def post_series(url: str, series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> int:
+    """One remote-write request; its status code."""
+    response = httpx.post(
+        f"{url}/api/v1/write",
+        content=encode_write_request(series),
+        headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
+        timeout=60,
+    )
+    return response.status_code
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 120.0, what: str = "condition") -> None:
+    """Until ``predicate()`` is true; an AssertionError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def local_counts(
+    cluster: ClickHouseCluster, table: str, where: str = "1", database: str = "infersight"
+) -> dict[tuple[int, int], int]:
+    """Rows of one local table on each node, asked of that node alone."""
+    from clickhouse_driver import Client
+
+    counts = {}
+    for key, node in cluster.nodes.items():
+        client = Client("127.0.0.1", port=node.tcp_port, connect_timeout=2)
+        sql = f"SELECT count() FROM {database}.{table}_local FINAL WHERE {where}"
+        counts[key] = int(client.execute(sql)[0][0])
+        client.disconnect()
+    return counts

@@ -18,8 +18,7 @@ from loguru import logger
 
 from store.open import Store
 from tests.cluster.conftest import ALWAYS_FIRING, DATABASE, WebhookSink
-from tests.cluster.live_cluster import InfersightServer
-from tests.cluster.test_live_cluster import _wait_for
+from tests.cluster.live_cluster import InfersightServer, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 
@@ -65,7 +64,7 @@ def test_one_leader_fails_over_without_doubling_alerts_or_audit_records(
     cluster_store: Store,
     record_property: Callable[[str, object], None],
 ) -> None:
-    _wait_for(lambda: webhook_sink.senders(ALWAYS_FIRING), what="the leader's first notification")
+    wait_for(lambda: webhook_sink.senders(ALWAYS_FIRING), what="the leader's first notification")
     time.sleep(3)  # a few more evaluation rounds: a second process evaluating would send now
     before = webhook_sink.senders(ALWAYS_FIRING)
     assert len(before) == 1, before  # one sender, once (the next resend is a minute away)
@@ -80,7 +79,7 @@ def test_one_leader_fails_over_without_doubling_alerts_or_audit_records(
     killed_at = time.monotonic()
     leader.kill()
     taken_over = lambda: len(webhook_sink.senders(ALWAYS_FIRING)) > 1  # noqa: E731
-    _wait_for(taken_over, timeout_s=120, what="another server to take over")
+    wait_for(taken_over, timeout_s=120, what="another server to take over")
     after = webhook_sink.senders(ALWAYS_FIRING)
     takeover_s = after[1][0] - killed_at
     record_property("leader_failover_s", round(takeover_s, 1))

@@ -9,7 +9,6 @@ aligned range (the rollups' range), and must agree as the differential test dema
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,13 +21,18 @@ from collector.window import WindowedSketches
 from model.labels import to_labels
 from model.series import Sample
 from query.api.app import create_app
-from query.api.remote_write import encode_write_request
 from store.open import Store, open_store
 from store.retention import Retention
 from store.rollups import RollupJob
 from store.sketches import SketchReader, SketchWriter
 from tests.cluster.conftest import DATABASE
-from tests.cluster.live_cluster import ClickHouseCluster, InfersightServer
+from tests.cluster.live_cluster import (
+    ClickHouseCluster,
+    InfersightServer,
+    local_counts,
+    post_series,
+    wait_for,
+)
 from tests.query.api.differential_data import HEAD_S, HISTORY_S, T0_S, head, history
 from tests.query.api.differential_queries import generate
 from tests.query.prometheus_ref import assert_same
@@ -49,27 +53,9 @@ def _series() -> list[tuple[dict[str, str], list[tuple[int, float]]]]:
     return out + head()
 
 
-def _post(url: str, series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> int:
-    response = httpx.post(
-        f"{url}/api/v1/write",
-        content=encode_write_request(series),
-        headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
-        timeout=60,
-    )
-    return response.status_code
-
-
 def _count(store: Store, where: str, final: bool = True) -> int:
     sql = f"SELECT count() FROM {DATABASE}.samples{' FINAL' if final else ''} WHERE {where}"
     return int(store.backend.query(sql).column(0)[0].as_py())
-
-
-def _wait_for(predicate: Any, timeout_s: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -92,41 +78,28 @@ def written(servers: list[InfersightServer], cluster_store: Store, one_node: tup
     one node; returns how many samples that is."""
     series, expected = _series(), one_node[1]
     for i in range(0, len(series), 8):
-        assert _post(servers[(i // 8) % 2].url, series[i : i + 8]) == 204
-    _wait_for(lambda: _count(cluster_store, _OWN, final=False) >= expected, what="ingest to land")
+        assert post_series(servers[(i // 8) % 2].url, series[i : i + 8]) == 204
+    wait_for(lambda: _count(cluster_store, _OWN, final=False) >= expected, what="ingest to land")
     RollupJob(cluster_store.backend).run(now_ms=ROLLED_UP_TO_MS)
     return expected
-
-
-def _local_counts(cluster: ClickHouseCluster, table: str, where: str = "1") -> dict[tuple[int, int], int]:
-    """Rows of one local table on each node, asked of that node alone."""
-    from clickhouse_driver import Client
-
-    counts = {}
-    for key, node in cluster.nodes.items():
-        client = Client("127.0.0.1", port=node.tcp_port, connect_timeout=2)
-        sql = f"SELECT count() FROM {DATABASE}.{table}_local FINAL WHERE {where}"
-        counts[key] = int(client.execute(sql)[0][0])
-        client.disconnect()
-    return counts
 
 
 def test_ingest_spreads_over_both_shards_and_is_kept_once(
     live_cluster: ClickHouseCluster, cluster_store: Store, written: int
 ) -> None:
     assert _count(cluster_store, _OWN) == written
-    samples = _local_counts(live_cluster, "samples", _OWN)
+    samples = local_counts(live_cluster, "samples", _OWN)
     for shard in (1, 2):
         assert samples[(shard, 1)] > 0
     assert samples[(1, 1)] + samples[(2, 1)] == written
-    _wait_for(
+    wait_for(
         lambda: (
-            _local_counts(live_cluster, "samples", _OWN)
+            local_counts(live_cluster, "samples", _OWN)
             == {**samples, (1, 2): samples[(1, 1)], (2, 2): samples[(2, 1)]}
         ),
         what="replicas to hold their shard's rows",
     )
-    rollups = _local_counts(live_cluster, "rollups")
+    rollups = local_counts(live_cluster, "rollups")
     assert rollups[(1, 1)] > 0
     assert rollups[(2, 1)] > 0
 
@@ -184,13 +157,13 @@ def test_retention_drops_old_partitions_on_every_node(
         for j in range(30)
     ]
     cluster_store.writer.write(batch)
-    before = _local_counts(live_cluster, "samples", "metric_name = 'old_metric'")
+    before = local_counts(live_cluster, "samples", "metric_name = 'old_metric'")
     assert before[(1, 1)] > 0
     assert before[(2, 1)] > 0
     dropped = Retention(15).enforce(cluster_store.backend, ROLLED_UP_TO_MS, live_cluster_name())
     assert "samples/2020-01-01" in dropped
-    _wait_for(
-        lambda: set(_local_counts(live_cluster, "samples", "metric_name = 'old_metric'").values()) == {0},
+    wait_for(
+        lambda: set(local_counts(live_cluster, "samples", "metric_name = 'old_metric'").values()) == {0},
         what="the old partition gone from every replica",
     )
     assert _count(cluster_store, _OWN) == written  # the differential data is inside retention

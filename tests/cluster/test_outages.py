@@ -15,8 +15,13 @@ import pytest
 
 from store.open import Store
 from tests.cluster.conftest import DATABASE
-from tests.cluster.live_cluster import ClickHouseCluster, InfersightServer
-from tests.cluster.test_live_cluster import _local_counts, _post, _wait_for
+from tests.cluster.live_cluster import (
+    ClickHouseCluster,
+    InfersightServer,
+    local_counts,
+    post_series,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 
@@ -40,7 +45,7 @@ def _batch(k: int) -> list[tuple[dict[str, str], list[tuple[int, float]]]]:
 def _send(k: int, order: list[InfersightServer]) -> bool:
     for server in order:
         try:
-            if _post(server.url, _batch(k)) == 204:
+            if post_series(server.url, _batch(k)) == 204:
                 return True
         except httpx.TransportError:
             continue
@@ -78,15 +83,15 @@ def test_a_killed_replica_and_server_lose_and_double_nothing(
         result = _query(second.url, f"sum(count_over_time({METRIC}[1h]))")["data"]["result"]
         return float(result[0]["value"][1]) if result else 0.0
 
-    _wait_for(lambda: points() >= expected_points, timeout_s=180, what="every acknowledged sample")
+    wait_for(lambda: points() >= expected_points, timeout_s=180, what="every acknowledged sample")
     per_series = _query(first.url, f"count_over_time({METRIC}[1h])")["data"]["result"]
     assert len(per_series) == BATCHES * SERIES_PER_BATCH
     assert {s["value"][1] for s in per_series} == {str(POINTS)}  # none lost, none doubled
     sql = f"SELECT count() FROM {DATABASE}.samples FINAL WHERE metric_name = '{METRIC}'"
     assert cluster_store.backend.query(sql).column(0)[0].as_py() == expected_points
     where = f"metric_name = '{METRIC}'"
-    _wait_for(
-        lambda: (c := _local_counts(live_cluster, "samples", where))[(1, 2)] == c[(1, 1)],
+    wait_for(
+        lambda: (c := local_counts(live_cluster, "samples", where))[(1, 2)] == c[(1, 1)],
         timeout_s=180,
         what="the killed replica to catch up",
     )
