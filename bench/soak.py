@@ -32,6 +32,7 @@ import math
 import multiprocessing
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ from bench.peers import free_port
 from query.api.remote_write import encode_write_request
 
 PODS = 40
+PEER_ADDRESS_SPACE = 8 << 30
 BACKFILL_S = 15 * 60
 WRITE_HEADERS = {
     "Content-Encoding": "snappy",
@@ -197,10 +199,14 @@ class Target:
 
 @contextmanager
 def _started(
-    args: list[str], base: str, log: Path, env: dict[str, str] | None = None
+    args: list[str], base: str, log: Path, env: dict[str, str] | None = None, max_address_space: int = 0
 ) -> Iterator[subprocess.Popen[bytes]]:
+    def limit() -> None:
+        if max_address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (max_address_space, max_address_space))
+
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=limit)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -249,7 +255,9 @@ def prometheus(root: Path) -> Iterator[Target]:
         f"--web.listen-address=127.0.0.1:{port}",
         "--web.enable-remote-write-receiver",
     ]
-    with _started(args, base, root / "prometheus.log") as proc:
+    # Its address space is capped: the deep queries grew it past 18 GB, which takes the machine (and
+    # every other process on it) down with it; capped, it fails its own allocations instead.
+    with _started(args, base, root / "prometheus.log", max_address_space=PEER_ADDRESS_SPACE) as proc:
         yield Target("prometheus", base, proc)
 
 
