@@ -34,9 +34,9 @@ from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
-from collector.sketch import ExponentialHistogram, from_columns
-from collector.sketch.batch import merge_columns, sketch_groups
 from collector.window import WindowedSketches
+from sketch import ExponentialHistogram, from_columns
+from sketch.batch import merge_columns, sketch_groups
 
 QS = (0.5, 0.9, 0.99, 0.999)
 PODS, WINDOWS = 100, 360

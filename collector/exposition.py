@@ -13,7 +13,7 @@ Forms exposed (text 0.0.4 or OpenMetrics 1.0, negotiated by prometheus-client's 
   Prometheus' lookback) is dropped, so a vanished target does not linger.
 
 Native histograms: prometheus-client (0.26) writes no native-histogram exposition, so none is
-offered here; the mergeable exponential sketches (collector/sketch) use the same bucket scheme
+offered here; the mergeable exponential sketches (sketch) use the same bucket scheme
 and reach the store directly. A Prometheus started with ``--enable-feature=native-histograms``
 still ingests the classic form.
 """

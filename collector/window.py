@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from collector.sketch.batch import sketch_groups
-from collector.sketch.codec import SketchColumns, from_columns, from_dict, to_columns, to_dict
-from collector.sketch.mapping import DEFAULT_SCALE
-from collector.sketch.sketch import ExponentialHistogram
 from model.labels import METRIC_NAME, Labels, to_labels
+from sketch.batch import sketch_groups
+from sketch.codec import SketchColumns, from_columns, from_dict, to_columns, to_dict
+from sketch.mapping import DEFAULT_SCALE
+from sketch.sketch import ExponentialHistogram
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,7 @@ class WindowedSketches:
         limit = math.floor((now_s - self.grace_s) / self.width_s) if math.isfinite(now_s) else math.inf
         closed = sorted((key for key in self._open if key[2] + 1 <= limit), key=lambda k: (k[2], k[0], k[1]))
         entries = [self._open.pop(key) for key in closed]
-        # Every closed window in one vectorised pass (see collector.sketch.batch).
+        # Every closed window in one vectorised pass (see sketch.batch).
         buffers = [entry.values() for entry in entries]
         lengths = [b.size for b in buffers]
         all_values = np.concatenate(buffers) if buffers else np.empty(0)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from collector.sketch import ExponentialHistogram, SketchColumns, from_columns, to_columns
-from collector.sketch.batch import quantiles_many
+from sketch import ExponentialHistogram, SketchColumns, from_columns, to_columns
+from sketch.batch import quantiles_many
 from store.sketches import MergedSketch
 
 

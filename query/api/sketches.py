@@ -17,7 +17,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from collector.sketch import relative_error
 from collector.window import rows_from_wire
 from model.durations import parse_duration_ms
 from query.api.errors import error_response, success
@@ -25,6 +24,7 @@ from query.api.json_body import read_json
 from query.api.params import BadParamError, parse_time_ms
 from query.api.tenancy import current_project
 from query.sketch_quantiles import period_quantiles
+from sketch import relative_error
 from store.backend import Backend, StoreUnavailableError
 from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader, SketchWriter
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from collector.sketch import ExponentialHistogram, from_columns
 from collector.window import SketchRow, WindowedSketches, rows_from_wire, rows_to_wire
+from sketch import ExponentialHistogram, from_columns
 
 TTFT = "infer_service_first_token_cost"
 POD = {"service_id": "svc", "group_id": "dep", "source": "pod-0"}

@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.k8s_events import to_event
-from collector.sketch import ExponentialHistogram, to_columns
 from collector.window import SketchRow, WindowedSketches, rows_from_wire, rows_to_wire
 from exporters.buffer import BufferedExporter
 from exporters.records import EVENTS, SAMPLES, SKETCH_ROWS
 from model.events import POD, Event, EventObject
 from model.labels import to_labels
 from model.series import Sample
+from sketch import ExponentialHistogram, to_columns
 
 WHO = EventObject(project_id="p", service_id="svc", pod="pod-0")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.sketch import ExponentialHistogram
+from sketch import ExponentialHistogram
 from tests.exporters.lossy_proxy import LossyProxy
 from tests.exporters.sidecar_producer import METRIC, batch_values, pod, written
 from tests.store.clickhouse_server import free_port

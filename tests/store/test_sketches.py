@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.sketch import ExponentialHistogram, SketchColumns, from_columns, to_columns
 from collector.window import SketchRow, WindowedSketches, with_row_ids
+from sketch import ExponentialHistogram, SketchColumns, from_columns, to_columns
 from store.open import Store
 from store.sketches import MergedSketch, SketchReader, SketchWriter
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from collector.sketch.sketch import ExponentialHistogram
-from collector.sketch.store import SparseStore
+from sketch.sketch import ExponentialHistogram
+from sketch.store import SparseStore
 
 _INT32 = np.iinfo(np.int32)
 COLUMNS = (

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.sketch import ExponentialHistogram, to_columns
-from collector.sketch.batch import merge_columns, quantiles_many, sketch_groups
+from sketch import ExponentialHistogram, to_columns
+from sketch.batch import merge_columns, quantiles_many, sketch_groups
 
 magnitudes = st.floats(min_value=1e-300, max_value=1e300)
 values = st.one_of(magnitudes, magnitudes.map(lambda v: -v), st.just(0.0), st.just(float("nan")))

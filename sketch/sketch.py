@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from collector.sketch.mapping import DEFAULT_SCALE, mapping_for
-from collector.sketch.store import SparseStore
+from sketch.mapping import DEFAULT_SCALE, mapping_for
+from sketch.store import SparseStore
 
 
 class ExponentialHistogram:

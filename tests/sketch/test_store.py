@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collector.sketch.store import SparseStore, combine, count_indexes
+from sketch.store import SparseStore, combine, count_indexes
 
 
 def test_count_indexes_dense_and_sparse_paths_agree() -> None:

@@ -6,8 +6,8 @@ Prometheus native buckets) and batch (many windows in one numpy pass) apart. Pur
 See docs/sketches.md for the error bound and how it differs from ``histogram_quantile``.
 """
 
-from collector.sketch.batch import merge_columns, quantiles_many, sketch_groups
-from collector.sketch.codec import (
+from sketch.batch import merge_columns, quantiles_many, sketch_groups
+from sketch.codec import (
     SketchColumns,
     from_columns,
     from_dict,
@@ -17,14 +17,14 @@ from collector.sketch.codec import (
     to_native_spans,
     to_otlp_buckets,
 )
-from collector.sketch.mapping import (
+from sketch.mapping import (
     DEFAULT_SCALE,
     ExponentialMapping,
     relative_error,
     scale_for_relative_error,
 )
-from collector.sketch.sketch import ExponentialHistogram
-from collector.sketch.store import SparseStore
+from sketch.sketch import ExponentialHistogram
+from sketch.store import SparseStore
 
 __all__ = [
     "DEFAULT_SCALE",

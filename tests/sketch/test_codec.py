@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.sketch import (
+from sketch import (
     ExponentialHistogram,
     from_columns,
     from_dict,

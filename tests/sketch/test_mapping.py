@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from collector.sketch.mapping import (
+from sketch.mapping import (
     DEFAULT_SCALE,
     MAX_SCALE,
     MIN_SCALE,

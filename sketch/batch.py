@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from collector.sketch.codec import SketchColumns
-from collector.sketch.mapping import DEFAULT_SCALE, ExponentialMapping, mapping_for
-from collector.sketch.store import combine
+from sketch.codec import SketchColumns
+from sketch.mapping import DEFAULT_SCALE, ExponentialMapping, mapping_for
+from sketch.store import combine
 
 _EMPTY_KEYS = np.empty(0, dtype=np.int32)
 _EMPTY_COUNTS = np.empty(0, dtype=np.uint64)
