@@ -35,6 +35,7 @@ from query.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
     BadParamError,
+    bounded_body,
     parse_match,
     parse_step_ms,
     parse_time_ms,
@@ -85,7 +86,9 @@ async def _params(request: Request) -> Params:
     if request.method == "POST":
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("application/x-www-form-urlencoded"):
-            pairs += await _decode_off_loop(await _form_body(request), "form body")
+            pairs += await _decode_off_loop(
+                await bounded_body(request, MAX_FORM_BYTES, "form body"), "form body"
+            )
     return pairs
 
 
@@ -93,18 +96,6 @@ async def _decode_off_loop(raw: bytes, where: str) -> Params:
     if len(raw) <= _DECODE_ON_LOOP_BYTES:
         return _decode(raw, where)
     return await asyncio.to_thread(_decode, raw, where)
-
-
-async def _form_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise BadParamError(f"form body larger than {MAX_FORM_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise BadParamError(f"form body larger than {MAX_FORM_BYTES} bytes")
-    return bytes(body)
 
 
 def _decode(raw: bytes, where: str) -> Params:
