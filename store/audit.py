@@ -189,15 +189,17 @@ class AuditLog:
 
     def digest_if_due(self) -> bool:
         """Write a digest when records have waited ``digest_every_s``; True if one was written."""
-        with self._lock, self._chain_lock():
-            if self._shared and self._clock() - self._last_digest_s >= self._every_s:
+        with self._lock:
+            if self._clock() - self._last_digest_s < self._every_s:
+                return False  # not due: no shared lock taken
+            if not self._shared:
+                return self._seq is not None and self._write_digest()
+            with self._chain_lock():
                 if self._digests is not None:
                     self._digests.forget()  # the last leader may have signed since
                 self._seq = None
                 self._load_head()  # sign up to the head whoever wrote it
-            if self._seq is None or self._clock() - self._last_digest_s < self._every_s:
-                return False
-            return self._write_digest()
+                return self._write_digest()
 
     def close(self) -> None:
         """Sign what is not yet covered (a clean stop leaves no record outside a digest)."""

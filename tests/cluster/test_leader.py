@@ -78,18 +78,19 @@ def test_one_leader_fails_over_without_doubling_alerts_or_audit_records(
 
     killed_at = time.monotonic()
     leader.kill()
-    taken_over = lambda: len(webhook_sink.senders(ALWAYS_FIRING)) > 1  # noqa: E731
-    wait_for(taken_over, timeout_s=120, what="another server to take over")
-    after = webhook_sink.senders(ALWAYS_FIRING)
-    takeover_s = after[1][0] - killed_at
-    record_property("leader_failover_s", round(takeover_s, 1))
-    logger.info("leader failover: {:.1f} s from SIGKILL to the new leader's first notification", takeover_s)
-    assert after[1][1] != leader_path
-    assert takeover_s < 90  # the bound is generous: the session timeout is 6 s
-
-    seqs = _post_traces([follower], 40, 20)
-    assert sorted(seqs) == list(range(41, 61))
-    leader.start()  # back as a follower (the other holds the lower election node)
+    try:
+        taken_over = lambda: len(webhook_sink.senders(ALWAYS_FIRING)) > 1  # noqa: E731
+        wait_for(taken_over, timeout_s=120, what="another server to take over")
+        after = webhook_sink.senders(ALWAYS_FIRING)
+        takeover_s = after[1][0] - killed_at
+        record_property("leader_failover_s", round(takeover_s, 1))
+        logger.info("leader failover: {:.1f} s from SIGKILL to the first notification after", takeover_s)
+        assert after[1][1] != leader_path
+        assert takeover_s < 90  # the bound is generous: the session timeout is 6 s
+        seqs = _post_traces([follower], 40, 20)
+        assert sorted(seqs) == list(range(41, 61))
+    finally:
+        leader.start()  # back as a follower (the other holds the lower election node)
     seqs = _post_traces(servers, 60, 20)
     assert sorted(seqs) == list(range(61, 81))
     assert _chain(cluster_store) == list(range(1, 81))
