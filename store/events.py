@@ -175,7 +175,13 @@ class EventLog:
         return page, (encode_cursor(page[-1].last_ms, page[-1].key) if more and page else None)
 
     def enforce_retention(self, now_ms: int) -> list[str]:
-        """Drop each daily partition whose every row is past its kind's retention; returns them."""
+        """Drop each daily partition whose every row is past its kind's retention; returns them.
+
+        On a cluster the days are read through the cluster-wide table (every shard's rows) and the
+        partitions dropped from every node's own table (``events_local``), as metrics retention does."""
+        cluster = getattr(self._backend, "cluster", None)
+        stored = "events_local" if cluster else "events"
+        on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
         dropped = []
         for kind in KINDS:
             cut_day = dt.date(1970, 1, 1) + dt.timedelta(days=(now_ms - self.retention.of(kind)) // _DAY_MS)
@@ -187,7 +193,7 @@ class EventLog:
             for row in rows:
                 # Partition ids come from the table itself (kind is one of two literals), never from input.
                 self._backend.execute(
-                    f"ALTER TABLE {self._db}.events DROP PARTITION ('{kind}', {int(row['d'])})"
+                    f"ALTER TABLE {self._db}.{stored}{on_cluster} DROP PARTITION ('{kind}', {int(row['d'])})"
                 )
                 dropped.append(f"{kind}/{row['d']}")
         return dropped

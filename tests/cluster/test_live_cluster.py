@@ -173,3 +173,35 @@ def live_cluster_name() -> str:
     from tests.cluster.live_cluster import CLUSTER
 
     return CLUSTER
+
+
+def test_event_retention_drops_old_partitions_on_every_node(
+    live_cluster: ClickHouseCluster, cluster_store: Store
+) -> None:
+    from model.events import Event, EventObject
+    from store.events import EventLog
+
+    old_ms = 1_577_836_800_000  # 2020-01-01
+    log = EventLog(cluster_store.backend)
+    log.append(
+        [
+            Event(
+                "pod",
+                "Normal",
+                "Started",
+                "old",
+                EventObject(pod=f"old-pod-{i}"),
+                old_ms + i,
+                event_id=f"old-{i}",
+            )
+            for i in range(40)
+        ]
+    )
+    old = "reason = 'Started' AND message = 'old'"
+    assert sum(local_counts(live_cluster, "events", old).values()) > 0
+    dropped = log.enforce_retention(ROLLED_UP_TO_MS)
+    assert dropped
+    wait_for(
+        lambda: set(local_counts(live_cluster, "events", old).values()) == {0},
+        what="the old events partition gone from every replica",
+    )
