@@ -16,6 +16,7 @@ WORKDIR /src
 RUN python -m pip install "build==1.2.2.post1"
 COPY pyproject.toml README.md LICENSE ./
 COPY model/ model/
+COPY sketch/ sketch/
 COPY collector/ collector/
 COPY exporters/ exporters/
 COPY store/ store/

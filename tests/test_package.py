@@ -15,22 +15,19 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.infersight.cli_processes import REPO, free_port
 
-PACKAGES = (
-    "model",
-    "collector",
-    "exporters",
-    "store",
-    "query",
-    "alerts",
-    "dashboards",
-    "infersight",
-    "simulator",
+# The packages pyproject.toml ships, read from it so that a new top-level package is copied too.
+PACKAGES = tuple(
+    include.rstrip("*")
+    for include in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"][
+        "find"
+    ]["include"]
 )
 
 
