@@ -1,19 +1,22 @@
 """Latency of a simple query and of ``/-/healthy`` while hostile queries hammer the server.
 
-Run: ``python -m bench.hostile_queries [--hostile 10] [--probes 300] [--heavy-timeout-s 5]``.
+Run: ``python -m bench.hostile_queries [--quick] [--hostile 10] [--probes 300] [--heavy-timeout-s 5]``.
 The server (``create_app`` over a fresh chDB store with a few series, served by uvicorn) runs in a
 process of its own; this process runs ``--hostile`` client threads, each sending one hostile query
 after another (nesting far past the limits, ``[30d:1ms]``, a catastrophic regex in
 ``label_replace``, ``format_query`` at the nesting limit, a chain at the operator limit, and a
 legal query heavy enough to run until its ``timeout``), and one probe thread that alternates a
-simple instant query and ``/-/healthy``, timing each. Ends with one line of JSON: the probes'
-p50/p99/max in ms, and how the hostile requests were answered (status counts).
+simple instant query and ``/-/healthy``, timing each. The peer, Prometheus 2.42 with the same
+series (remote-written) and its address space capped as in ``bench.soak``, gets the same load in
+the same run. Ends with one line of JSON: per system the probes' p50/p99/max in ms, failed probes,
+whether it was still up, and how the hostile requests were answered (status counts).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import subprocess
@@ -22,9 +25,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+from bench.soak import prometheus
+from query.api.remote_write import encode_write_request
 
 _SERVER = """
 import sys, uvicorn
@@ -85,17 +92,24 @@ def _wait_healthy(url: str, deadline_s: float = 120) -> None:
 
 
 def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 probes instead of 300")
     parser.add_argument("--hostile", type=int, default=10, help="hostile client threads")
     parser.add_argument("--probes", type=int, default=300, help="simple queries (and as many /-/healthy)")
     parser.add_argument("--heavy-timeout-s", type=float, default=5.0)
     parser.add_argument("--only", type=int, help="send only this one of the hostile queries (0-based)")
+    parser.add_argument("--no-peer", action="store_true", help="infersight only")
     args = parser.parse_args()
+    if args.quick:
+        args.probes = min(args.probes, 100)
+    out: dict[str, object] = {"hostile_clients": args.hostile, "probes": args.probes}
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     root = Path(__file__).resolve().parents[1]
@@ -107,13 +121,35 @@ def main() -> None:
         )
         try:
             _wait_healthy(url)
-            print(json.dumps(_run(url, args)))  # noqa: T201 - the benchmark's one line of output
+            out.update(_prefixed("infersight", _run(url, args, lambda: server.poll() is None)))
         finally:
             server.terminate()
             server.wait(30)
+        if not args.no_peer:
+            peer_root = Path(data) / "prometheus"
+            peer_root.mkdir()
+            with prometheus(peer_root) as peer:
+                _load_peer(peer.base)
+                out.update(_prefixed("prometheus", _run(peer.base, args, peer.alive)))
+    print(json.dumps(out))  # noqa: T201 - the benchmark's one line of output
 
 
-def _run(url: str, args: argparse.Namespace) -> dict[str, object]:
+def _prefixed(name: str, figures: dict[str, object]) -> dict[str, object]:
+    return {f"{name}_{key}": value for key, value in figures.items()}
+
+
+def _load_peer(base: str) -> None:
+    """The series the infersight server writes at its start, remote-written to the peer."""
+    series = [
+        ({"__name__": "up", "job": f"j{j}"}, [((1_700_000_000 + 10 * i) * 1000, 1.0) for i in range(360)])
+        for j in range(20)
+    ]
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+    response = httpx.post(f"{base}/api/v1/write", content=encode_write_request(series), headers=headers)
+    response.raise_for_status()
+
+
+def _run(url: str, args: argparse.Namespace, alive: Callable[[], bool]) -> dict[str, object]:
     hostile = _hostile(args.heavy_timeout_s)
     if args.only is not None:
         hostile = hostile[args.only : args.only + 1]
@@ -122,11 +158,15 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, object]:
     lock = threading.Lock()
 
     def attack(offset: int) -> None:
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=url, timeout=30) as client:
             i = offset
             while not stop.is_set():
                 path, params = hostile[i % len(hostile)]
-                status = client.post(path, data=params).status_code
+                try:
+                    status = str(client.post(path, data=params).status_code)
+                except httpx.HTTPError as err:
+                    status = type(err).__name__
+                    time.sleep(0.2)
                 with lock:
                     answers[f"{path} {status}"] += 1
                 i += 1
@@ -140,23 +180,26 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, object]:
     failures = 0
     with httpx.Client(base_url=url, timeout=120) as probe:
         for _ in range(args.probes):
-            started = time.perf_counter()
-            response = probe.get("/api/v1/query", params={"query": "up", "time": "1700003000"})
-            query_ms.append((time.perf_counter() - started) * 1000)
-            failures += response.status_code != 200
-            started = time.perf_counter()
-            failures += probe.get("/-/healthy").status_code != 200
-            healthy_ms.append((time.perf_counter() - started) * 1000)
+            try:
+                started = time.perf_counter()
+                response = probe.get("/api/v1/query", params={"query": "up", "time": "1700003000"})
+                query_ms.append((time.perf_counter() - started) * 1000)
+                failures += response.status_code != 200
+                started = time.perf_counter()
+                failures += probe.get("/-/healthy").status_code != 200
+                healthy_ms.append((time.perf_counter() - started) * 1000)
+            except httpx.HTTPError:
+                failures += 1
+                time.sleep(0.1)
     stop.set()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=35)
     return {
-        "hostile_clients": args.hostile,
-        "probes": args.probes,
+        "stayed_up": alive(),
         "probe_failures": failures,
         "query_p50_ms": round(_percentile(query_ms, 0.5), 1),
         "query_p99_ms": round(_percentile(query_ms, 0.99), 1),
-        "query_max_ms": round(max(query_ms), 1),
+        "query_max_ms": round(max(query_ms, default=math.nan), 1),
         "healthy_p50_ms": round(_percentile(healthy_ms, 0.5), 1),
         "healthy_p99_ms": round(_percentile(healthy_ms, 0.99), 1),
         "hostile_answers": dict(sorted(answers.items())),
