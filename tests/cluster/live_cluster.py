@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from query.api.remote_write import encode_write_request
-from tests.store.clickhouse_server import BINARY, ClickHouseServer, free_port
+from tests.store.clickhouse_server import BINARY, ClickHouseServer, free_port, kill_process, stop_process
 
 CLUSTER = "infersight"
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
@@ -122,15 +121,7 @@ class ZooKeeper:
             return False
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process(self.process, 15)
         self.process = None
 
 
@@ -269,21 +260,11 @@ class InfersightServer:
         return self
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        kill_process(self.process)
         self.process = None
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process(self.process, 30)
         self.process = None
 
 

@@ -50,6 +50,24 @@ _USERS = """<?xml version="1.0"?>
 """
 
 
+def kill_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL by PID and reap: no shutdown, whatever was in flight is cut."""
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM by PID, then SIGKILL if it has not exited within ``grace_s``."""
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        kill_process(process)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -116,19 +134,9 @@ class ClickHouseServer:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, whatever was in flight is cut."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        kill_process(self.process)
         self.process = None
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process(self.process, 20)
         self.process = None
