@@ -17,7 +17,6 @@ UTF-8, nested past the parser's depth, numbers the types cannot hold, wrong type
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,6 +30,8 @@ from model.labels import to_labels
 from model.series import Sample
 from model.wire import decode_batch
 from query.api.errors import error_response, render_json, success
+from query.api.json_body import parse_json
+from query.api.params import bounded_body
 from query.api.tenancy import current_project
 from store.admission import Admission, count_refusal
 from store.backend import StoreUnavailableError
@@ -73,32 +74,13 @@ def sample_count(body: Any) -> int:
 def parse_batch(raw: bytes, max_samples: int) -> list[Sample]:
     """The samples of a wire-form body; ValueError naming what is malformed, ``OverflowError``
     where it holds more than ``max_samples`` (counted before a ``Sample`` is made)."""
-    try:
-        body = json.loads(raw)
-    except RecursionError:
-        raise ValueError("nested deeper than the JSON parser reads") from None
-    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, integers past 4,300 digits
-        raise ValueError(str(err)) from None
+    body = parse_json(raw, max_bytes=len(raw))  # the size was bounded by ``bounded_body``
     if sample_count(body) > max_samples:
         raise OverflowError
     try:
         return decode_batch(body)
     except (TypeError, OverflowError, RecursionError) as err:  # a wrong type decode_batch does not name
         raise ValueError(f"{type(err).__name__}: {err}") from None
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, read no further than ``max_bytes`` (``BodyTooLargeError``), Content-Length first."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_bytes:
-        raise BodyTooLargeError(f"request body of {length} bytes, over the limit of {max_bytes}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLargeError(f"request body over the limit of {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def build_ingest_router(
@@ -117,7 +99,7 @@ def build_ingest_router(
     @router.post("/ingest")
     async def ingest(request: Request) -> Any:
         try:
-            raw = await read_body(request, max_body_bytes)
+            raw = await bounded_body(request, max_body_bytes, "request body", BodyTooLargeError)
         except BodyTooLargeError as err:
             return render_json({"status": "error", "errorType": "bad_data", "error": str(err)}, 413)
         except ClientDisconnect:

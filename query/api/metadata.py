@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from loguru import logger
 from model.catalog import GUIDE_METADATA
 from model.metadata import FamilyMetadata, MetadataError, MetadataRecord
 from query.api.errors import error_response, render_json, success
+from query.api.json_body import parse_json
 from query.api.params import MAX_TIME_MS, MIN_TIME_MS, BadParamError, bounded_body, parse_limit
 from query.api.tenancy import CURRENT, current_project
 from store.backend import StoreUnavailableError
@@ -142,9 +142,9 @@ async def _params(request: Request) -> dict[str, str]:
 def _records(body: bytes, project: str | None) -> list[MetadataRecord]:
     """The records of an ingest body; a confined caller's go to its project (or are refused)."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as err:
-        raise MetadataError(f"body is not JSON: {str(err)[:200]}") from None
+        data = parse_json(body, max_bytes=len(body))  # the size was bounded by ``bounded_body``
+    except ValueError as err:
+        raise MetadataError(str(err)[:200]) from None
     items = data.get("metadata") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise MetadataError('expected {"metadata": [records]}')

@@ -124,15 +124,17 @@ def parse_match(selector: str) -> list[Matcher]:
     return matchers
 
 
-async def bounded_body(request: Request, limit: int, what: str) -> bytes:
-    """The request's body, refused (``BadParamError``) past ``limit`` bytes: by its declared length
-    before reading, else as soon as the stream passes it."""
+async def bounded_body(
+    request: Request, limit: int, what: str, error: type[ValueError] = BadParamError
+) -> bytes:
+    """The request's body, refused (``error``, a 400 by default) past ``limit`` bytes: by its
+    declared length before reading, else as soon as the stream passes it."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise BadParamError(f"{what} larger than {limit} bytes")
+        raise error(f"{what} larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BadParamError(f"{what} larger than {limit} bytes")
+            raise error(f"{what} larger than {limit} bytes")
     return bytes(body)
