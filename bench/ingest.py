@@ -336,9 +336,8 @@ def serve(dsn: str, port: int, log_dir: Path) -> None:
     from fastapi.concurrency import run_in_threadpool
     from loguru import logger
 
-    from collector.serve import InLoopServer
+    from collector.serve import InLoopServer, run_until_signal
     from exporters.ingest_log import IngestLog
-    from infersight.cli import run_until_signal
     from query.api.app import create_app
     from query.api.remote_write import LOG_DECODERS
 

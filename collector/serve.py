@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import gc
 import os
-from collections.abc import Callable, Coroutine, Iterator
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import uvicorn
@@ -77,6 +78,21 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     tune_gc()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         return runner.run(main)
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[Any]]) -> Any:
+    """Run ``main(stop)`` where Ctrl-C / SIGTERM set ``stop`` instead of killing the loop,
+    so a process stopped by its supervisor shuts down cleanly and exits 0."""
+
+    async def runner() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        return await main(stop)
+
+    return run_event_loop(runner())
 
 
 class _Server(uvicorn.Server):

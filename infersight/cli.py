@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from collector.serve import run_event_loop
+from collector.serve import run_until_signal
 from infersight.config import DEMO_DATA, Config, StoreSection, audit_paths, load_config
 from infersight.startup import HeldLog, StartupError, one_line, redact_dsn, route_stdlib_logging
 from model.durations import parse_duration_ms
@@ -268,20 +267,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     if getattr(args, "data", None):
         sets.append(f"store.dsn=chdb://{Path(args.data).resolve()}")
     return sets
-
-
-def run_until_signal(main: Callable[[asyncio.Event], Awaitable[Any]]) -> Any:
-    """Run ``main(stop)`` where Ctrl-C / SIGTERM set ``stop`` instead of killing the loop."""
-
-    async def runner() -> Any:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        return await main(stop)
-
-    return run_event_loop(runner())
 
 
 def _cmd_demo(config: Config, started: Callable[[], None]) -> int:

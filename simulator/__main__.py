@@ -13,7 +13,7 @@ import sys
 
 from loguru import logger
 
-from collector.serve import run_event_loop
+from collector.serve import run_until_signal
 from model.errors import ConfigError
 from simulator.config import SimulatorConfig
 from simulator.server import SimulatorServer
@@ -69,18 +69,19 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     return config
 
 
-async def _serve(host: str, port: int, config: SimulatorConfig) -> None:
+async def _serve(host: str, port: int, config: SimulatorConfig, stop: asyncio.Event) -> None:
     server = SimulatorServer(config, host=host, port=port)
     bound = await server.start()
     logger.info("simulator {} serving on http://{}:{}", config.model_name, host, bound)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await server.stop()
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the engine the parsed options name until Ctrl-C; 2 with one line for a wrong option."""
+    """Run the engine the parsed options name until Ctrl-C or SIGTERM (then exit 0); 2 with one
+    line for a wrong option."""
     try:
         config = config_from_args(args)
     except ConfigError as exc:
@@ -88,7 +89,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            run_event_loop(_serve(args.host, args.port, config))
+            run_until_signal(lambda stop: _serve(args.host, args.port, config, stop))
     except OSError as exc:  # a busy port, an address not on this machine
         print(f"simulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)  # noqa: T201
         return 2

@@ -114,7 +114,7 @@ def test_run_yaml_scrapes_the_simulator_and_answers_queries(tmp_path: Path) -> N
         assert verified.stdout.startswith("audit trail intact"), verified.stdout
     finally:
         assert run.stop() == 0, run.output()
-        sim.stop()
+        assert sim.stop() == 0, sim.output()  # SIGTERM ends the simulator cleanly
 
 
 @pytest.mark.integration
@@ -157,7 +157,7 @@ def test_server_and_sidecar_yaml_split(tmp_path: Path) -> None:
         if sidecar is not None:
             assert sidecar.stop() == 0, sidecar.output()
         assert server.stop() == 0, server.output()
-        sim.stop()
+        assert sim.stop() == 0, sim.output()  # SIGTERM ends the simulator cleanly
 
 
 @pytest.mark.integration
