@@ -23,6 +23,7 @@ from loguru import logger
 
 from store.parallel_inserts import ParallelInserts
 from store.read_connections import ReadConnections
+from store.recent_points import RecentPoints
 from store.schema import TABLES
 
 # A write of a point older than this (at the time the write is done) counts as late: ``old_point_writes``.
@@ -187,6 +188,9 @@ class ChdbBackend:
         # ``execute``): an answer over times before that stays right while this count is unchanged.
         self.old_point_writes = 0
         self._changes_lock = threading.Lock()  # not the session's: an insert never waits on a query
+        # This process is the folder's one writer: its newest points are kept in memory too, and
+        # reads within them need no store read (store.recent_points; filled by ``open_store``).
+        self.recent = RecentPoints()
         self._session = chdb_session.Session(str(self.path))
         try:
             self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")

@@ -167,6 +167,13 @@ def open_store(
     except BaseException:
         backend.close()
         raise
+    recent = getattr(backend, "recent", None)
+    if recent is not None:
+        try:
+            recent.load(backend)
+        except BaseException:
+            backend.close()
+            raise
     # Batches reaching back past the rollup job's horizon are marked for it (store.rollups).
     writer = SampleWriter(backend, limits=limits, on_stored=LateMarker(backend))
     return Store(backend, writer, ClickHouseQuerier(backend), features)

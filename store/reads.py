@@ -13,6 +13,7 @@ from model.rollups import BASE_COLUMNS, BUCKET_COLUMNS, WIDTHS_MS, Buckets
 from model.series import Series
 from store.backend import Backend
 from store.chdb import RECENT_MS
+from store.recent_points import RecentPoints
 from store.rollups import bucket_sql, read_done
 from store.series_lookups import SeriesLookups
 
@@ -76,6 +77,7 @@ class ClickHouseQuerier:
         self._db = backend.database
         self.max_execution_s = max_execution_s
         self.lookups = SeriesLookups(backend)
+        self._recent: RecentPoints | None = getattr(backend, "recent", None)
 
     def data_stamp(self) -> tuple[int, int] | None:
         """Counts that change with every write that could change an answer over times older than
@@ -128,6 +130,10 @@ class ClickHouseQuerier:
         series = self.find_series(matchers, start_ms, end_ms)
         if not series:
             return []
+        if self._recent is not None and self._recent.covers(start_ms):
+            recent = self._recent.select(series, start_ms, end_ms, max_samples)
+            if recent is not None:
+                return recent
         limit = f" LIMIT {int(max_samples)}" if max_samples is not None else ""
         params: dict[str, Any] = {"t0": start_ms, "t1": end_ms}
         series_filter = self._series_filter(series, matchers, start_ms, end_ms, params)

@@ -67,6 +67,9 @@ class Retention:
             for table in tables:
                 if table in TABLES:
                     dropped.extend(_drop_before(backend, table, cut, cluster))
+                recent = getattr(backend, "recent", None)
+                if table == "samples" and recent is not None:
+                    recent.forget_before((cut - dt.date(1970, 1, 1)).days * 86_400_000)
         return dropped
 
 

@@ -24,6 +24,7 @@ from model.series import Sample
 from store.admission import TS_MAX_MS, TS_MIN_MS
 from store.backend import Backend
 from store.limits import IngestGuard, Limits, label_problem, target_of
+from store.recent_points import RecentPoints
 from store.write_kernels import DAY_MS as _DAY_MS
 from store.write_kernels import first_unknown_days, gather_columns, order_by_series
 from store.write_kernels import warm as warm_kernels
@@ -78,6 +79,9 @@ class SampleWriter:
         if max_partitions_per_insert < 2:
             raise ValueError("max_partitions_per_insert must be ≥ 2")
         self._backend = backend
+        # The backend's in-memory newest points (chDB, one writer), fed with every stored point.
+        self._recent: RecentPoints | None = getattr(backend, "recent", None)
+        self._recent_slot = np.zeros(0, np.int64)  # writer slot → its slot there (-1: not asked yet)
         self.max_partitions_per_insert = max_partitions_per_insert
         self.guard = IngestGuard(limits, clock)
         self._on_stored = on_stored
@@ -106,6 +110,8 @@ class SampleWriter:
         with self._lock:
             self._day[:] = _NO_DAY
             self._seen_days.clear()
+            if self._recent is not None:
+                self._recent.reset()
 
     def write(self, batch: list[Sample]) -> int:
         """Insert the batch; returns the number of samples written (the rest are counted as dropped).
@@ -204,6 +210,8 @@ class SampleWriter:
         self._name[slot] = code
         self._problem[slot] = 0 if problem is None else self._problems.index(problem)
         self._day[slot] = _NO_DAY
+        if slot < len(self._recent_slot):
+            self._recent_slot[slot] = -1
         self._slots[labels] = slot
 
     def _trim(self) -> None:
@@ -263,9 +271,25 @@ class SampleWriter:
         if new_series:
             self._seen_days.update((fp, day) for fp, day, _ in new_series)
             self._day[[slot for _, _, slot in new_series]] = [day for _, day, _ in new_series]
+        if len(index) and self._recent is not None:
+            self._remember(slots[index], stored_ts, stored_values)
         if len(index) and self._on_stored is not None:
             self._on_stored(int(stored_ts.min()), int(stored_ts.max()))
         return len(index)
+
+    def _remember(self, slots: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
+        """Stored points into the backend's recent points, by their slots there."""
+        assert self._recent is not None
+        if len(self._recent_slot) < len(self._fp):
+            grown = np.full(len(self._fp), -1, np.int64)
+            grown[: len(self._recent_slot)] = self._recent_slot
+            self._recent_slot = grown
+        theirs = self._recent_slot[slots]
+        if (theirs < 0).any():
+            new = np.unique(slots[theirs < 0])
+            self._recent_slot[new] = self._recent.slots_of(self._fp[new].tolist())
+            theirs = self._recent_slot[slots]
+        self._recent.append(theirs, ts, values)
 
     def _insert_by_partition(self, table: str, rows: pa.Table, keys: np.ndarray, span: int) -> None:
         """Insert ``rows`` in runs whose partition ``keys`` (day or month numbers) lie within
