@@ -197,13 +197,15 @@ class ClickHouseQuerier:
         end_ms: int,
         width_ms: int,
         columns: tuple[str, ...] = BUCKET_COLUMNS,
-    ) -> Buckets:
+    ) -> Buckets | None:
         """Rollup buckets of ``width_ms`` ending in ``[start_ms, end_ms]`` (multiples of the width).
 
         Buckets the rollup job has finished come from ``rollups`` (newest version of each); later
         ones are aggregated from raw samples by the same SQL now, so the answer does not depend
         on when the job last ran. ``columns``: which ``BUCKET_COLUMNS`` to read (the base ones always).
         """
+        if self._recent is not None and self._recent.covers(start_ms - width_ms):
+            return None  # the raw points are in memory: cheaper than any store read
         wanted = tuple(c for c in BUCKET_COLUMNS if c in columns or c in BASE_COLUMNS)
         series = self.find_series(matchers, start_ms - width_ms, end_ms)
         if not series:

@@ -70,6 +70,25 @@ def format_float(value: float) -> str:
     return text
 
 
+def format_floats(values: npt.NDArray[np.float64]) -> list[str]:
+    """``format_float`` of each value, the usual ones in a few array operations: a whole number
+    below 1e15 is its integer's digits, and any other finite value from 1e-4 to 1e15 is Python's
+    shortest digits (``repr`` writes no exponent there); only the rest go one by one."""
+    values = np.asarray(values, np.float64)
+    out = np.empty(len(values), object)
+    magnitude = np.abs(values)
+    small = np.isfinite(values) & (magnitude < 1e15)
+    with np.errstate(invalid="ignore"):  # NaN and infinities are left to format_float
+        whole = small & (values == np.trunc(values)) & ~((values == 0) & np.signbit(values))
+    plain = small & ~whole & (magnitude >= 1e-4)
+    out[whole] = list(map(str, values[whole].astype(np.int64).tolist()))
+    out[plain] = list(map(repr, values[plain].tolist()))
+    rest = np.flatnonzero(~(whole | plain))
+    if len(rest):
+        out[rest] = [format_float(v) for v in values[rest].tolist()]
+    return out.tolist()  # type: ignore[no-any-return]
+
+
 def format_time(ts_ms: int) -> float | int:
     """API timestamp: seconds as a number, integral when Prometheus would print no fraction."""
     ts_ms = int(ts_ms)
@@ -103,9 +122,7 @@ def to_api_json(value: Value) -> dict[str, Any]:
             "result": [
                 {
                     "metric": dict(s.labels),
-                    "values": [
-                        [t, format_float(v)] for t, v in zip(_times(s.ts_ms), s.values.tolist(), strict=True)
-                    ],
+                    "values": list(map(list, zip(_times(s.ts_ms), format_floats(s.values), strict=True))),
                 }
                 for s in value.series
             ],

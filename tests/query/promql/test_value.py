@@ -6,8 +6,21 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from query.promql.value import Matrix, MatrixSeries, Sample, Scalar, String, Vector, format_float, to_api_json
+from model.series import STALE_NAN
+from query.promql.value import (
+    Matrix,
+    MatrixSeries,
+    Sample,
+    Scalar,
+    String,
+    Vector,
+    format_float,
+    format_floats,
+    to_api_json,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +62,13 @@ def test_matrix_json() -> None:
 def test_scalar_and_string_json() -> None:
     assert to_api_json(Scalar(2000, 3.0)) == {"resultType": "scalar", "result": [2, "3"]}
     assert to_api_json(String(2000, "x")) == {"resultType": "string", "result": [2, "x"]}
+
+
+_EDGES = [0.0, -0.0, 1e15, -1e15, 1e15 - 1, 1e16, 1e-4, -1e-4, 9.999999e-5, 0.5, -7.0, 2.0**53, STALE_NAN]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.floats(width=64), st.sampled_from(_EDGES)), max_size=200))
+def test_format_floats_is_format_float_of_each(values: list[float]) -> None:
+    """The array path (a range answer's values) writes exactly what the one-by-one path writes."""
+    assert format_floats(np.array(values, np.float64)) == [format_float(v) for v in values]
