@@ -87,8 +87,20 @@ class StoreSection:
     # Several servers on one cluster: "zk1:2181,zk2:2181" elects one leader for the singletons
     # (infersight/leader.py; needs the `cluster` extra). Empty: this process does them all.
     zookeeper: str = ""
+    # Embedded store: the newest points kept in memory too, so the everyday dashboard ranges need
+    # no store read (store/recent_points.py): how far back, and at most how many points (16 bytes
+    # each); 0 points: off.
+    recent_points_hours: float = 6.5
+    recent_points_max: int = 32_000_000
+
+    @property
+    def recent_points(self) -> tuple[float, int]:
+        """``open_store``'s ``recent``: hours and points kept in memory."""
+        return self.recent_points_hours, self.recent_points_max
 
     def validate(self) -> None:
+        if self.recent_points_hours <= 0 or self.recent_points_max < 0:
+            raise ConfigError("store.recent_points_hours must be > 0 and store.recent_points_max >= 0")
         if not self.dsn.startswith(("chdb://", "clickhouse://")):
             raise ConfigError(f"store.dsn: use chdb://PATH or clickhouse://HOST:PORT/DB, got {self.dsn!r}")
         if self.retention_days < 1:

@@ -118,7 +118,9 @@ class Runtime:
     def _open_store(self) -> Store:
         cfg = self.config
         try:
-            return open_store(cfg.store.dsn, cfg.store.database, wait=self.wait_for_store)
+            return open_store(
+                cfg.store.dsn, cfg.store.database, wait=self.wait_for_store, recent=cfg.store.recent_points
+            )
         except StoreUnavailableError as err:
             raise StartupError(
                 f"store.dsn: cannot reach {redact_dsn(cfg.store.dsn)}: {one_line(err)}"

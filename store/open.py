@@ -23,6 +23,7 @@ from store.cluster import render_cluster_schema
 from store.features import Features
 from store.limits import Limits
 from store.reads import ClickHouseQuerier
+from store.recent_points import RecentPoints
 from store.rollups import LateMarker
 from store.schema import render_schema
 from store.schema_upgrade import add_missing_columns
@@ -146,14 +147,20 @@ class PendingBackend:
 
 
 def open_store(
-    dsn: str, database: str = "infersight", limits: Limits | None = None, wait: bool = True
+    dsn: str,
+    database: str = "infersight",
+    limits: Limits | None = None,
+    wait: bool = True,
+    recent: tuple[float, int] | None = None,
 ) -> Store:
     """Connect, create the schema if missing (with the server's features), and return the store.
 
     ``limits``: what ingest accepts (``store.limits``; defaults as documented there). ``wait=False``
     (a ClickHouse server only): if the server cannot be reached now, return a store over a
     ``PendingBackend`` that keeps trying, instead of raising ``StoreUnavailableError``.
-    A failed open closes what it opened (chDB must not be left open at exit).
+    A failed open closes what it opened (chDB must not be left open at exit). ``recent``: the
+    hours and the number of points a chDB store keeps in memory (``store.recent_points``; 0
+    points: none); the defaults there when not given.
     """
     backend = open_backend(dsn, database)
     try:
@@ -167,10 +174,13 @@ def open_store(
     except BaseException:
         backend.close()
         raise
-    recent = getattr(backend, "recent", None)
-    if recent is not None:
+    if recent is not None and hasattr(backend, "recent"):
+        hours, max_points = recent
+        backend.recent = RecentPoints(round(hours * 3_600_000), max_points) if max_points else None
+    recent_points = getattr(backend, "recent", None)
+    if recent_points is not None:
         try:
-            recent.load(backend)
+            recent_points.load(backend)
         except BaseException:
             backend.close()
             raise

@@ -30,7 +30,7 @@ from model.series import Series
 from store.backend import Backend
 from store.recent_kernels import NO_PAGE, NO_TIME, append_points, drop_before, gather
 
-DEFAULT_WINDOW_MS = 3 * 3_600_000
+DEFAULT_WINDOW_MS = 6 * 3_600_000 + 1_800_000  # a 6-hour dashboard and its lookback
 DEFAULT_MAX_POINTS = 32_000_000  # 16 bytes each: about 512 MB at most
 PAGE_POINTS = 128
 _NOTHING = np.iinfo(np.int64).max  # covered_from_ms before anything is known: covers no read

@@ -29,7 +29,9 @@ def _labels(i: int) -> tuple[tuple[str, str], ...]:
 
 
 def _from_store(store: Store, start_ms: int, end_ms: int) -> list[tuple[dict[str, str], list, list]]:
-    """The same read with memory left out: what chDB holds."""
+    """The same read with memory left out: what chDB holds, once its parts are merged (until then a
+    point written twice at one timestamp may read as either; merged, the last written stays)."""
+    store.backend.execute(f"OPTIMIZE TABLE {store.backend.database}.samples FINAL")
     querier = ClickHouseQuerier(store.backend)
     querier._recent = None
     return _plain(querier.select(NAME, start_ms, end_ms))
@@ -96,19 +98,19 @@ def test_any_writes_read_back_as_chdb_holds_them(tmp_path_factory, batches, wind
 def test_reopened_store_loads_its_newest_window(tmp_path: Path) -> None:
     path = f"chdb://{tmp_path / 'd'}"
     store = open_store(path)
-    store.writer.write([Sample(_labels(0), T0 + 10_000 * k, float(k)) for k in range(2000)])
+    store.writer.write([Sample(_labels(0), T0 + 10_000 * k, float(k)) for k in range(4000)])
     store.close()
     store = open_store(path)
     try:
         recent = store.backend.recent
-        newest = T0 + 10_000 * 1999
+        newest = T0 + 10_000 * 3999
         assert recent.covers(newest - recent.window_ms)
         assert not recent.covers(T0)  # older than the window: read from chDB
         for start in (T0, newest - recent.window_ms, newest - 60_000):
             assert _plain(store.querier.select(NAME, start, newest)) == _from_store(store, start, newest)
         got = recent.select(store.querier.find_series(NAME, newest - 60_000, newest), newest - 60_000, newest)
         assert got is not None
-        assert got[0].values.tolist() == [float(k) for k in range(1993, 2000)]
+        assert got[0].values.tolist() == [float(k) for k in range(3993, 4000)]
     finally:
         store.close()
 
