@@ -17,6 +17,8 @@ from query.api.events import build_events_router
 from query.api.failed_auth import MAX_FAILURES, WINDOW_S, FailedAuthLimiter
 from query.api.ingest import build_ingest_router
 from query.api.metadata import build_metadata_router
+from query.api.otlp_receiver import OtlpEndpoint, OtlpMetricsReceiver
+from query.api.otlp_request import METRICS_PATHS as OTLP_METRICS_PATHS
 from query.api.prometheus_v1 import build_router
 from query.api.remote_write import PATH as REMOTE_WRITE_PATH
 from query.api.remote_write import RemoteWriteEndpoint
@@ -31,6 +33,7 @@ from store.audit import AuditLog
 from store.events import EventLog
 from store.metadata import MetadataStore
 from store.open import Store
+from store.sketches import SketchWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +115,18 @@ def create_app(
         app.include_router(router)
     # Inside the auth middleware (added last, so outermost): the caller's key still applies.
     receiver = RemoteWriteEndpoint(store.writer, log=ingest_log, metadata=MetadataStore(store.backend))
-    app.add_middleware(ExactRoutes, routes={REMOTE_WRITE_PATH: receiver})
+    otlp_metrics = OtlpMetricsReceiver(store.writer, SketchWriter(store.backend), ingest_log)
+    app.state.otlp_metrics = otlp_metrics
+    exact = {REMOTE_WRITE_PATH: receiver}
+    exact.update(dict.fromkeys(OTLP_METRICS_PATHS, OtlpEndpoint(otlp_metrics)))
+    app.add_middleware(ExactRoutes, routes=exact)
     auth = auth or AuthSettings()
     # What the write routes and the auth refused, for the server's own series (server_counts).
-    doors = {"remote_write": receiver.admission, "ingest": ingest.admission}  # type: ignore[attr-defined]
+    doors = {
+        "remote_write": receiver.admission,
+        "ingest": ingest.admission,
+        "otlp_metrics": otlp_metrics.admission,
+    }  # type: ignore[attr-defined]
     app.state.counters = ApiCounters(doors)
     if auth.enabled:
         limiter = FailedAuthLimiter(auth.max_failures, auth.failure_window_s)
