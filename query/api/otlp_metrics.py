@@ -215,7 +215,7 @@ class _Translator:
             key = ("sum", labels)
             previous = self.previous(key)
             if previous is not None and point.time_unix_nano <= previous[0]:
-                self.skip("delta_resent_or_out_of_order")
+                self.skip("resent_or_out_of_order")
                 return
             value += previous[1] if previous is not None else 0.0
             self.pending[key] = (point.time_unix_nano, value)
@@ -235,7 +235,7 @@ class _Translator:
             key = ("histogram", self.labels(base, name))
             previous = self.previous(key)
             if previous is not None and point.time_unix_nano <= previous[0]:
-                self.skip("delta_resent_or_out_of_order")
+                self.skip("resent_or_out_of_order")
                 return
             if previous is not None and previous[1] == bounds and len(previous[2]) == len(counts):
                 counts = [a + b for a, b in zip(previous[2], counts, strict=True)]
