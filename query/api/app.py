@@ -17,8 +17,9 @@ from query.api.events import build_events_router
 from query.api.failed_auth import MAX_FAILURES, WINDOW_S, FailedAuthLimiter
 from query.api.ingest import build_ingest_router
 from query.api.metadata import build_metadata_router
-from query.api.otlp_receiver import OtlpEndpoint, OtlpMetricsReceiver
+from query.api.otlp_receiver import OtlpEndpoint, OtlpMetricsReceiver, OtlpTracesReceiver
 from query.api.otlp_request import METRICS_PATHS as OTLP_METRICS_PATHS
+from query.api.otlp_request import TRACES_PATHS as OTLP_TRACES_PATHS
 from query.api.prometheus_v1 import build_router
 from query.api.remote_write import PATH as REMOTE_WRITE_PATH
 from query.api.remote_write import RemoteWriteEndpoint
@@ -119,6 +120,8 @@ def create_app(
     app.state.otlp_metrics = otlp_metrics
     exact = {REMOTE_WRITE_PATH: receiver}
     exact.update(dict.fromkeys(OTLP_METRICS_PATHS, OtlpEndpoint(otlp_metrics)))
+    app.state.otlp_traces = OtlpTracesReceiver(otlp_metrics)
+    exact.update(dict.fromkeys(OTLP_TRACES_PATHS, OtlpEndpoint(app.state.otlp_traces)))
     app.add_middleware(ExactRoutes, routes=exact)
     auth = auth or AuthSettings()
     # What the write routes and the auth refused, for the server's own series (server_counts).

@@ -188,7 +188,9 @@ class _Translator:
         monotonic = kind == "sum" and data.is_monotonic
         name = metric_name(metric.name, metric.unit, kind, monotonic)
         for point in data.data_points:
-            base = {**labels_of((kv.key, any_value(kv.value)) for kv in point.attributes), **from_resource}
+            # A point's own attributes win over what its resource maps to (a sidecar re-exporting
+            # the series it scraped states each series' identity labels itself).
+            base = {**from_resource, **labels_of((kv.key, any_value(kv.value)) for kv in point.attributes)}
             ts_ms = point.time_unix_nano // 1_000_000
             stale = bool(point.flags & NO_RECORDED_VALUE)
             if kind in ("gauge", "sum"):

@@ -1,4 +1,4 @@
-"""``POST /v1/metrics`` (and Prometheus' path ``/api/v1/otlp/v1/metrics``): OTLP/HTTP metrics.
+"""``POST /v1/metrics`` (and Prometheus' path ``/api/v1/otlp/v1/metrics``) and ``/v1/traces``: OTLP/HTTP.
 
 OpenTelemetry SDKs, the Collector's ``otlphttp`` exporter and gateways push here, in protobuf or
 JSON, gzip or not. Served as a bare ASGI app ahead of the API's router, as remote write is, and
@@ -30,15 +30,23 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from starlette.concurrency import run_in_threadpool
 
+from collector.window import SketchRow
 from exporters.errors import is_retryable
 from exporters.ingest_log import IngestLog, IngestLogFull
-from exporters.segments import Columns
+from exporters.segments import Columns, columns_of
+from model.series import Sample
 from query.api.otlp_exemplars import ExemplarRing
-from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, SeriesState, Translation, translate
+from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, SeriesState, translate
 from query.api.otlp_names import IDENTITY_ATTRIBUTES
 from query.api.otlp_request import UnsupportedMediaError, decode_request, media_type, send_answer
+from query.api.otlp_traces import translate_spans
+from query.api.recent_ids import RecentIds
 from query.api.remote_write import ClientGone, headers_of, read_body
 from query.api.request_body import DEFAULT_MAX_DECODED_BYTES, BodyTooLargeError
 from query.api.tenancy import current_project
@@ -111,9 +119,9 @@ class OtlpMetricsReceiver:
         exemplars: ExemplarRing | None = None,
         max_state_series: int = DEFAULT_MAX_STATE_SERIES,
     ) -> None:
-        self._writer = writer
-        self._sketches = sketches
-        self._log = log
+        self.writer = writer
+        self.sketch_writer = sketches
+        self.log = log
         self.max_decoded_bytes = max_decoded_bytes
         self.admission = Admission(writer.guard, max_samples_per_request, max_series_per_request)
         self.identity = tuple(identity)
@@ -164,7 +172,7 @@ class OtlpMetricsReceiver:
         refusal = door.check_columns(columns.labels, columns.index, columns.ts_ms)
         if refusal is not None:
             return 400, str(refusal)
-        failed = self._keep(result)
+        failed = keep(self.writer, self.sketch_writer, self.log, result.sketches, result.columns)
         if failed is not None:
             return failed
         self.state.commit(result.pending)
@@ -173,25 +181,88 @@ class OtlpMetricsReceiver:
             self.skipped[reason] = self.skipped.get(reason, 0) + count
         return 200, ExportMetricsServiceResponse()
 
-    def _keep(self, result: Translation) -> Answer | None:
-        """Store the sketch rows, then log (or store) the samples; an answer where either failed."""
+
+class OtlpTracesReceiver:
+    """OTLP spans into per-request observations (``otlp_traces``): sketch rows, the guide's
+    histograms and request counts, exemplars. Shares the metrics receiver's writers and door."""
+
+    def __init__(self, metrics: OtlpMetricsReceiver, max_recent_spans: int = 200_000) -> None:
+        self.metrics = metrics
+        self.recent = RecentIds(max_recent_spans)
+        self.ignored_spans = 0
+        self._lock = threading.Lock()
+
+    def handle(self, body: bytes, media: str, encoding: str | None, project: str | None) -> Answer:
+        m = self.metrics
         try:
-            if result.sketches:
-                if self._sketches is None:
-                    return 400, "exponential histograms need the sketch store, which this receiver has not"
-                self._sketches.write(result.sketches)
-            columns: Columns = result.columns
-            if len(columns):
-                if self._log is None:
-                    self._writer.write_indexed(columns.labels, columns.index, columns.ts_ms, columns.values)
-                else:
-                    self._log.append(columns)
-        except StoreUnavailableError as err:
+            request = decode_request(body, media, encoding, m.max_decoded_bytes, ExportTraceServiceRequest)
+        except BodyTooLargeError as err:
+            return 413, str(err)
+        except ValueError as err:
+            return 400, f"malformed OTLP traces request: {err}"
+        with self._lock:
+            return self.accept(request, project)
+
+    def accept(self, request: ExportTraceServiceRequest, project: str | None) -> Answer:
+        m, door = self.metrics, self.metrics.admission
+        try:
+            result = translate_spans(
+                request,
+                m.state,
+                lambda key: not self.recent.seen(key),
+                project=project,
+                identity=m.identity,
+                max_spans=door.max_samples_per_request,
+            )
+        except OverLimitError as err:
+            refusal = count_refusal(err.kind if err.kind != "spans" else "samples", err.limit)
+            door.count(refusal, err.limit + 1)
+            return 400, str(refusal)
+        except PermissionError as err:
+            return 403, str(err)
+        except ValueError as err:
+            return 400, f"malformed OTLP traces request: {err}"
+        columns = columns_of([Sample(labels, ts, value) for labels, ts, value in result.samples])
+        refusal = door.check_columns(columns.labels, columns.index, columns.ts_ms)
+        if refusal is not None:
+            return 400, str(refusal)
+        failed = keep(m.writer, m.sketch_writer, m.log, result.sketches, columns)
+        if failed is not None:
+            return failed
+        m.state.commit(result.pending)
+        self.recent.remember(result.span_keys)
+        m.exemplars.add(result.exemplars)
+        self.ignored_spans += result.ignored
+        return 200, ExportTraceServiceResponse()
+
+
+def keep(
+    writer: SampleWriter,
+    sketch_writer: SketchWriter | None,
+    log: IngestLog | None,
+    sketches: list[SketchRow],
+    columns: Columns,
+) -> Answer | None:
+    """Store the sketch rows, then log (or store) the samples; an answer where either failed."""
+    try:
+        if sketches:
+            if sketch_writer is None:
+                return (
+                    400,
+                    "exponential histograms and spans need the sketch store, which this receiver has not",
+                )
+            sketch_writer.write(sketches)
+        if len(columns):
+            if log is None:
+                writer.write_indexed(columns.labels, columns.index, columns.ts_ms, columns.values)
+            else:
+                log.append(columns)
+    except StoreUnavailableError as err:
+        return 503, f"store unavailable: {err}"
+    except (IngestLogFull, OSError) as err:
+        return 503, f"ingest log cannot take the request: {err}"
+    except Exception as err:  # the store refused what the door let through: this request only
+        if is_retryable(err) or is_transient(err):
             return 503, f"store unavailable: {err}"
-        except (IngestLogFull, OSError) as err:
-            return 503, f"ingest log cannot take the request: {err}"
-        except Exception as err:  # the store refused what the door let through: this request only
-            if is_retryable(err) or is_transient(err):
-                return 503, f"store unavailable: {err}"
-            return 400, f"store refused the request: {type(err).__name__}: {err}"
-        return None
+        return 400, f"store refused the request: {type(err).__name__}: {err}"
+    return None
