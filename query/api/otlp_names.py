@@ -44,6 +44,20 @@ IDENTITY_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("host.name", "instance_name"),
 )
 
+
+def identity_table(text: str) -> tuple[tuple[str, str], ...]:
+    """``k8s.pod.name=source, my.attr=service_id`` (the ``otlp.identity`` setting) before the
+    defaults: a configured attribute wins over a default one for the same label. ValueError names a
+    pair that is not ``attribute=label`` with a valid label name."""
+    pairs = []
+    for pair in filter(str.strip, text.split(",")):
+        attribute, _, label = (part.strip() for part in pair.partition("="))
+        if not attribute or not label or label_name(label) != label or label.startswith("__"):
+            raise ValueError(f"{pair.strip()!r}: expected RESOURCE_ATTRIBUTE=LABEL_NAME")
+        pairs.append((attribute, label))
+    return (*pairs, *IDENTITY_ATTRIBUTES)
+
+
 _UNITS = {
     "d": "days",
     "h": "hours",
