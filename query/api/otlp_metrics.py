@@ -156,6 +156,10 @@ class _Translator:
         self.pending: dict[_Key, Any] = {}
         self.skipped: dict[str, int] = {}
         self.started_ns = started_ns
+        # Memos for this request only (keys hold ids of dicts that live as long as the request).
+        self._point_labels: dict[Any, dict[str, str]] = {}
+        self._labels: dict[tuple[int, str], Labels] = {}
+        self._resources: list[dict[str, str]] = []
 
     def previous(self, key: _Key) -> Any:
         return self.pending[key] if key in self.pending else self.state.get(key)
@@ -163,7 +167,27 @@ class _Translator:
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
+    def point_labels(self, attributes: Any, from_resource: dict[str, str]) -> dict[str, str]:
+        """A point's labels: its own attributes win over what its resource maps to (a sidecar
+        re-exporting the series it scraped states each series' identity labels itself). Memoised
+        per request by the attributes as sent: senders repeat a few attribute sets many times."""
+        raw = tuple((kv.key, _plain(kv.value)) for kv in attributes)
+        found = self._point_labels.get((raw, id(from_resource)))
+        if found is None:
+            found = {**from_resource, **labels_of((kv.key, any_value(kv.value)) for kv in attributes)}
+            self._point_labels[(raw, id(from_resource))] = found
+        return found
+
     def labels(self, base: dict[str, str], name: str, extra: dict[str, str] | None = None) -> Labels:
+        if extra is None:
+            key = (id(base), name)
+            found = self._labels.get(key)
+            if found is None:
+                found = self._labels[key] = self._labels_of(base, name, extra)
+            return found
+        return self._labels_of(base, name, extra)
+
+    def _labels_of(self, base: dict[str, str], name: str, extra: dict[str, str] | None) -> Labels:
         labels = {**base, **(extra or {}), METRIC_NAME: name}
         if self.project is not None:
             if labels.get("project_id", self.project) != self.project:
@@ -175,6 +199,7 @@ class _Translator:
         for resource_metrics in request.resource_metrics:
             resource = {kv.key: any_value(kv.value) for kv in resource_metrics.resource.attributes}
             from_resource = resource_labels(resource, self.identity)
+            self._resources.append(from_resource)  # kept alive: its id keys the memo
             for scope in resource_metrics.scope_metrics:
                 for metric in scope.metrics:
                     self.metric(metric, from_resource)
@@ -188,9 +213,7 @@ class _Translator:
         monotonic = kind == "sum" and data.is_monotonic
         name = metric_name(metric.name, metric.unit, kind, monotonic)
         for point in data.data_points:
-            # A point's own attributes win over what its resource maps to (a sidecar re-exporting
-            # the series it scraped states each series' identity labels itself).
-            base = {**from_resource, **labels_of((kv.key, any_value(kv.value)) for kv in point.attributes)}
+            base = self.point_labels(point.attributes, from_resource)
             ts_ms = point.time_unix_nano // 1_000_000
             stale = bool(point.flags & NO_RECORDED_VALUE)
             if kind in ("gauge", "sum"):
@@ -357,6 +380,13 @@ def any_value(value: Any) -> Any:
     if which == "kvlist_value":
         return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
     return getattr(value, which)
+
+
+def _plain(value: Any) -> Any:
+    """An ``AnyValue``'s identity for the label memo: the string itself, else its encoding."""
+    if value.WhichOneof("value") == "string_value":
+        return value.string_value
+    return value.SerializeToString()
 
 
 def exponential_histogram(point: Any) -> ExponentialHistogram:
