@@ -305,7 +305,7 @@ class _Translator:
             delta = None
         elif data.aggregation_temporality == DELTA:
             delta = histogram
-        elif previous is None:
+        elif previous is None or previous[2] is None:  # first seen (or the sender switched from delta)
             delta = histogram if point.start_time_unix_nano >= self.started_ns else None
         else:
             same_start = previous[1] == point.start_time_unix_nano
@@ -414,21 +414,24 @@ def _scale(scale: int) -> int:
 
 
 def _bucket_range(histogram: ExponentialHistogram) -> tuple[float, float]:
-    """The lowest and highest value the buckets allow (for a point that states no min/max)."""
-    mapping = ExponentialMapping(histogram.scale)
+    """The lowest and highest value the buckets allow (for a point that states no min/max);
+    a bound past the float range is infinite."""
+    base = ExponentialMapping(histogram.scale).base
+
+    def power(index: int) -> float:
+        try:
+            return base**index
+        except OverflowError:
+            return math.inf
+
     ends: list[float] = []
-    if histogram.negative.keys.size:
-        ends += [
-            -(mapping.base ** (int(histogram.negative.keys[-1]) + 1)),
-            -(mapping.base ** int(histogram.negative.keys[0])),
-        ]
+    negative, positive = histogram.negative.keys, histogram.positive.keys
+    if negative.size:
+        ends += [-power(int(negative[-1]) + 1), -power(int(negative[0]))]
     if histogram.zero_count:
         ends.append(0.0)
-    if histogram.positive.keys.size:
-        ends += [
-            mapping.base ** int(histogram.positive.keys[0]),
-            mapping.base ** (int(histogram.positive.keys[-1]) + 1),
-        ]
+    if positive.size:
+        ends += [power(int(positive[0])), power(int(positive[-1]) + 1)]
     return (min(ends), max(ends)) if ends else (math.inf, -math.inf)
 
 

@@ -162,7 +162,7 @@ class OtlpMetricsReceiver:
             return 400, str(refusal)
         except PermissionError as err:
             return 403, str(err)
-        except ValueError as err:
+        except (ValueError, OverflowError) as err:
             return 400, f"malformed OTLP metrics request: {err}"
         columns = result.columns
         if len(columns.labels) > door.max_series_per_request:
@@ -220,7 +220,7 @@ class OtlpTracesReceiver:
             return 400, str(refusal)
         except PermissionError as err:
             return 403, str(err)
-        except ValueError as err:
+        except (ValueError, OverflowError) as err:
             return 400, f"malformed OTLP traces request: {err}"
         columns = columns_of([Sample(labels, ts, value) for labels, ts, value in result.samples])
         refusal = door.check_columns(columns.labels, columns.index, columns.ts_ms)

@@ -255,3 +255,32 @@ def test_names_as_the_specification_gives_them() -> None:
     assert label_name("k8s.pod.name") == "k8s_pod_name"
     assert label_name("_private") == "key_private"
     assert label_name("__reserved") == "__reserved"
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    scale=st.integers(-12, 22),
+    offset=st.integers(-(2**31), 2**31 - 1),
+    counts=st.lists(st.integers(0, 2**40), max_size=6),
+    zero=st.integers(0, 5),
+    claimed=st.integers(0, 2**42),
+    temporality=st.sampled_from([1, 2]),
+    with_min=st.booleans(),
+    consistent=st.booleans(),
+)
+def test_any_exponential_point_is_stored_or_refused_with_a_400(
+    client: TestClient, scale, offset, counts, zero, claimed, temporality, with_min, consistent
+) -> None:
+    claimed = sum(counts) + zero if consistent else claimed
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="hostile.exp")
+    metric.exponential_histogram.aggregation_temporality = temporality
+    point = metric.exponential_histogram.data_points.add(
+        time_unix_nano=time.time_ns(), scale=scale, zero_count=zero, count=claimed, sum=1.0
+    )
+    point.positive.offset = offset
+    point.positive.bucket_counts.extend(counts)
+    if with_min:
+        point.min, point.max = 0.5, 2.0
+    answer = client.post("/v1/metrics", content=request.SerializeToString(), headers=PROTOBUF)
+    assert answer.status_code in (200, 400), answer.text
