@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -207,3 +209,57 @@ def test_hostile_trace_bodies(app) -> None:
         (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","spanId":1}]}]}]}', "application/json"),
     ):
         assert client.post("/v1/traces", content=body, headers={"Content-Type": kind}).status_code == 400
+
+
+_NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**63), 2**63 - 1),
+    st.booleans(),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    figures=st.dictionaries(
+        st.sampled_from(
+            [
+                "gen_ai.latency.e2e",
+                "gen_ai.latency.time_to_first_token",
+                "gen_ai.latency.time_in_queue",
+                "gen_ai.latency.time_in_model_decode",
+                "gen_ai.usage.prompt_tokens",
+                "gen_ai.usage.completion_tokens",
+                "gen_ai.operation.name",
+                "http.response.status_code",
+            ]
+        ),
+        _NUMBERS,
+        max_size=8,
+    ),
+    start=st.integers(0, 2**64 - 1),
+    end=st.integers(0, 2**64 - 1),
+)
+def test_any_span_is_counted_or_refused_never_5xx(app, figures: dict, start: int, end: int) -> None:
+    from fastapi.testclient import TestClient
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(name="llm_request")
+    span.trace_id, span.span_id = b"\x07" * 16, start.to_bytes(8, "little")
+    span.start_time_unix_nano, span.end_time_unix_nano = start, end
+    for key, value in figures.items():
+        if isinstance(value, bool):
+            any_value = AnyValue(bool_value=value)
+        elif isinstance(value, int):
+            any_value = AnyValue(int_value=value)
+        elif isinstance(value, float):
+            any_value = AnyValue(double_value=value)
+        else:
+            any_value = AnyValue(string_value=value)
+        span.attributes.append(KeyValue(key=key, value=any_value))
+    answer = TestClient(app).post(
+        "/v1/traces", content=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+    )
+    assert answer.status_code in (200, 400), answer.text
