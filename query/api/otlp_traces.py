@@ -80,11 +80,14 @@ def span_observation(span: Any, attributes: dict[str, Any]) -> SpanObservation |
     vLLM (``llm_request``) and engines that copy its attributes: ``gen_ai.latency.*`` in seconds,
     ``gen_ai.usage.prompt_tokens``/``completion_tokens``. GenAI semantic conventions: a span with
     ``gen_ai.operation.name`` and ``gen_ai.usage.input_tokens``/``output_tokens``; its duration is
-    the request's cost.
+    the request's cost. SGLang: the request's root span (``Req …`` with ``rid``), whose duration is
+    the request's cost (its stage spans under it carry no request figures).
     """
     engine = any(key.startswith("gen_ai.latency.") for key in attributes)
     semconv = "gen_ai.operation.name" in attributes
-    if not engine and not semconv:
+    # SGLang's root span of a request: "Req <rid[:8]>" with ``rid``, from arrival to finish.
+    sglang = span.name.startswith("Req ") and "rid" in attributes
+    if not engine and not semconv and not sglang:
         return None
     duration_ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
     values: dict[str, float] = {}

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import set_span_in_context as trace_context
 
 from collector import catalog
 from model.labels import Matcher, MatchOp
@@ -263,3 +264,33 @@ def test_any_span_is_counted_or_refused_never_5xx(app, figures: dict, start: int
         "/v1/traces", content=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
     )
     assert answer.status_code in (200, 400), answer.text
+
+
+def test_sglang_root_spans_give_the_request_cost(store: Store, app) -> None:
+    """SGLang's tracing: a root span ``Req <rid[:8]>`` with ``rid`` from arrival to finish, stage
+    spans under it (ignored: no request figures)."""
+    memory = InMemorySpanExporter()
+    provider = _provider(memory)
+    tracer = provider.get_tracer("sglang server")
+    start = time.time_ns() - 5_000_000_000
+    costs = [120.0, 480.0, 2500.0]
+    for i, cost in enumerate(costs):
+        rid = f"{i:08d}abcdef"
+        root = tracer.start_span(
+            f"Req {rid[:8]}", start_time=start, attributes={"rid": rid, "bootstrap_room": "None"}
+        )
+        stage = tracer.start_span(
+            "Scheduler (host:abc | pid:1)", start_time=start, context=trace_context(root)
+        )
+        stage.end(end_time=start + int(cost * 1e6))
+        root.end(end_time=start + int(cost * 1e6))
+    from fastapi.testclient import TestClient
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    body = encode_spans(memory.get_finished_spans()).SerializeToString()
+    headers = {"Content-Type": "application/x-protobuf"}
+    assert TestClient(app).post("/v1/traces", content=body, headers=headers).status_code == 200
+    count, cost = _quantiles(store, catalog.REQUEST_COST)
+    assert count == 3
+    assert np.allclose(cost, _direct(np.array(costs)))
+    assert app.state.otlp_traces.ignored_spans == 3
