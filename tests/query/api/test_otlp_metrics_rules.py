@@ -284,3 +284,17 @@ def test_any_exponential_point_is_stored_or_refused_with_a_400(
         point.min, point.max = 0.5, 2.0
     answer = client.post("/v1/metrics", content=request.SerializeToString(), headers=PROTOBUF)
     assert answer.status_code in (200, 400), answer.text
+
+
+def test_with_the_ingest_log_samples_are_acknowledged_once_logged(store: Store, tmp_path: Path) -> None:
+    """As remote write: 200 once the request is in the server's ingest log; stored when it flushes."""
+    from exporters.ingest_log import IngestLog
+    from query.api.remote_write import LOG_DECODERS
+
+    log = IngestLog(store.writer, tmp_path / "wal", decoders=LOG_DECODERS, retry_interval_s=0.0)
+    client = TestClient(create_app(store, ingest_log=log))
+    body = _summary_request().SerializeToString()
+    assert client.post("/v1/metrics", content=body, headers=PROTOBUF).status_code == 200
+    assert _last(store, "rpc_latency_milliseconds_sum") == []  # logged, not yet inserted
+    assert log.flush(60)
+    assert _last(store, "rpc_latency_milliseconds_sum") == [55.0]
