@@ -16,6 +16,9 @@ Run: ``python -m bench.ingest [--quick]``; ends with one JSON line. Figures (sam
   every sample sent exactly once (``FINAL`` count; not timed), or the bench fails;
   ``…_remote_write_acked_<batch>``: the same window ended at the last answer (each request written
   to the log's WAL, not fsynced; the inserts still running);
+- ``chdb_otlp_<batch>`` (and ``chdb_otlp_acked_<batch>``): the same samples, under series of their own,
+  as OTLP/HTTP metrics POSTs (protobuf, gzip; each series a gauge, which keeps its name) to the same
+  server's ``/v1/metrics``, timed the same way: OTLP ingest against remote write on one store;
 - ``<peer>_<batch>``: samples/s of those remote-write POSTs to the peer (bodies encoded beforehand,
   identical for every receiver, sent back to back over one keep-alive connection) until the peer
   has answered each (acknowledged). Prometheus answers once the samples are in its head and WAL
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import random
 import shutil
@@ -181,17 +185,53 @@ def clickhouse_bytes_per_sample(store: Store, name: str) -> dict[str, float]:
     return out
 
 
+def to_otlp_requests(series: SeriesPoints, batch: int) -> list[bytes]:
+    """OTLP/HTTP metrics bodies (protobuf, gzip, as the Collector's ``otlphttp`` exporter sends them)
+    holding exactly the samples of ``to_batches``' batches: each series a gauge of its own name and
+    labels, which the receiver stores under that same name (``query/api/otlp_names.py``)."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    n = len(series)
+    bodies = []
+    for start, end in _cuts(series, batch):
+        request = ExportMetricsServiceRequest()
+        metrics = request.resource_metrics.add().scope_metrics.add().metrics
+        groups: dict[int, list[tuple[int, float]]] = {}
+        for k in range(start, end):
+            p, i = divmod(k, n)
+            groups.setdefault(i, []).append(series[i][1][p])
+        for i, points in groups.items():
+            labels = series[i][0]
+            gauge = metrics.add(name=labels["__name__"]).gauge
+            attributes = [
+                KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in labels.items() if k != "__name__"
+            ]
+            for t, v in points:
+                point = gauge.data_points.add(time_unix_nano=t * 1_000_000, as_double=v)
+                point.attributes.extend(attributes)
+        bodies.append(gzip.compress(request.SerializeToString(), 1))
+    return bodies
+
+
+REMOTE_WRITE_HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
+OTLP_HEADERS = {"Content-Encoding": "gzip", "Content-Type": "application/x-protobuf"}
+
+
 def post_all(
-    url: str, bodies: list[bytes], samples: int, settle: Callable[[httpx.Client], None] | None = None
+    url: str,
+    bodies: list[bytes],
+    samples: int,
+    settle: Callable[[httpx.Client], None] | None = None,
+    headers: dict[str, str] = REMOTE_WRITE_HEADERS,
 ) -> tuple[float, float]:
     """Samples/s of POSTing ``bodies`` back to back: until the last answer (acknowledged), and until
     ``settle`` (inside the timed window) returns, which waits until the receiver holds them where a
     query reads them (readable; without ``settle`` the acknowledged figure)."""
-    headers = {
-        "Content-Encoding": "snappy",
-        "Content-Type": "application/x-protobuf",
-        "X-Prometheus-Remote-Write-Version": "0.1.0",
-    }
     with httpx.Client(timeout=120) as client:
         start = time.perf_counter()
         for body in bodies:
@@ -296,12 +336,17 @@ def victoria_figures(tmp: Path, bodies: dict[int, list[bytes]], samples: int) ->
 
 
 def remote_write_figures(
-    tmp: Path, bodies: dict[int, list[bytes]], samples: int, dsn: str, name: str
+    tmp: Path,
+    bodies: dict[int, list[bytes]],
+    samples: int,
+    dsn: str,
+    name: str,
+    otlp_bodies: dict[int, list[bytes]] | None = None,
 ) -> dict[str, float]:
     """infersight's own receiver: the server's app on the store ``dsn`` in its own process, like the
     peers. Each batch size's window ends when the ingest log has inserted every sample
     (``/bench/flush``); after the server stopped, the store is opened here and must hold every sample
-    exactly once."""
+    exactly once. ``otlp_bodies``: the same samples (under other series) as OTLP to ``/v1/metrics``."""
     port = free_port()
     log_dir = tmp / f"{name}-ingest-log"
     args = [sys.executable, "-m", "bench.ingest", "--serve", dsn, str(port), str(log_dir)]
@@ -317,14 +362,20 @@ def remote_write_figures(
             acked, readable = post_all(f"http://127.0.0.1:{port}/api/v1/write", requests, samples, settle)
             out[f"{name}_remote_write_{batch}"] = readable
             out[f"{name}_remote_write_acked_{batch}"] = acked
+        for batch, requests in (otlp_bodies or {}).items():
+            url = f"http://127.0.0.1:{port}/v1/metrics"
+            acked, readable = post_all(url, requests, samples, settle, OTLP_HEADERS)
+            out[f"{name}_otlp_{batch}"] = readable
+            out[f"{name}_otlp_acked_{batch}"] = acked
     store = open_store_for_ingest(dsn)
     try:
         db = store.backend.database
         stored = store.backend.query(f"SELECT count() AS n FROM {db}.samples FINAL").column(0)[0].as_py()
     finally:
         store.close()
-    if stored != samples * len(bodies):
-        raise RuntimeError(f"{name} remote write: {stored} samples stored, {samples * len(bodies)} sent")
+    sent = samples * (len(bodies) + len(otlp_bodies or {}))
+    if stored != sent:
+        raise RuntimeError(f"{name} remote write and OTLP: {stored} samples stored, {sent} sent")
     return out
 
 
@@ -408,7 +459,13 @@ def main() -> None:
         finally:
             server.stop()
         chdb_dsn = f"chdb://{tmp / 'chdb-remote-write'}"
-        figures.update(remote_write_figures(tmp, bodies, samples, chdb_dsn, "chdb"))
+        # OTLP: the same samples under series of their own (another ``run`` label), same store.
+        otlp_runs = {
+            batch: make_series(n_series, n_points, t0 + k * span_ms, f"otlp{batch}")
+            for k, batch in enumerate(BATCHES)
+        }
+        otlp_bodies = {batch: to_otlp_requests(series, batch) for batch, series in otlp_runs.items()}
+        figures.update(remote_write_figures(tmp, bodies, samples, chdb_dsn, "chdb", otlp_bodies))
         if shutil.which("prometheus"):
             figures.update(prometheus_figures(tmp, runs, bodies, samples))
         if shutil.which("victoria-metrics"):

@@ -37,6 +37,7 @@ from collector.config import (
     probes_from_list,
 )
 from model.errors import ConfigError
+from query.api.otlp_names import identity_table
 from simulator.config import SimulatorConfig
 
 DEMO_DATA = "data/demo"  # the demo's own data folder unless --data or store.dsn names another
@@ -171,6 +172,49 @@ class SidecarSection:
 
 
 @dataclass(frozen=True, slots=True)
+class OtlpExportSection:
+    """The sidecar also pushes what it collects to an OTLP/HTTP endpoint (``exporters/otlp.py``):
+    ``endpoint`` is the full metrics URL (``http://collector:4318/v1/metrics``); empty: off.
+    ``headers`` as ``OTEL_EXPORTER_OTLP_HEADERS`` (``k=v,k2=v2``); the ``genai_*`` values are the
+    GenAI semantic-convention attributes on the ``gen_ai.*`` metrics (provider: the first target's
+    engine, server address: its host, when empty)."""
+
+    endpoint: str = ""
+    headers: str = ""
+    timeout_s: float = 10.0
+    genai_operation: str = "chat"
+    genai_provider: str = ""
+    genai_model: str = ""
+    server_address: str = ""
+
+    def validate(self) -> None:
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"otlp_export.endpoint: expected an http(s) URL, got {self.endpoint!r}")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"otlp_export.timeout_s: must be > 0 (got {self.timeout_s})")
+        from exporters.otlp import parse_headers  # the SDK's exporter loads only where it is used
+
+        try:
+            parse_headers(self.headers)
+        except ValueError as err:
+            raise ConfigError(f"otlp_export.headers: {err}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpSection:
+    """The server's OTLP receivers: ``identity`` maps more resource attributes to labels, ahead of
+    the defaults (``attr=label,attr2=label2``; docs/opentelemetry.md has the default table)."""
+
+    identity: str = ""
+
+    def validate(self) -> None:
+        try:
+            identity_table(self.identity)
+        except ValueError as err:
+            raise ConfigError(f"otlp.identity: {err}") from None
+
+
+@dataclass(frozen=True, slots=True)
 class DashboardsSection:
     out_dir: str = "dashboards/json"
 
@@ -280,6 +324,8 @@ class Config:
     scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
     targets: tuple[TargetConfig, ...] = ()
     sidecar: SidecarSection = field(default_factory=SidecarSection)
+    otlp_export: OtlpExportSection = field(default_factory=OtlpExportSection)
+    otlp: OtlpSection = field(default_factory=OtlpSection)
     dashboards: DashboardsSection = field(default_factory=DashboardsSection)
     events: EventsSection = field(default_factory=EventsSection)
     auth: AuthSection = field(default_factory=AuthSection)
@@ -314,6 +360,8 @@ _SECTIONS: dict[str, Any] = {
     "scrape": lambda d: ScrapeConfig.from_dict(d or {}, "scrape"),
     "targets": lambda d: _targets(d),
     "sidecar": lambda d: section_from_dict(SidecarSection, d, "sidecar"),
+    "otlp_export": lambda d: section_from_dict(OtlpExportSection, d, "otlp_export"),
+    "otlp": lambda d: section_from_dict(OtlpSection, d, "otlp"),
     "dashboards": lambda d: section_from_dict(DashboardsSection, d, "dashboards"),
     "events": lambda d: section_from_dict(EventsSection, d, "events"),
     "auth": lambda d: section_from_dict(AuthSection, d, "auth"),

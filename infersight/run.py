@@ -28,6 +28,7 @@ from model.events import Event
 from model.metadata import MetadataRecord
 from query.api.app import AuthSettings, build_querier, create_app
 from query.api.errors import error_response
+from query.api.otlp_names import identity_table
 from query.api.server_counts import ApiCounters
 from query.events.detector import EventDetector
 from query.events.hub import EventHub
@@ -172,6 +173,7 @@ class Runtime:
             audit=self.audit,
             routers=[rules_router],
             ingest_log=self.ingest_log,
+            otlp_identity=identity_table(cfg.otlp.identity),
         )
         _answer_unavailable(app)
         self.api_counters = app.state.counters

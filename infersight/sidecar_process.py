@@ -7,18 +7,47 @@ own a chDB data folder — and writes to a ClickHouse server directly when ``sto
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from collector.window import SketchRow
+from exporters.buffer import BufferedExporter
 from exporters.http import HttpExporter
+from exporters.otlp import GenAiAttributes, OtlpExporter, parse_headers
+from exporters.records import SKETCH_ROWS
 from exporters.sender import Sender, SendWith
 from exporters.store import StoreExporter
 from infersight.config import Config
-from infersight.exporting import SidecarExporters
+from infersight.exporting import SidecarExporters, buffered_exporter
 from infersight.pod import PodCollector
 from model.metadata import MetadataRecord
 from store.metadata import MetadataStore
 from store.open import Store, open_store
 from store.sketches import SketchWriter
+
+
+class Fanout:
+    """One consumer handing each batch to several (the server's buffer, the OTLP buffer)."""
+
+    def __init__(self, *consumers: Any) -> None:
+        self.consumers = consumers
+
+    async def consume(self, batch: list[Any]) -> None:
+        for consumer in self.consumers:
+            await consumer.consume(batch)
+
+
+def otlp_exporter(config: Config) -> OtlpExporter:
+    """The sidecar's OTLP exporter as ``otlp_export`` configures it."""
+    section = config.otlp_export
+    first = config.targets[0] if config.targets else None
+    genai = GenAiAttributes(
+        operation_name=section.genai_operation,
+        provider_name=section.genai_provider or (first.engine if first else ""),
+        request_model=section.genai_model,
+        server_address=section.server_address or (first.host if first else ""),
+    )
+    # No resource attributes: each series carries its own identity labels as point attributes.
+    return OtlpExporter(section.endpoint, parse_headers(section.headers), section.timeout_s, genai=genai)
 
 
 class SidecarProcess:
@@ -38,11 +67,26 @@ class SidecarProcess:
             metadata=SendWith(self._send_metadata),
         )
         self.exporter = self.exporters.samples
+        samples: Any = self.exporter
+        sketches: Any = self.exporters.sketches
+        # OTLP: buffers of their own, so an OTLP endpoint that is down never holds up the server's.
+        self.otlp: OtlpExporter | None = None
+        self.otlp_buffers: tuple[BufferedExporter[Any], ...] = ()
+        if config.otlp_export.endpoint:
+            self.otlp = otlp_exporter(config)
+            self.otlp_buffers = (
+                buffered_exporter(config, self.otlp, "sidecar-otlp"),
+                buffered_exporter(
+                    config, SendWith(self.otlp.send_sketches), "sidecar-otlp-sketches", SKETCH_ROWS
+                ),
+            )
+            samples, sketches = Fanout(samples, self.otlp_buffers[0]), Fanout(sketches, self.otlp_buffers[1])
+        self.samples_consumer, self.sketch_consumer = samples, sketches  # what the pod hands its batches to
         self.pod = PodCollector(
             config,
-            self.exporter,
+            samples,
             self.exporters.events.consume,
-            self.exporters.sketches.consume,
+            sketches.consume,
             metadata=self.exporters.metadata.consume,
         )
 
@@ -60,11 +104,17 @@ class SidecarProcess:
 
     async def start(self) -> None:
         await self.exporters.start()
+        for buffer in self.otlp_buffers:
+            await buffer.start()
         await self.pod.start()
 
     async def stop(self) -> None:
         await self.pod.stop()
         await self.exporters.stop()
+        for buffer in self.otlp_buffers:
+            await buffer.stop()
+        if self.otlp is not None:
+            self.otlp.shutdown()
         await self._http.aclose()
         if self._store is not None:
             self._store.close()

@@ -18,6 +18,10 @@ from query.api.events import build_events_router
 from query.api.failed_auth import MAX_FAILURES, WINDOW_S, FailedAuthLimiter
 from query.api.ingest import build_ingest_router
 from query.api.metadata import build_metadata_router
+from query.api.otlp_names import IDENTITY_ATTRIBUTES
+from query.api.otlp_receiver import OtlpEndpoint, OtlpMetricsReceiver, OtlpTracesReceiver
+from query.api.otlp_request import METRICS_PATHS as OTLP_METRICS_PATHS
+from query.api.otlp_request import TRACES_PATHS as OTLP_TRACES_PATHS
 from query.api.prometheus_v1 import build_router
 from query.api.remote_write import PATH as REMOTE_WRITE_PATH
 from query.api.remote_write import RemoteWriteEndpoint
@@ -32,6 +36,7 @@ from store.audit import AuditLog
 from store.events import EventLog
 from store.metadata import MetadataStore
 from store.open import Store
+from store.sketches import SketchWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +115,15 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     ingest_log: IngestLog | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    otlp_identity: Sequence[tuple[str, str]] = IDENTITY_ATTRIBUTES,
 ) -> FastAPI:
     """``uvicorn.run(create_app(open_store("chdb://./data")))``.
 
     Pass ``hub`` and ``audit`` to share them with the rest of the process: the audit trail must
     have one writer, or two chain heads would fork it. ``routers`` adds more routes (rules).
     ``ingest_log``: ingest and remote write answer once a batch is in it (``exporters/ingest_log.py``),
-    not once it is stored; its owner starts and stops it.
+    not once it is stored; its owner starts and stops it. ``otlp_identity``: the OTLP receivers'
+    resource attribute → identity label table (``otlp_names``).
     """
     app = FastAPI(title="infersight", version="0.1.0")
     # Every read goes through the tenant scope: a no-op unless the caller's key is confined.
@@ -148,11 +155,23 @@ def create_app(
         app.include_router(router)
     # Inside the auth middleware (added last, so outermost): the caller's key still applies.
     receiver = RemoteWriteEndpoint(store.writer, log=ingest_log, metadata=MetadataStore(store.backend))
+    otlp_metrics = OtlpMetricsReceiver(
+        store.writer, SketchWriter(store.backend), ingest_log, identity=otlp_identity
+    )
+    app.state.otlp_metrics = otlp_metrics
+    exact = {REMOTE_WRITE_PATH: receiver}
+    exact.update(dict.fromkeys(OTLP_METRICS_PATHS, OtlpEndpoint(otlp_metrics)))
+    app.state.otlp_traces = OtlpTracesReceiver(otlp_metrics)
+    exact.update(dict.fromkeys(OTLP_TRACES_PATHS, OtlpEndpoint(app.state.otlp_traces)))
     app.add_middleware(FrozenRoutes, router=app.router)
-    app.add_middleware(ExactRoutes, routes={REMOTE_WRITE_PATH: receiver})
+    app.add_middleware(ExactRoutes, routes=exact)
     auth = auth or AuthSettings()
     # What the write routes and the auth refused, for the server's own series (server_counts).
-    doors = {"remote_write": receiver.admission, "ingest": ingest.admission}  # type: ignore[attr-defined]
+    doors = {
+        "remote_write": receiver.admission,
+        "ingest": ingest.admission,
+        "otlp_metrics": otlp_metrics.admission,
+    }  # type: ignore[attr-defined]
     app.state.counters = ApiCounters(doors)
     if auth.enabled:
         limiter = FailedAuthLimiter(auth.max_failures, auth.failure_window_s)

@@ -361,19 +361,19 @@ class RemoteWriteEndpoint:
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["method"] != "POST":
-            await _answer(send, 405, b"method not allowed: remote write takes POST\n", [(b"allow", b"POST")])
+            await answer(send, 405, b"method not allowed: remote write takes POST\n", [(b"allow", b"POST")])
             return
         try:
-            body = await self._body(scope, receive)
-        except _ClientGone:
+            body = await read_body(scope, receive, self.max_body_bytes)
+        except ClientGone:
             return  # nothing to answer, nothing taken
         if body is None:
-            await _answer(send, 413, f"request body over {self.max_body_bytes} bytes\n".encode())
+            await answer(send, 413, f"request body over {self.max_body_bytes} bytes\n".encode())
             return
-        headers = _headers(scope)
+        headers = headers_of(scope)
         unreadable = _unreadable_content_type(headers.get(b"content-type"))
         if unreadable is not None:
-            await _answer(send, 400, unreadable.encode())
+            await answer(send, 400, unreadable.encode())
             return
         encoding = headers.get(b"content-encoding")
         project = current_project()
@@ -381,26 +381,7 @@ class RemoteWriteEndpoint:
             status, text = self.accept(body, project, encoding)
         else:
             status, text = await run_in_threadpool(self.accept, body, project, encoding)
-        await _answer(send, status, text.encode())
-
-    async def _body(self, scope: _Scope, receive: _Receive) -> bytes | None:
-        """The whole body; None past ``max_body_bytes`` (by Content-Length before reading);
-        ``_ClientGone`` when the client disconnects first."""
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return None
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        await answer(send, status, text.encode())
 
     def accept(
         self, body: bytes, project: str | None, content_encoding: str | None = None
@@ -483,7 +464,7 @@ class RemoteWriteEndpoint:
         return 204, ""
 
 
-def _headers(scope: _Scope) -> dict[bytes, str]:
+def headers_of(scope: _Scope) -> dict[bytes, str]:
     """The request's headers by lower-case name (the last of a repeated one), values as text."""
     return {name.lower(): value.decode("latin-1") for name, value in scope.get("headers", ())}
 
@@ -507,11 +488,31 @@ def _unreadable_content_type(value: str | None) -> str | None:
     return None
 
 
-class _ClientGone(Exception):
+class ClientGone(Exception):
     """The client disconnected before its request body was whole."""
 
 
-async def _answer(send: _Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def read_body(scope: _Scope, receive: _Receive, max_body_bytes: int) -> bytes | None:
+    """A bare ASGI request's whole body; None past ``max_body_bytes`` (by Content-Length before
+    reading); ``ClientGone`` when the client disconnects first."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > max_body_bytes:
+            return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body_bytes:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def answer(send: _Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     head = [*headers, (b"content-length", b"%d" % len(body))]
     if body:
         head.append((b"content-type", b"text/plain; charset=utf-8"))

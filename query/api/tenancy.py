@@ -1,6 +1,7 @@
 """Who may call what, and which project's data they see.
 
-With auth on, every ``/api`` call carries ``Authorization: Bearer <key>``. The key's project
+With auth on, every ``/api`` call (and every OTLP write, ``/v1/metrics`` and ``/v1/traces``) carries
+``Authorization: Bearer <key>``. The key's project
 scopes everything it reads: series (a ``project_id`` matcher is added to every selector, in every
 query, label and series call), events and audit traces; what it writes must be its own project's.
 Reading the audit trail needs the ``audit`` permission; managing keys needs ``admin``.
@@ -35,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from model.labels import Matcher, MatchOp
 from model.series import Series
 from query.api.failed_auth import FailedAuthLimiter
+from query.api.otlp_request import PATHS as OTLP_PATHS
 from store.api_keys import ALL_PROJECTS, KeyStore, Principal
 
 CURRENT: ContextVar[Principal | None] = ContextVar("infersight_principal", default=None)
@@ -103,6 +105,8 @@ def required_permission(method: str, path: str) -> str:
         return "admin"
     if path.startswith("/api/v1/audit") and method == "GET":
         return "audit"
+    if method == "POST" and path.rstrip("/") in OTLP_PATHS:
+        return "write"
     if method == "POST" and path.rstrip("/") in (
         "/api/v1/ingest",
         "/api/v1/ingest/metadata",
@@ -230,7 +234,7 @@ class AuthMiddleware:
         return await self._lookup(secret)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api"):
+        if scope["type"] != "http" or not (scope["path"].startswith("/api") or scope["path"] in OTLP_PATHS):
             await self.app(scope, receive, send)
             return
         values = [v for k, v in scope.get("headers") or [] if k.lower() == b"authorization"]

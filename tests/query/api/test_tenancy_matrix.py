@@ -24,6 +24,9 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from alerts.api import build_rules_router
 from alerts.evaluator import Evaluator
@@ -129,6 +132,34 @@ def _sketch_rows(project: str, service: str, value: float) -> bytes:
     return _json(rows_to_wire(windows.drain_all()))
 
 
+def _otlp_gauge(name: str, attributes: dict[str, str], ts_ms: int, value: float) -> bytes:
+    """An OTLP metrics request of one gauge point (its project named in a resource attribute too)."""
+    request = ExportMetricsServiceRequest()
+    resource = request.resource_metrics.add()
+    resource.resource.attributes.append(
+        KeyValue(key="infersight.project_id", value=AnyValue(string_value=attributes["project_id"]))
+    )
+    point = resource.scope_metrics.add().metrics.add(name=name).gauge.data_points.add()
+    point.time_unix_nano, point.as_double = ts_ms * 1_000_000, value
+    point.attributes.extend(KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items())
+    return request.SerializeToString()
+
+
+def _otlp_span(project: str) -> bytes:
+    """An OTLP traces request of one LLM request span under ``project``'s resource."""
+    request = ExportTraceServiceRequest()
+    resource = request.resource_spans.add()
+    resource.resource.attributes.append(
+        KeyValue(key="infersight.project_id", value=AnyValue(string_value=project))
+    )
+    span = resource.scope_spans.add().spans.add(
+        name="llm_request", trace_id=b"\x01" * 16, span_id=b"\x02" * 8
+    )
+    span.start_time_unix_nano, span.end_time_unix_nano = T0_MS * 1_000_000, (T0_MS + 50) * 1_000_000
+    span.attributes.append(KeyValue(key="gen_ai.latency.e2e", value=AnyValue(double_value=0.05)))
+    return request.SerializeToString()
+
+
 def attacks(key_id: str) -> dict[tuple[str, str], list[Call]]:
     """For every route, requests aimed at project A's data (``key_id``: one of A's keys)."""
     sel = f'{{project_id="{A}"}}'
@@ -155,6 +186,8 @@ def attacks(key_id: str) -> dict[tuple[str, str], list[Call]]:
         }
     )
     write = encode_write_request([({"__name__": METRIC, "project_id": A, "attack": "1"}, [(T0_MS, 9.0)])])
+    otlp = _otlp_gauge(METRIC, {"project_id": A, "attack": "1"}, T0_MS, 9.0)
+    spans = _otlp_span(A)
     event = _json({"template": "E20", "object": {"service_id": "attack-svc", "project_id": A}, "time": T0_MS})
     trace = _json({"trace_name": "Attack", "resource_type": "serviceV2", "time": T0_MS, "project_id": A})
     group = _json({"rules": [{"alert": "Attack", "expr": "vector(1)"}]})
@@ -206,6 +239,14 @@ def attacks(key_id: str) -> dict[tuple[str, str], list[Call]]:
                 {"metric": METRIC, "help": "x"},
             )
         ],
+        **{
+            ("POST", path): [Call("POST", path, body=otlp, content_type="application/x-protobuf")]
+            for path in ("/v1/metrics", f"{v1}/otlp/v1/metrics")
+        },
+        **{
+            ("POST", path): [Call("POST", path, body=spans, content_type="application/x-protobuf")]
+            for path in ("/v1/traces", f"{v1}/otlp/v1/traces")
+        },
         ("POST", f"{v1}/write"): [
             Call("POST", f"{v1}/write", body=write, content_type="application/x-protobuf")
         ],
