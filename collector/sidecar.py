@@ -43,6 +43,7 @@ from collector.normalise import to_samples
 from collector.outage import OutageLog
 from collector.parse import Parsed, ParsedSample, ParseError, parse_scrape
 from collector.pipeline import Consumer
+from collector.restarts import RestartTracker
 from collector.scrape import REASONS, Fetched, ScrapeError, fetch, new_client
 from collector.staleness import StalenessTracker
 from model.labels import Labels
@@ -96,6 +97,7 @@ class Sidecar:
         self._finished = asyncio.Event()
         self._last_partial: tuple[str, ...] = ()
         self._staleness = StalenessTracker()
+        self._restarts = RestartTracker()
         self._log = logger.bind(target=self.url, service_id=target.service_id)
         self.outage = OutageLog(f"scrape of {self.url}", tries="scrapes", clock=monotonic, log=self._log)
         self._metadata_sink = metadata
@@ -214,6 +216,10 @@ class Sidecar:
                 target, untimed, notes = [], set(), []
         if error is not None:
             self.errors_total[error.reason] += 1
+        elif self._restarts.observe(parsed.samples):
+            self._log.info(
+                "{} restarted (restart {} seen by this sidecar)", self.url, self._restarts.restarts
+            )
         for note in notes:
             self.errors_total[note.split(":", 1)[0]] += 1
         self._log_outcome(error, notes)
@@ -223,6 +229,7 @@ class Sidecar:
             samples_scraped=len(parsed.samples) if error is None or error.reason == INTERNAL else 0,
             body_bytes=body_bytes,
             errors_total=dict(self.errors_total),
+            restarts_total=self._restarts.restarts,
         )
         health = health_samples(outcome, self.identity, start_ms)
         batch = target + health
