@@ -36,7 +36,8 @@ import httpx
 from loguru import logger
 
 from collector.config import ScrapeConfig, TargetConfig
-from collector.engines import adapt
+from collector.engines import ENGINE_MAPS, adapt
+from collector.engines.ratios import IntervalRatios
 from collector.health import HEALTH_NAMES, ScrapeOutcome, health_samples
 from collector.metadata import MetadataSink, MetadataTracker
 from collector.normalise import to_samples
@@ -98,6 +99,7 @@ class Sidecar:
         self._last_partial: tuple[str, ...] = ()
         self._staleness = StalenessTracker()
         self._restarts = RestartTracker()
+        self._ratios = IntervalRatios(ENGINE_MAPS[target.engine].ratios)
         self._log = logger.bind(target=self.url, service_id=target.service_id)
         self.outage = OutageLog(f"scrape of {self.url}", tries="scrapes", clock=monotonic, log=self._log)
         self._metadata_sink = metadata
@@ -140,7 +142,7 @@ class Sidecar:
                 + "; ".join(f"{_short(d.family)[:200]}: {d.reason}" for d in derived.dropped[:5])
                 + (f"; and {len(derived.dropped) - 5} more" if len(derived.dropped) > 5 else "")
             )
-        exposed = parsed + derived.samples
+        exposed = parsed + derived.samples + self._ratios.update(parsed)
         seen: set[Labels] = set(self._health_labels)
         kept: list[Sample] = []
         untimed: set[Labels] = set()
