@@ -44,7 +44,7 @@ ENGINE_PREFILL_TIME = "infersight_engine_prefill_time_ms"  # histogram: in the p
 ENGINE_DECODE_TIME = "infersight_engine_decode_time_ms"  # histogram: in the decode phase
 ENGINE_KV_CACHE_USAGE = "infersight_engine_kv_cache_usage_ratio"  # gauge, 1 = full
 ENGINE_PROMPT_TOKENS = "infersight_engine_prompt_tokens_total"  # counter: prompt tokens processed
-ENGINE_PREFIX_CACHE_QUERIES = "infersight_engine_prefix_cache_queries_total"  # counter: prompt tokens looked up
+ENGINE_PREFIX_CACHE_QUERIES = "infersight_engine_prefix_cache_queries_total"  # counter: tokens looked up
 ENGINE_PREFIX_CACHE_HITS = "infersight_engine_prefix_cache_hits_total"  # counter: of them, found cached
 ENGINE_PREEMPTIONS = "infersight_engine_preemptions_total"  # counter: requests preempted / retracted
 ENGINE_REQUESTS_FINISHED = "infersight_engine_requests_finished_total"  # counter {finish_reason}

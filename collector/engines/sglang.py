@@ -5,8 +5,10 @@ the ingress proxy in front of it; everything else maps like vLLM's. Beyond the g
 (python/sglang/srt/metrics/collector.py): queue time (``sglang:queue_time_seconds``, in ms),
 KV-cache use (``sglang:token_usage``, the share of the token pool in use, 0..1), prompt tokens,
 prefix-cache hits (``sglang:cached_tokens_total``, tokens, by ``cache_source`` where the engine
-splits them), retracted requests as preemptions (``sglang:num_retracted_requests_total``), and
-``sglang:lora_pool_slots_used`` as the adapters in use.
+splits them), output tokens per request (``sglang:generation_tokens_histogram``, where the server
+collects token histograms; its prompt one counts only uncached tokens in current releases, so it is
+not the guide's input quantity), retracted requests as preemptions
+(``sglang:num_retracted_requests_total``), and ``sglang:lora_pool_slots_used`` as the adapters in use.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ SGLANG = EngineMap(
         "sglang:inter_token_latency_seconds": (catalog.PER_TOKEN_COST, MS_PER_S),
         "sglang:e2e_request_latency_seconds": (catalog.REQUEST_COST, MS_PER_S),
         "sglang:queue_time_seconds": (catalog.ENGINE_QUEUE_TIME, MS_PER_S),
+        "sglang:generation_tokens_histogram": (catalog.OUTPUT_TOKEN_QUANTITY, 1.0),
     },
     supersedes={"sglang:time_per_output_token_seconds": "sglang:inter_token_latency_seconds"},
     counters={
