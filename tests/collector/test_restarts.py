@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +24,7 @@ from collector.restarts import RestartTracker
 from query.events.detector import EventDetector
 from query.promql.engine import Engine
 from store.open import Store
+from tests.alerts.tools import require
 
 RULES = Path(__file__).resolve().parents[2] / "alerts" / "rules" / RULES_FILE
 IDENTITY = {
@@ -170,3 +175,54 @@ def test_llamacpp_restart_gives_started_and_the_alert(
     assert alert.state.value == "firing"
     assert {k: alert.labels[k] for k in IDENTITY} == IDENTITY
     assert "restarted 1 time(s)" in alert.annotations["description"]
+
+
+@pytest.mark.integration
+def test_prometheus_fires_the_rule_on_the_restart_count_alone(tmp_path: Path) -> None:
+    """The generated rule in Prometheus' own rule tester: an engine without a start time whose
+    sidecar counted a restart fires, once, with 1 restart; a sidecar that restarted (its count back
+    to 0) does not."""
+    ident = ", ".join(f'{k}="{v}"' for k, v in sorted(IDENTITY.items()))
+    other = ident.replace("llama-0-pod", "llama-1-pod")
+    shutil.copy(RULES, tmp_path / RULES_FILE)
+    tests = {
+        "rule_files": [RULES_FILE],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"infersight_target_restarts_total{{{ident}}}", "values": "0x3 1x30"},
+                    {"series": f"infersight_target_restarts_total{{{other}}}", "values": "2x3 0x30"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "3m", "alertname": "InferPodRestarted", "exp_alerts": []},
+                    {
+                        "eval_time": "5m",
+                        "alertname": "InferPodRestarted",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**IDENTITY, "severity": "warning"},
+                                "exp_annotations": {
+                                    "summary": "Engine of pod llama-0-pod restarted",
+                                    "description": "The inference engine in pod llama-0-pod of service "
+                                    "svc-llama restarted 1 time(s) in the last 900 s.",
+                                    "runbook": "Check the pod events (BackOff, CrashLoopBackOff, Unhealthy) "
+                                    "and the pod's logs for the exit reason.",
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "restart.test.yml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [require("promtool"), "test", "rules", "restart.test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
