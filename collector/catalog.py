@@ -35,3 +35,19 @@ SCRAPE_DURATION_SECONDS = "scrape_duration_seconds"
 SCRAPE_SAMPLES_SCRAPED = "scrape_samples_scraped"
 SCRAPE_BODY_BYTES = "infersight_scrape_body_bytes"
 SCRAPE_ERRORS_TOTAL = "infersight_scrape_errors_total"
+TARGET_RESTARTS_TOTAL = "infersight_target_restarts_total"
+
+# Engine figures beyond the guide's (infersight's names, the same for every engine that has them;
+# docs/engines.md): per-request phase histograms in ms, KV-cache use 0..1, token and request counters
+ENGINE_QUEUE_TIME = "infersight_engine_queue_time_ms"  # histogram: waiting before the first prefill
+ENGINE_PREFILL_TIME = "infersight_engine_prefill_time_ms"  # histogram: in the prefill phase
+ENGINE_DECODE_TIME = "infersight_engine_decode_time_ms"  # histogram: in the decode phase
+ENGINE_KV_CACHE_USAGE = "infersight_engine_kv_cache_usage_ratio"  # gauge, 1 = full
+ENGINE_PROMPT_TOKENS = "infersight_engine_prompt_tokens_total"  # counter: prompt tokens processed
+ENGINE_PREFIX_CACHE_QUERIES = "infersight_engine_prefix_cache_queries_total"  # counter: tokens looked up
+ENGINE_PREFIX_CACHE_HITS = "infersight_engine_prefix_cache_hits_total"  # counter: of them, found cached
+ENGINE_PREEMPTIONS = "infersight_engine_preemptions_total"  # counter: requests preempted / retracted
+ENGINE_REQUESTS_FINISHED = "infersight_engine_requests_finished_total"  # counter {finish_reason}
+ENGINE_LORA_ADAPTERS = "infersight_engine_lora_adapters"  # gauge {state}: adapters in use
+ENGINE_DECODE_MS_PER_TOKEN = "infersight_engine_decode_ms_per_token"  # gauge: per scrape interval
+ENGINE_PREFILL_MS_PER_TOKEN = "infersight_engine_prefill_ms_per_token"  # gauge: per scrape interval

@@ -288,6 +288,9 @@ class ResourcesConfig:
     # a cgroup v2 directory to read instead of the sidecar's own, e.g. the pod's cgroup from a
     # read-only hostPath mount: a sidecar container's own cgroup holds only the sidecar
     cgroup_dir: str = ""
+    # another container's group instead of this process's (a Kubernetes containerID such as
+    # "containerd://1d3d…", or the bare id): the engine's, looked for beside the sidecar's own group
+    container_id: str = ""
     exclude_interfaces: tuple[str, ...] = ("lo",)
     gpu: str = "auto"  # auto: NVML if the library and a driver are there, else nothing
     dcgm_url: str = ""
@@ -304,6 +307,14 @@ class ResourcesConfig:
                 raise ConfigError(f"{path}.{name}: must be one of {allowed}, got {getattr(self, name)!r}")
         if self.gpu == "dcgm" and not self.dcgm_url:
             raise ConfigError(f"{path}.dcgm_url: needed when gpu is dcgm")
+        if self.container_id:
+            # imported here: collector.resources imports this module for ResourcesConfig
+            from collector.resources.cgroup_path import container_key
+
+            try:
+                container_key(self.container_id)
+            except ValueError as exc:
+                raise ConfigError(f"{path}.container_id: {exc}") from exc
         if self.npu == "exporter" and not self.npu_exporter_url:
             raise ConfigError(f"{path}.npu_exporter_url: needed when npu is exporter")
 
@@ -313,6 +324,7 @@ class ResourcesConfig:
             "root",
             "cgroup",
             "cgroup_dir",
+            "container_id",
             "gpu",
             "dcgm_url",
             "npu",

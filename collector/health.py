@@ -3,7 +3,9 @@
 ``up`` (1/0), ``scrape_duration_seconds``, ``scrape_samples_scraped`` (samples the target
 exposed), ``infersight_scrape_body_bytes`` and the counter ``infersight_scrape_errors_total{reason}``
 (every known reason is always written, from 0, so ``rate()`` works from the first scrape; the
-reasons are ``collector.sidecar.ERROR_REASONS``, described in docs/collector.md).
+reasons are ``collector.sidecar.ERROR_REASONS``, described in docs/collector.md), and the counter
+``infersight_target_restarts_total``: restarts of the target the sidecar has seen since it started
+(``collector/restarts.py``), written from 0 so that ``increase()`` sees the first one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class ScrapeOutcome:
     samples_scraped: int
     body_bytes: int
     errors_total: dict[str, int]
+    restarts_total: int = 0
 
 
 # The health series' names are the sidecar's own: a target's series of one of these names is
@@ -35,6 +38,7 @@ HEALTH_NAMES = frozenset(
         catalog.SCRAPE_SAMPLES_SCRAPED,
         catalog.SCRAPE_BODY_BYTES,
         catalog.SCRAPE_ERRORS_TOTAL,
+        catalog.TARGET_RESTARTS_TOTAL,
     }
 )
 
@@ -48,6 +52,7 @@ def health_samples(outcome: ScrapeOutcome, identity: dict[str, str], ts_ms: int)
         sample(catalog.SCRAPE_DURATION_SECONDS, outcome.duration_s),
         sample(catalog.SCRAPE_SAMPLES_SCRAPED, outcome.samples_scraped),
         sample(catalog.SCRAPE_BODY_BYTES, outcome.body_bytes),
+        sample(catalog.TARGET_RESTARTS_TOTAL, outcome.restarts_total),
     ]
     out.extend(
         sample(catalog.SCRAPE_ERRORS_TOTAL, count, reason=reason)

@@ -36,13 +36,15 @@ import httpx
 from loguru import logger
 
 from collector.config import ScrapeConfig, TargetConfig
-from collector.engines import adapt
+from collector.engines import ENGINE_MAPS, adapt
+from collector.engines.ratios import IntervalRatios
 from collector.health import HEALTH_NAMES, ScrapeOutcome, health_samples
 from collector.metadata import MetadataSink, MetadataTracker
 from collector.normalise import to_samples
 from collector.outage import OutageLog
 from collector.parse import Parsed, ParsedSample, ParseError, parse_scrape
 from collector.pipeline import Consumer
+from collector.restarts import RestartTracker
 from collector.scrape import REASONS, Fetched, ScrapeError, fetch, new_client
 from collector.staleness import StalenessTracker
 from model.labels import Labels
@@ -96,6 +98,8 @@ class Sidecar:
         self._finished = asyncio.Event()
         self._last_partial: tuple[str, ...] = ()
         self._staleness = StalenessTracker()
+        self._restarts = RestartTracker()
+        self._ratios = IntervalRatios(ENGINE_MAPS[target.engine].ratios)
         self._log = logger.bind(target=self.url, service_id=target.service_id)
         self.outage = OutageLog(f"scrape of {self.url}", tries="scrapes", clock=monotonic, log=self._log)
         self._metadata_sink = metadata
@@ -138,7 +142,7 @@ class Sidecar:
                 + "; ".join(f"{_short(d.family)[:200]}: {d.reason}" for d in derived.dropped[:5])
                 + (f"; and {len(derived.dropped) - 5} more" if len(derived.dropped) > 5 else "")
             )
-        exposed = parsed + derived.samples
+        exposed = parsed + derived.samples + self._ratios.update(parsed)
         seen: set[Labels] = set(self._health_labels)
         kept: list[Sample] = []
         untimed: set[Labels] = set()
@@ -214,6 +218,10 @@ class Sidecar:
                 target, untimed, notes = [], set(), []
         if error is not None:
             self.errors_total[error.reason] += 1
+        elif self._restarts.observe(parsed.samples):
+            self._log.info(
+                "{} restarted (restart {} seen by this sidecar)", self.url, self._restarts.restarts
+            )
         for note in notes:
             self.errors_total[note.split(":", 1)[0]] += 1
         self._log_outcome(error, notes)
@@ -223,6 +231,7 @@ class Sidecar:
             samples_scraped=len(parsed.samples) if error is None or error.reason == INTERNAL else 0,
             body_bytes=body_bytes,
             errors_total=dict(self.errors_total),
+            restarts_total=self._restarts.restarts,
         )
         health = health_samples(outcome, self.identity, start_ms)
         batch = target + health

@@ -9,6 +9,15 @@ selects everything; other
 matchers on identity labels select nothing, since the merge is over exactly the matched pods.
 Merging windows into longer periods is not PromQL's to do (quantiles do not average): use
 ``/api/v1/sketch_quantiles`` with ``period`` for that.
+
+A series ends when its windows end, as a scraped series does with Prometheus' staleness markers:
+after the last window with data, the end of the next (empty) window carries a stale NaN, so
+neither an instant query nor a range query's later steps echo the last quantile for the 5-minute
+lookback. An empty window is trusted to be empty once it has been over for one more window
+plus one more (``SETTLE_MS``, 20 s: its rows may still be on their way from the proxy); until then
+the last window's value stands, as a scraped series' last sample does until the next scrape. So
+at the right edge of a query that ends now the last value may stand up to 30 s after its window;
+anywhere older the series ends exactly when its windows do.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import numpy as np
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
 from model.rollups import BUCKET_COLUMNS, Buckets
-from model.series import Series
+from model.series import STALE_NAN, Series
 from query.promql.storage import Querier
 from query.sketch_quantiles import period_quantiles
 from store.backend import Backend
@@ -28,6 +37,9 @@ from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, SketchReader
 SKETCH_SERIES = "infersight_sketch_quantile"
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
 WINDOW_MS = 10_000
+# an empty window this long over is taken as empty (the series goes stale there): the proxy drains a
+# window at its next flush tick, 10 s on, and the exporter delivers it within seconds more
+SETTLE_MS = 2 * WINDOW_MS
 _MATCH_ALL = frozenset({".*", ".+"})
 _REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
 
@@ -80,11 +92,12 @@ class SketchSeriesQuerier:
         qs = tuple(q for q in QUANTILES if all(m.matches(repr(q)) for m in matchers if m.name == "quantile"))
         if not qs:
             return []
-        # A point at a window's end covers [end - 10 s, end): read the windows that end in range.
-        start = max(start_ms - WINDOW_MS, end_ms - MAX_SPAN_MS)
+        # A point at a window's end covers [end - 10 s, end): read the windows that end in range,
+        # and the one before, whose stale marker may be in range.
+        start = max(start_ms - 2 * WINDOW_MS, end_ms - MAX_SPAN_MS)
         merged = self._reader.merged(metric, filters, start, end_ms - WINDOW_MS + 1, WINDOW_MS)
         starts, _, values = period_quantiles(merged, qs)
-        ts = np.asarray(starts, dtype=np.int64) + WINDOW_MS
+        ts, values = _with_stale_markers(np.asarray(starts, dtype=np.int64) + WINDOW_MS, values, end_ms)
         keep = (ts >= start_ms) & (ts <= end_ms)
         base = {METRIC_NAME: SKETCH_SERIES, "metric": metric, **filters}
         return [
@@ -92,3 +105,16 @@ class SketchSeriesQuerier:
             for i, q in enumerate(qs)
             if keep.any()
         ]
+
+
+def _with_stale_markers(ts: np.ndarray, values: np.ndarray, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """The window points plus a stale NaN at the end of each empty window that follows a window
+    with data, where that empty window has settled by ``end_ms``; sorted by time."""
+    after = ts + WINDOW_MS
+    ends = after[~np.isin(after, ts) & (after + SETTLE_MS <= end_ms)]
+    if not len(ends):
+        return ts, values
+    markers = np.full((len(ends), values.shape[1]), STALE_NAN)
+    all_ts = np.concatenate([ts, ends])
+    order = np.argsort(all_ts, kind="stable")
+    return all_ts[order], np.concatenate([values, markers])[order]

@@ -61,11 +61,26 @@ def _body_scenario(t: Thresholds, bad: dict[str, str], good: dict[str, str]) -> 
 
 def _restart_scenario(t: Thresholds, bad: dict[str, str], good: dict[str, str]) -> Scenario:
     del t
+    # the bad pod's engine exports a start time, and its sidecar counts the same restart: one alert
+    # (``or`` keeps the left side's), value 1; the healthy pod's sidecar restarted (its count went
+    # back to 0), which is no restart of the engine
     series = (
         InputSeries("process_start_time_seconds", bad, "1000x3 1300x60"),
+        InputSeries("infersight_target_restarts_total", bad, "0x3 1x60"),
         InputSeries("process_start_time_seconds", good, "1000x60"),
+        InputSeries("infersight_target_restarts_total", good, "2x3 0x60"),
     )
     return Scenario(series, 4, constant(1.0), dict(bad))
+
+
+def _restart_expr(sel: str, t: Thresholds) -> str:
+    """A start time that changed, or (for engines without one) the sidecar's restart count going
+    up: it reads restarts from the target's counters all resetting (``collector/restarts.py``)."""
+    window = f"[{int(t.restart_window_s)}s]"
+    return (
+        f"changes(process_start_time_seconds{matchers(sel)}{window}) > 0"
+        f" or round(increase(infersight_target_restarts_total{matchers(sel)}{window})) > 0"
+    )
 
 
 HEALTH = (
@@ -122,7 +137,7 @@ HEALTH = (
     RuleSpec(
         "InferPodRestarted",
         "warning",
-        lambda sel, t: f"changes(process_start_time_seconds{matchers(sel)}[{int(t.restart_window_s)}s]) > 0",
+        _restart_expr,
         "",  # fires at once: a restart has no duration to wait out
         "Engine of pod {{ $labels.source }} restarted",
         "The inference engine in pod {{ $labels.source }} of service {{ $labels.service_id }} restarted "

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from collector.engines import generic, llamacpp, mindie, sglang, tgi, vllm
-from collector.engines.mapping import Derived, Dropped
+from collector.engines import dynamo, generic, llamacpp, mindie, sglang, tgi, vllm
+from collector.engines.mapping import Derived, Dropped, EngineMap
 from collector.parse import ParsedSample
 
 Adapter = Callable[[list[ParsedSample]], list[ParsedSample]]
@@ -27,6 +27,7 @@ ADAPTERS: dict[str, Adapter] = {
     "tgi": tgi.derive,
     "llamacpp": llamacpp.derive,
     "mindie": mindie.derive,
+    "dynamo": dynamo.derive,
     "generic": generic.derive,
 }
 
@@ -36,7 +37,20 @@ CHECKED_ADAPTERS: dict[str, CheckedAdapter] = {
     "tgi": tgi.adapt,
     "llamacpp": llamacpp.adapt,
     "mindie": mindie.adapt,
+    "dynamo": dynamo.adapt,
     "generic": generic.adapt,
+}
+
+# The tables, for what needs more than one scrape (ratios, in the sidecar) and for the mapping
+# table in docs/engines.md (``python -m collector.engines.table``).
+ENGINE_MAPS: dict[str, EngineMap] = {
+    "vllm": vllm.VLLM,
+    "sglang": sglang.SGLANG,
+    "tgi": tgi.TGI,
+    "llamacpp": llamacpp.LLAMACPP,
+    "mindie": mindie.MINDIE,
+    "dynamo": dynamo.DYNAMO,
+    "generic": EngineMap(),
 }
 
 ALL_FAMILIES = "*"  # Dropped.family when the adapter failed as a whole
@@ -59,9 +73,11 @@ __all__ = [
     "ADAPTERS",
     "ALL_FAMILIES",
     "CHECKED_ADAPTERS",
+    "ENGINE_MAPS",
     "Adapter",
     "CheckedAdapter",
     "Derived",
     "Dropped",
+    "EngineMap",
     "adapt",
 ]

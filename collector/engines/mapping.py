@@ -7,8 +7,14 @@ one implementation of the mapping rules:
 - histograms: renamed, ``_sum`` and ``le`` scaled to the guide's unit (seconds → ms), counts kept;
   when a newer histogram name is present in a scrape, the older one it supersedes is ignored
   (engines that expose both feed them the same observations);
-- counters: renamed, values kept;
+- counters: renamed, values kept, labels renamed where ``label_renames`` says (vLLM's
+  ``finished_reason`` → ``finish_reason``); ``sums``: several counters added per label set into one;
+- gauges: renamed and scaled (a percentage 0..100 → a ratio 0..1); an older gauge is ignored when
+  the newer one it is superseded by is in the scrape, as for histograms;
 - connection gauges: summed per label set into ``infer_service_request_connect_count``;
+- ratios: per scrape interval, Δnumerator / Δdenominator x factor (``collector/engines/ratios.py``:
+  they need the previous scrape, so the sidecar keeps them, not this pure function);
+- ``extras``: derivations no table expresses (vLLM's LoRA info), each a function of the scrape;
 - ``_created`` samples are never mapped (they are timestamps, not values).
 
 Hostile but parsable input never raises here; a histogram family that cannot become a valid
@@ -54,15 +60,35 @@ class Derived:
     dropped: tuple[Dropped, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """A gauge per scrape interval: Δ``numerator`` / Δ``denominator`` x ``factor`` of two counters."""
+
+    target: str
+    numerator: str
+    denominator: str
+    factor: float
+
+
 @dataclass(frozen=True)
 class EngineMap:
-    """The tables of one engine. Histogram values: (guide name, factor to the guide's unit)."""
+    """The tables of one engine. Histogram and gauge values: (target name, factor to its unit).
+
+    ``notes`` describe, for the mapping table in docs/engines.md, what the functions derive
+    (``requests``, ``extras``): {target name: text}.
+    """
 
     histograms: dict[str, tuple[str, float]] = field(default_factory=dict)
     supersedes: dict[str, str] = field(default_factory=dict)
     counters: dict[str, str] = field(default_factory=dict)
+    label_renames: dict[str, dict[str, str]] = field(default_factory=dict)
+    sums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    gauges: dict[str, tuple[str, float]] = field(default_factory=dict)
     connection_gauges: tuple[str, ...] = ()
+    ratios: tuple[Ratio, ...] = ()
     requests: RequestDeriver | None = None
+    extras: tuple[RequestDeriver, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def _split_histogram(name: str, histograms: dict[str, tuple[str, float]]) -> tuple[str, str] | None:
@@ -82,15 +108,25 @@ def _histogram(sample: ParsedSample, target: str, factor: float, suffix: str) ->
     return ParsedSample(target + suffix, labels, value, sample.ts_ms, target, "histogram")
 
 
-def _connections(samples: list[ParsedSample]) -> list[ParsedSample]:
+def _summed(samples: list[ParsedSample], name: str, kind: str) -> list[ParsedSample]:
+    """``samples`` added per label set into series ``name`` (the first own timestamp kept)."""
     totals: dict[tuple[tuple[str, str], ...], float] = defaultdict(float)
     stamps: dict[tuple[tuple[str, str], ...], int | None] = {}
     for s in samples:
         key = tuple(sorted(s.labels.items()))
         totals[key] += s.value
         stamps[key] = s.ts_ms if stamps.get(key) is None else stamps[key]
-    name = catalog.REQUEST_CONNECT_COUNT
-    return [ParsedSample(name, dict(key), value, stamps[key], name, "gauge") for key, value in totals.items()]
+    return [ParsedSample(name, dict(key), value, stamps[key], name, kind) for key, value in totals.items()]
+
+
+def _connections(samples: list[ParsedSample]) -> list[ParsedSample]:
+    return _summed(samples, catalog.REQUEST_CONNECT_COUNT, "gauge")
+
+
+def _renamed(labels: dict[str, str], renames: dict[str, str] | None) -> dict[str, str]:
+    if not renames:
+        return dict(labels)
+    return {renames.get(k, k): v for k, v in labels.items()}
 
 
 def _histogram_problem(samples: list[ParsedSample], factor: float) -> str | None:
@@ -141,21 +177,35 @@ def adapt(engine: EngineMap, samples: list[ParsedSample]) -> Derived:
     # an older name is ignored only when its successor is there and usable
     usable = by_family.keys() - invalid
     skipped = invalid | {old for new, old in engine.supersedes.items() if new in usable}
+    present = {s.name for s in samples}
+    skipped |= {old for new, old in engine.supersedes.items() if new in engine.gauges and new in present}
+    summed_sources = {source: target for target, sources in engine.sums.items() for source in sources}
     out: list[ParsedSample] = []
     connection_samples: list[ParsedSample] = []
+    to_sum: dict[str, list[ParsedSample]] = defaultdict(list)
     for s in samples:
         split = _split_histogram(s.name, engine.histograms)
-        if split is not None:
-            if split[0] not in skipped:
-                target, factor = engine.histograms[split[0]]
-                out.append(_histogram(s, target, factor, split[1]))
-        elif s.name in engine.counters:
+        if split is not None and split[0] not in skipped:
+            target, factor = engine.histograms[split[0]]
+            out.append(_histogram(s, target, factor, split[1]))
+        if s.name in engine.counters:
             target = engine.counters[s.name]
-            out.append(ParsedSample(target, dict(s.labels), s.value, s.ts_ms, target, "counter"))
-        elif s.name in engine.connection_gauges:
+            labels = _renamed(s.labels, engine.label_renames.get(s.name))
+            out.append(ParsedSample(target, labels, s.value, s.ts_ms, target, "counter"))
+        if s.name in summed_sources:
+            to_sum[summed_sources[s.name]].append(s)
+        if s.name in engine.gauges and s.name not in skipped:
+            target, factor = engine.gauges[s.name]
+            out.append(ParsedSample(target, dict(s.labels), s.value * factor, s.ts_ms, target, "gauge"))
+        if s.name in engine.connection_gauges:
             connection_samples.append(s)
+    for target, members in to_sum.items():
+        if {m.name for m in members} == set(engine.sums[target]):  # a part missing: no sum
+            out += _summed(members, target, "counter")
     if engine.requests is not None:
         out += engine.requests(samples)
+    for extra in engine.extras:
+        out += extra(samples)
     return Derived(out + _connections(connection_samples), tuple(dropped))
 
 

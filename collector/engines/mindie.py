@@ -1,7 +1,8 @@
 """Huawei MindIE Server's series (service-monitor mode, vLLM-like names without a prefix) → the guide's.
 
 ``request_success_total`` → ``code="2xx"`` and ``request_failed_total`` → ``code="5xx"`` (MindIE does
-not split failures by status).
+not split failures by status). Beyond the guide: KV-cache use (``npu_cache_usage_perc``, 0..1 as
+in vLLM), prompt tokens and preemptions.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ MINDIE = EngineMap(
         "request_prompt_tokens": (catalog.INPUT_TOKEN_QUANTITY, 1.0),
         "request_generation_tokens": (catalog.OUTPUT_TOKEN_QUANTITY, 1.0),
     },
-    counters={"generation_tokens_total": catalog.TOKEN_COUNT},
+    counters={
+        "generation_tokens_total": catalog.TOKEN_COUNT,
+        "prompt_tokens_total": catalog.ENGINE_PROMPT_TOKENS,
+        "num_preemptions_total": catalog.ENGINE_PREEMPTIONS,
+    },
+    gauges={"npu_cache_usage_perc": (catalog.ENGINE_KV_CACHE_USAGE, 1.0)},
     connection_gauges=("num_requests_running", "num_requests_waiting"),
     requests=requests,
+    notes={catalog.REQUEST_TOTAL: "`request_success_total` → 2xx, `request_failed_total` → 5xx"},
 )
 
 

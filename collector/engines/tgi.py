@@ -5,6 +5,9 @@
 - ``tgi_request_mean_time_per_token_duration`` (one observation per request: its mean time per
   output token) stands in for TPOT; TGI has no per-token histogram and no TTFT histogram, so
   ``infer_service_first_token_cost`` needs the ingress proxy in front of TGI.
+- Beyond the guide (router/src/server.rs and infer/): queue time per request
+  (``tgi_request_queue_duration``, in ms). TGI's prefill/decode figures
+  (``tgi_batch_forward_duration{method}``) are per batch, not per request, so they stay as they are.
 """
 
 from __future__ import annotations
@@ -40,9 +43,14 @@ TGI = EngineMap(
         "tgi_request_mean_time_per_token_duration": (catalog.PER_TOKEN_COST, MS_PER_S),
         "tgi_request_input_length": (catalog.INPUT_TOKEN_QUANTITY, 1.0),
         "tgi_request_generated_tokens": (catalog.OUTPUT_TOKEN_QUANTITY, 1.0),
+        "tgi_request_queue_duration": (catalog.ENGINE_QUEUE_TIME, MS_PER_S),
     },
     connection_gauges=("tgi_queue_size", "tgi_batch_current_size"),
     requests=requests,
+    notes={
+        catalog.REQUEST_TOTAL: "`tgi_request_success` → 2xx; `tgi_request_failure{err}` → 4xx "
+        "(validation, overloaded) / 5xx",
+    },
 )
 
 

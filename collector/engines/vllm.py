@@ -19,9 +19,21 @@ Names and buckets of vLLM: ANCHORS A9 (vllm/v1/metrics/loggers.py). Choices, and
   real-time service", row 4), kept a counter; input + output per period comes from the token
   histograms' ``_sum`` as the console does.
 - ``_created`` samples (OpenMetrics) are not mapped: they are timestamps, not values.
+
+Beyond the guide, the V1 engine's figures (vllm/v1/metrics/loggers.py, ``PrometheusStatLogger``)
+as infersight's engine series (docs/engines.md): queue, prefill and decode time per request
+(``vllm:request_{queue,prefill,decode}_time_seconds``, in ms); KV-cache use
+(``vllm:kv_cache_usage_perc``, 0..1, else the older ``vllm:gpu_cache_usage_perc``); prompt tokens;
+prefix-cache queries and hits (tokens); preemptions; finished requests by finish reason
+(``vllm:request_success_total{finished_reason}`` → ``finish_reason``); and from
+``vllm:lora_requests_info{running_lora_adapters, waiting_lora_adapters}`` (one series whose label
+values are comma-separated adapter names, its value a timestamp) the number of adapters with
+running and with waiting requests.
 """
 
 from __future__ import annotations
+
+import math
 
 from collector import catalog
 from collector.engines.mapping import MS_PER_S, Derived, EngineMap, request_total
@@ -60,6 +72,26 @@ def http_requests(samples: list[ParsedSample]) -> list[ParsedSample]:
     return out
 
 
+LORA_INFO = "vllm:lora_requests_info"
+LORA_STATES = {"running_lora_adapters": "running", "waiting_lora_adapters": "waiting"}
+
+
+def lora_adapters(samples: list[ParsedSample]) -> list[ParsedSample]:
+    """``vllm:lora_requests_info`` → ``infersight_engine_lora_adapters{state}``: how many adapters
+    the newest info series names as running and as waiting (its value is when it was set)."""
+    infos = [s for s in samples if s.name == LORA_INFO and math.isfinite(s.value)]
+    if not infos:
+        return []
+    newest = max(infos, key=lambda s: s.value)
+    name = catalog.ENGINE_LORA_ADAPTERS
+    base = {k: v for k, v in newest.labels.items() if k not in LORA_STATES and k != "max_lora"}
+    out = []
+    for label, state in LORA_STATES.items():
+        count = len([a for a in newest.labels.get(label, "").split(",") if a.strip()])
+        out.append(ParsedSample(name, {**base, "state": state}, float(count), newest.ts_ms, name, "gauge"))
+    return out
+
+
 VLLM = EngineMap(
     histograms={
         "vllm:time_to_first_token_seconds": (catalog.FIRST_TOKEN_COST, MS_PER_S),
@@ -68,11 +100,35 @@ VLLM = EngineMap(
         "vllm:e2e_request_latency_seconds": (catalog.REQUEST_COST, MS_PER_S),
         "vllm:request_prompt_tokens": (catalog.INPUT_TOKEN_QUANTITY, 1.0),
         "vllm:request_generation_tokens": (catalog.OUTPUT_TOKEN_QUANTITY, 1.0),
+        "vllm:request_queue_time_seconds": (catalog.ENGINE_QUEUE_TIME, MS_PER_S),
+        "vllm:request_prefill_time_seconds": (catalog.ENGINE_PREFILL_TIME, MS_PER_S),
+        "vllm:request_decode_time_seconds": (catalog.ENGINE_DECODE_TIME, MS_PER_S),
     },
-    supersedes={"vllm:time_per_output_token_seconds": "vllm:inter_token_latency_seconds"},
-    counters={"vllm:generation_tokens_total": catalog.TOKEN_COUNT},
+    supersedes={
+        "vllm:time_per_output_token_seconds": "vllm:inter_token_latency_seconds",
+        "vllm:kv_cache_usage_perc": "vllm:gpu_cache_usage_perc",
+    },
+    counters={
+        "vllm:generation_tokens_total": catalog.TOKEN_COUNT,
+        "vllm:prompt_tokens_total": catalog.ENGINE_PROMPT_TOKENS,
+        "vllm:prefix_cache_queries_total": catalog.ENGINE_PREFIX_CACHE_QUERIES,
+        "vllm:prefix_cache_hits_total": catalog.ENGINE_PREFIX_CACHE_HITS,
+        "vllm:num_preemptions_total": catalog.ENGINE_PREEMPTIONS,
+        "vllm:request_success_total": catalog.ENGINE_REQUESTS_FINISHED,
+    },
+    label_renames={"vllm:request_success_total": {"finished_reason": "finish_reason"}},
+    gauges={
+        "vllm:kv_cache_usage_perc": (catalog.ENGINE_KV_CACHE_USAGE, 1.0),
+        "vllm:gpu_cache_usage_perc": (catalog.ENGINE_KV_CACHE_USAGE, 1.0),
+    },
     connection_gauges=("vllm:num_requests_running", "vllm:num_requests_waiting"),
     requests=http_requests,
+    extras=(lora_adapters,),
+    notes={
+        catalog.REQUEST_TOTAL: "`http_requests_total{handler,method,status}` (inference paths only)",
+        catalog.ENGINE_LORA_ADAPTERS: "adapters named in `vllm:lora_requests_info{running_lora_adapters,"
+        "waiting_lora_adapters}`",
+    },
 )
 
 

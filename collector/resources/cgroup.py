@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.resources.cgroup_path import V1Groups, V2Group, locate
+
 V1_UNLIMITED_BYTES = 1 << 62
 
 
@@ -116,23 +118,18 @@ class CgroupV1:
         )
 
 
-def _first_dir(base: Path, names: tuple[str, ...]) -> Path | None:
-    return next((base / n for n in names if (base / n).is_dir()), None)
+def detect(root: Path, mode: str = "auto", container_id: str = "") -> CgroupV2 | CgroupV1 | None:
+    """The cgroup reader for this process's own group, or for the group of the container
+    ``container_id`` (``None``: no cgroup); ``root`` is where /proc and /sys are.
 
-
-def detect(root: Path, mode: str = "auto") -> CgroupV2 | CgroupV1 | None:
-    """The cgroup reader for the container whose filesystem root is ``root`` (``None``: no cgroup).
-
-    Inside a container (cgroup namespace), the container's own group is mounted at
-    /sys/fs/cgroup; v2 has ``cgroup.controllers`` there, v1 has one folder per controller.
+    The group is the one ``/proc/self/cgroup`` names, under the mount points that
+    ``/proc/self/mountinfo`` gives (``collector/resources/cgroup_path.py``): inside a container with
+    its own cgroup namespace that is the mount point itself; on a host, or in a container without a
+    namespace, a group below it, never the machine's root group.
     """
-    base = root / "sys" / "fs" / "cgroup"
-    if mode in ("auto", "v2") and (base / "cgroup.controllers").exists() and (base / "cpu.stat").exists():
-        return CgroupV2(base)
-    if mode in ("auto", "v1"):
-        cpuacct = _first_dir(base, ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"))
-        cpu = _first_dir(base, ("cpu", "cpu,cpuacct", "cpuacct,cpu"))
-        memory = _first_dir(base, ("memory",))
-        if cpuacct and cpu and memory and (cpuacct / "cpuacct.usage").exists():
-            return CgroupV1(cpuacct, cpu, memory)
+    found = locate(root, mode, container_id)
+    if isinstance(found, V2Group):
+        return CgroupV2(found.path)
+    if isinstance(found, V1Groups):
+        return CgroupV1(found.cpuacct, found.cpu, found.memory)
     return None

@@ -69,7 +69,15 @@ class ResourceReader:
         if cfg.cgroup_dir:
             self.cpu_source = CgroupV2(Path(cfg.cgroup_dir))
         elif cfg.cgroup != "none":
-            self.cpu_source = detect(self.root, cfg.cgroup)
+            self.cpu_source = detect(self.root, cfg.cgroup, cfg.container_id)
+            if isinstance(self.cpu_source, CgroupV2):
+                logger.info("resources: reading cgroup v2 group {}", self.cpu_source.path)
+            elif isinstance(self.cpu_source, CgroupV1):
+                source = self.cpu_source
+                logger.info("resources: reading cgroup v1 groups cpuacct {}, cpu {}, memory {}",
+                            source.cpuacct, source.cpu, source.memory)  # fmt: skip
+            elif cfg.container_id:
+                logger.warning("resources: no cgroup of container {} under {}", cfg.container_id, self.root)
             if self.cpu_source is None and (self.root / "proc" / "stat").exists():
                 logger.info("resources: no cgroup under {}; reading the host's /proc", self.root)
                 self.cpu_source = ProcHost(self.root)

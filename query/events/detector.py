@@ -1,7 +1,11 @@
 """Pod and service events derived from what the store holds, evaluated every tick.
 
 Per pod (the ``source`` label): its scrape health (``up``), whether it still reports at all, and
-restarts (``process_start_time_seconds`` moving forward, or the request counter going back).
+restarts: ``process_start_time_seconds`` moving forward, or the sidecar's
+``infersight_target_restarts_total`` going up (the sidecar reads a restart from the target's own
+counters when it has no start time, ``collector/restarts.py``, so this works for every engine).
+Only for a pod with neither (series written by another sender) does a request counter going back
+count as a restart; where either is there, one counter's reset alone is not one.
 Per service: a status derived from its pods, as the guide's status rules have it (SEED-SPEC §4.3):
 first seen → DEPLOYING; all pods healthy → RUNNING; some failing → ALARM; none healthy → ABNORMAL.
 
@@ -43,6 +47,8 @@ THRESHOLDS = (
 )
 REARM_GAP = 5.0
 OOM_KILLS = "infersight_container_oom_kills_total"  # written by the collector's resource reader
+START_TIME = "process_start_time_seconds"
+TARGET_RESTARTS = "infersight_target_restarts_total"  # written by the sidecar with ``up``
 CRASH_LOOP_RESTARTS = 3
 CRASH_LOOP_WINDOW_MS = 600_000
 
@@ -99,7 +105,8 @@ class EventDetector:
     def tick(self, now_ms: int) -> list[Event]:
         events: list[Event] = []
         up = self._select("up", now_ms)
-        starts = self._select("process_start_time_seconds", now_ms)
+        starts = self._select(START_TIME, now_ms)
+        target_restarts = self._select(TARGET_RESTARTS, now_ms)
         requests = self._select("infer_service_request_total", now_ms)
         utilisation = [(t, self._select(t.metric, now_ms)) for t in THRESHOLDS]
         oom_kills = self._select(OOM_KILLS, now_ms)
@@ -114,7 +121,9 @@ class EventDetector:
             elif pod.state != state:
                 events += self._pod_transition(pod, pod.state, state, now_ms)
                 pod.state = state
-            signals = [*starts.get(pod_name, []), *requests.get(pod_name, [])]
+            signals = [*starts.get(pod_name, []), *target_restarts.get(pod_name, [])]
+            if not signals:
+                signals = requests.get(pod_name, [])
             events += self._restarts(pod, signals, now_ms)
             events += self._oom_kills(pod, oom_kills.get(pod_name, []), now_ms)
             for threshold, points in utilisation:
@@ -148,14 +157,15 @@ class EventDetector:
     def _restarts(
         self, pod: _Pod, signals: list[tuple[dict[str, str], int, float]], now_ms: int
     ) -> list[Event]:
-        """A restart: a start time that moved forward, or any request counter that went back."""
+        """A restart: a start time that moved forward or a restart count that went up; else (a pod
+        with neither) a request counter that went back."""
         restarted = False
         for labels, _, value in signals:
             key = tuple(sorted(labels.items()))
             previous = pod.last.get(key)
             if previous is not None:
-                is_start_time = labels.get("__name__") == "process_start_time_seconds"
-                restarted |= value > previous if is_start_time else value < previous
+                forward = labels.get("__name__") in (START_TIME, TARGET_RESTARTS)
+                restarted |= value > previous if forward else value < previous
             pod.last[key] = value
         if not restarted:
             return []

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.engines import ADAPTERS, ALL_FAMILIES, CHECKED_ADAPTERS, Derived, adapt, mindie
+from collector.engines.dynamo import DYNAMO
 from collector.engines.llamacpp import LLAMACPP
 from collector.engines.mindie import MINDIE
 from collector.engines.sglang import SGLANG
@@ -17,7 +18,7 @@ from collector.engines.tgi import TGI
 from collector.engines.vllm import VLLM
 from collector.parse import ParsedSample, parse_body
 
-MAPS = {"vllm": VLLM, "sglang": SGLANG, "tgi": TGI, "llamacpp": LLAMACPP, "mindie": MINDIE}
+MAPS = {"vllm": VLLM, "sglang": SGLANG, "tgi": TGI, "llamacpp": LLAMACPP, "mindie": MINDIE, "dynamo": DYNAMO}
 
 
 def _scrape(testdata_dir: Path, relative: str) -> list[ParsedSample]:
@@ -97,7 +98,7 @@ def test_every_adapter_keeps_to_the_guides_names(testdata_dir: Path) -> None:
     for engine, relative in files.items():
         derived = ADAPTERS[engine](_scrape(testdata_dir, relative))
         assert derived, engine
-        assert all(s.name.startswith("infer_service_") for s in derived), engine
+        assert all(s.name.startswith(("infer_service_", "infersight_engine_")) for s in derived), engine
 
 
 # --- weird but parsable input: adapters map it or drop the family, and never raise ---------------
@@ -212,11 +213,12 @@ _NAMES = sorted(
     {
         name + suffix
         for m in MAPS.values()
-        for name in [*m.histograms, *m.counters, *m.connection_gauges]
+        for name in [*m.histograms, *m.counters, *m.gauges, *m.connection_gauges]
         for suffix in (["_bucket", "_sum", "_count"] if name in m.histograms else [""])
     }
     | set(mindie.STATUS_COUNTERS)
-    | {"tgi_request_success", "tgi_request_failure", "http_requests_total"}
+    | {"tgi_request_success", "tgi_request_failure", "http_requests_total", "dynamo_frontend_requests_total"}
+    | {"vllm:lora_requests_info", "llamacpp:prompt_tokens_cached_total"}
 )
 _TEXTS = st.one_of(
     st.sampled_from(["abc", "NaN", "+Inf", "-Inf", "", "1e400", "0.1", "1", "1.0", "2xx", "/v1/x"]),
@@ -229,7 +231,20 @@ _SAMPLES = st.builds(
     lambda name, labels, value, ts: ParsedSample(name, labels, value, ts, name, "unknown"),
     st.sampled_from(_NAMES),
     st.dictionaries(
-        st.sampled_from(["le", "quantile", "err", "handler", "status", "method", "model"]), _TEXTS
+        st.sampled_from(
+            [
+                "le",
+                "quantile",
+                "err",
+                "handler",
+                "status",
+                "method",
+                "model",
+                "endpoint",
+                "running_lora_adapters",
+            ]
+        ),
+        _TEXTS,
     ),
     _VALUES,
     st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
@@ -243,7 +258,7 @@ def test_adapters_never_raise_on_any_samples(engine: str, samples: list[ParsedSa
     assert repr(ADAPTERS[engine](samples)) == repr(derived.samples)  # repr: NaN != NaN
     dropped = {d.family for d in derived.dropped}
     for s in derived.samples:
-        assert s.name.startswith("infer_service_")
+        assert s.name.startswith(("infer_service_", "infersight_engine_"))
         assert isinstance(s.value, float)
         if s.name.endswith("_bucket"):
             assert s.labels["le"] == "+Inf" or math.isfinite(float(s.labels["le"]))

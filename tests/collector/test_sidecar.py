@@ -111,6 +111,7 @@ def test_connection_refused_gives_up_zero() -> None:
         "scrape_samples_scraped",
         "infersight_scrape_body_bytes",
         "infersight_scrape_errors_total",
+        "infersight_target_restarts_total",
     }
 
 

@@ -78,3 +78,47 @@ def test_grafana_single_value_variable_is_a_literal_regex(client) -> None:
     assert float(series["value"][1]) == pytest.approx(
         float(np.quantile(truth["a"], 0.5, method="inverted_cdf")), rel=0.01
     )
+
+
+def _traffic_in_windows(store: Store, window_starts_s: list[int]) -> None:
+    rng = np.random.default_rng(11)
+    windows = WindowedSketches(width_s=10)
+    labels = {"service_id": "c", "source": "pod-0", "project_id": "p1"}
+    for start in window_starts_s:
+        windows.observe("infer_service_first_token_cost", labels, rng.lognormal(4, 0.5, 50), start + 5)
+    SketchWriter(store.backend).write(windows.drain_all())
+
+
+C_MEDIAN = (
+    'infersight_sketch_quantile{metric="infer_service_first_token_cost", quantile="0.5", service_id="c"}'
+)
+
+
+def test_series_ends_when_its_windows_end_no_lookback_echo(chdb_store: Store) -> None:
+    # traffic in [T0, T0+30) and [T0+50, T0+60); nothing before, between or after
+    _traffic_in_windows(chdb_store, [T0_S, T0_S + 10, T0_S + 20, T0_S + 50])
+    api = TestClient(create_app(chdb_store))
+    params = {"query": C_MEDIAN, "start": T0_S - 60, "end": T0_S + 400, "step": "5s"}
+    (series,) = api.get("/api/v1/query_range", params=params).json()["data"]["result"]
+    steps = [int(t) for t, _ in series["values"]]
+    # each window's point holds until the next window's end, then the series is gone: no five-minute echo
+    assert steps == [T0_S + 10, T0_S + 15, T0_S + 20, T0_S + 25, T0_S + 30, T0_S + 35, T0_S + 60, T0_S + 65]
+
+    def instant(at: int) -> list[object]:
+        return api.get("/api/v1/query", params={"query": C_MEDIAN, "time": at}).json()["data"]["result"]
+
+    assert instant(T0_S + 200) == []
+    assert len(instant(T0_S + 65)) == 1
+
+
+def test_last_window_stands_until_the_next_one_has_settled(chdb_store: Store) -> None:
+    # the window after the last one may still be on its way from the proxy: until it has been over
+    # for SETTLE (20 s) the last value stands, as a scrape's last sample would; then it is gone
+    _traffic_in_windows(chdb_store, [T0_S, T0_S + 10])
+    api = TestClient(create_app(chdb_store))
+
+    def instant(at: int) -> list[dict[str, object]]:
+        return api.get("/api/v1/query", params={"query": C_MEDIAN, "time": at}).json()["data"]["result"]
+
+    assert [r["value"][0] for r in instant(T0_S + 45)] == [T0_S + 45]
+    assert instant(T0_S + 50) == []

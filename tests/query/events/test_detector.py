@@ -73,11 +73,40 @@ def test_restarts_and_crash_loop(chdb_store: Store) -> None:
     _write(chdb_store, T0, "pod-0", 1, start_s=100.0, requests=50)
     detector.tick(T0 + 1)
     reasons = []
-    for i, (start, requests) in enumerate([(200.0, 3), (200.0, 1), (300.0, 9)], start=1):
+    for i, (start, requests) in enumerate([(200.0, 3), (200.0, 1), (300.0, 9), (400.0, 12)], start=1):
         _write(chdb_store, T0 + i * 10_000, "pod-0", 1, start_s=start, requests=requests)
         reasons.append([e.reason for e in detector.tick(T0 + i * 10_000 + 1)])
-    # a new start time, then a counter reset alone, then a third restart within 10 min: a crash loop.
-    assert reasons == [["Started"], ["Started"], ["Started", "CrashLoopBackOff"]]
+    # a new start time; then a request counter reset with the same start time (one counter's reset,
+    # not a restart); then two more restarts: the third within 10 min is a crash loop.
+    assert reasons == [["Started"], [], ["Started"], ["Started", "CrashLoopBackOff"]]
+
+
+def test_request_counter_going_back_is_a_restart_only_without_other_signals(chdb_store: Store) -> None:
+    detector = EventDetector(chdb_store.querier)
+    reasons = []
+    for i, requests in enumerate([50, 60, 2]):
+        _write(chdb_store, T0 + i * 10_000, "pod-0", 1, requests=requests)
+        reasons.append([e.reason for e in detector.tick(T0 + i * 10_000 + 1) if e.kind == "pod"])
+    assert reasons == [[], [], ["Started"]]
+
+
+def test_the_sidecars_restart_count_going_up_is_a_restart_and_back_to_zero_is_not(chdb_store: Store) -> None:
+    detector = EventDetector(chdb_store.querier)
+    ident = {**IDENTITY, "source": "pod-0"}
+    reasons = []
+    # the sidecar sees a restart (0 → 1), then restarts itself (1 → 0), then sees another (0 → 1)
+    for i, count in enumerate([0, 1, 1, 0, 1]):
+        ts = T0 + i * 10_000
+        chdb_store.writer.write(
+            [
+                Sample(to_labels({"__name__": "up", **ident}), ts, 1),
+                Sample(to_labels({"__name__": "infersight_target_restarts_total", **ident}), ts, count),
+                Sample(to_labels({"__name__": "infer_service_request_total", **ident}), ts, 100 - i),
+            ]
+        )
+        reasons.append([e.reason for e in detector.tick(ts + 1) if e.kind == "pod"])
+    # the request counter going down every tick is not looked at: the pod has a restart count
+    assert reasons == [[], ["Started"], [], [], ["Started"]]
 
 
 def test_counters_of_different_codes_are_not_a_restart(chdb_store: Store) -> None:
