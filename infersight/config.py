@@ -36,7 +36,9 @@ from collector.config import (
     TargetConfig,
     probes_from_list,
 )
+from collector.cost import CostConfig
 from model.errors import ConfigError
+from model.slo import Slo, slos_from_list
 from simulator.config import SimulatorConfig
 
 DEMO_DATA = "data/demo"  # the demo's own data folder unless --data or store.dsn names another
@@ -279,6 +281,9 @@ class Config:
     proxy: ProxyConfig | None = None
     resources: ResourcesConfig | None = None
     probes: tuple[ProbeConfig, ...] = ()
+    # Service level objectives (model/slo.py) and the pod's price (collector/cost.py).
+    slos: tuple[Slo, ...] = ()
+    cost: CostConfig | None = None
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -312,6 +317,8 @@ _SECTIONS: dict[str, Any] = {
     "proxy": lambda d: ProxyConfig.from_dict(d or {}, "proxy"),
     "resources": lambda d: ResourcesConfig.from_dict(d or {}, "resources"),
     "probes": lambda d: probes_from_list(d or [], "probes"),
+    "slos": lambda d: slos_from_list(d, "slos"),
+    "cost": lambda d: CostConfig.from_dict(d or {}, "cost"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),
