@@ -9,6 +9,7 @@ content chunk has been handed to the server (streamed) and that same value is ob
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
@@ -84,6 +85,7 @@ class _Run:
                 prompt_tokens=self.plan.prompt_tokens,
                 completion_tokens=self.generated,
                 finish_reason=finish_reason,
+                slowed=self.plan.slowed,
             )
         )
 
@@ -131,6 +133,8 @@ class Simulator:
         self._running = 0
         self._waiting = 0
         self._kv_tokens = 0
+        self._started_s = time.monotonic()
+        self._served_plans = 0
 
     # ground truth -------------------------------------------------------------------------
     def record(self, served: ServedRequest) -> None:
@@ -159,7 +163,17 @@ class Simulator:
 
     # planning and pacing ------------------------------------------------------------------
     def plan(self, body: dict[str, Any], *, chat: bool) -> Plan:
-        return draw_plan(self._rng, self.config, body, chat=chat)
+        """Draw the request's plan; every ``slow_every``-th served one is slowed (a known share)."""
+        plan = draw_plan(self._rng, self.config, body, chat=chat)
+        c = self.config
+        if plan.error_status is not None or not c.slow_every:
+            return plan
+        if c.slow_for_s is not None and time.monotonic() - self._started_s > c.slow_for_s:
+            return plan
+        self._served_plans += 1
+        if self._served_plans % c.slow_every:
+            return plan
+        return dataclasses.replace(plan, ttft_s=c.slow_ttft_ms / 1000.0, slowed=True)
 
     def start_run(self, plan: Plan, *, path: str, stream: bool, model: str, t0: float) -> _Run:
         return _Run(self, plan, path=path, stream=stream, model=model, t0=t0)
