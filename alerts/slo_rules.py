@@ -36,7 +36,7 @@ from alerts.rules import AlertRule, RuleFile, RuleGroup, format_duration, to_yam
 from model.slo import Slo
 
 SERIES = "infersight_slo_requests_total"
-BY = "project_id, service_id, slo"
+BY = "project_id, service_id, service_name, slo"
 PERIOD_30D_MS = 30 * 86_400_000
 MIN_WINDOW_MS = 30_000
 TEST_INTERVAL_MIN = 1

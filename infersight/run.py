@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 
 from alerts.runner import AlertRunner
+from alerts.slo_registry import SloRegistry
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.ingest_log import IngestLog
@@ -65,6 +66,7 @@ class Runtime:
         self._background: list[asyncio.Task[None]] = []
         self.alerts: AlertRunner | None = None
         self.audit: AuditLog | None = None
+        self.slos: SloRegistry | None = None  # configured and API SLOs, judged by every pod's proxy
         self.rollups: RollupJob | None = None
         self.api_counters: ApiCounters | None = None  # what the API refused (infersight.self_series)
         # Who runs the singletons (alerting, rollups, retention, event detection, audit digests):
@@ -157,7 +159,10 @@ class Runtime:
             chain_lock=self.leader.chain_lock if cfg.store.zookeeper else None,
         )
         engine = Engine(build_querier(self.store))
-        self.alerts, rules_router = build_alerting(cfg, engine, self.store.writer, self.audit, self.events)
+        self.slos = SloRegistry(cfg.slos, state_dir(cfg) / "api-slos.json")
+        self.alerts, rules_router = build_alerting(
+            cfg, engine, self.store.writer, self.audit, self.events, self.slos
+        )
         if cfg.store.zookeeper:
             self.alerts.leading = self.leader.is_leader
         self.ingest_log = ingest_log(cfg, self.store.writer)
@@ -271,7 +276,15 @@ class Runtime:
         async def write_metadata(records: list[MetadataRecord]) -> None:
             await asyncio.to_thread(metadata.write, records)
 
-        pod = PodCollector(pod_config, self.exporter, publish, write_sketches, write_metadata)
+        slos = self.slos
+        pod = PodCollector(
+            pod_config,
+            self.exporter,
+            publish,
+            write_sketches,
+            write_metadata,
+            slos=(lambda: slos.slos) if slos is not None else None,
+        )
         await pod.start()
         self.pods.append(pod)
         return pod
