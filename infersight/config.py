@@ -252,6 +252,9 @@ class DemoSection:
     # Put the sidecar's ingress proxy in front of every pod: exact per-request TTFT/TPOT and
     # quantile sketches; without it the guide's series come from the engines' own /metrics.
     proxy: bool = True
+    # Slow the first service's first tokens for the first third of the run (slo_misses) so its
+    # SLO is missed a known share of the time and its burn-rate alert fires, then resolves.
+    slo_misses: bool = True
 
     def validate(self) -> None:
         for name in ("services", "pods_per_service", "concurrency"):

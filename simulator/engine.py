@@ -41,6 +41,7 @@ class _Run:
         self.ttft_s: float | None = None
         self.gaps: list[float] = []
         self.last_t = t0
+        self.admitted_t = t0  # when a slot was free (paced_tokens sets it)
         self.generated = 0
         self.done = False
 
@@ -68,6 +69,11 @@ class _Run:
         e2e = now - self.t0
         if finish_reason != "abort":
             m.e2e_request_latency.observe(e2e)
+            queue = self.admitted_t - self.t0
+            ttft = self.ttft_s if self.ttft_s is not None else e2e
+            m.phase_time["queue"].observe(queue)
+            m.phase_time["prefill"].observe(max(0.0, ttft - queue))
+            m.phase_time["decode"].observe(max(0.0, e2e - ttft))
             m.request_prompt_tokens.observe(self.plan.prompt_tokens)
             m.request_generation_tokens.observe(self.generated)
         m.request_success[finish_reason].inc()
@@ -216,7 +222,7 @@ class Simulator:
         """
         await self._admit(run)
         try:
-            start = time.perf_counter()
+            start = run.admitted_t = time.perf_counter()
             due = start + run.plan.ttft_s
             for i, text in enumerate(run.plan.tokens):
                 if i > 0:
