@@ -13,11 +13,11 @@ from collector.slo import SloCounter
 from model.slo import Slo
 from simulator import ServedRequest, SimulatorConfig, SimulatorServer
 
-# Fast requests take a few ms; slowed ones wait 1.5 s for the first token; the target is between
-# them with half a second either side, so no scheduling delay on a loaded machine moves a request
-# across it (a slowed request can only be later, never earlier).
-SLOW_MS = 1500.0
-TARGET_MS = 1000.0
+# Fast requests take a few ms; slowed ones wait 3 s for the first token; the target is between
+# them, 2 s above the fast ones, so no scheduling delay on a loaded machine moves a request across
+# it (a slowed request can only be later, never earlier).
+SLOW_MS = 3000.0
+TARGET_MS = 2000.0
 SLOW_EVERY = 4
 REQUESTS = 26
 
