@@ -25,6 +25,7 @@ from infersight.pod import PodCollector
 from infersight.self_series import self_samples
 from infersight.startup import SocketServer, StartupError, bind_listener, check_writable, one_line, redact_dsn
 from infersight.store_gate import StoreGate
+from model.errors import ConfigError
 from model.events import Event
 from model.metadata import MetadataRecord
 from query.api.app import AuthSettings, build_querier, create_app
@@ -159,7 +160,10 @@ class Runtime:
             chain_lock=self.leader.chain_lock if cfg.store.zookeeper else None,
         )
         engine = Engine(build_querier(self.store))
-        self.slos = SloRegistry(cfg.slos, state_dir(cfg) / "api-slos.json")
+        try:
+            self.slos = SloRegistry(cfg.slos, state_dir(cfg) / "api-slos.json")
+        except ConfigError as err:  # the API's SLO file, edited by hand or cut short
+            raise StartupError(f"{state_dir(cfg) / 'api-slos.json'}: {err}") from None
         self.alerts, rules_router = build_alerting(
             cfg, engine, self.store.writer, self.audit, self.events, self.slos
         )
