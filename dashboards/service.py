@@ -13,6 +13,7 @@ from grafanalib.core import Dashboard
 from dashboards.frame import dashboard
 from dashboards.panels import PanelSpec, Query, Row, quantile_queries, selector
 from dashboards.resources import resource_panels
+from dashboards.slo import cost_row, role_row, slo_row
 from dashboards.variables import SERVICE
 
 SEL = selector(*SERVICE.labels)
@@ -158,7 +159,10 @@ def service_dashboard() -> Dashboard:
         rows=[
             _requests(),
             _latency(),
+            slo_row(SEL),
             _tokens(),
+            cost_row(SEL),
+            role_row(SEL),
             Row("Resources", tuple(resource_panels(SEL, by_pod=False))),
         ],
         level=SERVICE,

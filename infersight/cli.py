@@ -107,7 +107,8 @@ _HELP: dict[str, tuple[str, str, str]] = {
     ),
     "rules": (
         "write the alert rules YAML and its promtool tests",
-        "Writes the alert rules as Prometheus rule files with their promtool unit tests.",
+        "Writes the alert rules as Prometheus rule files with their promtool unit tests;\n"
+        "with SLOs in the configuration (slos:), their burn-rate rules and tests too.",
         "infersight rules --out alerts/rules",
     ),
 }
@@ -364,8 +365,13 @@ def _cmd_sidecar(config: Config, started: Callable[[], None]) -> int:
 
 def _cmd_rules(config: Config, args: argparse.Namespace) -> int:
     from alerts.generate import write_rules
+    from alerts.slo_rules import write_slo_rules
 
-    for path in write_rules(config.alerts.rules, Path(args.out or "alerts/rules")):
+    out = Path(args.out or "alerts/rules")
+    paths = write_rules(config.alerts.rules, out)
+    if config.slos:
+        paths += write_slo_rules(config.slos, out)
+    for path in paths:
         print(path)  # noqa: T201 - the command's output is the list of files written
     return 0
 

@@ -36,7 +36,9 @@ from collector.config import (
     TargetConfig,
     probes_from_list,
 )
+from collector.cost import CostConfig
 from model.errors import ConfigError
+from model.slo import Slo, slos_from_list
 from query.api.otlp_names import identity_table
 from simulator.config import SimulatorConfig
 
@@ -306,6 +308,9 @@ class DemoSection:
     # Put the sidecar's ingress proxy in front of every pod: exact per-request TTFT/TPOT and
     # quantile sketches; without it the guide's series come from the engines' own /metrics.
     proxy: bool = True
+    # Slow the first service's first tokens for the first third of the run (slo_misses) so its
+    # SLO is missed a known share of the time and its burn-rate alert fires, then resolves.
+    slo_misses: bool = True
 
     def validate(self) -> None:
         for name in ("services", "pods_per_service", "concurrency"):
@@ -337,6 +342,9 @@ class Config:
     proxy: ProxyConfig | None = None
     resources: ResourcesConfig | None = None
     probes: tuple[ProbeConfig, ...] = ()
+    # Service level objectives (model/slo.py) and the pod's price (collector/cost.py).
+    slos: tuple[Slo, ...] = ()
+    cost: CostConfig | None = None
     demo: DemoSection = field(default_factory=DemoSection)
     # The demo's engines: a few percent of 500s and 429s so "requests by code" shows them.
     simulator: SimulatorConfig = field(
@@ -372,6 +380,8 @@ _SECTIONS: dict[str, Any] = {
     "proxy": lambda d: ProxyConfig.from_dict(d or {}, "proxy"),
     "resources": lambda d: ResourcesConfig.from_dict(d or {}, "resources"),
     "probes": lambda d: probes_from_list(d or [], "probes"),
+    "slos": lambda d: slos_from_list(d, "slos"),
+    "cost": lambda d: CostConfig.from_dict(d or {}, "cost"),
     "demo": lambda d: section_from_dict(DemoSection, d, "demo"),
     "simulator": lambda d: SimulatorConfig.from_dict(d or {}, "simulator"),
     "log_level": lambda d: _log_level(d),

@@ -20,6 +20,7 @@ from loguru import logger
 
 from alerts.config import AlertsSection
 from collector.config import ProbeConfig, ProxyConfig, ResourcesConfig, TargetConfig
+from collector.cost import CostConfig
 from dashboards.build import write_dashboards
 from infersight.config import DEMO_DATA, Config
 from infersight.demo_scenario import (
@@ -33,13 +34,28 @@ from infersight.demo_scenario import (
 )
 from infersight.load import LoadStats, drive_load
 from infersight.run import Runtime
-from infersight.summary import ServiceSummary, format_table, summarise
+from infersight.summary import (
+    ServiceSummary,
+    SloSummary,
+    format_slo_table,
+    format_table,
+    summarise,
+    summarise_slos,
+)
+from model.slo import Slo
 from simulator.config import SimulatorConfig
 from simulator.record import ServedRequest
 from simulator.server import SimulatorServer
 from store.open import chdb_path
 
 PROJECT_ID = "2f8c6e1a9b7d4c3e8f5a1b2c3d4e5f60"
+# The demo's SLO per service, and the first service's misses: every request slowed to SLOW_TTFT_MS
+# for the first third of the run, well past the target, so the good/bad split is known exactly.
+SLO_TTFT_MS = 2500.0
+SLOW_TTFT_MS = 4000.0
+SLO_OBJECTIVE = 0.9  # the fast alert pages on its 6x pair (14.4x would need every request bad)
+SLO_PERIOD_S = 3 * 86400  # burn-rate windows scale with it: the fast alert reads 6m and 30s
+DEMO_PRICE = CostConfig(price_per_hour=2.0, per="accelerator", accelerators=1)
 
 
 @dataclass
@@ -67,6 +83,7 @@ class DemoReport:
     traces: list[dict[str, Any]] = field(default_factory=list)
     audit_verdict: dict[str, Any] = field(default_factory=dict)
     sketch_ttft_counts: dict[str, int] = field(default_factory=dict)
+    slos: list[SloSummary] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [
@@ -77,6 +94,18 @@ class DemoReport:
             "(TPxx from histogram_quantile over the engines' or proxies' buckets; with the proxy, "
             "'sketch' columns are the mergeable sketches, within 1 % of the exact value)",
             "",
+            *(
+                [
+                    f"SLOs (GET {self.api_url}/api/v1/slos; counted per request by the proxies, "
+                    "read back through the PromQL API):",
+                    format_slo_table(self.slos),
+                    "(ground truth: what the clients received and the engines slowed on purpose; "
+                    "burn-rate alerts show as InferSloFastBurn/InferSloSlowBurn events below)",
+                    "",
+                ]
+                if self.slos
+                else []
+            ),
             f"Events ({len(self.events)} after folding repeats; GET {self.api_url}/api/v1/events):",
             format_events(self.events),
             "",
@@ -168,14 +197,43 @@ def program() -> str:
     return str(started) if relative.startswith("..") else relative
 
 
-def _service_config(base: SimulatorConfig, service: int, pod: int) -> SimulatorConfig:
+def _service_config(
+    base: SimulatorConfig, service: int, pod: int, slow_for_s: float | None = None
+) -> SimulatorConfig:
     # Each service gets its own latency profile so the table tells them apart.
-    return dataclasses.replace(
+    config = dataclasses.replace(
         base,
         ttft_median_ms=base.ttft_median_ms * (1 + service),
         itl_median_ms=base.itl_median_ms * (1 + 0.5 * service),
         seed=None if base.seed is None else base.seed + 100 * service + pod,
     )
+    if service == 0 and slow_for_s is not None and not base.slow_every:
+        config = dataclasses.replace(config, slow_every=1, slow_ttft_ms=SLOW_TTFT_MS, slow_for_s=slow_for_s)
+    return config
+
+
+def demo_slos(services: list[DemoService]) -> tuple[Slo, ...]:
+    """One TTFT SLO per service, in the demo's project."""
+    return tuple(
+        Slo(
+            f"{s.name}-ttft",
+            s.service_id,
+            project_id=PROJECT_ID,
+            ttft_ms=SLO_TTFT_MS,
+            objective=SLO_OBJECTIVE,
+            period_s=SLO_PERIOD_S,
+        )
+        for s in services
+    )
+
+
+def slo_ground_truth(service: DemoService, load: LoadStats) -> tuple[int, int]:
+    """(good, bad) as the clients and engines know it: a 200 is good unless the engine slowed it on
+    purpose; 5xx answers and streams cut short (no status) are bad; 4xx are left out."""
+    codes = load.codes.get(service.service_id, {})
+    slowed = sum(r.slowed and r.status == 200 and r.finish_reason != "abort" for r in service.served)
+    bad = sum(n for code, n in codes.items() if code >= 500 or code == 0)
+    return codes.get(200, 0) - slowed, bad + slowed
 
 
 def _pods(services: list[DemoService]) -> list[tuple[DemoService, SimulatorServer]]:
@@ -218,12 +276,15 @@ async def run_demo(
         DemoService(str(uuid.uuid5(uuid.NAMESPACE_URL, f"infersight-demo/{s}")), f"demo-svc-{s + 1}")
         for s in range(demo.services)
     ]
+    interval_s = demo.scrape_interval_s
+    slow_for_s = None
+    if demo.slo_misses and demo.proxy:
+        slow_for_s = max(3 * interval_s, (demo.duration_s or 90.0) / 3)
     for s, service in enumerate(services):
         for p in range(demo.pods_per_service):
-            server = SimulatorServer(_service_config(config.simulator, s, p))
+            server = SimulatorServer(_service_config(config.simulator, s, p, slow_for_s))
             await server.start()
             service.pods.append(server)
-    interval_s = demo.scrape_interval_s
     scrape = dataclasses.replace(
         config.scrape, interval_s=interval_s, timeout_s=min(config.scrape.timeout_s, interval_s)
     )
@@ -237,7 +298,11 @@ async def run_demo(
                 "defaults": {"health_for": f"{round(2 * interval_s)}s"},
             }
         )
-    base = dataclasses.replace(config, scrape=scrape, events=events, alerts=alerts, targets=())
+    slos = config.slos or (demo_slos(services) if demo.proxy else ())
+    cost = config.cost or DEMO_PRICE
+    base = dataclasses.replace(
+        config, scrape=scrape, events=events, alerts=alerts, targets=(), slos=slos, cost=cost
+    )
     runtime = Runtime(base)
     stats = LoadStats()
     say = progress or logger.info
@@ -249,7 +314,11 @@ async def run_demo(
         # One sidecar per pod, as in a cluster: its scrapes and, with demo.proxy, its ingress proxy.
         entry: dict[str, list[str]] = {s.service_id: [] for s in services}
         for target, (service, pod) in zip(_targets(services), _pods(services), strict=True):
-            proxy = ProxyConfig(listen="127.0.0.1:0", upstream=pod.url) if demo.proxy else None
+            proxy = (
+                ProxyConfig(listen="127.0.0.1:0", upstream=pod.url, flush_interval_s=interval_s)
+                if demo.proxy
+                else None
+            )
             # The guide's readiness probe on the engine's /health: the crash shows as Unhealthy.
             probe = ProbeConfig(
                 kind="readiness", url=f"{pod.url}/health", period_s=interval_s, failure_threshold=1
@@ -302,6 +371,9 @@ async def run_demo(
             ended - started + 1,
             admin,
         )
+        slo_rows = await asyncio.to_thread(
+            _slo_summaries, runtime.api_url, services, stats, ended, started, admin
+        )
         paths = write_dashboards(Path(config.dashboards.out_dir))
         data_dir = chdb_path(config.store.dsn)
         return DemoReport(
@@ -316,6 +388,7 @@ async def run_demo(
             traces_seen,
             verdict,
             {summary.service_id: summary.sketch_count for summary in summaries if summary.sketch_count},
+            slo_rows,
         )
     finally:
         if chaos is not None and not chaos.done():
@@ -324,6 +397,29 @@ async def run_demo(
         for service in services:
             for pod in service.pods:
                 await pod.stop()
+
+
+def _slo_summaries(
+    api_url: str,
+    services: list[DemoService],
+    load: LoadStats,
+    ended: float,
+    started: float,
+    headers: dict[str, str] | None,
+) -> list[SloSummary]:
+    """The SLO table: the SLOs as the API lists them, their counts through PromQL, and the ground
+    truth of the demo's own services beside them."""
+    import httpx
+
+    slos = httpx.get(f"{api_url}/api/v1/slos", headers=headers, timeout=30).json()["data"]
+    names = {s.service_id: s.name for s in services}
+    rows = summarise_slos(api_url, slos, names, ended, ended - started + 1, headers)
+    by_id = {s.service_id: s for s in services}
+    for row, slo in zip(rows, slos, strict=True):
+        service = by_id.get(slo["service_id"])
+        if service is not None and slo["name"] == f"{service.name}-ttft":
+            row.truth_good, row.truth_bad = slo_ground_truth(service, load)
+    return rows
 
 
 def _chaos_times(duration_s: float | None, interval_s: float) -> tuple[float, float]:

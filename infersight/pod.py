@@ -3,7 +3,9 @@
 Receivers (scrapes, the ingress proxy, resource readers, probes, the pod's Kubernetes events) all
 hand their batches to one consumer; with ``sidecar.metrics_listen`` that consumer is first the
 sidecar's own ``/metrics`` (``Exposition``), then the exporter. Per-request values from the proxy
-also go into 10 s quantile sketches, drained to ``sketch_sink`` as each window closes.
+also go into 10 s quantile sketches, drained to ``sketch_sink`` as each window closes, and are
+judged against the service's SLOs (``collector.slo``); the SLO counters and the pod's cost
+(``collector.cost``) go to the same consumer every flush interval.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from loguru import logger
 
+from collector.cost import CostMeter
 from collector.exposition import Exposition
 from collector.group import SidecarGroup
 from collector.k8s_events import KubernetesEventWatcher
@@ -25,11 +28,15 @@ from collector.probes.runner import ProbeRunner
 from collector.probes.state import Transition
 from collector.proxy.ingress import IngressProxy
 from collector.proxy.observe import feed_observer
+from collector.proxy.timing import RequestObservation
 from collector.resources.reader import ResourceReader
+from collector.slo import SloCounter
 from collector.window import SketchRow, WindowedSketches
 from infersight.config import Config
 from infersight.k8s import pod_identity, start_watch
 from model.events import POD, Event
+from model.series import Sample
+from model.slo import Slo
 
 EventSink = Callable[[list[Event]], Awaitable[None]]
 SketchSink = Callable[[list[SketchRow]], Awaitable[None]]
@@ -39,7 +46,8 @@ WINDOW_S = 10
 class PodCollector:
     """``await PodCollector(config, exporter, event_sink, sketch_sink).start()`` … ``stop()``.
 
-    ``metadata``: where the targets' TYPE/HELP/UNIT go (none: they are not kept)."""
+    ``metadata``: where the targets' TYPE/HELP/UNIT go (none: they are not kept). ``slos``: the
+    SLOs in force, asked per request (default: the configuration's ``slos``)."""
 
     def __init__(
         self,
@@ -48,6 +56,7 @@ class PodCollector:
         events: EventSink,
         sketches: SketchSink,
         metadata: MetadataSink | None = None,
+        slos: Callable[[], Sequence[Slo]] | None = None,
     ) -> None:
         self.config = config
         self._event_sink = events
@@ -62,8 +71,11 @@ class PodCollector:
             targets = tuple(dataclasses.replace(t, engine="generic") for t in targets)
         self.scrapes = SidecarGroup(config.scrape, targets, pipeline, metadata)
         self.windows = WindowedSketches(width_s=WINDOW_S)
+        self._pipeline = pipeline
+        self.slo = SloCounter(slos or (lambda: config.slos), identity)
+        self.cost = CostMeter(config.cost, identity, time.time()) if config.cost is not None else None
         self.proxy = (
-            IngressProxy(config.proxy, identity, pipeline, on_request=feed_observer(self.windows, identity))
+            IngressProxy(config.proxy, identity, pipeline, on_request=self._on_request(identity))
             if config.proxy is not None
             else None
         )
@@ -73,7 +85,39 @@ class PodCollector:
             self.probes = ProbeRunner(config.probes, identity, pipeline, on_transition=self._probe_event)
         self._watch: tuple[KubernetesEventWatcher, asyncio.Task[None]] | None = None
         self._drainer: asyncio.Task[None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+
+    def _on_request(self, identity: dict[str, str]) -> Callable[[RequestObservation], None]:
+        """Each finished request: into the sketches, then judged against the SLOs."""
+        to_sketches = feed_observer(self.windows, identity)
+
+        def on_request(obs: RequestObservation) -> None:
+            to_sketches(obs)
+            self.slo.observe(obs)
+
+        return on_request
+
+    def report_samples(self) -> list[Sample]:
+        """The SLO counters (with the proxy) and the pod's cost, now."""
+        ts_ms = int(time.time() * 1000)
+        out = self.slo.to_samples(ts_ms) if self.proxy is not None else []
+        if self.cost is not None:
+            out += self.cost.to_samples(ts_ms)
+        return out
+
+    async def _report(self) -> None:
+        samples = self.report_samples()
+        if samples:
+            await self._pipeline.consume(samples)
+
+    async def _report_loop(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s - time.time() % interval_s)
+            try:
+                await self._report()
+            except Exception:  # loop boundary: log and keep reporting
+                logger.exception("handing on the SLO and cost series failed; continuing")
 
     def _probe_event(self, transition: Transition) -> None:
         """A probe's Healthy/Unhealthy transition as the guide's pod event (T1-55)."""
@@ -95,6 +139,11 @@ class PodCollector:
             self._drainer = asyncio.create_task(self._drain_loop())
         if self.resources is not None:
             self.resources.start()
+        if self.proxy is not None or self.cost is not None:
+            interval_s = (
+                self.config.proxy.flush_interval_s if self.config.proxy else self.config.scrape.interval_s
+            )
+            self._reporter = asyncio.create_task(self._report_loop(interval_s))
         if self.probes is not None:
             self.probes.start()
         self._watch = start_watch(self.config, self._event_sink)
@@ -106,6 +155,7 @@ class PodCollector:
         """Hand on the proxy's series and every open sketch window now."""
         if self.proxy is not None:
             await self.proxy.flush()
+        await self._report()
         rows = self.windows.drain_all()
         if rows:
             await self._sketch_sink(rows)
@@ -127,17 +177,23 @@ class PodCollector:
             self._watch[1].cancel()
             await asyncio.gather(self._watch[1], return_exceptions=True)
             self._watch = None
-        if self._drainer is not None:
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
-            self._drainer = None
+        for task in (self._drainer, self._reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._drainer = self._reporter = None
         if self.probes is not None:
             await self.probes.stop()
         if self.resources is not None:
             await self.resources.stop()
         if self.proxy is not None:
             await self.proxy.stop()
+        if self.proxy is not None or self.cost is not None:
+            try:
+                await self._report()
+            except Exception:
+                logger.exception("the last SLO and cost series were not handed on")
         await self.scrapes.stop()
         rows = self.windows.drain_all()
         if rows:

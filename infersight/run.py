@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 
 from alerts.runner import AlertRunner
+from alerts.slo_registry import SloRegistry
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.ingest_log import IngestLog
@@ -24,6 +25,7 @@ from infersight.pod import PodCollector
 from infersight.self_series import self_samples
 from infersight.startup import SocketServer, StartupError, bind_listener, check_writable, one_line, redact_dsn
 from infersight.store_gate import StoreGate
+from model.errors import ConfigError
 from model.events import Event
 from model.metadata import MetadataRecord
 from query.api.app import AuthSettings, build_querier, create_app
@@ -66,6 +68,7 @@ class Runtime:
         self._background: list[asyncio.Task[None]] = []
         self.alerts: AlertRunner | None = None
         self.audit: AuditLog | None = None
+        self.slos: SloRegistry | None = None  # configured and API SLOs, judged by every pod's proxy
         self.rollups: RollupJob | None = None
         self.api_counters: ApiCounters | None = None  # what the API refused (infersight.self_series)
         # Who runs the singletons (alerting, rollups, retention, event detection, audit digests):
@@ -160,7 +163,13 @@ class Runtime:
             chain_lock=self.leader.chain_lock if cfg.store.zookeeper else None,
         )
         engine = Engine(build_querier(self.store))
-        self.alerts, rules_router = build_alerting(cfg, engine, self.store.writer, self.audit, self.events)
+        try:
+            self.slos = SloRegistry(cfg.slos, state_dir(cfg) / "api-slos.json")
+        except ConfigError as err:  # the API's SLO file, edited by hand or cut short
+            raise StartupError(f"{state_dir(cfg) / 'api-slos.json'}: {err}") from None
+        self.alerts, rules_router = build_alerting(
+            cfg, engine, self.store.writer, self.audit, self.events, self.slos
+        )
         if cfg.store.zookeeper:
             self.alerts.leading = self.leader.is_leader
         self.ingest_log = ingest_log(cfg, self.store.writer)
@@ -275,7 +284,15 @@ class Runtime:
         async def write_metadata(records: list[MetadataRecord]) -> None:
             await asyncio.to_thread(metadata.write, records)
 
-        pod = PodCollector(pod_config, self.exporter, publish, write_sketches, write_metadata)
+        slos = self.slos
+        pod = PodCollector(
+            pod_config,
+            self.exporter,
+            publish,
+            write_sketches,
+            write_metadata,
+            slos=(lambda: slos.slos) if slos is not None else None,
+        )
         await pod.start()
         self.pods.append(pod)
         return pod

@@ -129,3 +129,95 @@ def format_table(summaries: list[ServiceSummary]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+@dataclass
+class SloSummary:
+    """One SLO over the run, from the proxies' exact counters; ``truth_*`` from the demo's clients
+    and engines when it knows them (``-1``: not known)."""
+
+    name: str
+    service_name: str
+    targets: str
+    objective: float
+    good: float = 0.0
+    bad: float = 0.0
+    window_s: float = math.nan
+    truth_good: int = -1
+    truth_bad: int = -1
+
+    @property
+    def attainment(self) -> float:
+        return self.good / (self.good + self.bad) if self.good + self.bad else math.nan
+
+    @property
+    def goodput(self) -> float:
+        return self.good / self.window_s
+
+    @property
+    def budget_left(self) -> float:
+        return 1 - (1 - self.attainment) / (1 - self.objective)
+
+
+def summarise_slos(
+    api_url: str,
+    slos: list[dict[str, Any]],
+    service_names: dict[str, str],
+    end_s: float,
+    window_s: float,
+    headers: dict[str, str] | None = None,
+) -> list[SloSummary]:
+    """Good and bad requests per SLO (``GET /api/v1/slos`` entries) over the last ``window_s``."""
+    window = f"{max(1, math.ceil(window_s))}s"
+    client = PromQLClient(api_url, headers)
+    try:
+        counts: dict[tuple[str, str, str], float] = {}
+        query = f"sum by (slo, service_id, result) (last_over_time(infersight_slo_requests_total[{window}]))"
+        for labels, value in client.vector(query, end_s):
+            counts[(labels.get("slo", ""), labels.get("service_id", ""), labels.get("result", ""))] = value
+        out = []
+        for slo in slos:
+            targets = " ".join(
+                f"{k.removesuffix('_ms').upper()}<={slo[k]:g}ms" for k in slo if k.endswith("_ms")
+            )
+            key = (slo["name"], slo["service_id"])
+            summary = SloSummary(
+                slo["name"],
+                service_names.get(slo["service_id"], slo["service_id"]),
+                targets or "errors only",
+                float(slo["objective"]),
+                counts.get((*key, "good"), 0.0),
+                counts.get((*key, "bad"), 0.0),
+                window_s,
+            )
+            out.append(summary)
+        return out
+    finally:
+        client.close()
+
+
+def format_slo_table(summaries: list[SloSummary]) -> str:
+    """A fixed-width table, one row per SLO; the ground-truth column when it is known."""
+    truth = any(s.truth_good >= 0 for s in summaries)
+    header = ["SLO", "service", "targets", "objective", "good", "bad", "attainment", "goodput", "budget left"]
+    header += ["ground truth (good/bad)"] if truth else []
+    rows = [header]
+    for s in summaries:
+        row = [
+            s.name,
+            s.service_name,
+            s.targets,
+            f"{s.objective * 100:g} %",
+            f"{s.good:.0f}",
+            f"{s.bad:.0f}",
+            f"{s.attainment * 100:.2f} %",
+            f"{s.goodput:.2f}/s",
+            f"{s.budget_left * 100:.0f} %",
+        ]
+        if truth:
+            row.append(f"{s.truth_good}/{s.truth_bad}" if s.truth_good >= 0 else "-")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -47,6 +47,12 @@ class SimulatorConfig:
     max_num_seqs: int = 64
     max_model_len: int = 4096
     kv_cache_tokens: int = 65536
+    # deterministic SLO misses: every slow_every-th request that is served (not an injected error)
+    # waits slow_ttft_ms for its first token; 0 turns it off. slow_for_s: only during the first
+    # seconds after the engine started (None: always), so burn-rate alerts fire and then resolve.
+    slow_every: int = 0
+    slow_ttft_ms: float = 0.0
+    slow_for_s: float | None = None
     # ground-truth records kept; past this the oldest half is dropped (long demos)
     served_limit: int = 100_000
 
@@ -79,6 +85,9 @@ class SimulatorConfig:
             (self.max_model_len >= 1, "max_model_len", "must be >= 1"),
             (self.kv_cache_tokens >= 1, "kv_cache_tokens", "must be >= 1"),
             (self.served_limit >= 1, "served_limit", "must be >= 1"),
+            (self.slow_every >= 0, "slow_every", "must be >= 0"),
+            (self.slow_every == 0 or self.slow_ttft_ms > 0, "slow_ttft_ms", "must be > 0 with slow_every"),
+            (self.slow_for_s is None or self.slow_for_s > 0, "slow_for_s", "must be > 0"),
         ]
         for ok, name, message in checks:
             if not ok:

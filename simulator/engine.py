@@ -9,6 +9,7 @@ content chunk has been handed to the server (streamed) and that same value is ob
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
@@ -40,6 +41,7 @@ class _Run:
         self.ttft_s: float | None = None
         self.gaps: list[float] = []
         self.last_t = t0
+        self.admitted_t = t0  # when a slot was free (paced_tokens sets it)
         self.generated = 0
         self.done = False
 
@@ -67,6 +69,11 @@ class _Run:
         e2e = now - self.t0
         if finish_reason != "abort":
             m.e2e_request_latency.observe(e2e)
+            queue = self.admitted_t - self.t0
+            ttft = self.ttft_s if self.ttft_s is not None else e2e
+            m.phase_time["queue"].observe(queue)
+            m.phase_time["prefill"].observe(max(0.0, ttft - queue))
+            m.phase_time["decode"].observe(max(0.0, e2e - ttft))
             m.request_prompt_tokens.observe(self.plan.prompt_tokens)
             m.request_generation_tokens.observe(self.generated)
         m.request_success[finish_reason].inc()
@@ -84,6 +91,7 @@ class _Run:
                 prompt_tokens=self.plan.prompt_tokens,
                 completion_tokens=self.generated,
                 finish_reason=finish_reason,
+                slowed=self.plan.slowed,
             )
         )
 
@@ -131,6 +139,8 @@ class Simulator:
         self._running = 0
         self._waiting = 0
         self._kv_tokens = 0
+        self._started_s = time.monotonic()
+        self._served_plans = 0
 
     # ground truth -------------------------------------------------------------------------
     def record(self, served: ServedRequest) -> None:
@@ -159,7 +169,17 @@ class Simulator:
 
     # planning and pacing ------------------------------------------------------------------
     def plan(self, body: dict[str, Any], *, chat: bool) -> Plan:
-        return draw_plan(self._rng, self.config, body, chat=chat)
+        """Draw the request's plan; every ``slow_every``-th served one is slowed (a known share)."""
+        plan = draw_plan(self._rng, self.config, body, chat=chat)
+        c = self.config
+        if plan.error_status is not None or not c.slow_every:
+            return plan
+        if c.slow_for_s is not None and time.monotonic() - self._started_s > c.slow_for_s:
+            return plan
+        self._served_plans += 1
+        if self._served_plans % c.slow_every:
+            return plan
+        return dataclasses.replace(plan, ttft_s=c.slow_ttft_ms / 1000.0, slowed=True)
 
     def start_run(self, plan: Plan, *, path: str, stream: bool, model: str, t0: float) -> _Run:
         return _Run(self, plan, path=path, stream=stream, model=model, t0=t0)
@@ -202,7 +222,7 @@ class Simulator:
         """
         await self._admit(run)
         try:
-            start = time.perf_counter()
+            start = run.admitted_t = time.perf_counter()
             due = start + run.plan.ttft_s
             for i, text in enumerate(run.plan.tokens):
                 if i > 0:

@@ -111,6 +111,17 @@ class VllmMetrics:
             REQUEST_LATENCY_BUCKETS_S,
         )
 
+        # the request's phases (vLLM v1): waiting for a slot, prefill up to the first token, decode
+        phases = (("queue", "WAITING"), ("prefill", "PREFILL"), ("decode", "DECODE"))
+        self.phase_time = {
+            phase: histogram(
+                f"vllm:request_{phase}_time_seconds",
+                f"Histogram of time spent in {state} phase for request.",
+                REQUEST_LATENCY_BUCKETS_S,
+            )
+            for phase, state in phases
+        }
+
     def observe_gap(self, gap_s: float) -> None:
         """One decode step's inter-token gap, into both the current and the deprecated family."""
         self.time_per_output_token.observe(gap_s)

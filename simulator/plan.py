@@ -36,6 +36,7 @@ class Plan:
     finish_reason: str
     ttft_s: float
     gaps_s: tuple[float, ...]
+    slowed: bool = False  # the first token delayed on purpose (SimulatorConfig.slow_every)
 
 
 def count_prompt_words(body: dict[str, Any], *, chat: bool) -> int:

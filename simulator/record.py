@@ -14,6 +14,7 @@ class ServedRequest:
     moment the first token was produced (not streamed); it is the value observed into
     ``vllm:time_to_first_token_seconds``. ``itl_s`` holds the gaps between successive tokens
     (each observed into the TPOT/ITL histograms). Error responses have ``ttft_s=None``.
+    ``slowed``: the simulator delayed its first token on purpose (``slow_every``).
     """
 
     request_id: str
@@ -28,6 +29,7 @@ class ServedRequest:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None
+    slowed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -101,7 +101,9 @@ def current_project() -> str | None:
 
 
 def required_permission(method: str, path: str) -> str:
-    if path.startswith("/api/v1/admin") or (path.startswith("/api/v1/rules") and method != "GET"):
+    if path.startswith("/api/v1/admin") or (
+        path.startswith(("/api/v1/rules", "/api/v1/slos")) and method != "GET"
+    ):
         return "admin"
     if path.startswith("/api/v1/audit") and method == "GET":
         return "audit"
