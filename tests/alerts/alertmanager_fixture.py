@@ -41,7 +41,7 @@ class Sink:
     received: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wait_for(self, predicate: Any, timeout_s: float = 20) -> dict[str, Any]:
+    def wait_for(self, predicate: Any, timeout_s: float = 60) -> dict[str, Any]:
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             with self.lock:
