@@ -35,13 +35,15 @@ class ConsoleServer:
 def chromium() -> Path:
     path = chromium_path()
     if path is None:
-        pytest.skip("chromium is not installed: apt-get install chromium (tools/system-deps.sh does, as root)")
+        pytest.skip(
+            "chromium is not installed: apt-get install chromium (tools/system-deps.sh does, as root)"
+        )
     return path
 
 
 @pytest.fixture(scope="session")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
-    """The demo's data (two services × two pods, one pod crashed and restarted, audit traces), then
+    """The demo's data (two services of two pods, one pod crashed and restarted, audit traces), then
     ``infersight server`` over it with auth on and alert rules evaluated every 5 s."""
     tmp = tmp_path_factory.mktemp("console")
     data = tmp / "data"
@@ -82,7 +84,7 @@ def browser(chromium: Path) -> Iterator[Browser]:
 
 
 def open_page(browser: Browser, key: str | None) -> tuple[Page, PageLog]:
-    """A fresh tab at 1280 × 800, logged in with ``key`` (None: not logged in), and its log."""
+    """A fresh tab at 1280 by 800, logged in with ``key`` (None: not logged in), and its log."""
     context = browser.new_context(viewport=VIEWPORT, timezone_id="UTC", locale="en-GB")
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     if key is not None:

@@ -88,9 +88,9 @@ def api(server: ConsoleServer, path: str, **params: Any) -> Any:
 def services(server: ConsoleServer) -> list[dict[str, str]]:
     """The demo's pods as the API lists them (service, deployment, instance, pod, project)."""
     now = time.time()
-    found: list[dict[str, str]] = api(server, "series", **{"match[]": 'up{service_id!=""}'}, start=now - 3600)[
-        "data"
-    ]
+    found: list[dict[str, str]] = api(
+        server, "series", **{"match[]": 'up{service_id!=""}'}, start=now - 3600
+    )["data"]
     assert found, "the demo left no pods"
     return sorted(found, key=lambda s: (s["service_name"], s["source"]))
 
@@ -131,7 +131,12 @@ def test_every_page_loads_with_no_error_and_no_failed_request(
     shot(page, "services")
     goto(page, console_server, f"service?id={service_id}", "#panels[data-state=ready]")
     shot(page, "service-monitoring")
-    goto(page, console_server, f"service?id={service_id}&pod={pod}", "#panels[data-state=ready][data-level=pod]")
+    goto(
+        page,
+        console_server,
+        f"service?id={service_id}&pod={pod}",
+        "#panels[data-state=ready][data-level=pod]",
+    )
     shot(page, "pod-monitoring")
     goto(page, console_server, "events", "#events[data-state=ready]")
     page.wait_for_selector("#live[data-state=live]")
@@ -216,7 +221,9 @@ def expected_charts(
         for panel in row["panels"]:
             series = []
             for q in panel["queries"]:
-                data = api(server, "query_range", query=fill(q["expr"], values), start=start, end=end, step=step)
+                data = api(
+                    server, "query_range", query=fill(q["expr"], values), start=start, end=end, step=step
+                )
                 for r in data["data"]["result"]:
                     ys: list[float | None] = [None] * n
                     for t, v in r["values"]:
@@ -242,7 +249,8 @@ def assert_charts_match(page: Page, server: ConsoleServer, values: dict[str, str
         if chart["drawn"]:
             assert chart["xs"] == list(range(start, end + 1, step)), title
     inked = page.evaluate(INK_AT_FIRST_POINT)
-    assert inked and all(inked.values()), inked
+    assert inked, "no chart drawn"
+    assert all(inked.values()), inked
     return grid
 
 
@@ -254,7 +262,8 @@ def test_charts_draw_what_promql_answers_through_period_switch_and_drill_down(
     values = {"service_id": pod["service_id"], "project_id": pod["project_id"], "period": "1m"}
     goto(page, console_server, f"service?id={pod['service_id']}", "#panels[data-state=ready]")
     grid = assert_charts_match(page, console_server, values)
-    assert grid["level"] == "service" and grid["step"] == "60"
+    assert grid["level"] == "service"
+    assert grid["step"] == "60"
     drawn = [c for c in page.evaluate(READ_CHARTS) if c["drawn"]]
     assert len(drawn) >= 20, "most of table 1-58's charts have the demo's data"
 
@@ -281,9 +290,11 @@ def test_charts_draw_what_promql_answers_through_period_switch_and_drill_down(
     rows = page.eval_on_selector_all("#panels section.row h2", "hs => hs.map(h => h.textContent)")
     assert rows == ["Resources"]
     labels = {s["label"] for c in page.evaluate(READ_CHARTS) for s in c["series"]}
-    assert labels and all(label.startswith(pod["source"]) for label in labels), labels
+    assert labels
+    assert all(label.startswith(pod["source"]) for label in labels), labels
     # The view is in the address: reloading it shows the same drill-down and period.
-    assert f"pod={pod['source']}" in page.url and "period=5m" in page.url
+    assert f"pod={pod['source']}" in page.url
+    assert "period=5m" in page.url
     page.reload()
     page.wait_for_selector("#panels[data-state=ready][data-level=pod][data-period='5m']")
     log.assert_clean()
@@ -306,7 +317,9 @@ def wait_events(page: Page, condition: str) -> None:
     )
 
 
-def test_event_filters_and_live_updates(logged_in: tuple[Page, PageLog], console_server: ConsoleServer) -> None:
+def test_event_filters_and_live_updates(
+    logged_in: tuple[Page, PageLog], console_server: ConsoleServer
+) -> None:
     page, log = logged_in
     goto(page, console_server, "events", "#events[data-state=ready]")
     everything = api(console_server, "events", limit=50)["data"]["events"]
@@ -321,7 +334,8 @@ def test_event_filters_and_live_updates(logged_in: tuple[Page, PageLog], console
     wait_events(page, "r.dataset.kind === 'pod' && r.dataset.type === 'Alarm'")
     alarms = api(console_server, "events", kind="pod", type="Alarm", limit=50)["data"]["events"]
     assert len(table_rows(page, "#events")) == len(alarms) > 0
-    assert "type=Alarm" in page.url and "kind=pod" in page.url
+    assert "type=Alarm" in page.url
+    assert "kind=pod" in page.url
 
     # Live: an event sent now shows without a reload, under the filters that match it.
     page.select_option("#filter-type", "")
@@ -349,7 +363,9 @@ def test_event_filters_and_live_updates(logged_in: tuple[Page, PageLog], console
 
 
 def trace_ids(page: Page) -> list[str]:
-    return page.eval_on_selector_all("#traces tbody tr[data-trace-id]", "rows => rows.map(r => r.dataset.traceId)")
+    return page.eval_on_selector_all(
+        "#traces tbody tr[data-trace-id]", "rows => rows.map(r => r.dataset.traceId)"
+    )
 
 
 def search_traces(page: Page, **fields: str) -> None:
@@ -393,9 +409,14 @@ def test_audit_search_pages_details_and_chain(
     page.click("#audit-next")
     page.wait_for_selector("#traces[data-state=ready][data-page='2']")
     second = api(
-        console_server, "audit/traces", trace_name="ConsolePagingTest", limit=10, next=first["meta_data"]["marker"]
+        console_server,
+        "audit/traces",
+        trace_name="ConsolePagingTest",
+        limit=10,
+        next=first["meta_data"]["marker"],
     )
-    assert trace_ids(page) == [t["trace_id"] for t in second["traces"]] and len(second["traces"]) == 2
+    assert trace_ids(page) == [t["trace_id"] for t in second["traces"]]
+    assert len(second["traces"]) == 2
     assert page.is_disabled("#audit-next")
     page.click("#audit-prev")
     page.wait_for_selector("#traces[data-state=ready][data-page='1']")
@@ -413,20 +434,25 @@ def test_audit_search_pages_details_and_chain(
     ):
         search_traces(page, **fields)
         want = api(console_server, "audit/traces", limit=10, **params)["traces"]
-        assert want and trace_ids(page) == [t["trace_id"] for t in want], params
+        assert want, params
+        assert trace_ids(page) == [t["trace_id"] for t in want], params
 
     # A record's request and response, secrets masked as stored.
     search_traces(page, resource_name="", trace_name="CreateServiceV2")
     page.locator("#traces tbody tr[data-trace-id]").first.get_by_role("button", name="Details").click()
     request = page.inner_text("#traces .detail pre.request")
-    assert '"instances": 2' in request and "sk-demo-secret" not in request
+    assert '"instances": 2' in request
+    assert "sk-demo-secret" not in request
     assert page.inner_text("#traces .detail pre.response")
     log.assert_clean()
 
 
 def alert_states(groups: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted(
-        (a["labels"]["alertname"], a["state"]) for g in groups for r in g["rules"] for a in r.get("alerts", [])
+        (a["labels"]["alertname"], a["state"])
+        for g in groups
+        for r in g["rules"]
+        for a in r.get("alerts", [])
     )
 
 
@@ -458,7 +484,9 @@ def test_alerts_page_lists_firing_and_pending_with_rule_links(
     name = link.locator("xpath=ancestor::tr").get_attribute("data-alertname")
     link.click()
     page.wait_for_selector("#rule-expr")
-    rules = [r for g in api(console_server, "rules")["data"]["groups"] for r in g["rules"] if r["name"] == name]
+    rules = [
+        r for g in api(console_server, "rules")["data"]["groups"] for r in g["rules"] if r["name"] == name
+    ]
     assert page.inner_text("#rule-expr") in {r["query"] for r in rules}
     log.assert_clean()
 
@@ -470,7 +498,8 @@ def test_login_and_tenancy(browser: Browser, console_server: ConsoleServer) -> N
     with console_server.client() as client:
         keys = {
             name: client.post(
-                "/api/v1/admin/keys", json={"project_id": p, "permissions": ["read"], "name": f"console-{name}"}
+                "/api/v1/admin/keys",
+                json={"project_id": p, "permissions": ["read"], "name": f"console-{name}"},
             ).json()["data"]["key"]
             for name, p in (("other", "console-other-project"), ("demo", project))
         }
@@ -490,7 +519,9 @@ def test_login_and_tenancy(browser: Browser, console_server: ConsoleServer) -> N
         page.fill("#api-key", keys["demo"])
         page.click("form.login button[type=submit]")
         page.wait_for_selector("#services[data-state=ready]")
-        shown = page.eval_on_selector_all("#services tbody tr[data-service-id]", "rs => rs.map(r => r.dataset.serviceId)")
+        shown = page.eval_on_selector_all(
+            "#services tbody tr[data-service-id]", "rs => rs.map(r => r.dataset.serviceId)"
+        )
         assert sorted(shown) == sorted({p["service_id"] for p in services(console_server)})
         log.assert_clean()
 
@@ -503,7 +534,9 @@ def test_login_and_tenancy(browser: Browser, console_server: ConsoleServer) -> N
         page.context.close()
 
 
-def test_keyboard_reaches_every_section(logged_in: tuple[Page, PageLog], console_server: ConsoleServer) -> None:
+def test_keyboard_reaches_every_section(
+    logged_in: tuple[Page, PageLog], console_server: ConsoleServer
+) -> None:
     page, log = logged_in
     goto(page, console_server, "services", "#services[data-state=ready]")
     page.keyboard.press("Tab")
@@ -539,7 +572,8 @@ def test_a_label_value_in_a_query_matches_only_itself(
     if not page.url.startswith(console_server.url):
         page.goto(f"{console_server.url}/#/no-such-page")
     text = page.evaluate(
-        "async (v) => { const d = await import('/console/js/dom.js'); return d.promString(d.regexLiteral(v)); }",
+        "async (v) => { const d = await import('/console/js/dom.js');"
+        " return d.promString(d.regexLiteral(v)); }",
         value,
     )
     matcher = promql_parser.parse(f'{{source=~"{text}"}}').matchers.matchers[0]
