@@ -1,9 +1,9 @@
 // Firing and pending alerts, each with a link to its rule; the rules with their state.
 
 import { getJson } from "./api.js";
-import { badge, clear, fmtDateTime, h, message } from "./dom.js";
+import { badge, clear, fmtDateTime, fmtValue, h, message } from "./dom.js";
 
-const HIDDEN_LABELS = new Set(["alertname", "severity"]);
+const HIDDEN_LABELS = new Set(["alertname", "severity", "project_id"]);
 
 function ruleHref(group, rule) {
   const q = new URLSearchParams({ group: group.name, name: rule.name });
@@ -50,7 +50,7 @@ function alertTable(id, rows) {
         h("td", {}, alert.annotations.summary || ""),
         h("td", {}, labelList(alert.labels)),
         h("td", { class: "nowrap" }, fmtDateTime(Date.parse(alert.activeAt))),
-        h("td", { class: "num" }, alert.value),
+        h("td", { class: "num", title: alert.value }, fmtValue(Number.parseFloat(alert.value))),
         h(
           "td",
           {},

@@ -138,7 +138,7 @@ export async function renderEvents(page) {
       h("td", {}, badge(e.type)),
       h("td", {}, e.kind === "pod" ? "Pod" : "Service"),
       h("td", { class: "reason" }, e.reason),
-      h("td", { class: "nowrap" }, objectName(e)),
+      h("td", { class: "object" }, objectName(e)),
       h("td", { class: "message" }, e.message),
       h("td", { class: "num", dataset: { field: "count" } }, String(e.count)),
       h("td", { class: "nowrap" }, fmtDateTime(e.firstTimestamp)),

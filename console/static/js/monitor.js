@@ -277,7 +277,7 @@ export async function renderMonitor(page) {
         const holder = h(
           "figure",
           { class: "panel", dataset: { title: spec.title, state: "loading" } },
-          h("figcaption", {}, h("span", { class: "panel-title" }, spec.title), h("span", { class: "info", title: spec.description, tabindex: "0", "aria-label": spec.description }, "ⓘ")),
+          h("figcaption", {}, h("span", { class: "panel-title" }, spec.title), h("span", { class: "info", title: spec.description, tabindex: "0", "aria-label": spec.description }, "i")),
           h("div", { class: "plot" }, emptyPanel("Loading…")),
         );
         grid_el.append(holder);
