@@ -38,6 +38,14 @@ export function fmtDateTime(ms) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtClock(ms)}`;
 }
 
+/** Month, day and time where the year is this one (table columns), else the full date. */
+export function fmtShort(ms) {
+  if (!Number.isFinite(ms) || ms <= 0) return "—";
+  const d = new Date(ms);
+  if (d.getFullYear() !== new Date().getFullYear()) return fmtDateTime(ms);
+  return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtClock(ms)}`;
+}
+
 export function fmtClock(ms) {
   const d = new Date(ms);
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;

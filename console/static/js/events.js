@@ -2,7 +2,7 @@
 // last time; filters; new events arrive from the event stream while the page is open.
 
 import { followEvents, getJson, prom } from "./api.js";
-import { badge, clear, debounce, fmtDateTime, h, message } from "./dom.js";
+import { badge, clear, debounce, fmtDateTime, fmtShort, h, message } from "./dom.js";
 
 const TYPES = ["Normal", "Warning", "Exception", "Alarm"];
 const SINCE = [
@@ -134,14 +134,14 @@ export async function renderEvents(page) {
     return h(
       "tr",
       { class: fresh ? "fresh" : null, dataset: { kind: e.kind, type: e.type } },
-      h("td", { class: "nowrap" }, fmtDateTime(e.lastTimestamp)),
+      h("td", { class: "nowrap", title: fmtDateTime(e.lastTimestamp) }, fmtShort(e.lastTimestamp)),
       h("td", {}, badge(e.type)),
       h("td", {}, e.kind === "pod" ? "Pod" : "Service"),
-      h("td", { class: "reason" }, e.reason),
+      h("td", { class: "reason wrap" }, e.reason),
       h("td", { class: "object" }, objectName(e)),
       h("td", { class: "message" }, e.message),
       h("td", { class: "num", dataset: { field: "count" } }, String(e.count)),
-      h("td", { class: "nowrap" }, fmtDateTime(e.firstTimestamp)),
+      h("td", { class: "nowrap", title: fmtDateTime(e.firstTimestamp) }, fmtShort(e.firstTimestamp)),
     );
   }
 
