@@ -182,8 +182,9 @@ def test_services_table_shows_what_the_apis_answer(
         with_requests = [p for p in sketch if p["count"] > 0]
         assert with_requests, "the demo's proxies measured no TTFT"
         assert close(float(row["ttft"]), with_requests[-1]["quantiles"]["0.99"]), (row, with_requests[-1])
-        events = api(console_server, "events", kind="service", service_id=sid, limit=50)["data"]["events"]
-        announced = next(m.group(1) for e in events if (m := STATUS.search(e["message"])))
+        events = api(console_server, "events", kind="service", service_id=sid, limit=500)["data"]["events"]
+        latest = max((e for e in events if STATUS.search(e["message"])), key=lambda e: e["lastTimestamp"])
+        announced = STATUS.search(latest["message"]).group(1)
         assert row["status"] == announced.capitalize(), (row, announced)
     log.assert_clean()
 

@@ -1,6 +1,6 @@
 // A service's Monitoring view (the guide's table 1-58): periods, spans, drill-down, a chart per panel.
 
-import { getJson, prom, settings } from "./api.js";
+import { prom, settings } from "./api.js";
 import { charts, drawChart, emptyPanel, toColumns } from "./chart.js";
 import {
   badge,
@@ -14,7 +14,7 @@ import {
   promString,
   regexLiteral,
 } from "./dom.js";
-import { statusName } from "./services.js";
+import { STATUS, statusEvents, statusName } from "./services.js";
 
 const MAX_POINTS = 1500; // beyond it, a point every few periods (15 days at 1 min are 21,600 periods)
 
@@ -99,11 +99,8 @@ export async function renderMonitor(page) {
     const name = topology.find((s) => s.service_name)?.service_name;
     heading.textContent = name || state.id;
     page.main.querySelector(".crumbs").lastChild.textContent = name || state.id;
-    const events = await getJson("/api/v1/events", { kind: "service", service_id: state.id, limit: 50 });
-    const announced = events.data.events
-      .map((e) => /status (?:change|transitioned) from \S+? to ([A-Z]+)/.exec(e.message))
-      .find(Boolean);
-    clear(statusHolder).append(announced ? badge(statusName(announced[1])) : "");
+    const announced = (await statusEvents(state.id)).map((e) => STATUS.exec(e.message)).find(Boolean);
+    clear(statusHolder).append(announced ? badge(statusName(announced[2])) : "");
   }
 
   function options(label, filter) {

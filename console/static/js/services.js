@@ -4,7 +4,8 @@ import { getJson, prom } from "./api.js";
 import { badge, clear, fmtDateTime, fmtValue, h, message } from "./dom.js";
 
 const SPAN_S = 900; // the console's default view: the last 15 minutes
-const STATUS = /status (?:change|transitioned) from (\S+?) to ([A-Z]+)/;
+export const STATUS = /status (?:change|transitioned) from (\S+?) to ([A-Z]+)/;
+const STATUS_REASONS = ["ServiceStatusChanged", "E36"]; // the guide's N02 and E36 templates
 export const QUERIES = {
   pods: 'count by (project_id, service_id, service_name) (last_over_time(up{service_id!=""}[15m]))',
   healthy: 'count by (service_id) (up{service_id!=""} == 1)',
@@ -49,13 +50,23 @@ async function ttftTp99(serviceId, end) {
   return last ? { value: last.quantiles["0.99"], end: last.end * 1000, count: last.count } : null;
 }
 
+/** The service's latest status events: the Normal N02 and the Exception E36 (newest first). */
+export async function statusEvents(serviceId) {
+  const answers = await Promise.all(
+    STATUS_REASONS.map((reason) =>
+      getJson("/api/v1/events", { kind: "service", service_id: serviceId, reason, limit: 1 }),
+    ),
+  );
+  return answers.flatMap((a) => a.data.events).sort((a, b) => b.lastTimestamp - a.lastTimestamp);
+}
+
 async function serviceRow(service, end, healthy, qps, errors) {
-  const [statusEvents, latest, ttft] = await Promise.all([
-    getJson("/api/v1/events", { kind: "service", service_id: service.id, limit: 50 }),
+  const [announced, latest, ttft] = await Promise.all([
+    statusEvents(service.id),
     getJson("/api/v1/events", { service_id: service.id, limit: 1 }),
     ttftTp99(service.id, end),
   ]);
-  const state = status(statusEvents.data.events, healthy, service.pods);
+  const state = status(announced, healthy, service.pods);
   const event = latest.data.events[0];
   const cell = (field, value, text, title) =>
     h("td", { class: "num", dataset: { field, value: value ?? "" }, title }, text);
