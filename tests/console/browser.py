@@ -7,11 +7,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.sync_api import ConsoleMessage, Page, Request, Response
+from playwright.sync_api import ConsoleMessage, Page, Request, Response, ViewportSize
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 DEFAULT_TIMEOUT_MS = 90_000  # a loaded 2-core machine: generous, and only ever waited on a condition
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 # What the page aborts on purpose: the event stream when the Events page is left.
 ABORTED_ON_PURPOSE = ("/api/v1/events/stream",)
 

@@ -3,6 +3,7 @@ is told, and what its views hold."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from collections.abc import Iterator
@@ -124,3 +125,15 @@ def test_the_console_offers_the_guides_periods_and_spans() -> None:
     assert settings["spans"][0] == "15m"
     assert settings["spans"][-1] == "15d"
     assert settings["refresh"] == "1m"
+
+
+def test_the_console_has_no_data_path_of_its_own() -> None:
+    """The console's Python serves files and the dashboards' panel definitions; every figure the
+    pages show comes through the HTTP APIs, so it imports nothing that reads or writes data."""
+    forbidden = ("store", "query", "exporters", "collector", "alerts", "infersight", "simulator")
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not [n for n in names if n.split(".")[0] in forbidden], f"{path.name} imports {names}"

@@ -184,8 +184,9 @@ def test_services_table_shows_what_the_apis_answer(
         assert close(float(row["ttft"]), with_requests[-1]["quantiles"]["0.99"]), (row, with_requests[-1])
         events = api(console_server, "events", kind="service", service_id=sid, limit=500)["data"]["events"]
         latest = max((e for e in events if STATUS.search(e["message"])), key=lambda e: e["lastTimestamp"])
-        announced = STATUS.search(latest["message"]).group(1)
-        assert row["status"] == announced.capitalize(), (row, announced)
+        announced = STATUS.search(latest["message"])
+        assert announced is not None
+        assert row["status"] == announced.group(1).capitalize(), (row, latest)
     log.assert_clean()
 
 
@@ -577,6 +578,8 @@ def test_a_label_value_in_a_query_matches_only_itself(
         " return d.promString(d.regexLiteral(v)); }",
         value,
     )
-    matcher = promql_parser.parse(f'{{source=~"{text}"}}').matchers.matchers[0]
+    selector = promql_parser.parse(f'{{source=~"{text}"}}')
+    assert isinstance(selector, promql_parser.VectorSelector)
+    matcher = selector.matchers.matchers[0]
     assert re2.fullmatch(matcher.value, value)
     assert not re2.fullmatch(matcher.value, value + "x")
