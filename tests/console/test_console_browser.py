@@ -146,6 +146,7 @@ def test_every_page_loads_with_no_error_and_no_failed_request(
     page.locator("#traces tbody tr[data-trace-id]", has_text="CreateServiceV2").first.get_by_role(
         "button", name="Details"
     ).click()
+    page.locator("#traces .detail").scroll_into_view_if_needed()
     shot(page, "audit")
     goto(page, console_server, "alerts", "#alerts[data-state=ready]")
     shot(page, "alerts")
