@@ -25,6 +25,7 @@ COPY alerts/ alerts/
 COPY dashboards/ dashboards/
 COPY infersight/ infersight/
 COPY simulator/ simulator/
+COPY console/ console/
 # The wheel, then every dependency as a wheel beside it: the final stage installs offline from
 # /wheels and needs no compiler, no build front-end and no registry.
 RUN python -m build --wheel --outdir /wheels . \

@@ -116,6 +116,7 @@ class DemoReport:
             "",
             "Dashboards written: " + ", ".join(str(p) for p in self.dashboard_paths),
             f"Grafana: add a Prometheus data source with URL {self.api_url} and import the JSON above.",
+            f"Console: {self.api_url}/ in a browser (services, monitoring, events, audit, alerts).",
             "(The demo's API stops with it; to keep serving its data: "
             f"{program()} server --data {self.data_dir}; the next demo starts from an empty folder "
             "unless --keep-data)",
@@ -344,6 +345,7 @@ async def run_demo(
         admin = {"Authorization": f"Bearer {config.auth.admin_key}"} if config.auth.enabled else None
         await asyncio.to_thread(send_platform_traces, runtime.api_url, traces, admin)
         await asyncio.to_thread(manage_infersight, runtime.api_url, PROJECT_ID, admin)
+        say(f"demo: the console is at {runtime.api_url}/ while the demo runs (open it in a browser)")
         if demo.chaos:
             crash_at, restart_at = _chaos_times(demo.duration_s, interval_s)
             victim = services[-1]

@@ -196,6 +196,7 @@ class Runtime:
         logger.info(
             "Prometheus API on {}/api/v1 (Grafana data source URL: {})", self.server.url, self.server.url
         )
+        logger.info("Console on {}/ (services, monitoring, events, audit, alerts)", self.server.url)
         self.exporter = buffered_exporter(cfg, StoreExporter(self.store.writer), "run")
         await self.exporter.start()
         if cfg.targets or cfg.proxy or cfg.resources or cfg.probes:

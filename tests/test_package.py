@@ -111,3 +111,7 @@ def test_wheel_installs_and_runs_the_demo_outside_the_source_tree(tmp_path: Path
     # The installed package carries the generated dashboards and rules for users without a checkout.
     assert list(site.glob("dashboards/json/*.json"))
     assert list(site.glob("alerts/rules/*.yml"))
+    # ... and the browser console's page, scripts and vendored uPlot, served at / by every server.
+    assert (site / "console" / "page.html").is_file()
+    assert list(site.glob("console/static/js/*.js"))
+    assert (site / "console" / "static" / "vendor" / "uplot" / "uPlot.iife.min.js").is_file()

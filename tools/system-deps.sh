@@ -2,7 +2,8 @@
 # Debian packages the tests run for real: Prometheus 2.42 and promtool (the reference PromQL engine),
 # ClickHouse server 18.16 (the native-protocol store), Alertmanager 0.25 (notifications) and
 # VictoriaMetrics 1.79 (a second peer in benchmarks), ZooKeeper 3.8 (the live cluster's coordination
-# service: replicated tables and the leader election).
+# service: replicated tables and the leader election), Chromium (the console's browser tests, driven by
+# Playwright for Python pointed at /usr/bin/chromium: no browser download).
 # Installs only what is missing; needs root (CI runs as root). Never starts the packaged services.
 set -euo pipefail
 missing=()
@@ -11,6 +12,7 @@ command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+command -v chromium >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "system-deps: missing ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2

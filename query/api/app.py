@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from console.serve import mount_console
 from exporters.ingest_log import IngestLog
 from query.api.admin import build_admin_router
 from query.api.audit import build_audit_router
@@ -166,6 +167,7 @@ def create_app(
     app.add_middleware(FrozenRoutes, router=app.router)
     app.add_middleware(ExactRoutes, routes=exact)
     auth = auth or AuthSettings()
+    mount_console(app, auth_required=auth.enabled)  # the browser console at /, over these same APIs
     # What the write routes and the auth refused, for the server's own series (server_counts).
     doors = {
         "remote_write": receiver.admission,

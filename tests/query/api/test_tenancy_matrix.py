@@ -59,7 +59,16 @@ ANNOTATION = "a-hidden-annotation"
 GLOBAL_ALERT = "GlobalHiddenAlert"
 KEY_NAME = "a-hidden-keyname"
 BOOT = {"Authorization": f"Bearer {ADMIN}"}
-OPEN_PATHS = {"/-/healthy", "/-/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+OPEN_PATHS = {
+    "/-/healthy",
+    "/-/ready",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/",
+    "/console",
+}
 
 
 @dataclass(frozen=True)
