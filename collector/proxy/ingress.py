@@ -73,7 +73,10 @@ class IngressProxy:
     def samples(self) -> list[Sample]:
         """The proxy's series now (per-period gauges cover the time since the last call)."""
         ts_ms = math.floor(self.clock() * 1000)
-        return self.stats.to_samples(ts_ms, self.app.connections, ws_messages=self.app.ws_messages)
+        app = self.app
+        return self.stats.to_samples(
+            ts_ms, app.connections, ws_messages=app.ws_messages, upstream_retries=app.upstream_retries
+        )
 
     async def flush(self) -> list[Sample]:
         batch = self.samples()

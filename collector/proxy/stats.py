@@ -10,7 +10,9 @@
 - ``infer_service_request_connect_count`` (live connections) and ``infer_service_token_count``
   (output tokens, a counter as the vLLM adapter keeps it);
 - ``infersight_proxy_websocket_messages_total{direction}`` (``to_upstream`` / ``to_client``): WebSocket
-  messages relayed, once any were.
+  messages relayed, once any were;
+- ``infersight_proxy_upstream_retries_total``: requests sent again on a fresh connection after a
+  reused keep-alive connection closed before answering (server.py), once any were.
 
 ``path`` is the request path without its query; past ``max_paths`` distinct paths new ones are
 counted under ``path="other"`` so that a scan of random URLs cannot explode the series count.
@@ -39,6 +41,7 @@ TOKEN_BUCKETS = (*(m * 10**e for e in range(6) for m in (1, 2, 5)), 1_000_000)
 
 PROXY_REQUESTS_TOTAL = "infersight_proxy_requests_total"
 PROXY_WS_MESSAGES_TOTAL = "infersight_proxy_websocket_messages_total"
+PROXY_UPSTREAM_RETRIES_TOTAL = "infersight_proxy_upstream_retries_total"
 OTHER_PATH = "other"
 
 # per-period gauge families: (guide prefix, which values of an observation feed it)
@@ -148,11 +151,16 @@ class ProxyStats:
         return Sample(to_labels({**self.identity, **extra, METRIC_NAME: name}), ts_ms, float(value))
 
     def to_samples(
-        self, ts_ms: int, connections: int, ws_messages: Mapping[str, int] | None = None
+        self,
+        ts_ms: int,
+        connections: int,
+        ws_messages: Mapping[str, int] | None = None,
+        upstream_retries: int = 0,
     ) -> list[Sample]:
         """Every series now; the per-period gauges cover the time since the last call and reset.
 
-        ``ws_messages``: WebSocket messages relayed so far by direction (a counter kept by the app).
+        ``ws_messages``: WebSocket messages relayed so far by direction, ``upstream_retries``:
+        requests retried so far (counters kept by the app).
         """
         s = self._sample
         out = [
@@ -171,6 +179,8 @@ class ProxyStats:
         out.append(s(catalog.TOKEN_COUNT, ts_ms, self.tokens_total))
         for direction, n in sorted((ws_messages or {}).items()):
             out.append(s(PROXY_WS_MESSAGES_TOTAL, ts_ms, n, direction=direction))
+        if upstream_retries:
+            out.append(s(PROXY_UPSTREAM_RETRIES_TOTAL, ts_ms, upstream_retries))
         for prefix, stat in self.period.items():
             if stat.count:
                 out.append(s(f"infer_service_{prefix}_avg_cost", ts_ms, stat.total / stat.count))
