@@ -3,7 +3,8 @@
 Receivers (scrapes, the ingress proxy, resource readers, probes, the pod's Kubernetes events) all
 hand their batches to one consumer; with ``sidecar.metrics_listen`` that consumer is first the
 sidecar's own ``/metrics`` (``Exposition``), then the exporter. Per-request values from the proxy
-also go into 10 s quantile sketches, drained to ``sketch_sink`` as each window closes.
+also go into 10 s quantile sketches, drained to ``sketch_sink`` as each window closes, and the
+proxy's exemplars (a request id per histogram bucket) go to ``exemplars``, best-effort.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collector.metadata import MetadataSink
 from collector.pipeline import Consumer
 from collector.probes.runner import ProbeRunner
 from collector.probes.state import Transition
-from collector.proxy.ingress import IngressProxy
+from collector.proxy.ingress import ExemplarSink, IngressProxy
 from collector.proxy.observe import feed_observer
 from collector.resources.reader import ResourceReader
 from collector.window import SketchRow, WindowedSketches
@@ -48,6 +49,7 @@ class PodCollector:
         events: EventSink,
         sketches: SketchSink,
         metadata: MetadataSink | None = None,
+        exemplars: ExemplarSink | None = None,
     ) -> None:
         self.config = config
         self._event_sink = events
@@ -63,7 +65,13 @@ class PodCollector:
         self.scrapes = SidecarGroup(config.scrape, targets, pipeline, metadata)
         self.windows = WindowedSketches(width_s=WINDOW_S)
         self.proxy = (
-            IngressProxy(config.proxy, identity, pipeline, on_request=feed_observer(self.windows, identity))
+            IngressProxy(
+                config.proxy,
+                identity,
+                pipeline,
+                on_request=feed_observer(self.windows, identity),
+                exemplar_sink=exemplars,
+            )
             if config.proxy is not None
             else None
         )

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 
 from alerts.runner import AlertRunner
+from collector.proxy.exemplars import Exemplar
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.ingest_log import IngestLog
@@ -36,6 +37,7 @@ from store.audit import AuditLog
 from store.audit_digests import AuditKeyError, DigestFolder, load_or_create_key
 from store.backend import StoreUnavailableError
 from store.events import EventLog, Retention
+from store.exemplars import ExemplarStore
 from store.metadata import MetadataStore
 from store.open import PendingBackend, Store, open_store
 from store.retention import Retention as StoreRetention
@@ -271,7 +273,14 @@ class Runtime:
         async def write_metadata(records: list[MetadataRecord]) -> None:
             await asyncio.to_thread(metadata.write, records)
 
-        pod = PodCollector(pod_config, self.exporter, publish, write_sketches, write_metadata)
+        exemplars = ExemplarStore(self.store.backend)  # the proxy's request ids per histogram bucket
+
+        async def write_exemplars(rows: list[Exemplar]) -> None:
+            await asyncio.to_thread(exemplars.write, rows)
+
+        pod = PodCollector(
+            pod_config, self.exporter, publish, write_sketches, write_metadata, exemplars=write_exemplars
+        )
         await pod.start()
         self.pods.append(pod)
         return pod

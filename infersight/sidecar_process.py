@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from collector.proxy.exemplars import Exemplar
 from collector.window import SketchRow
 from exporters.http import HttpExporter
 from exporters.sender import Sender, SendWith
@@ -16,6 +17,7 @@ from infersight.config import Config
 from infersight.exporting import SidecarExporters
 from infersight.pod import PodCollector
 from model.metadata import MetadataRecord
+from store.exemplars import ExemplarStore
 from store.metadata import MetadataStore
 from store.open import Store, open_store
 from store.sketches import SketchWriter
@@ -44,6 +46,7 @@ class SidecarProcess:
             self.exporters.events.consume,
             self.exporters.sketches.consume,
             metadata=self.exporters.metadata.consume,
+            exemplars=self._send_exemplars,
         )
 
     async def _send_sketches(self, rows: list[SketchRow]) -> None:
@@ -51,6 +54,13 @@ class SidecarProcess:
             await asyncio.to_thread(SketchWriter(self._store.backend).write, rows)
         else:
             await self._http.send_sketches(rows)
+
+    async def _send_exemplars(self, exemplars: list[Exemplar]) -> None:
+        """Straight to the store or the server, without a disk buffer: exemplars are best-effort."""
+        if self._store is not None:
+            await asyncio.to_thread(ExemplarStore(self._store.backend).write, exemplars)
+        else:
+            await self._http.send_exemplars(exemplars)
 
     async def _send_metadata(self, records: list[MetadataRecord]) -> None:
         if self._store is not None:

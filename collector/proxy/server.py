@@ -46,6 +46,7 @@ from urllib.parse import unquote
 from loguru import logger
 
 from collector.config import ProxyConfig
+from collector.proxy.exemplars import new_request_id, request_id_of, trace_id_of
 from collector.proxy.http1 import (
     CHUNKED,
     MAX_HEAD_BYTES,
@@ -55,7 +56,7 @@ from collector.proxy.http1 import (
     body_length,
     parse_request_head,
 )
-from collector.proxy.sse import StreamScanner, Usage, usage_of
+from collector.proxy.sse import StreamScanner, Usage, id_of, usage_of
 from collector.proxy.timing import RequestObservation, StreamTimer, observe_request
 from collector.proxy.upstream import Connection, Upstream, UpstreamRefusedError
 from collector.proxy.ws import FrameCounter
@@ -191,6 +192,10 @@ class ProxyApp:
             timer=ex.timer if ex.scanner is not None else None,  # no stream: the first token is not visible
             usage=ex.usage,
             outcome=ex.outcome,
+            request_id=ex.request_id
+            or (ex.scanner.response_id if ex.scanner is not None else "")
+            or new_request_id(),
+            trace_id=ex.trace_id,
         )
         try:
             self.on_request(obs)
@@ -203,8 +208,8 @@ class _Exchange:
 
     __slots__ = (
         "chunk_out", "complete", "copied", "copy", "decoder", "final_s", "headers", "keep_alive", "left",
-        "method", "outcome", "replay", "retried", "scanner", "started", "status", "target", "task", "timer",
-        "tunnel", "until_s", "upgrade", "usage", "version",
+        "method", "outcome", "replay", "request_id", "retried", "scanner", "started", "status", "target",
+        "task", "timer", "trace_id", "tunnel", "until_s", "upgrade", "usage", "version",
     )  # fmt: skip
 
     def __init__(self, method: bytes, target: bytes, version: bytes, start_s: float) -> None:
@@ -232,6 +237,8 @@ class _Exchange:
         self.replay: bytes | None = None  # the whole request body as sent (None: streamed, not replayable)
         self.retried = False
         self.final_s = 0.0  # when the stream's final event went out (0: not yet)
+        self.request_id = ""  # for exemplars (exemplars.py): the client's, the engine's, the body's
+        self.trace_id = ""  # of the client's traceparent, which goes upstream unchanged
 
     def path(self) -> str:
         raw = self.target.partition(b"?")[0].decode("latin-1")
@@ -339,6 +346,10 @@ class _Client(asyncio.Protocol):
                 continue
             if lname == b"expect" and value.lower() == b"100-continue":
                 expect = True
+            elif lname == b"x-request-id":
+                ex.request_id = request_id_of(value)
+            elif lname == b"traceparent":
+                ex.trace_id = trace_id_of(value)
             forward.append((name, value))
         connection = {t.strip() for t in tokens.split(b",")}
         ex.keep_alive = version == b"HTTP/1.1" and b"close" not in connection and not app.stopping
@@ -492,6 +503,8 @@ class _Client(asyncio.Protocol):
                 continue
             if lname == b"content-length":
                 sized = True
+            elif lname == b"x-request-id" and not ex.request_id:
+                ex.request_id = request_id_of(value)
             parts += (name, b": ", value, b"\r\n")
         if not no_body and not sized:
             if ex.version == b"HTTP/1.1":
@@ -525,7 +538,8 @@ class _Client(asyncio.Protocol):
         if ex.scanner is not None:
             ex.usage = ex.scanner.finish().usage or ex.usage
         elif ex.copy and ex.copied <= USAGE_COPY_BYTES:
-            ex.usage = _usage_of_body(b"".join(ex.copy))
+            ex.usage, body_id = _usage_of_body(b"".join(ex.copy))
+            ex.request_id = ex.request_id or body_id
         self._finish()
 
     @staticmethod
@@ -699,8 +713,10 @@ class _Client(asyncio.Protocol):
             transport.resume_reading()
 
 
-def _usage_of_body(body: bytes) -> Usage | None:
+def _usage_of_body(body: bytes) -> tuple[Usage | None, str]:
+    """The usage and ``id`` of a whole JSON answer (``None``, "" where it has none or is no JSON)."""
     try:
-        return usage_of(json.loads(body))
+        obj = json.loads(body)
     except ValueError:
-        return None
+        return None, ""
+    return usage_of(obj), id_of(obj) if isinstance(obj, dict) else ""

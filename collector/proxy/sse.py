@@ -81,6 +81,14 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def id_of(obj: dict[str, Any]) -> str:
+    """A payload's ``id`` (OpenAI, vLLM, llama.cpp: ``chatcmpl-…``) when it is a short visible string."""
+    value = obj.get("id")
+    if isinstance(value, str) and 0 < len(value) <= 64 and value.isascii() and value.isprintable():
+        return value if " " not in value else ""
+    return ""
+
+
 def is_final(obj: Any) -> bool:
     """Whether a payload is an engine's last one of a stream (OpenAI's is ``[DONE]``, not JSON)."""
     if not isinstance(obj, dict):
@@ -129,6 +137,7 @@ class StreamScanner:
         self._data: list[bytes] = []  # data lines of the SSE event being read
         self.done = False  # [DONE]: nothing more to read
         self.final = False  # the stream's final event arrived ([DONE] or an engine's last payload)
+        self.response_id = ""  # the first payload's "id" (OpenAI's chatcmpl-…), for exemplars
         self.skipped_lines = 0
 
     def feed(self, chunk: bytes) -> ChunkFindings:
@@ -191,4 +200,6 @@ class StreamScanner:
             return 0, None
         if is_final(obj):
             self.final = True
+        if not self.response_id and isinstance(obj, dict):
+            self.response_id = id_of(obj)
         return content_steps(obj), usage_of(obj)
