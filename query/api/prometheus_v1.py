@@ -344,7 +344,7 @@ class _Routes:
                 return Response(status_code=204)
             return render_json(success(self._exemplars(selectors, start, end, deadline)))
 
-        return await self.lookups.run(find, self.engine.timeout_s)  # type: ignore[no-any-return]
+        return await self.lookups.run(find, self.engine.timeout_s)
 
     def _exemplars(self, selectors: list[Any], start: int, end: int, deadline: float) -> list[Any]:
         """``query_exemplars``' data: the series the selectors match, each with its exemplars."""
