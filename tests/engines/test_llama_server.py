@@ -16,6 +16,7 @@ test`` runs it wherever the engines are installed; it skips (saying why) where t
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -67,11 +68,93 @@ def _client(proxy: ProxyThread) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0, timeout=120)
 
 
-def _stream(client: openai.OpenAI) -> tuple[float | None, int, int]:
-    """One streamed chat request: the client's TTFT (ms) and the usage it got."""
+async def _stream(client: openai.AsyncOpenAI) -> tuple[str, float, int, int]:
+    """One streamed chat request: its id, the client's TTFT (ms) and the usage it got."""
     started = time.perf_counter()
-    ttft_ms = None
-    usage = (0, 0)
+    ttft_ms = math.inf
+    rid, usage = "", (0, 0)
+    stream = await client.chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,
+        max_tokens=MAX_TOKENS,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    async for chunk in stream:
+        rid = chunk.id
+        if ttft_ms == math.inf and chunk.choices and chunk.choices[0].delta.content:
+            ttft_ms = (time.perf_counter() - started) * 1000
+        if chunk.usage is not None:
+            usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+    return rid, ttft_ms, *usage
+
+
+async def _whole(client: openai.AsyncOpenAI) -> tuple[str, float, int, int]:
+    answer = await client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, temperature=0
+    )
+    assert answer.usage is not None
+    return answer.id, math.nan, answer.usage.prompt_tokens, answer.usage.completion_tokens
+
+
+async def _traffic(url: str) -> list[tuple[str, float, int, int]]:
+    """Not streamed and streamed, one at a time and four at once, then a bad request (a 400)."""
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)
+    try:
+        answers = [await _whole(client) for _ in range(2)]
+        answers += [await _stream(client) for _ in range(2)]
+        answers += await asyncio.gather(*(_whole(client) for _ in range(SLOTS)))
+        answers += await asyncio.gather(*(_stream(client) for _ in range(SLOTS)))
+        no_content: Any = [{"role": "user"}]
+        with pytest.raises(openai.BadRequestError):
+            await client.chat.completions.create(model=MODEL, messages=no_content, max_tokens=MAX_TOKENS)
+    finally:
+        await client.close()
+    return answers
+
+
+def test_counts_tokens_and_ttft_agree_with_the_client(engine: LlamaServer, proxy: ProxyThread) -> None:
+    before = engine.metrics()
+    answers = asyncio.run(_traffic(proxy.url))
+    n_ok = 2 * 2 + 2 * SLOTS
+    seen = proxy.settle(n_ok + 1)
+    after = engine.metrics()
+
+    assert len(answers) == n_ok
+    by_class: dict[str, int] = {}
+    for obs in seen:
+        by_class[obs.code_class] = by_class.get(obs.code_class, 0) + 1
+    assert by_class == {"2xx": n_ok, "4xx": 1}
+    assert all(o.outcome == "ok" for o in seen)
+    samples = proxy.samples()
+    totals = {dict(s.labels)["code"]: s.value for s in samples if s.name == "infer_service_request_total"}
+    assert totals == {"2xx": n_ok, "4xx": 1}
+
+    # each answer as the proxy recorded it, found by the id the client got (the proxy's request id)
+    recorded = {o.request_id: o for o in seen if o.status == 200}
+    assert set(recorded) == {rid for rid, *_ in answers}
+    for rid, client_ttft_ms, prompt, completion in answers:
+        obs = recorded[rid]
+        assert (obs.input_tokens, obs.output_tokens) == (prompt, completion)
+        if math.isnan(client_ttft_ms):
+            assert obs.ttft_ms is None
+        else:
+            # the proxy sees the first token before (or when) the client does: never a longer TTFT
+            assert obs.ttft_ms is not None
+            assert obs.ttft_ms <= client_ttft_ms, (obs.ttft_ms, client_ttft_ms)
+
+    def delta(name: str) -> float:
+        return _counter(after, name) - _counter(before, name)
+
+    # the engine's own counters agree: generated tokens, and prompt tokens evaluated or reused
+    assert delta("llamacpp:tokens_predicted_total") == sum(c for *_, c in answers)
+    prompt_tokens = delta("llamacpp:prompt_tokens_total") + delta("llamacpp:prompt_tokens_cached_total")
+    assert prompt_tokens == sum(p for *_, p, _ in answers)
+
+
+def _sync_stream(client: openai.OpenAI) -> int:
+    """One streamed request with the sync client (which closes the response on [DONE])."""
     stream = client.chat.completions.create(
         model=MODEL,
         messages=MESSAGES,
@@ -80,86 +163,7 @@ def _stream(client: openai.OpenAI) -> tuple[float | None, int, int]:
         stream=True,
         stream_options={"include_usage": True},
     )
-    for chunk in stream:
-        if ttft_ms is None and chunk.choices and chunk.choices[0].delta.content:
-            ttft_ms = (time.perf_counter() - started) * 1000
-        if chunk.usage is not None:
-            usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-    return ttft_ms, *usage
-
-
-async def _four_at_once(url: str) -> list[tuple[int, int]]:
-    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)
-    try:
-        answers = await asyncio.gather(
-            *(
-                client.chat.completions.create(
-                    model=MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, temperature=0
-                )
-                for _ in range(SLOTS)
-            )
-        )
-    finally:
-        await client.close()
-    return [(a.usage.prompt_tokens, a.usage.completion_tokens) for a in answers if a.usage is not None]
-
-
-def test_counts_tokens_and_ttft_agree_with_the_client(engine: LlamaServer, proxy: ProxyThread) -> None:
-    before = engine.metrics()
-    client = _client(proxy)
-    usages: list[tuple[int, int]] = []
-    client_ttft: list[float] = []
-    try:
-        for _ in range(2):  # not streamed, concurrency 1
-            answer = client.chat.completions.create(
-                model=MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, temperature=0
-            )
-            assert answer.usage is not None
-            usages.append((answer.usage.prompt_tokens, answer.usage.completion_tokens))
-        for _ in range(3):  # streamed, concurrency 1
-            ttft_ms, prompt, completion = _stream(client)
-            assert ttft_ms is not None
-            client_ttft.append(ttft_ms)
-            usages.append((prompt, completion))
-        usages += asyncio.run(_four_at_once(proxy.url))  # concurrency 4
-        no_content: Any = [{"role": "user"}]  # a bad request: the engine's 400
-        with pytest.raises(openai.BadRequestError):
-            client.chat.completions.create(model=MODEL, messages=no_content, max_tokens=MAX_TOKENS)
-    finally:
-        client.close()
-    n_ok = 2 + 3 + SLOTS
-    seen = proxy.settle(n_ok + 1)
-    after = engine.metrics()
-
-    assert len(usages) == n_ok
-    by_class: dict[str, int] = {}
-    for obs in seen:
-        by_class[obs.code_class] = by_class.get(obs.code_class, 0) + 1
-    assert by_class == {"2xx": n_ok, "4xx": 1}
-    assert all(o.outcome == "ok" for o in seen)  # the openai client closing on [DONE] included
-    samples = proxy.samples()
-    totals = {dict(s.labels)["code"]: s.value for s in samples if s.name == "infer_service_request_total"}
-    assert totals == {"2xx": n_ok, "4xx": 1}
-
-    ok = [o for o in seen if o.status == 200]
-    assert sum(o.input_tokens or 0 for o in ok) == sum(p for p, _ in usages)
-    assert sum(o.output_tokens or 0 for o in ok) == sum(c for _, c in usages)
-
-    # the engine's own counters say the same number of generated tokens
-    def delta(name: str) -> float:
-        return _counter(after, name) - _counter(before, name)
-
-    # the engine's own counters agree: generated tokens, and prompt tokens evaluated or reused
-    assert delta("llamacpp:tokens_predicted_total") == sum(c for _, c in usages)
-    prompt = delta("llamacpp:prompt_tokens_total") + delta("llamacpp:prompt_tokens_cached_total")
-    assert prompt == sum(p for p, _ in usages)
-
-    streamed = [o for o in ok if o.streamed]
-    assert len(streamed) == 3
-    # the proxy sees each first token before (or when) the client does: its TTFT is never longer
-    for obs, theirs in zip(streamed, client_ttft, strict=True):
-        assert obs.ttft_ms is not None
-        assert obs.ttft_ms <= theirs, (obs.ttft_ms, theirs)
+    return sum(chunk.usage.completion_tokens for chunk in stream if chunk.usage is not None)
 
 
 def test_back_to_back_streams_on_kept_alive_connections_get_no_5xx(
@@ -169,8 +173,7 @@ def test_back_to_back_streams_on_kept_alive_connections_get_no_5xx(
     n = 12
     try:
         for _ in range(n):
-            _, _, completion = _stream(client)
-            assert completion > 0
+            assert _sync_stream(client) > 0
     finally:
         client.close()
     seen = proxy.settle(n)
