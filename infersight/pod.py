@@ -5,7 +5,8 @@ hand their batches to one consumer; with ``sidecar.metrics_listen`` that consume
 sidecar's own ``/metrics`` (``Exposition``), then the exporter. Per-request values from the proxy
 also go into 10 s quantile sketches, drained to ``sketch_sink`` as each window closes, and are
 judged against the service's SLOs (``collector.slo``); the SLO counters and the pod's cost
-(``collector.cost``) go to the same consumer every flush interval.
+(``collector.cost``) go to the same consumer every flush interval. The
+proxy's exemplars (a request id per histogram bucket) go to ``exemplars``, best-effort.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collector.metadata import MetadataSink
 from collector.pipeline import Consumer
 from collector.probes.runner import ProbeRunner
 from collector.probes.state import Transition
-from collector.proxy.ingress import IngressProxy
+from collector.proxy.ingress import ExemplarSink, IngressProxy
 from collector.proxy.observe import feed_observer
 from collector.proxy.timing import RequestObservation
 from collector.resources.reader import ResourceReader
@@ -57,6 +58,7 @@ class PodCollector:
         sketches: SketchSink,
         metadata: MetadataSink | None = None,
         slos: Callable[[], Sequence[Slo]] | None = None,
+        exemplars: ExemplarSink | None = None,
     ) -> None:
         self.config = config
         self._event_sink = events
@@ -75,7 +77,13 @@ class PodCollector:
         self.slo = SloCounter(slos or (lambda: config.slos), identity)
         self.cost = CostMeter(config.cost, identity, time.time()) if config.cost is not None else None
         self.proxy = (
-            IngressProxy(config.proxy, identity, pipeline, on_request=self._on_request(identity))
+            IngressProxy(
+                config.proxy,
+                identity,
+                pipeline,
+                on_request=self._on_request(identity),
+                exemplar_sink=exemplars,
+            )
             if config.proxy is not None
             else None
         )

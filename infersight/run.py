@@ -13,6 +13,7 @@ from loguru import logger
 
 from alerts.runner import AlertRunner
 from alerts.slo_registry import SloRegistry
+from collector.proxy.exemplars import Exemplar
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.ingest_log import IngestLog
@@ -39,6 +40,7 @@ from store.audit import AuditLog
 from store.audit_digests import AuditKeyError, DigestFolder, load_or_create_key
 from store.backend import StoreUnavailableError
 from store.events import EventLog, Retention
+from store.exemplars import ExemplarStore
 from store.metadata import MetadataStore
 from store.open import PendingBackend, Store, open_store
 from store.retention import Retention as StoreRetention
@@ -285,6 +287,11 @@ class Runtime:
         async def write_metadata(records: list[MetadataRecord]) -> None:
             await asyncio.to_thread(metadata.write, records)
 
+        exemplars = ExemplarStore(self.store.backend)  # the proxy's request ids per histogram bucket
+
+        async def write_exemplars(rows: list[Exemplar]) -> None:
+            await asyncio.to_thread(exemplars.write, rows)
+
         slos = self.slos
         pod = PodCollector(
             pod_config,
@@ -293,6 +300,7 @@ class Runtime:
             write_sketches,
             write_metadata,
             slos=(lambda: slos.slos) if slos is not None else None,
+            exemplars=write_exemplars,
         )
         await pod.start()
         self.pods.append(pod)

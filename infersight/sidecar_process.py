@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from collector.proxy.exemplars import Exemplar
 from collector.window import SketchRow
 from exporters.buffer import BufferedExporter
 from exporters.http import HttpExporter
@@ -20,6 +21,7 @@ from infersight.config import Config
 from infersight.exporting import SidecarExporters, buffered_exporter
 from infersight.pod import PodCollector
 from model.metadata import MetadataRecord
+from store.exemplars import ExemplarStore
 from store.metadata import MetadataStore
 from store.open import Store, open_store
 from store.sketches import SketchWriter
@@ -88,6 +90,7 @@ class SidecarProcess:
             self.exporters.events.consume,
             sketches.consume,
             metadata=self.exporters.metadata.consume,
+            exemplars=self._send_exemplars,
         )
 
     async def _send_sketches(self, rows: list[SketchRow]) -> None:
@@ -95,6 +98,13 @@ class SidecarProcess:
             await asyncio.to_thread(SketchWriter(self._store.backend).write, rows)
         else:
             await self._http.send_sketches(rows)
+
+    async def _send_exemplars(self, exemplars: list[Exemplar]) -> None:
+        """Straight to the store or the server, without a disk buffer: exemplars are best-effort."""
+        if self._store is not None:
+            await asyncio.to_thread(ExemplarStore(self._store.backend).write, exemplars)
+        else:
+            await self._http.send_exemplars(exemplars)
 
     async def _send_metadata(self, records: list[MetadataRecord]) -> None:
         if self._store is not None:

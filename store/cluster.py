@@ -26,6 +26,7 @@ _SHARDING: dict[str, str] = {
     "sketches": "fingerprint",
     "rollups": "fingerprint",
     "sketch_rollups": "fingerprint",
+    "exemplars": "fingerprint",
 }
 ZOOKEEPER_PATH = "/clickhouse/tables/{shard}/%s/%s"
 

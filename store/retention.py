@@ -21,7 +21,16 @@ from store.schema import TABLES
 _DAY_MS = 86_400_000
 # Kinds of data and their tables; more kinds (events, audit) keep their own rules in their modules.
 KIND_TABLES: dict[str, tuple[str, ...]] = {
-    "metrics": ("samples", "series", "sketches", "rollups", "rollup_dirty", "sketch_rollups", "metadata")
+    "metrics": (
+        "samples",
+        "series",
+        "sketches",
+        "rollups",
+        "rollup_dirty",
+        "sketch_rollups",
+        "metadata",
+        "exemplars",
+    )
 }
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _YYYYMMDD = re.compile(r"^(\d{4})(\d{2})(\d{2})$")

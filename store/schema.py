@@ -20,6 +20,7 @@ TABLES = (
     "rollup_dirty",
     "sketch_rollups",
     "metadata",
+    "exemplars",
 )
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # What a server without the newer features gets: the schema as ClickHouse 18.16 runs it.

@@ -20,6 +20,13 @@ What it promises, and how:
   unreachable / TLS failure → 502, no connection or answer in time → 504; a reset or stall after
   the response started aborts the client connection (a clean end would pass a truncated stream
   off as complete);
+- a reused keep-alive connection the upstream closed before any byte of its answer (upstream.py's
+  ``on_stale``) is retried once on a fresh connection, when the request is whole in memory (no
+  body, or one up to ``SMALL_BODY_BYTES``); a streamed upload is not (its bytes are gone) and
+  nothing has gone to the client yet by construction; counted in ``upstream_retries``;
+- a stream whose final event went out (``data: [DONE]``, or an engine's own last payload: sse.py)
+  is complete however the client then leaves: the ``openai`` client closes on ``[DONE]``, often
+  before the upstream's end of the chunked body arrives;
 - request bodies over ``max_body_bytes`` → 413; bodies never go to the log; malformed requests →
   400 (the strict parsing of http1.py: nothing ambiguous is passed on to be read differently);
 - WebSocket (any ``Upgrade``) passes through: the upgrade request goes upstream with its
@@ -39,6 +46,7 @@ from urllib.parse import unquote
 from loguru import logger
 
 from collector.config import ProxyConfig
+from collector.proxy.exemplars import new_request_id, request_id_of, trace_id_of
 from collector.proxy.http1 import (
     CHUNKED,
     MAX_HEAD_BYTES,
@@ -48,7 +56,7 @@ from collector.proxy.http1 import (
     body_length,
     parse_request_head,
 )
-from collector.proxy.sse import StreamScanner, Usage, usage_of
+from collector.proxy.sse import StreamScanner, Usage, id_of, usage_of
 from collector.proxy.timing import RequestObservation, StreamTimer, observe_request
 from collector.proxy.upstream import Connection, Upstream, UpstreamRefusedError
 from collector.proxy.ws import FrameCounter
@@ -122,6 +130,7 @@ class ProxyApp:
         self.upstream = config.upstream.rstrip("/")
         self.connections = 0  # requests in flight + open tunnels
         self.ws_messages: Counter[str] = Counter()  # WebSocket messages relayed, by direction
+        self.upstream_retries = 0  # requests sent again after a reused connection closed unanswered
         self.stopping = False
         self._last_warned: dict[str, float] = {}
         self._server: asyncio.Server | None = None
@@ -176,13 +185,17 @@ class ProxyApp:
         obs = observe_request(
             ts_s=self.wall(),
             start_s=ex.timer.start_s,
-            end_s=self.monotonic(),
+            end_s=ex.final_s or self.monotonic(),
             method=ex.method.decode("latin-1"),
             path=ex.path(),
             status=ex.status,
             timer=ex.timer if ex.scanner is not None else None,  # no stream: the first token is not visible
             usage=ex.usage,
             outcome=ex.outcome,
+            request_id=ex.request_id
+            or (ex.scanner.response_id if ex.scanner is not None else "")
+            or new_request_id(),
+            trace_id=ex.trace_id,
         )
         try:
             self.on_request(obs)
@@ -194,9 +207,9 @@ class _Exchange:
     """One request while it is forwarded."""
 
     __slots__ = (
-        "chunk_out", "complete", "copied", "copy", "decoder", "headers", "keep_alive", "left", "method",
-        "outcome", "scanner", "started", "status", "target", "task", "timer", "tunnel", "until_s", "upgrade",
-        "usage", "version",
+        "chunk_out", "complete", "copied", "copy", "decoder", "final_s", "headers", "keep_alive", "left",
+        "method", "outcome", "replay", "request_id", "retried", "scanner", "started", "status", "target",
+        "task", "timer", "trace_id", "tunnel", "until_s", "upgrade", "usage", "version",
     )  # fmt: skip
 
     def __init__(self, method: bytes, target: bytes, version: bytes, start_s: float) -> None:
@@ -221,6 +234,11 @@ class _Exchange:
         self.copied = 0
         self.task: asyncio.Task[None] | None = None  # connecting to the upstream
         self.until_s = 0.0  # the end-to-end deadline (loop.time() clock)
+        self.replay: bytes | None = None  # the whole request body as sent (None: streamed, not replayable)
+        self.retried = False
+        self.final_s = 0.0  # when the stream's final event went out (0: not yet)
+        self.request_id = ""  # for exemplars (exemplars.py): the client's, the engine's, the body's
+        self.trace_id = ""  # of the client's traceparent, which goes upstream unchanged
 
     def path(self) -> str:
         raw = self.target.partition(b"?")[0].decode("latin-1")
@@ -277,8 +295,10 @@ class _Client(asyncio.Protocol):
         if phase == _TUNNEL and self.upstream is not None:
             up, self.upstream = self.upstream, None
             up.close_tunnel()
-        if self.ex is not None and not self.ex.complete:
-            self._finish("client_disconnect")
+        ex = self.ex
+        if ex is not None and not ex.complete:
+            # A stream whose final event went out is whole, however the client leaves after it.
+            self._finish(None if ex.scanner is not None and ex.scanner.final else "client_disconnect")
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -326,6 +346,10 @@ class _Client(asyncio.Protocol):
                 continue
             if lname == b"expect" and value.lower() == b"100-continue":
                 expect = True
+            elif lname == b"x-request-id":
+                ex.request_id = request_id_of(value)
+            elif lname == b"traceparent":
+                ex.trace_id = trace_id_of(value)
             forward.append((name, value))
         connection = {t.strip() for t in tokens.split(b",")}
         ex.keep_alive = version == b"HTTP/1.1" and b"close" not in connection and not app.stopping
@@ -380,10 +404,10 @@ class _Client(asyncio.Protocol):
             self._block(_CONNECTING, True)
             ex.task = loop.create_task(self._connect(ex, body))
 
-    async def _connect(self, ex: _Exchange, body: bytes | None) -> None:
+    async def _connect(self, ex: _Exchange, body: bytes | None, *, fresh: bool = False) -> None:
         try:
             async with asyncio.timeout_at(ex.until_s):
-                conn = await self.app.client.acquire()
+                conn = await self.app.client.acquire(fresh=fresh)
         except (TimeoutError, UpstreamRefusedError) as exc:
             ex.task = None
             if self.ex is ex:
@@ -400,6 +424,7 @@ class _Client(asyncio.Protocol):
         ex = self.ex
         assert ex is not None
         self.upstream = conn
+        ex.replay = body
         if self.writing_paused:
             conn.pause_reading(True)
         conn.begin(
@@ -478,6 +503,8 @@ class _Client(asyncio.Protocol):
                 continue
             if lname == b"content-length":
                 sized = True
+            elif lname == b"x-request-id" and not ex.request_id:
+                ex.request_id = request_id_of(value)
             parts += (name, b": ", value, b"\r\n")
         if not no_body and not sized:
             if ex.version == b"HTTP/1.1":
@@ -511,7 +538,8 @@ class _Client(asyncio.Protocol):
         if ex.scanner is not None:
             ex.usage = ex.scanner.finish().usage or ex.usage
         elif ex.copy and ex.copied <= USAGE_COPY_BYTES:
-            ex.usage = _usage_of_body(b"".join(ex.copy))
+            ex.usage, body_id = _usage_of_body(b"".join(ex.copy))
+            ex.request_id = ex.request_id or body_id
         self._finish()
 
     @staticmethod
@@ -524,6 +552,8 @@ class _Client(asyncio.Protocol):
                     ex.timer.content(now, found.steps)
                 if found.usage is not None:
                     ex.usage = found.usage
+                if scanner.final and not ex.final_s:
+                    ex.final_s = now
         elif ex.copied < USAGE_COPY_BYTES:
             ex.copy.append(data)
             ex.copied += len(data)
@@ -531,6 +561,19 @@ class _Client(asyncio.Protocol):
     def on_failure(self, outcome: str) -> None:
         self.upstream = None
         self._fail(outcome)
+
+    def on_stale(self) -> None:
+        """The reused upstream connection closed unanswered: once more on a fresh one, if replayable."""
+        self.upstream = None
+        ex = self.ex
+        assert ex is not None
+        if ex.retried or ex.started or ex.replay is None or self.phase != _WAIT:
+            self._fail("upstream_reset")
+            return
+        ex.retried = True
+        self.app.upstream_retries += 1
+        self._block(_CONNECTING, True)
+        ex.task = asyncio.get_running_loop().create_task(self._connect(ex, ex.replay, fresh=True))
 
     def pause_upload(self, paused: bool) -> None:
         self._block(_UPLOAD, paused)
@@ -670,8 +713,10 @@ class _Client(asyncio.Protocol):
             transport.resume_reading()
 
 
-def _usage_of_body(body: bytes) -> Usage | None:
+def _usage_of_body(body: bytes) -> tuple[Usage | None, str]:
+    """The usage and ``id`` of a whole JSON answer (``None``, "" where it has none or is no JSON)."""
     try:
-        return usage_of(json.loads(body))
+        obj = json.loads(body)
     except ValueError:
-        return None
+        return None, ""
+    return usage_of(obj), id_of(obj) if isinstance(obj, dict) else ""

@@ -12,6 +12,10 @@ completions (``choices[].text``), TGI (``token.text``), llama.cpp's native ``/co
 (``content``) and Ollama (``response``, ``message.content``). OpenAI's opening role-only delta
 (``"content": ""`` or ``null``) does not: TTFT runs to the first *generated* text (guide T1-56).
 
+A stream's *final event* says it is whole: ``[DONE]`` (OpenAI), or the engine's own last payload
+(llama.cpp's native ``"stop": true``, Ollama's ``"done": true``, TGI's ``generated_text``). The
+proxy counts a stream that got that far as complete however the client leaves after it.
+
 Token usage comes from the stream when the engine sends it (OpenAI ``usage`` — vLLM sends it with
 ``stream_options.include_usage`` —, TGI ``details.generated_tokens``, llama.cpp ``tokens_predicted``
 / ``tokens_evaluated``, Ollama ``eval_count`` / ``prompt_eval_count``). The scanner only reads a
@@ -77,6 +81,21 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def id_of(obj: dict[str, Any]) -> str:
+    """A payload's ``id`` (OpenAI, vLLM, llama.cpp: ``chatcmpl-…``) when it is a short visible string."""
+    value = obj.get("id")
+    if isinstance(value, str) and 0 < len(value) <= 64 and value.isascii() and value.isprintable():
+        return value if " " not in value else ""
+    return ""
+
+
+def is_final(obj: Any) -> bool:
+    """Whether a payload is an engine's last one of a stream (OpenAI's is ``[DONE]``, not JSON)."""
+    if not isinstance(obj, dict):
+        return False
+    return obj.get("stop") is True or obj.get("done") is True or isinstance(obj.get("generated_text"), str)
+
+
 def usage_of(obj: Any) -> Usage | None:
     """Token counts in a payload or a whole (non-streamed) body, or ``None``."""
     if not isinstance(obj, dict):
@@ -116,7 +135,9 @@ class StreamScanner:
     def __init__(self) -> None:
         self._partial = b""
         self._data: list[bytes] = []  # data lines of the SSE event being read
-        self.done = False
+        self.done = False  # [DONE]: nothing more to read
+        self.final = False  # the stream's final event arrived ([DONE] or an engine's last payload)
+        self.response_id = ""  # the first payload's "id" (OpenAI's chatcmpl-…), for exemplars
         self.skipped_lines = 0
 
     def feed(self, chunk: bytes) -> ChunkFindings:
@@ -170,11 +191,15 @@ class StreamScanner:
 
     def _inspect(self, payload: bytes) -> tuple[int, Usage | None]:
         if payload.strip() == b"[DONE]":
-            self.done = True
+            self.done = self.final = True
             return 0, None
         try:
             obj = _decode(payload.decode())
         except ValueError:  # UnicodeDecodeError included
             self.skipped_lines += 1
             return 0, None
+        if is_final(obj):
+            self.final = True
+        if not self.response_id and isinstance(obj, dict):
+            self.response_id = id_of(obj)
         return content_steps(obj), usage_of(obj)

@@ -10,7 +10,13 @@
 - ``infer_service_request_connect_count`` (live connections) and ``infer_service_token_count``
   (output tokens, a counter as the vLLM adapter keeps it);
 - ``infersight_proxy_websocket_messages_total{direction}`` (``to_upstream`` / ``to_client``): WebSocket
-  messages relayed, once any were.
+  messages relayed, once any were;
+- ``infersight_proxy_upstream_retries_total``: requests sent again on a fresh connection after a
+  reused keep-alive connection closed before answering (server.py), once any were.
+
+Each histogram bucket also keeps its latest exemplar (``exemplars``, drained with
+``drain_exemplars``): the request's id and trace id with the value that landed there; per-token
+gaps give one per request, its slowest.
 
 ``path`` is the request path without its query; past ``max_paths`` distinct paths new ones are
 counted under ``path="other"`` so that a scan of random URLs cannot explode the series count.
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from prometheus_client.utils import floatToGoString
 
 from collector import catalog
+from collector.proxy.exemplars import REQUEST_ID, TRACE_ID, Exemplar, ExemplarReservoir
 from collector.proxy.timing import RequestObservation
 from model.labels import METRIC_NAME, to_labels
 from model.series import Sample
@@ -39,6 +46,7 @@ TOKEN_BUCKETS = (*(m * 10**e for e in range(6) for m in (1, 2, 5)), 1_000_000)
 
 PROXY_REQUESTS_TOTAL = "infersight_proxy_requests_total"
 PROXY_WS_MESSAGES_TOTAL = "infersight_proxy_websocket_messages_total"
+PROXY_UPSTREAM_RETRIES_TOTAL = "infersight_proxy_upstream_retries_total"
 OTHER_PATH = "other"
 
 # per-period gauge families: (guide prefix, which values of an observation feed it)
@@ -113,6 +121,7 @@ class ProxyStats:
         }
         self.tokens_total = 0
         self.period = {name: PeriodStat() for name in PERIOD_GAUGES}
+        self.exemplars = ExemplarReservoir()
         self._paths: set[str] = set()
 
     def _path(self, path: str) -> str:
@@ -143,16 +152,42 @@ class ProxyStats:
         if obs.output_tokens is not None:
             h[catalog.OUTPUT_TOKEN_QUANTITY].observe((obs.output_tokens,))
             self.tokens_total += obs.output_tokens
+        self._exemplars(obs)
+
+    def _exemplars(self, obs: RequestObservation) -> None:
+        labels = tuple((k, v) for k, v in ((REQUEST_ID, obs.request_id), (TRACE_ID, obs.trace_id)) if v)
+        if not labels:
+            return
+        ts_ms = round(obs.ts_s * 1000)
+        offer, h = self.exemplars.offer, self.histograms
+        for name, value in (
+            (catalog.REQUEST_COST, obs.cost_ms),
+            (catalog.FIRST_TOKEN_COST, obs.ttft_ms),
+            (catalog.PER_TOKEN_COST, max(obs.per_token_ms) if obs.per_token_ms else None),
+            (catalog.INPUT_TOKEN_QUANTITY, obs.input_tokens),
+            (catalog.OUTPUT_TOKEN_QUANTITY, obs.output_tokens),
+        ):
+            if value is not None:
+                offer(name, h[name].bounds, float(value), ts_ms, labels)
+
+    def drain_exemplars(self) -> list[Exemplar]:
+        """Each bucket's latest exemplar since the last call, labelled as the bucket's series."""
+        return self.exemplars.drain(self.identity)
 
     def _sample(self, name: str, ts_ms: int, value: float, **extra: str) -> Sample:
         return Sample(to_labels({**self.identity, **extra, METRIC_NAME: name}), ts_ms, float(value))
 
     def to_samples(
-        self, ts_ms: int, connections: int, ws_messages: Mapping[str, int] | None = None
+        self,
+        ts_ms: int,
+        connections: int,
+        ws_messages: Mapping[str, int] | None = None,
+        upstream_retries: int = 0,
     ) -> list[Sample]:
         """Every series now; the per-period gauges cover the time since the last call and reset.
 
-        ``ws_messages``: WebSocket messages relayed so far by direction (a counter kept by the app).
+        ``ws_messages``: WebSocket messages relayed so far by direction, ``upstream_retries``:
+        requests retried so far (counters kept by the app).
         """
         s = self._sample
         out = [
@@ -171,6 +206,8 @@ class ProxyStats:
         out.append(s(catalog.TOKEN_COUNT, ts_ms, self.tokens_total))
         for direction, n in sorted((ws_messages or {}).items()):
             out.append(s(PROXY_WS_MESSAGES_TOTAL, ts_ms, n, direction=direction))
+        if upstream_retries:
+            out.append(s(PROXY_UPSTREAM_RETRIES_TOTAL, ts_ms, upstream_retries))
         for prefix, stat in self.period.items():
             if stat.count:
                 out.append(s(f"infer_service_{prefix}_avg_cost", ts_ms, stat.total / stat.count))

@@ -64,6 +64,7 @@ class RequestObservation:
 
     ``input_tokens``/``output_tokens`` come from the engine's usage when it reported one, else
     output is the number of content steps in the stream and input is unknown (``None``).
+    ``request_id``/``trace_id`` label its exemplars (exemplars.py; "" for no trace).
     """
 
     ts_s: float
@@ -77,6 +78,8 @@ class RequestObservation:
     input_tokens: int | None = None
     output_tokens: int | None = None
     outcome: str = "ok"
+    request_id: str = ""
+    trace_id: str = ""
 
     @property
     def code_class(self) -> str:
@@ -100,6 +103,8 @@ def observe_request(
     timer: StreamTimer | None,
     usage: Usage | None,
     outcome: str = "ok",
+    request_id: str = "",
+    trace_id: str = "",
 ) -> RequestObservation:
     """Fold a finished request into one record (``start_s``/``end_s`` on the timer's clock)."""
     ttft_s = timer.ttft_s if timer is not None else None
@@ -118,4 +123,6 @@ def observe_request(
         input_tokens=usage.input_tokens if usage is not None else None,
         output_tokens=output,
         outcome=outcome,
+        request_id=request_id,
+        trace_id=trace_id,
     )

@@ -5,12 +5,17 @@ the response head is parsed once, then every read of the body goes straight from
 ``data_received`` to the exchange's ``on_body`` (no coroutine, no task switch, no per-read
 timeout object); chunked bodies are decoded by ``http1.ChunkedDecoder``. Before this, asyncio
 streams + h11 (~2.2 ms of proxy CPU per streamed request with uvicorn in front), before that httpx
-(~5-10 ms). What it does not do, by design: redirects, cookies, decompression, retries (a request
-may have reached the engine), HTTP/2.
+(~5-10 ms). What it does not do, by design: redirects, cookies, decompression, HTTP/2, retries of
+a request that may have reached the engine. One case is retried, by the handler (server.py): a
+*reused* keep-alive connection that the upstream closes before any byte of the answer (``on_stale``).
+Servers close idle keep-alive connections whenever they like (llama.cpp's right after a streamed
+answer it announced ``Keep-Alive`` on), and the close can cross the next request on the wire;
+nginx (``proxy_next_upstream error``), Envoy (``reset-before-request``) and Go's ``http.Transport``
+send such a request again on a fresh connection.
 
 An exchange is driven by a *handler* (the server side, server.py) with ``on_head(status, reason,
-headers)``, ``on_body(data)``, ``on_end()``, ``on_failure(outcome)``, ``on_tunnel(data)``,
-``on_tunnel_closed()`` and ``pause_upload(paused)``.
+headers)``, ``on_body(data)``, ``on_end()``, ``on_failure(outcome)``, ``on_stale()``,
+``on_tunnel(data)``, ``on_tunnel_closed()`` and ``pause_upload(paused)``.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ class Handler(Protocol):
     def on_body(self, data: bytes) -> None: ...
     def on_end(self, last: bytes) -> None: ...
     def on_failure(self, outcome: str) -> None: ...
+    def on_stale(self) -> None:
+        """A reused connection closed before any byte of the answer: send again, or fail it."""
+
     def on_tunnel(self, data: bytes) -> None: ...
     def on_tunnel_closed(self) -> None: ...
     def pause_upload(self, paused: bool) -> None: ...
@@ -79,6 +87,8 @@ class Connection(asyncio.Protocol):
         self.left = 0  # body bytes still to come (content-length framing)
         self.decoder: ChunkedDecoder | None = None
         self.keep_alive = True
+        self.reused = False  # it served an exchange before: the upstream may have closed it since
+        self.answered = False  # a byte of this exchange's answer arrived
         self.request_done = False  # the whole request (with its body) went out
         self.chunked_upload = False
         self.head_request = False
@@ -116,6 +126,7 @@ class Connection(asyncio.Protocol):
         self.state = _HEAD
         self.buf = b""
         self.timed_out = False
+        self.answered = False
         self.head_request = method == b"HEAD"
         self.upgrade = upgrade
         self.chunked_upload = chunked
@@ -181,6 +192,7 @@ class Connection(asyncio.Protocol):
             self._body(data)
         elif state == _HEAD:
             self.deadline_s = _monotonic() + self.timeout_s
+            self.answered = True
             self._head(data)
         elif state == _TUNNEL:
             if self.handler is not None:
@@ -204,6 +216,10 @@ class Connection(asyncio.Protocol):
             handler = self.handler
             self._detach(reusable=False)
             handler.on_tunnel_closed()
+        elif self.state == _HEAD and self.reused and not self.answered and not self.timed_out:
+            handler = self.handler
+            self._detach(reusable=False)
+            handler.on_stale()
         else:
             self._fail("upstream_timeout" if self.timed_out else "upstream_reset")
 
@@ -403,8 +419,9 @@ class Upstream:
             self.active += 1
         return conn
 
-    async def acquire(self) -> Connection:
-        """A connection for one exchange: waits for a slot, reuses an idle one or connects.
+    async def acquire(self, *, fresh: bool = False) -> Connection:
+        """A connection for one exchange: waits for a slot, reuses an idle one (not when ``fresh``)
+        or connects.
 
         Raises ``UpstreamRefusedError`` or ``TimeoutError`` (no connection within the connect timeout).
         """
@@ -423,7 +440,7 @@ class Upstream:
         else:
             self.active += 1
         try:
-            return self._pop_idle() or await self._connect()
+            return (None if fresh else self._pop_idle()) or await self._connect()
         except BaseException:
             self._release_slot()
             raise
@@ -464,6 +481,7 @@ class Upstream:
         self._release_slot()
         if reusable and not conn.closed and len(self._idle) < MAX_IDLE:
             conn.expires_s = _monotonic() + IDLE_EXPIRY_S
+            conn.reused = True
             self._idle.append(conn)
         elif conn.transport is not None and not conn.closed:
             conn.closed = True

@@ -16,6 +16,7 @@ from query.api.admin import build_admin_router
 from query.api.audit import build_audit_router
 from query.api.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from query.api.events import build_events_router
+from query.api.exemplars import build_exemplar_router
 from query.api.failed_auth import MAX_FAILURES, WINDOW_S, FailedAuthLimiter
 from query.api.ingest import build_ingest_router
 from query.api.metadata import build_metadata_router
@@ -35,6 +36,7 @@ from query.sketch_series import SketchSeriesQuerier
 from store.api_keys import KeyStore
 from store.audit import AuditLog
 from store.events import EventLog
+from store.exemplars import ExemplarStore
 from store.metadata import MetadataStore
 from store.open import Store
 from store.sketches import SketchWriter
@@ -134,7 +136,7 @@ def create_app(
     keys = KeyStore(store.backend)
     # Ahead of the Prometheus routes: it answers /api/v1/metadata from the targets' TYPE/HELP/UNIT.
     app.include_router(build_metadata_router(MetadataStore(store.backend), querier))
-    app.include_router(build_router(engine, querier))
+    app.include_router(build_router(engine, querier, ExemplarStore(store.backend)))
     ingest = build_ingest_router(store.writer, ingest_log)
     app.include_router(ingest)
     app.include_router(build_audit_router(audit))
@@ -142,6 +144,7 @@ def create_app(
     app.include_router(build_admin_router(keys, audit, hub.log))
     app.include_router(build_events_router(hub))
     app.include_router(build_sketch_router(store.backend))
+    app.include_router(build_exemplar_router(store.backend))
 
     # Plain text, as Prometheus answers them (probes and scripts compare the body).
     @app.get("/-/healthy", response_class=PlainTextResponse)

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
+import promql_parser
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from loguru import logger
@@ -44,9 +47,10 @@ from query.api.params import (
 from query.api.tenancy import current_project
 from query.promql.engine import Engine
 from query.promql.errors import PromQLError
-from query.promql.parse import parse_expr
+from query.promql.parse import parse_expr, to_matchers
 from query.promql.result_cache import RangeResultCache
 from query.promql.value import to_api_json
+from store.exemplars import ExemplarStore
 from store.reads import ClickHouseQuerier
 
 # Prometheus refuses range queries with more points per series than this.
@@ -196,9 +200,10 @@ Handler = Callable[[Params, dict[str, str]], Awaitable[Any]]
 class _Routes:
     """The handlers, sharing the engine, the querier, and the worker pools."""
 
-    def __init__(self, engine: Engine, querier: ClickHouseQuerier) -> None:
+    def __init__(self, engine: Engine, querier: ClickHouseQuerier, exemplars: ExemplarStore | None) -> None:
         self.engine = engine
         self.querier = querier
+        self.exemplars = exemplars
         size = getattr(engine, "max_concurrent", 20)
         self.queries = _Workers(size, "promql-query")
         self.lookups = _Workers(size, "promql-lookup")
@@ -317,24 +322,88 @@ class _Routes:
         return await self._look_up(find)
 
     async def query_exemplars(self, p: Params, _: dict[str, str]) -> Response:
-        """Exemplars are not stored: a valid query gets an empty list, as a Prometheus without any."""
-        text = _one(p, "query") or ""
-        _time_range(p)
+        """The exemplars of the series the query's selectors match, as Prometheus' ``queryExemplars``.
 
-        def check(_: float) -> list[Any]:
+        Each series (the caller's project scope applies: ``find_series``) with its exemplars in
+        [start, end], oldest first; a query without selectors (``1 + 1``) is answered 204 without a
+        body, as Prometheus does; one whose selectors match nothing ``[]``.
+        """
+        text = _one(p, "query") or ""
+        start, end = _time_range(p)
+        if end < start:
+            raise BadParamError("end timestamp must not be before start timestamp")
+
+        def find(left_s: float) -> Response:
+            deadline = time.monotonic() + left_s
             try:
-                parse_expr(text, self.engine.limits)
+                expr = parse_expr(text, self.engine.limits)
             except PromQLError as err:
                 raise BadParamError(str(err)) from None
-            return []
+            selectors = _selectors(expr)
+            if not selectors:
+                return Response(status_code=204)
+            return render_json(success(self._exemplars(selectors, start, end, deadline)))
 
-        return await self._look_up(check)
+        return await self.lookups.run(find, self.engine.timeout_s)
+
+    def _exemplars(self, selectors: list[Any], start: int, end: int, deadline: float) -> list[Any]:
+        """``query_exemplars``' data: the series the selectors match, each with its exemplars."""
+        if self.exemplars is None:
+            return []
+        series: dict[int, dict[str, str]] = {}
+        for selector in selectors:
+            _check_time(deadline)
+            series.update(self.querier.find_series(to_matchers(selector), start, end))
+        if not series:
+            return []
+        _check_time(deadline)
+        found: dict[int, list[dict[str, Any]]] = {}
+        for e in self.exemplars.read(list(series), start, end):
+            found.setdefault(e.fingerprint, []).append(
+                {"labels": e.labels, "value": _format_value(e.value), "timestamp": e.ts_ms / 1000}
+            )
+        answer = [{"seriesLabels": series[fp], "exemplars": items} for fp, items in found.items()]
+        return sorted(answer, key=lambda item: sorted(item["seriesLabels"].items()))
 
     async def buildinfo(self, p: Params, _: dict[str, str]) -> Any:
         return success(BUILD_INFO)
 
     async def runtimeinfo(self, p: Params, _: dict[str, str]) -> Any:
         return success({"storageRetention": "15d"})
+
+
+def _selectors(expr: Any) -> list[Any]:
+    """Every vector selector in the expression (in a matrix selector or subquery too), as
+    Prometheus' ``parser.ExtractSelectors``."""
+    out: list[Any] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, promql_parser.VectorSelector):
+            out.append(node)
+        elif isinstance(node, promql_parser.MatrixSelector):
+            out.append(node.vector_selector)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            stack += (node.lhs, node.rhs)
+        elif isinstance(node, promql_parser.Call):
+            stack.extend(node.args)
+        elif isinstance(node, promql_parser.AggregateExpr):
+            stack += [n for n in (node.expr, node.param) if n is not None]
+        elif isinstance(node, promql_parser.ParenExpr | promql_parser.UnaryExpr | promql_parser.SubqueryExpr):
+            stack.append(node.expr)
+    return out
+
+
+def _format_value(value: float) -> str:
+    """A float as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` (how Prometheus writes exemplar values)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _guard(fn: Handler) -> Callable[[Request], Awaitable[Any]]:
@@ -360,8 +429,11 @@ def _guard(fn: Handler) -> Callable[[Request], Awaitable[Any]]:
     return handler
 
 
-def build_router(engine: Engine, querier: ClickHouseQuerier) -> APIRouter:
-    """Routes under ``/api/v1`` answering from ``engine`` (PromQL) and ``querier`` (series, labels).
+def build_router(
+    engine: Engine, querier: ClickHouseQuerier, exemplars: ExemplarStore | None = None
+) -> APIRouter:
+    """Routes under ``/api/v1`` answering from ``engine`` (PromQL), ``querier`` (series, labels) and
+    ``exemplars`` (none: ``query_exemplars`` finds none, as a Prometheus without exemplar storage).
 
     Also shortens the interpreter's thread switch interval to ``SWITCH_INTERVAL_S`` (process-wide):
     a short request needs the GIL a handful of times (event loop, worker, after each store read),
@@ -370,7 +442,7 @@ def build_router(engine: Engine, querier: ClickHouseQuerier) -> APIRouter:
     if sys.getswitchinterval() > SWITCH_INTERVAL_S:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
     router = APIRouter(prefix="/api/v1")
-    routes = _Routes(engine, querier)
+    routes = _Routes(engine, querier, exemplars)
     for path, fn in (
         ("/query", routes.query),
         ("/query_range", routes.query_range),

@@ -116,6 +116,7 @@ def required_permission(method: str, path: str) -> str:
         "/api/v1/events",
         "/api/v1/audit/traces",
         "/api/v1/sketches",
+        "/api/v1/ingest/exemplars",
     ):
         return "write"
     return "read"

@@ -53,6 +53,7 @@ SKETCH_VALUE = "7777.5"
 SKETCH_METRIC = "infer_service_first_token_cost"
 HIDDEN_SVC = "a-hidden-svc"
 HIDDEN_TRACE = "a-hidden-trace"
+HIDDEN_REQUEST = "a-hidden-request-id"  # an exemplar's
 GROUP = "a-group"
 ALERT = "AHiddenAlert"
 ANNOTATION = "a-hidden-annotation"
@@ -101,6 +102,7 @@ class World:
     def markers(self) -> list[str]:
         """A's strings that no other caller may see unless it sent them."""
         fixed = [A, METRIC, HIDDEN_LABEL, HIDDEN_VALUE, SAMPLE, SKETCH_VALUE, HIDDEN_SVC, HIDDEN_TRACE]
+        fixed.append(HIDDEN_REQUEST)
         return [
             *fixed,
             GROUP,
@@ -283,6 +285,9 @@ def attacks(key_id: str) -> dict[tuple[str, str], list[Call]]:
             Call("PUT", f"{v1}/admin/retention", body=_json({"pod_events_ms": 1000}))
         ],
         ("POST", f"{v1}/sketches"): [Call("POST", f"{v1}/sketches", body=_sketch_rows(A, "attack-svc", 1.0))],
+        ("POST", f"{v1}/ingest/exemplars"): [
+            Call("POST", f"{v1}/ingest/exemplars", body=_exemplar(project)) for project in (A, None)
+        ],
         ("GET", f"{v1}/sketch_quantiles"): [Call("GET", f"{v1}/sketch_quantiles", p) for p in sketch],
         ("GET", f"{v1}/rules"): [Call("GET", f"{v1}/rules")],
         ("GET", f"{v1}/alerts"): [Call("GET", f"{v1}/alerts")],
@@ -351,6 +356,12 @@ def world(chdb_store: Store, tmp_path: Path) -> Iterator[World]:
             "resource_name": HIDDEN_TRACE,
         }
         assert client.post("/api/v1/audit/traces", json=trace, headers=a_write).status_code == 200
+        response = client.post(
+            "/api/v1/ingest/exemplars",
+            content=_exemplar(None, HIDDEN_REQUEST),
+            headers={**a_write, "content-type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
         sketch = _sketch_rows(A, HIDDEN_SVC, float(SKETCH_VALUE))
         response = client.post(
             "/api/v1/sketches", content=sketch, headers={**a_write, "content-type": "application/json"}
@@ -372,6 +383,15 @@ def world(chdb_store: Store, tmp_path: Path) -> Iterator[World]:
         world.callers["bad key"] = [(b"authorization", b"Bearer isk_not-a-key")]
         world.callers["malformed"] = [(b"authorization", "Bearer cl\u00e9".encode())]
         yield world
+
+
+def _exemplar(project: str | None, request_id: str = "attack") -> bytes:
+    """One exemplar on A's series (``project``: its project_id label; None: the key's own)."""
+    series = {"__name__": METRIC, HIDDEN_LABEL: HIDDEN_VALUE, "service_id": HIDDEN_SVC}
+    if project is not None:
+        series["project_id"] = project
+    exemplar = {"series": series, "labels": {"request_id": request_id}, "value": 1.5, "ts_ms": T0_MS}
+    return _json({"exemplars": [exemplar]})
 
 
 def _snapshot(client: httpx.Client, world: World) -> dict[str, Any]:
@@ -411,6 +431,7 @@ def _snapshot(client: httpx.Client, world: World) -> dict[str, Any]:
             end=T0_S + 600,
         )["data"],
         "verify": get("/api/v1/audit/verify")["data"]["ok"],
+        "exemplars": get("/api/v1/query_exemplars", query=sel, **span)["data"],
     }
 
 
