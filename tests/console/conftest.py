@@ -73,8 +73,10 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Browser]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread while it is open,
+    and every later test that calls ``asyncio.run`` would fail until it is closed."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -202,6 +202,8 @@ def fill(expr: str, values: dict[str, str]) -> str:
         name = match.group(1)
         if name == "period":
             return values["period"]
+        if name == "__range":  # the span shown, the page's default unless a test chose one
+            return values.get("span", "15m")
         value = values.get(name, "")
         if not value:
             return ".*"
@@ -211,7 +213,12 @@ def fill(expr: str, values: dict[str, str]) -> str:
 
 
 def legend(text: str, metric: dict[str, str]) -> str:
-    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: metric.get(m.group(1), ""), text)
+    """Grafana's legend format; where it names nothing the series has, the series' own name."""
+    named = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: metric.get(m.group(1), ""), text)
+    if named:
+        return named
+    labels = ", ".join(f'{k}="{v}"' for k, v in metric.items() if k != "__name__")
+    return f"{metric.get('__name__', '')}{{{labels}}}"
 
 
 def expected_charts(

@@ -7,11 +7,11 @@ export const charts = new Map(); // panel title → {plot, series}; what a test 
 
 /** ``{{label}}`` in a legend filled from the series' labels (Grafana's legend format). */
 export function legendName(legend, metric) {
-  if (!legend) {
-    const labels = Object.entries(metric).filter(([k]) => k !== "__name__");
-    return `${metric.__name__ || ""}{${labels.map(([k, v]) => `${k}="${v}"`).join(", ")}}`;
-  }
-  return legend.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name) => metric[name] ?? "");
+  const named = legend ? legend.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name) => metric[name] ?? "") : "";
+  if (named) return named;
+  // No legend, or one naming labels the series lacks: the series' own name and labels.
+  const labels = Object.entries(metric).filter(([k]) => k !== "__name__");
+  return `${metric.__name__ || ""}{${labels.map(([k, v]) => `${k}="${v}"`).join(", ")}}`;
 }
 
 /** Series on the step grid: x = start, start + step, … end; a missing or non-finite point is a gap. */

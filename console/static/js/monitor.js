@@ -248,6 +248,7 @@ export async function renderMonitor(page) {
       instance: matchValue(state.instance),
       pod: matchValue(state.pod),
       period: state.period,
+      __range: state.span, // Grafana's whole-span variable (the SLO row's attainment over it)
     };
     Object.assign(panels.dataset, {
       state: "loading",
