@@ -77,7 +77,9 @@ class ClickHouseQuerier:
         self._db = backend.database
         self.max_execution_s = max_execution_s
         self.lookups = SeriesLookups(backend)
-        self._recent: RecentPoints | None = getattr(backend, "recent", None)
+        # The backend's newest points in memory (chDB): reads they cover are answered there. None:
+        # always the store (a ClickHouse server; tests of the rollups themselves).
+        self.recent: RecentPoints | None = getattr(backend, "recent", None)
 
     def data_stamp(self) -> tuple[int, int] | None:
         """Counts that change with every write that could change an answer over times older than
@@ -130,8 +132,8 @@ class ClickHouseQuerier:
         series = self.find_series(matchers, start_ms, end_ms)
         if not series:
             return []
-        if self._recent is not None and self._recent.covers(start_ms):
-            recent = self._recent.select(series, start_ms, end_ms, max_samples)
+        if self.recent is not None and self.recent.covers(start_ms):
+            recent = self.recent.select(series, start_ms, end_ms, max_samples)
             if recent is not None:
                 return recent
         limit = f" LIMIT {int(max_samples)}" if max_samples is not None else ""
@@ -204,7 +206,7 @@ class ClickHouseQuerier:
         ones are aggregated from raw samples by the same SQL now, so the answer does not depend
         on when the job last ran. ``columns``: which ``BUCKET_COLUMNS`` to read (the base ones always).
         """
-        if self._recent is not None and self._recent.covers(start_ms - width_ms):
+        if self.recent is not None and self.recent.covers(start_ms - width_ms):
             return None  # the raw points are in memory: cheaper than any store read
         wanted = tuple(c for c in BUCKET_COLUMNS if c in columns or c in BASE_COLUMNS)
         series = self.find_series(matchers, start_ms - width_ms, end_ms)

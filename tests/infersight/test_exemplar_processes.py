@@ -43,6 +43,14 @@ targets:
         async with httpx.AsyncClient(timeout=30) as client:
             body = {"model": "sim-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
             headers = {"traceparent": f"00-{TRACE}-a2fb4a1d1a96d312-01", "x-request-id": "req-ex-1"}
+            # Exemplars are shipped best-effort (dropped while the server is not up): ask once the
+            # server answers, and again below while none has arrived.
+            ready = None
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and (ready is None or ready.status_code != 200):
+                with contextlib.suppress(httpx.HTTPError):
+                    ready = await client.get(f"http://127.0.0.1:{api_port}/-/ready")
+                await asyncio.sleep(0.3)
             answered = None
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and answered is None:
@@ -59,9 +67,16 @@ targets:
                 "end": time.time() + 600,
             }
             found: list = []
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
+            asked = time.monotonic()
             while time.monotonic() < deadline and not found:
                 await asyncio.sleep(0.5)
+                if time.monotonic() - asked > 5:  # a flush whose send failed: the next one carries it again
+                    asked = time.monotonic()
+                    with contextlib.suppress(httpx.HTTPError):
+                        await client.post(
+                            f"http://127.0.0.1:{proxy_port}/v1/chat/completions", json=body, headers=headers
+                        )
                 with contextlib.suppress(httpx.HTTPError, ValueError):
                     answer = await client.get(
                         f"http://127.0.0.1:{api_port}/api/v1/query_exemplars", params=params

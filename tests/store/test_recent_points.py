@@ -33,7 +33,7 @@ def _from_store(store: Store, start_ms: int, end_ms: int) -> list[tuple[dict[str
     point written twice at one timestamp may read as either; merged, the last written stays)."""
     store.backend.execute(f"OPTIMIZE TABLE {store.backend.database}.samples FINAL")
     querier = ClickHouseQuerier(store.backend)
-    querier._recent = None
+    querier.recent = None
     return _plain(querier.select(NAME, start_ms, end_ms))
 
 

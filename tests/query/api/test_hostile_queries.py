@@ -433,6 +433,10 @@ def test_fuzz_every_answer_is_json_in_prometheus_shape_and_never_5xx(
         body = encoded.encode("utf-8", "surrogatepass")
         response = fuzz_client.post(f"/api/v1/{route}", content=body, headers=FORM)
     assert response.status_code < 500 or response.json()["errorType"] == "timeout", response.text[:500]
+    if response.status_code == 204:  # query_exemplars of a query with no selector, as in Prometheus
+        assert route == "query_exemplars"
+        assert not response.content
+        return
     body = response.json()
     assert body["status"] in ("success", "error")
     if body["status"] == "error":
