@@ -19,6 +19,7 @@ and 14 operators) and keep the parser's worst case at a few milliseconds.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -59,8 +60,24 @@ class QueryLimits:
 DEFAULT_LIMITS = QueryLimits()
 
 
+# Texts up to this long that passed are remembered (a dashboard sends the same queries every refresh).
+_REMEMBERED_LENGTH = 4096
+
+
 def check_query_text(query: str, limits: QueryLimits = DEFAULT_LIMITS) -> None:
     """Raise ``PromQLError("bad_data")`` naming the limit the query passes; cheap for any input."""
+    if len(query) <= _REMEMBERED_LENGTH:
+        _check_remembered(query, limits)  # a refusal raises, and is not remembered
+    else:
+        _check(query, limits)
+
+
+@functools.lru_cache(maxsize=2048)
+def _check_remembered(query: str, limits: QueryLimits) -> None:
+    _check(query, limits)
+
+
+def _check(query: str, limits: QueryLimits) -> None:
     if len(query) > limits.max_length:
         raise _refused(f"query is {len(query)} characters long, more than the limit of {limits.max_length}")
     try:
