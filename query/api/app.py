@@ -165,7 +165,7 @@ def create_app(
     app.state.otlp_metrics = otlp_metrics
     exact = {REMOTE_WRITE_PATH: receiver}
     exact.update(dict.fromkeys(OTLP_METRICS_PATHS, OtlpEndpoint(otlp_metrics)))
-    app.state.otlp_traces = OtlpTracesReceiver(otlp_metrics)
+    app.state.otlp_traces = OtlpTracesReceiver(otlp_metrics, exemplar_store=ExemplarStore(store.backend))
     exact.update(dict.fromkeys(OTLP_TRACES_PATHS, OtlpEndpoint(app.state.otlp_traces)))
     app.add_middleware(FrozenRoutes, router=app.router)
     app.add_middleware(ExactRoutes, routes=exact)

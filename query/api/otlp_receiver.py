@@ -24,8 +24,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from loguru import logger
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -40,12 +42,13 @@ from collector.window import SketchRow
 from exporters.errors import is_retryable
 from exporters.ingest_log import IngestLog, IngestLogFull
 from exporters.segments import Columns, columns_of
+from model.labels import Labels
 from model.series import Sample
 from query.api.otlp_exemplars import ExemplarRing
-from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, SeriesState, translate
+from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, Exemplar, SeriesState, translate
 from query.api.otlp_names import IDENTITY_ATTRIBUTES
 from query.api.otlp_request import UnsupportedMediaError, decode_request, media_type, send_answer
-from query.api.otlp_traces import translate_spans
+from query.api.otlp_traces import bucket_series, translate_spans
 from query.api.recent_ids import RecentIds
 from query.api.remote_write import ClientGone, headers_of, read_body
 from query.api.request_body import DEFAULT_MAX_DECODED_BYTES, BodyTooLargeError
@@ -58,6 +61,7 @@ from store.admission import (
     count_refusal,
 )
 from store.backend import StoreUnavailableError
+from store.exemplars import ExemplarStore
 from store.insert_errors import is_transient
 from store.sketches import SketchWriter
 from store.writes import SampleWriter
@@ -186,8 +190,16 @@ class OtlpTracesReceiver:
     """OTLP spans into per-request observations (``otlp_traces``): sketch rows, the guide's
     histograms and request counts, exemplars. Shares the metrics receiver's writers and door."""
 
-    def __init__(self, metrics: OtlpMetricsReceiver, max_recent_spans: int = 200_000) -> None:
+    def __init__(
+        self,
+        metrics: OtlpMetricsReceiver,
+        max_recent_spans: int = 200_000,
+        exemplar_store: ExemplarStore | None = None,
+    ) -> None:
         self.metrics = metrics
+        # Where each observation's trace and span ids go, on the histogram bucket it landed in, so
+        # that /api/v1/query_exemplars links a slow bucket to the engine's own trace.
+        self.exemplar_store = exemplar_store
         self.recent = RecentIds(max_recent_spans)
         self.ignored_spans = 0
         self._lock = threading.Lock()
@@ -232,8 +244,35 @@ class OtlpTracesReceiver:
         m.state.commit(result.pending)
         self.recent.remember(result.span_keys)
         m.exemplars.add(result.exemplars)
+        self._store_exemplars(result.exemplars)
         self.ignored_spans += result.ignored
         return 200, ExportTraceServiceResponse()
+
+    def _store_exemplars(self, exemplars: list[Exemplar]) -> None:
+        """Best-effort, as the proxy's: the observations are kept already, a failed write of their
+        ids is logged and dropped."""
+        if self.exemplar_store is None or not exemplars:
+            return
+        rows = []
+        for exemplar in exemplars:
+            series = bucket_series(exemplar)
+            if series is not None:
+                ids = (("span_id", exemplar.span_id), ("trace_id", exemplar.trace_id))
+                rows.append(StoredSpanExemplar(series, ids, exemplar.value, exemplar.ts_ms))
+        try:
+            self.exemplar_store.write(rows)
+        except Exception as err:  # the store's library's errors: logged, the request stays answered
+            logger.warning("otlp traces: {} exemplar(s) dropped: {}", len(rows), err)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSpanExemplar:
+    """A span's ids on the bucket series its value landed in (``store.exemplars``' row)."""
+
+    series: Labels
+    labels: Labels
+    value: float
+    ts_ms: int
 
 
 def keep(

@@ -205,6 +205,18 @@ def translate_spans(
     return TraceTranslation(samples, _sketch_rows(groups), exemplars, pending, span_keys, ignored)
 
 
+def bucket_series(exemplar: Exemplar) -> Labels | None:
+    """The classic histogram bucket a trace's observation landed in (``le`` the first bound at or
+    above its value), where its exemplar belongs; None for a metric without such a histogram."""
+    bounds = _BOUNDS.get(exemplar.metric)
+    if bounds is None:
+        return None
+    place = int(np.searchsorted(np.asarray(bounds, np.float64), exemplar.value, side="left"))
+    le = bounds[place] if place < len(bounds) else math.inf
+    labels = {**dict(exemplar.labels), METRIC_NAME: f"{exemplar.metric}_bucket", "le": floatToGoString(le)}
+    return to_labels(labels)
+
+
 def _histogram(
     metric: str, base: dict[str, str], values: list[float], state: SeriesState, pending: dict, ts_ms: int
 ) -> list[tuple[Labels, int, float]]:

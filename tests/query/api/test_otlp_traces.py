@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace import set_span_in_context as trace_context
 
 from collector import catalog
+from collector.proxy.stats import LATENCY_BUCKETS_MS
 from model.labels import Matcher, MatchOp
 from query.api.app import create_app
 from query.api.otlp_traces import QUEUE_COST
@@ -148,6 +149,42 @@ def test_vllm_request_spans_feed_the_guide_series(store: Store, app, url: str, e
     linked = app.state.otlp_metrics.exemplars.recent(metric=catalog.FIRST_TOKEN_COST, limit=1000)
     assert len(linked) == 60
     assert all(len(e.trace_id) == 32 and len(e.span_id) == 16 for e in linked)
+
+
+def test_span_ids_come_back_from_query_exemplars_on_their_buckets(store: Store, app) -> None:
+    """Each request span's trace and span ids are an exemplar of the TTFT bucket its value landed
+    in, read as Grafana reads them; another project sees none. (These spans all end at one instant,
+    and a series keeps one exemplar per instant: one per bucket comes back.)"""
+    memory = InMemorySpanExporter()
+    figures = vllm_spans(_provider(memory), 12)
+    spans = memory.get_finished_spans()
+    from fastapi.testclient import TestClient
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    client = TestClient(app)
+    headers = {"Content-Type": "application/x-protobuf"}
+    body = encode_spans(spans).SerializeToString()
+    assert client.post("/v1/traces", content=body, headers=headers).status_code == 200
+    now = time.time()
+    params = {"query": f"{catalog.FIRST_TOKEN_COST}_bucket", "start": now - 3600, "end": now + 60}
+    found = client.get("/api/v1/query_exemplars", params=params).json()["data"]
+    exemplars = [(item["seriesLabels"]["le"], e) for item in found for e in item["exemplars"]]
+    by_ids = {
+        (format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")): span
+        for span in spans
+        if span.name == "llm_request"
+    }
+    bounds = np.asarray(LATENCY_BUCKETS_MS, np.float64)
+    buckets = {float(np.r_[bounds, np.inf][np.searchsorted(bounds, v, side="left")]) for v in figures["ttft"]}
+    assert {float(le) for le, _ in exemplars} == buckets
+    for le, e in exemplars:
+        span = by_ids[(e["labels"]["trace_id"], e["labels"]["span_id"])]
+        ttft_ms = span.attributes["gen_ai.latency.time_to_first_token"] * 1000
+        assert float(e["value"]) == pytest.approx(ttft_ms)
+        below = bounds[bounds < float(le)]
+        assert (below.max() if len(below) else -np.inf) < ttft_ms <= float(le)
+    other = dict(params, query=f'{catalog.FIRST_TOKEN_COST}_bucket{{project_id="elsewhere"}}')
+    assert client.get("/api/v1/query_exemplars", params=other).json()["data"] == []
 
 
 def test_resent_spans_count_once(store: Store, app) -> None:
