@@ -68,5 +68,21 @@ class HttpExporter:
         """POST the targets' TYPE/HELP/UNIT to ``<ship_to>/api/v1/ingest/metadata``."""
         await self._post("ingest/metadata", {"metadata": [r.to_wire() for r in records]})
 
+    async def fetch_slos(self) -> list[Any]:
+        """The SLO definitions the server holds for this key's project (``GET /api/v1/slos``)."""
+        url = f"{self._api}/slos"
+        try:
+            response = await self._client.get(url)
+        except httpx.TransportError as err:
+            raise RetryableError(f"GET {url}: {type(err).__name__}: {err or 'no answer'}") from err
+        if response.is_error:
+            raise RetryableError(
+                f"GET {url}: HTTP {response.status_code}: {' '.join(response.text[:200].split())}"
+            )
+        data = response.json().get("data")
+        if not isinstance(data, list):
+            raise RetryableError(f"GET {url}: no list of SLOs in the answer")
+        return data
+
     async def aclose(self) -> None:
         await self._client.aclose()

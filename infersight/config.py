@@ -161,8 +161,12 @@ class SidecarSection:
     ship_to: str = "http://127.0.0.1:9091"
     metrics_listen: str = ""  # e.g. 0.0.0.0:9100: the sidecar's own /metrics for a plain Prometheus
     api_key: str = ""
+    # How often a sidecar with a proxy reads the SLOs the server's API holds for its project.
+    slos_interval_s: float = 30.0
 
     def validate(self) -> None:
+        if self.slos_interval_s <= 0:
+            raise ConfigError(f"sidecar.slos_interval_s: must be > 0 (got {self.slos_interval_s})")
         if not self.ship_to.startswith(("http://", "https://")):
             raise ConfigError(f"sidecar.ship_to: expected an http(s) URL, got {self.ship_to!r}")
         if self.metrics_listen:

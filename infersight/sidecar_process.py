@@ -20,6 +20,7 @@ from exporters.store import StoreExporter
 from infersight.config import Config
 from infersight.exporting import SidecarExporters, buffered_exporter
 from infersight.pod import PodCollector
+from infersight.server_slos import ServerSlos
 from model.metadata import MetadataRecord
 from store.exemplars import ExemplarStore
 from store.metadata import MetadataStore
@@ -84,6 +85,11 @@ class SidecarProcess:
             )
             samples, sketches = Fanout(samples, self.otlp_buffers[0]), Fanout(sketches, self.otlp_buffers[1])
         self.samples_consumer, self.sketch_consumer = samples, sketches  # what the pod hands its batches to
+        # Shipping through the server, its proxy judges against the SLOs the server's API holds too.
+        self.server_slos: ServerSlos | None = None
+        if self._store is None and config.proxy is not None:
+            self.server_slos = ServerSlos(config.slos, self._http.fetch_slos, config.sidecar.slos_interval_s)
+        follower = self.server_slos
         self.pod = PodCollector(
             config,
             samples,
@@ -91,6 +97,7 @@ class SidecarProcess:
             sketches.consume,
             metadata=self.exporters.metadata.consume,
             exemplars=self._send_exemplars,
+            slos=(lambda: follower.slos) if follower is not None else None,
         )
 
     async def _send_sketches(self, rows: list[SketchRow]) -> None:
@@ -113,6 +120,8 @@ class SidecarProcess:
             await self._http.send_metadata(records)
 
     async def start(self) -> None:
+        if self.server_slos is not None:
+            await self.server_slos.start()
         await self.exporters.start()
         for buffer in self.otlp_buffers:
             await buffer.start()
@@ -120,6 +129,8 @@ class SidecarProcess:
 
     async def stop(self) -> None:
         await self.pod.stop()
+        if self.server_slos is not None:
+            await self.server_slos.stop()
         await self.exporters.stop()
         for buffer in self.otlp_buffers:
             await buffer.stop()

@@ -122,6 +122,15 @@ def required_permission(method: str, path: str) -> str:
     return "read"
 
 
+# What a write key (a sidecar's) may also read: its project's SLO definitions, which it judges its
+# requests against (infersight/server_slos.py). Definitions only, never data.
+_WRITERS_MAY_READ = ("/api/v1/slos",)
+
+
+def writer_may_read(principal: Principal, method: str, path: str) -> bool:
+    return method == "GET" and path.rstrip("/") in _WRITERS_MAY_READ and principal.may("write")
+
+
 class TenantQuerier:
     """Wraps a querier: every read of a confined caller gets ``project_id="<theirs>"`` added."""
 
@@ -269,7 +278,7 @@ class AuthMiddleware:
             await _deny(send, 401, "unauthorized", message, [(b"www-authenticate", b"Bearer")])
             return
         needed = required_permission(scope["method"], scope["path"])
-        if not principal.may(needed):
+        if not (principal.may(needed) or writer_may_read(principal, scope["method"], scope["path"])):
             await _deny(send, 403, "forbidden", f"this key lacks the {needed!r} permission")
             return
         token = CURRENT.set(principal)
