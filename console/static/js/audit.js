@@ -172,14 +172,17 @@ export async function renderAudit(page) {
     return tr;
   }
 
+  let latest = 0; // the newest search asked for: an older one answering later is dropped
+
   async function search() {
+    const mine = ++latest;
     table.dataset.state = "loading";
     table.dataset.searches = String(Number(table.dataset.searches || 0) + 1);
     try {
       const query = params();
       if (markers[index]) query.next = markers[index];
       const answer = await getJson("/api/v1/audit/traces", query);
-      if (page.left) return;
+      if (page.left || mine !== latest) return;
       clear(body);
       answer.traces.forEach((t) => body.append(row(t)));
       if (answer.traces.length === 0) body.append(h("tr", {}, h("td", { colspan: 9 }, message("No trace matches these filters."))));
@@ -193,7 +196,7 @@ export async function renderAudit(page) {
       table.dataset.state = "ready";
       table.dataset.page = String(index + 1);
     } catch (err) {
-      if (page.left) return;
+      if (page.left || mine !== latest) return;
       clear(status).append(message(`Cannot search the traces: ${err.message}`, "error"));
       table.dataset.state = "error";
     }

@@ -115,7 +115,8 @@ export async function renderEvents(page) {
 
   let cursor = null;
   let known = new Map();
-  let loads = 0;
+  let loads = 0; // since the filters last changed: the first load marks no row as fresh
+  let latest = 0; // the newest load asked for: an older one answering later is dropped
 
   function query() {
     const params = {
@@ -146,13 +147,14 @@ export async function renderEvents(page) {
   }
 
   async function load(append = false) {
-    const mine = ++loads;
+    const mine = ++latest;
+    loads += 1;
     table.dataset.state = "loading";
     try {
       const params = query();
       if (append && cursor) params.next = cursor;
       const answer = await getJson("/api/v1/events", params);
-      if (page.left || mine !== loads) return;
+      if (page.left || mine !== latest) return;
       const events = answer.data.events;
       if (!append) clear(body);
       const seen = new Map();
@@ -171,7 +173,7 @@ export async function renderEvents(page) {
       clear(status).append(`${body.querySelectorAll("tr[data-kind]").length} shown · updated ${fmtDateTime(Date.now())}`);
       table.dataset.state = "ready";
     } catch (err) {
-      if (page.left) return;
+      if (page.left || mine !== latest) return;
       clear(status).append(message(`Cannot load the events: ${err.message}`, "error"));
       table.dataset.state = "error";
     }
