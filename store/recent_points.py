@@ -19,6 +19,7 @@ goes on (a window behind the newest point) or when it reaches ``max_points``. Po
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterable
 
@@ -29,10 +30,12 @@ from model.labels import METRIC_NAME
 from model.series import Series
 from store.backend import Backend
 from store.recent_kernels import NO_PAGE, NO_TIME, append_points, drop_before, gather
+from store.retention import partition_last_day
 
 DEFAULT_WINDOW_MS = 6 * 3_600_000 + 1_800_000  # a 6-hour dashboard and its lookback
 DEFAULT_MAX_POINTS = 32_000_000  # 16 bytes each: about 512 MB at most
 PAGE_POINTS = 128
+_DAY_MS = 86_400_000
 _NOTHING = np.iinfo(np.int64).max  # covered_from_ms before anything is known: covers no read
 
 
@@ -191,7 +194,7 @@ class RecentPoints:
     def load(self, backend: Backend) -> None:
         """Read the store's newest ``window_ms`` of points; from then on reads may come here."""
         db = backend.database
-        newest = backend.query(f"SELECT max(ts_ms) AS t, count() AS n FROM {db}.samples").to_pylist()[0]
+        newest = _newest_stored(backend)
         if not newest["n"]:
             with self._lock:
                 self.covered_from_ms = NO_TIME + 1  # an empty store: everything it will hold comes here
@@ -271,6 +274,24 @@ class RecentPoints:
             if budget is not None and budget <= 0:
                 break
         return out
+
+
+def _newest_stored(backend: Backend) -> dict[str, int]:
+    """The newest point's time (``t``) and whether any is stored (``n``), read from the newest
+    daily partition only: a max over the whole table would read every timestamp stored, at every
+    start. A partition key of another form is read whole."""
+    parts = backend.query(
+        "SELECT DISTINCT partition FROM system.parts WHERE database = {db:String} "
+        "AND table = 'samples' AND active",
+        {"db": backend.database},
+    )
+    known = [partition_last_day(p) for p in parts.column(0).to_pylist()] if parts.num_rows else []
+    where, params = "", {}
+    if known and all(k is not None and k[1].startswith("'") for k in known):  # one day each
+        day = max(k[0] for k in known if k is not None)
+        where, params = " WHERE ts_ms >= {t0:Int64}", {"t0": (day - dt.date(1970, 1, 1)).days * _DAY_MS}
+    sql = f"SELECT max(ts_ms) AS t, count() AS n FROM {backend.database}.samples{where}"
+    return backend.query(sql, params).to_pylist()[0]  # type: ignore[no-any-return]
 
 
 def _sorted_last_per_timestamp(ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
