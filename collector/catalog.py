@@ -28,6 +28,9 @@ INSTANCE_NAME = "instance_name"
 SOURCE = "source"
 ROLE = "role"
 IDENTITY_LABELS = (SERVICE_ID, SERVICE_NAME, GROUP_ID, PROJECT_ID, INSTANCE_NAME, SOURCE, ROLE)
+# put on a failed request's sketch observations (absent when it succeeded), so the OTLP export can
+# set the GenAI conventions' ``error.type``; sketch reads merge over it, quantiles count every request
+ERROR_TYPE = "error_type"
 
 # scrape health, as Prometheus writes them per scrape, plus ours
 UP = "up"

@@ -17,8 +17,10 @@ path stores — and beside them the GenAI semantic conventions' metrics, in seco
 ``gen_ai.server.time_to_first_token``, ``gen_ai.server.time_per_output_token``,
 ``gen_ai.server.request.duration``, and ``gen_ai.client.token.usage`` with ``gen_ai.token.type``,
 each with ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model`` and
-``server.address`` where configured. Rescaling ms to s moves each bucket's representative value
-into the bucket of the same scale that holds it (one more relative error of at most 0.54 %).
+``server.address`` where configured, and a failed request's ``error.type`` (its sketch rows carry
+``error_type``: the proxy's outcome or the status code). Rescaling ms to s moves each bucket's
+representative value into the bucket of the same scale that holds it (one more relative error of at
+most 0.54 %).
 """
 
 from __future__ import annotations
@@ -249,7 +251,11 @@ def sketches_to_metrics(rows: list[SketchRow], genai: Mapping[str, str] | None =
         if row.metric in GENAI_METRICS:
             name, unit, factor, extra = GENAI_METRICS[row.metric]
             scaled = sketch if factor == 1.0 else rescaled(sketch, factor)
-            point = _exponential_point(scaled, {**labels, **(genai or {}), **extra}, start_ns, end_ns)
+            attributes = {**labels, **(genai or {}), **extra}
+            error = attributes.pop(catalog.ERROR_TYPE, None)
+            if error is not None:
+                attributes["error.type"] = error
+            point = _exponential_point(scaled, attributes, start_ns, end_ns)
             semconv.setdefault(name, (unit, []))[1].append(point)
     out = [Metric(name, "", "", ExponentialHistogram(points, _DELTA)) for name, points in guide.items()]
     out += [

@@ -26,13 +26,16 @@ class ValueObserver(Protocol):
 
 
 def feed_observer(observer: ValueObserver, identity: dict[str, str]) -> Callable[[RequestObservation], None]:
-    """A per-request callback that observes each guide histogram's values (ms / tokens).
+    """A per-request callback that observes each guide histogram's values (ms / tokens); a failed
+    request's values carry ``error_type`` (``RequestObservation.error_type``) beside the identity.
 
     >>> on_request = feed_observer(sketches, {"service_id": "svc"})   # IngressProxy(on_request=...)
     """
-    labels = dict(identity)
+    ok_labels = dict(identity)
 
     def on_request(obs: RequestObservation) -> None:
+        error = obs.error_type
+        labels = ok_labels if error is None else {**ok_labels, catalog.ERROR_TYPE: error}
         observer.observe(catalog.REQUEST_COST, labels, obs.cost_ms, obs.ts_s)
         if obs.ttft_ms is not None:
             observer.observe(catalog.FIRST_TOKEN_COST, labels, obs.ttft_ms, obs.ts_s)

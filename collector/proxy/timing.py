@@ -87,6 +87,15 @@ class RequestObservation:
         return f"{self.status // 100}xx"
 
     @property
+    def error_type(self) -> str | None:
+        """The request's failure class as OpenTelemetry's ``error.type`` names one, None when it
+        succeeded: the proxy's outcome when the exchange broke (``upstream_timeout``, …), else the
+        status code (``"503"``) for a status of 400 or more."""
+        if self.outcome != "ok":
+            return self.outcome
+        return str(self.status) if self.status >= 400 else None
+
+    @property
     def token_latency_ms(self) -> tuple[float, ...]:
         """Every token's latency, the first included: TTFT, then the gaps."""
         return () if self.ttft_ms is None else (self.ttft_ms, *self.per_token_ms)

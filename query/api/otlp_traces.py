@@ -64,6 +64,7 @@ class SpanObservation:
     end_ms: int
     code: str  # "2xx" / "4xx" / "5xx"
     values: dict[str, float]
+    error_type: str | None = None  # OpenTelemetry's ``error.type`` of a failed request
 
 
 def _number(attributes: dict[str, Any], *names: str) -> float | None:
@@ -108,7 +109,9 @@ def span_observation(span: Any, attributes: dict[str, Any]) -> SpanObservation |
     decode = _number(attributes, "gen_ai.latency.time_in_model_decode")
     if decode is not None and output is not None and output > 1:
         values[catalog.PER_TOKEN_COST] = decode * _MS / (output - 1)
-    return SpanObservation(span.end_time_unix_nano // 1_000_000, _code(span, attributes), values)
+    return SpanObservation(
+        span.end_time_unix_nano // 1_000_000, _code(span, attributes), values, _error_type(span, attributes)
+    )
 
 
 def _code(span: Any, attributes: dict[str, Any]) -> str:
@@ -116,6 +119,18 @@ def _code(span: Any, attributes: dict[str, Any]) -> str:
     if status is not None and 100 <= status < 600:
         return f"{int(status) // 100}xx"
     return "5xx" if span.status.code == _ERROR or "error.type" in attributes else "2xx"
+
+
+def _error_type(span: Any, attributes: dict[str, Any]) -> str | None:
+    """The span's ``error.type`` as the conventions have it: the attribute when set, else the status
+    code of 400 or more, else ``_OTHER`` for a span whose status is ERROR; None: it succeeded."""
+    stated = attributes.get("error.type")
+    if isinstance(stated, str) and stated:
+        return stated[:128]
+    status = _number(attributes, "http.response.status_code", "http.status_code")
+    if status is not None and 400 <= status < 600:
+        return str(int(status))
+    return "_OTHER" if span.status.code == _ERROR else None
 
 
 @dataclass(slots=True)
@@ -172,13 +187,18 @@ def translate_spans(
                 span_keys.append(key)
                 last_ms = max(last_ms, observation.end_ms)
                 window = observation.end_ms // (SKETCH_WINDOW_S * 1000)
+                # a failed request's sketch rows carry its error_type (reads merge over it), as the
+                # proxy's do; the classic histograms and exemplars keep the resource's labels
+                sketch_series = series
+                if (error := observation.error_type) is not None:
+                    sketch_series = tuple(sorted({**base, catalog.ERROR_TYPE: error}.items()))
                 if new:
                     code_labels = to_labels(
                         {**base, METRIC_NAME: catalog.REQUEST_TOTAL, "code": observation.code}
                     )
                     codes[code_labels] = codes.get(code_labels, 0) + 1
                 for metric, value in observation.values.items():
-                    groups.setdefault((metric, series, window), []).append((value, ids))
+                    groups.setdefault((metric, sketch_series, window), []).append((value, ids))
                     if new:
                         counted.setdefault((metric, series), []).append(value)
                     exemplars.append(

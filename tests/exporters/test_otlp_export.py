@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector import catalog
+from collector.proxy.observe import feed_observer
 from collector.proxy.stats import LATENCY_BUCKETS_MS
+from collector.proxy.timing import RequestObservation
 from collector.window import WindowedSketches
-from exporters.otlp import GenAiAttributes, OtlpExporter, parse_headers, rescaled
+from exporters.otlp import GenAiAttributes, OtlpExporter, parse_headers, rescaled, sketches_to_metrics
 from infersight.config import ConfigError, config_from_dict
 from model.labels import Matcher, MatchOp, to_labels
 from model.series import Sample
@@ -168,6 +170,47 @@ def test_genai_metrics_beside_the_guide_names(store: Store) -> None:
         for s in tokens
     )
     assert all(s.labels["gen_ai_operation_name"] == "chat" for s in tokens)
+
+
+def test_failed_requests_carry_error_type_and_still_count_in_the_quantiles(store: Store) -> None:
+    """The proxy's callback puts a failed request's values in rows labelled ``error_type``; the
+    GenAI metrics carry it as ``error.type`` and only there, and the quantiles merge over it."""
+    windows = WindowedSketches()
+    on_request = feed_observer(windows, {"service_id": "svc", "source": "pod-0", "project_id": "p"})
+    for i in range(40):
+        status, outcome = (
+            (503, "ok") if i % 10 == 0 else (200, "upstream_timeout") if i % 10 == 1 else (200, "ok")
+        )
+        on_request(
+            RequestObservation(NOW_S - 30, "POST", "/v1/chat/completions", status, 100.0 + i, outcome=outcome)
+        )
+    rows = windows.drain_all()
+    metrics = {m.name: m for m in sketches_to_metrics(rows, {"gen_ai.operation.name": "chat"})}
+    duration = metrics["gen_ai.server.request.duration"].data.data_points
+    errors = {p.attributes.get("error.type"): p.count for p in duration}
+    assert errors == {None: 32, "503": 4, "upstream_timeout": 4}
+    assert all(catalog.ERROR_TYPE not in p.attributes for p in duration)
+    guide = metrics[catalog.REQUEST_COST].data.data_points
+    assert {p.attributes.get(catalog.ERROR_TYPE): p.count for p in guide} == errors
+    with live_server(create_app(store)) as url:
+        exporter = OtlpExporter(url + "/v1/metrics")
+        asyncio.run(exporter.send_sketches(rows))
+        exporter.shutdown()
+    from store.sketches import SketchReader
+
+    end = int(NOW_S * 1000) + 60_000
+    merged = SketchReader(store.backend).merged(
+        "gen_ai_server_request_duration_seconds", {"source": "pod-0"}, end - 600_000, end, 600_000
+    )
+    assert sum(m.count for m in merged) == 40
+    failed = store.querier.select(
+        [Matcher("__name__", MatchOp.EQ, "gen_ai_server_request_duration_seconds_count")], 0, end
+    )
+    assert {s.labels.get("error_type", ""): s.values[-1] for s in failed} == {
+        "": 32,
+        "503": 4,
+        "upstream_timeout": 4,
+    }
 
 
 @settings(max_examples=30, deadline=None)

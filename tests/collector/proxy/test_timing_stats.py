@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from collector import catalog
 from collector.proxy.observe import feed_observer
 from collector.proxy.sse import Usage
 from collector.proxy.stats import ProxyStats
@@ -110,6 +111,31 @@ def test_feed_observer_hands_every_histogram_its_values() -> None:
         "infer_service_output_token_quantity": (3.0,),
     }
     assert all(c[3] == 9.0 and c[1] == {"service_id": "svc"} for c in sketches.calls)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "error"),
+    [
+        (200, "ok", None),
+        (304, "ok", None),
+        (429, "ok", "429"),
+        (503, "ok", "503"),
+        (200, "upstream_reset", "upstream_reset"),
+        (502, "upstream_refused", "upstream_refused"),
+        (200, "client_disconnect", "client_disconnect"),
+    ],
+)
+def test_a_failed_requests_values_carry_its_error_type(status: int, outcome: str, error: str | None) -> None:
+    sketches = _Sketches()
+    on_request = feed_observer(sketches, {"service_id": "svc"})
+    obs = _obs(status, ts_s=9.0, ttft_ms=40.0, output_tokens=3, outcome=outcome)
+    assert obs.error_type == error
+    on_request(obs)
+    want = {"service_id": "svc"} if error is None else {"service_id": "svc", catalog.ERROR_TYPE: error}
+    assert {c[0] for c in sketches.calls} >= {catalog.REQUEST_COST, catalog.FIRST_TOKEN_COST}
+    assert all(c[1] == want for c in sketches.calls)
+    on_request(_obs(ts_s=9.0))  # the identity the next request sees is untouched
+    assert sketches.calls[-1][1] == {"service_id": "svc"}
 
 
 def test_feed_observer_drives_the_windowed_sketches() -> None:

@@ -235,6 +235,16 @@ def test_genai_semconv_span_and_errors(store: Store, url: str) -> None:
     assert _value(store, catalog.REQUEST_TOTAL, code="5xx") == 1
     assert _value(store, catalog.REQUEST_TOTAL, code="2xx") == 1
     assert _value(store, f"{catalog.OUTPUT_TOKEN_QUANTITY}_sum") == 30
+    # the failed request's sketch row carries its error.type; the quantiles above merged over it
+    rows = store.backend.query(
+        f"SELECT label_names, label_values, count FROM {store.backend.database}.sketches "
+        f"WHERE metric_name = '{catalog.REQUEST_COST}'"
+    ).to_pylist()
+    by_error = {
+        dict(zip(r["label_names"], r["label_values"], strict=True)).get(catalog.ERROR_TYPE): r["count"]
+        for r in rows
+    }
+    assert by_error == {None: 1, "timeout": 1}
 
 
 def test_hostile_trace_bodies(app) -> None:
