@@ -259,6 +259,14 @@ class Admission:
     def check_times(self, labels: Sequence[Labels], index: np.ndarray, ts_ms: np.ndarray) -> Refusal | None:
         return time_refusal(labels, index, ts_ms, self.guard.time_bounds_ms())
 
+    def admits_time(self, ts_ms: int) -> bool:
+        """Whether a sample at ``ts_ms`` would pass the time checks (for what is dropped one by one,
+        as exemplars are, rather than refusing a request)."""
+        low, high = self.guard.time_bounds_ms()
+        return (
+            max(TS_MIN_MS, low or TS_MIN_MS) <= ts_ms <= min(TS_MAX_MS, TS_MAX_MS if high is None else high)
+        )
+
     def check_columns(
         self,
         labels: Sequence[Labels],

@@ -160,12 +160,16 @@ def create_app(
     # Inside the auth middleware (added last, so outermost): the caller's key still applies.
     receiver = RemoteWriteEndpoint(store.writer, log=ingest_log, metadata=MetadataStore(store.backend))
     otlp_metrics = OtlpMetricsReceiver(
-        store.writer, SketchWriter(store.backend), ingest_log, identity=otlp_identity
+        store.writer,
+        SketchWriter(store.backend),
+        ingest_log,
+        identity=otlp_identity,
+        exemplar_store=ExemplarStore(store.backend),
     )
     app.state.otlp_metrics = otlp_metrics
     exact = {REMOTE_WRITE_PATH: receiver}
     exact.update(dict.fromkeys(OTLP_METRICS_PATHS, OtlpEndpoint(otlp_metrics)))
-    app.state.otlp_traces = OtlpTracesReceiver(otlp_metrics, exemplar_store=ExemplarStore(store.backend))
+    app.state.otlp_traces = OtlpTracesReceiver(otlp_metrics)
     exact.update(dict.fromkeys(OTLP_TRACES_PATHS, OtlpEndpoint(app.state.otlp_traces)))
     app.add_middleware(FrozenRoutes, router=app.router)
     app.add_middleware(ExactRoutes, routes=exact)

@@ -12,7 +12,11 @@ own OTLP receiver writes them:
   lowest scale present);
 - summary: ``{quantile}`` samples, ``_sum``, ``_count``.
 
-A point flagged ``NO_RECORDED_VALUE`` is a staleness marker. Exemplars go to the exemplar ring.
+A point flagged ``NO_RECORDED_VALUE`` is a staleness marker. A point's exemplars that name a trace
+or span become exemplars of the series their value belongs to (``store/exemplars.py``, read by
+``/api/v1/query_exemplars``): a gauge's or sum's own series, the histogram bucket the value lands in,
+an exponential histogram's ``_count``; labels ``trace_id``, ``span_id`` and the filtered attributes
+while they fit OpenMetrics' 128 characters; at most ``MAX_EXEMPLARS_PER_REQUEST`` per request.
 
 Delta temporality is accumulated per series into cumulative (what PromQL's ``rate`` reads), and a
 cumulative exponential histogram is turned into the delta of its window for the sketch store. The
@@ -30,6 +34,7 @@ receiver did (so nothing of it can have been counted before), else it is only th
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import threading
@@ -42,6 +47,7 @@ from typing import Any
 import numpy as np
 from prometheus_client.utils import floatToGoString
 
+from collector.proxy.exemplars import MAX_EXEMPLAR_LABEL_CHARS, Exemplar
 from collector.window import SketchRow
 from exporters.segments import Columns
 from model.labels import METRIC_NAME, Labels, to_labels
@@ -58,21 +64,9 @@ SKETCH_WINDOW_S = 10  # the sidecars' sketch window: rows of one series and wind
 DELTA, CUMULATIVE = 1, 2  # AggregationTemporality
 NO_RECORDED_VALUE = 1  # DataPointFlags
 DEFAULT_MAX_STATE_SERIES = 200_000
+MAX_EXEMPLARS_PER_REQUEST = 10_000
 
 _Key = tuple[str, Labels]
-
-
-@dataclass(frozen=True, slots=True)
-class Exemplar:
-    """A trace and span behind a value, kept to link a sample or bucket to the request."""
-
-    project_id: str
-    metric: str
-    labels: Labels
-    trace_id: str
-    span_id: str
-    value: float
-    ts_ms: int
 
 
 class SeriesState:
@@ -224,8 +218,8 @@ class _Translator:
                 self.exponential(data, name, base, point, ts_ms, stale)
             elif kind == "summary":
                 self.summary(name, base, point, ts_ms, stale)
-            for exemplar in getattr(point, "exemplars", ()):
-                self.exemplar(name, base, exemplar)
+            for exemplar in getattr(point, "exemplars", ()):  # summaries have none
+                self.exemplar(kind, name, base, point, exemplar)
 
     def number(
         self, kind: str, data: Any, name: str, base: dict[str, str], point: Any, ts_ms: int, stale: bool
@@ -336,23 +330,41 @@ class _Translator:
             SketchRow(name, labels, end_ms // window_ms * window_ms, SKETCH_WINDOW_S, columns, row_id)
         )
 
-    def exemplar(self, name: str, base: dict[str, str], exemplar: Any) -> None:
-        if not exemplar.trace_id and not exemplar.span_id:
-            return
+    def exemplar(self, kind: str, name: str, base: dict[str, str], point: Any, exemplar: Any) -> None:
         which = exemplar.WhichOneof("value")
-        value = float(getattr(exemplar, which)) if which else math.nan
+        if (not exemplar.trace_id and not exemplar.span_id) or which is None:
+            return
+        value = float(getattr(exemplar, which))
+        if math.isnan(value):
+            return
+        if len(self.exemplars) >= MAX_EXEMPLARS_PER_REQUEST:
+            self.skip("exemplars_over_limit")
+            return
+        if kind in ("gauge", "sum"):
+            series = self.labels(base, name)
+        elif kind == "histogram":
+            bounds = point.explicit_bounds
+            place = bisect.bisect_left(bounds, value)
+            le = bounds[place] if place < len(bounds) else math.inf
+            series = self.labels(base, f"{name}_bucket", {"le": floatToGoString(le)})
+        else:
+            series = self.labels(base, f"{name}_count")
         extra = labels_of((kv.key, any_value(kv.value)) for kv in exemplar.filtered_attributes)
-        self.exemplars.append(
-            Exemplar(
-                self.project or base.get("project_id", ""),
-                name,
-                tuple(sorted({**base, **extra}.items())),
-                hex_id(exemplar.trace_id),
-                hex_id(exemplar.span_id),
-                value,
-                exemplar.time_unix_nano // 1_000_000,
-            )
-        )
+        labels = exemplar_labels(hex_id(exemplar.trace_id), hex_id(exemplar.span_id), extra)
+        self.exemplars.append(Exemplar(series, labels, value, exemplar.time_unix_nano // 1_000_000))
+
+
+def exemplar_labels(trace_id: str, span_id: str, extra: dict[str, str] | None = None) -> Labels:
+    """An exemplar's labels: the ids it names, then ``extra`` (by name) while all of them together
+    stay within OpenMetrics' 128 characters (names and values)."""
+    ids = [(k, v) for k, v in (("span_id", span_id), ("trace_id", trace_id)) if v]
+    room = MAX_EXEMPLAR_LABEL_CHARS - sum(len(k) + len(v) for k, v in ids)
+    kept = dict(ids)
+    for key, value in sorted((extra or {}).items()):
+        if key not in kept and len(key) + len(value) <= room:
+            kept[key] = value
+            room -= len(key) + len(value)
+    return tuple(sorted(kept.items()))
 
 
 def translate(

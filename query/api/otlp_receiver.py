@@ -24,7 +24,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
@@ -38,17 +37,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from collector.proxy.exemplars import Exemplar
 from collector.window import SketchRow
 from exporters.errors import is_retryable
 from exporters.ingest_log import IngestLog, IngestLogFull
 from exporters.segments import Columns, columns_of
-from model.labels import Labels
 from model.series import Sample
-from query.api.otlp_exemplars import ExemplarRing
-from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, Exemplar, SeriesState, translate
+from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, SeriesState, translate
 from query.api.otlp_names import IDENTITY_ATTRIBUTES
 from query.api.otlp_request import UnsupportedMediaError, decode_request, media_type, send_answer
-from query.api.otlp_traces import bucket_series, translate_spans
+from query.api.otlp_traces import translate_spans
 from query.api.recent_ids import RecentIds
 from query.api.remote_write import ClientGone, headers_of, read_body
 from query.api.request_body import DEFAULT_MAX_DECODED_BYTES, BodyTooLargeError
@@ -107,7 +105,7 @@ class OtlpMetricsReceiver:
     """OTLP metrics into the samples (through ``log`` when given) and the sketch store.
 
     ``identity``: resource attribute → identity label pairs (``otlp_names.IDENTITY_ATTRIBUTES``);
-    ``exemplars``: where points' exemplars go; ``max_state_series``: series whose delta or
+    ``exemplar_store``: where points' and spans' exemplars go; ``max_state_series``: series whose delta or
     cumulative state is kept (least recently used forgotten first)."""
 
     def __init__(
@@ -120,7 +118,7 @@ class OtlpMetricsReceiver:
         max_samples_per_request: int = DEFAULT_MAX_SAMPLES_PER_REQUEST,
         max_series_per_request: int = DEFAULT_MAX_SERIES_PER_REQUEST,
         identity: Iterable[tuple[str, str]] = IDENTITY_ATTRIBUTES,
-        exemplars: ExemplarRing | None = None,
+        exemplar_store: ExemplarStore | None = None,
         max_state_series: int = DEFAULT_MAX_STATE_SERIES,
     ) -> None:
         self.writer = writer
@@ -129,7 +127,7 @@ class OtlpMetricsReceiver:
         self.max_decoded_bytes = max_decoded_bytes
         self.admission = Admission(writer.guard, max_samples_per_request, max_series_per_request)
         self.identity = tuple(identity)
-        self.exemplars = exemplars if exemplars is not None else ExemplarRing()
+        self.exemplar_store = exemplar_store
         self.state = SeriesState(max_state_series)
         self.skipped: dict[str, int] = {}
         self.started_ns = time.time_ns()
@@ -180,7 +178,9 @@ class OtlpMetricsReceiver:
         if failed is not None:
             return failed
         self.state.commit(result.pending)
-        self.exemplars.add(result.exemplars)
+        outside = store_exemplars(self.exemplar_store, door, result.exemplars, "otlp metrics")
+        if outside:
+            result.skipped["exemplar_out_of_bounds"] = outside
         for reason, count in result.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + count
         return 200, ExportMetricsServiceResponse()
@@ -190,16 +190,8 @@ class OtlpTracesReceiver:
     """OTLP spans into per-request observations (``otlp_traces``): sketch rows, the guide's
     histograms and request counts, exemplars. Shares the metrics receiver's writers and door."""
 
-    def __init__(
-        self,
-        metrics: OtlpMetricsReceiver,
-        max_recent_spans: int = 200_000,
-        exemplar_store: ExemplarStore | None = None,
-    ) -> None:
+    def __init__(self, metrics: OtlpMetricsReceiver, max_recent_spans: int = 200_000) -> None:
         self.metrics = metrics
-        # Where each observation's trace and span ids go, on the histogram bucket it landed in, so
-        # that /api/v1/query_exemplars links a slow bucket to the engine's own trace.
-        self.exemplar_store = exemplar_store
         self.recent = RecentIds(max_recent_spans)
         self.ignored_spans = 0
         self._lock = threading.Lock()
@@ -243,36 +235,26 @@ class OtlpTracesReceiver:
             return failed
         m.state.commit(result.pending)
         self.recent.remember(result.span_keys)
-        m.exemplars.add(result.exemplars)
-        self._store_exemplars(result.exemplars)
+        # each observation's ids on the bucket it landed in: Grafana links a slow bucket to the trace
+        store_exemplars(m.exemplar_store, door, result.exemplars, "otlp traces")
         self.ignored_spans += result.ignored
         return 200, ExportTraceServiceResponse()
 
-    def _store_exemplars(self, exemplars: list[Exemplar]) -> None:
-        """Best-effort, as the proxy's: the observations are kept already, a failed write of their
-        ids is logged and dropped."""
-        if self.exemplar_store is None or not exemplars:
-            return
-        rows = []
-        for exemplar in exemplars:
-            series = bucket_series(exemplar)
-            if series is not None:
-                ids = (("span_id", exemplar.span_id), ("trace_id", exemplar.trace_id))
-                rows.append(StoredSpanExemplar(series, ids, exemplar.value, exemplar.ts_ms))
-        try:
-            self.exemplar_store.write(rows)
-        except Exception as err:  # the store's library's errors: logged, the request stays answered
-            logger.warning("otlp traces: {} exemplar(s) dropped: {}", len(rows), err)
 
-
-@dataclass(frozen=True, slots=True)
-class StoredSpanExemplar:
-    """A span's ids on the bucket series its value landed in (``store.exemplars``' row)."""
-
-    series: Labels
-    labels: Labels
-    value: float
-    ts_ms: int
+def store_exemplars(
+    store: ExemplarStore | None, door: Admission, exemplars: list[Exemplar], what: str
+) -> int:
+    """Write the exemplars whose time the door admits; returns how many it did not. Best-effort, as
+    the proxy's: the values are kept already, so a failed write of the ids behind them is logged and
+    dropped, and the request stays answered."""
+    if store is None or not exemplars:
+        return 0
+    kept = [e for e in exemplars if door.admits_time(e.ts_ms)]
+    try:
+        store.write(kept)
+    except Exception as err:  # the store's library's errors
+        logger.warning("{}: {} exemplar(s) dropped: {}", what, len(kept), err)
+    return len(exemplars) - len(kept)
 
 
 def keep(

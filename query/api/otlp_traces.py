@@ -8,7 +8,8 @@ those attributes (``span_observation``; the table is in docs/opentelemetry.md) a
   so these quantiles merge with the sidecars' proxy sketches;
 - the guide's classic histograms (``_bucket``/``_sum``/``_count``, the proxy's bounds) and
   ``infer_service_request_total{code}``, accumulated per series as counters (``SeriesState``);
-- the exemplar ring: each observation keeps its trace and span id.
+- exemplars: each observation's trace and span ids on the classic histogram bucket it landed in
+  (``store/exemplars.py``, read by ``/api/v1/query_exemplars``).
 
 Spans are not stored as traces. Spans that are not LLM requests are ignored (counted). Labels are
 the resource's (``otlp_names.resource_labels``: ``k8s.pod.name`` → ``source`` and the rest).
@@ -21,6 +22,7 @@ classic histograms (never in the sketches). Tenancy and limits are the metrics r
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import time
@@ -32,10 +34,11 @@ import numpy as np
 from prometheus_client.utils import floatToGoString
 
 from collector import catalog
+from collector.proxy.exemplars import Exemplar
 from collector.proxy.stats import LATENCY_BUCKETS_MS, PER_TOKEN_BUCKETS_MS, TOKEN_BUCKETS
 from collector.window import SketchRow
 from model.labels import METRIC_NAME, Labels, to_labels
-from query.api.otlp_metrics import SKETCH_WINDOW_S, Exemplar, SeriesState, any_value
+from query.api.otlp_metrics import SKETCH_WINDOW_S, SeriesState, any_value, exemplar_labels
 from query.api.otlp_names import IDENTITY_ATTRIBUTES, resource_labels
 from query.api.otlp_request import hex_id
 from query.api.write_request_scan import OverLimitError
@@ -203,11 +206,8 @@ def translate_spans(
                         counted.setdefault((metric, series), []).append(value)
                     exemplars.append(
                         Exemplar(
-                            base.get("project_id", ""),
-                            metric,
-                            series,
-                            hex_id(span.trace_id),
-                            hex_id(span.span_id),
+                            bucket_series(metric, base, value),
+                            exemplar_labels(hex_id(span.trace_id), hex_id(span.span_id)),
                             value,
                             observation.end_ms,
                         )
@@ -225,16 +225,13 @@ def translate_spans(
     return TraceTranslation(samples, _sketch_rows(groups), exemplars, pending, span_keys, ignored)
 
 
-def bucket_series(exemplar: Exemplar) -> Labels | None:
-    """The classic histogram bucket a trace's observation landed in (``le`` the first bound at or
-    above its value), where its exemplar belongs; None for a metric without such a histogram."""
-    bounds = _BOUNDS.get(exemplar.metric)
-    if bounds is None:
-        return None
-    place = int(np.searchsorted(np.asarray(bounds, np.float64), exemplar.value, side="left"))
+def bucket_series(metric: str, base: dict[str, str], value: float) -> Labels:
+    """The classic histogram bucket series ``value`` of ``metric`` landed in (``le`` the first bound
+    at or above it), where its exemplar belongs."""
+    bounds = _BOUNDS[metric]
+    place = bisect.bisect_left(bounds, value)
     le = bounds[place] if place < len(bounds) else math.inf
-    labels = {**dict(exemplar.labels), METRIC_NAME: f"{exemplar.metric}_bucket", "le": floatToGoString(le)}
-    return to_labels(labels)
+    return to_labels({**base, METRIC_NAME: f"{metric}_bucket", "le": floatToGoString(le)})
 
 
 def _histogram(

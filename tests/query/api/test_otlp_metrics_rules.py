@@ -298,3 +298,39 @@ def test_with_the_ingest_log_samples_are_acknowledged_once_logged(store: Store, 
     assert _last(store, "rpc_latency_milliseconds_sum") == []  # logged, not yet inserted
     assert log.flush(60)
     assert _last(store, "rpc_latency_milliseconds_sum") == [55.0]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(["gauge", "sum", "histogram", "exponential_histogram"]),
+    exemplars=st.lists(
+        st.tuples(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(0, 2**64 - 1),
+            st.binary(max_size=40),
+            st.binary(max_size=20),
+            st.dictionaries(st.text(max_size=70), st.text(max_size=70), max_size=3),
+        ),
+        max_size=5,
+    ),
+    bounds=st.lists(st.floats(allow_nan=False), max_size=4),
+)
+def test_any_exemplar_is_kept_or_refused_never_5xx(client: TestClient, kind, exemplars, bounds) -> None:
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="hostile.exemplar")
+    data = getattr(metric, kind)
+    point = data.data_points.add(time_unix_nano=time.time_ns())
+    if kind in ("gauge", "sum"):
+        point.as_double = 1.0
+    elif kind == "histogram":
+        point.explicit_bounds.extend(bounds)
+        point.bucket_counts.extend([1] * (len(bounds) + 1))
+        point.count = len(bounds) + 1
+    else:
+        point.count = 0
+    for value, ts, trace_id, span_id, attributes in exemplars:
+        exemplar = point.exemplars.add(as_double=value, time_unix_nano=ts, trace_id=trace_id, span_id=span_id)
+        for key, text in attributes.items():
+            exemplar.filtered_attributes.add(key=key).value.string_value = text
+    answer = client.post("/v1/metrics", content=request.SerializeToString(), headers=PROTOBUF)
+    assert answer.status_code in (200, 400), answer.text

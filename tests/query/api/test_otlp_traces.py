@@ -146,9 +146,16 @@ def test_vllm_request_spans_feed_the_guide_series(store: Store, app, url: str, e
     assert _value(store, f"{catalog.OUTPUT_TOKEN_QUANTITY}_sum") == figures["output"].sum()
     assert _value(store, f"{catalog.INPUT_TOKEN_QUANTITY}_bucket", le="+Inf") == 60
     assert app.state.otlp_traces.ignored_spans == 1
-    linked = app.state.otlp_metrics.exemplars.recent(metric=catalog.FIRST_TOKEN_COST, limit=1000)
-    assert len(linked) == 60
-    assert all(len(e.trace_id) == 32 and len(e.span_id) == 16 for e in linked)
+    # every request's ids were written as an exemplar of its TTFT bucket; these spans all end at one
+    # instant and the table keeps one row per series and instant: one per bucket
+    linked = store.backend.query(
+        f"SELECT label_names, label_values FROM {store.backend.database}.exemplars FINAL "
+        f"WHERE metric_name = '{catalog.FIRST_TOKEN_COST}_bucket'"
+    ).to_pylist()
+    bounds = np.asarray(LATENCY_BUCKETS_MS, np.float64)
+    assert len(linked) == len(set(np.searchsorted(bounds, figures["ttft"], side="left").tolist()))
+    assert all(r["label_names"] == ["span_id", "trace_id"] for r in linked)
+    assert all(len(r["label_values"][0]) == 16 and len(r["label_values"][1]) == 32 for r in linked)
 
 
 def test_span_ids_come_back_from_query_exemplars_on_their_buckets(store: Store, app) -> None:
