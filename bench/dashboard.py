@@ -298,6 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile", default=None, help="py-spy collapsed stacks (raw) of infersight's 15m refreshes"
     )
+    parser.add_argument(
+        "--profile-together",
+        action="store_true",
+        help="profile the 20 dashboards at once (uncached) instead of the 15m refreshes",
+    )
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -380,11 +385,15 @@ def main(argv: list[str] | None = None) -> None:
                 ]
             )
             time.sleep(1)
-            plans = [refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()]
-            with ThreadPoolExecutor(PARALLEL) as pool:
-                for _ in range(10):
-                    for plan in plans:
-                        refresh(systems[0], plan, pool)
+            if args.profile_together:
+                for _ in range(3):
+                    _together(systems[1], together)
+            else:
+                plans = [refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()]
+                with ThreadPoolExecutor(PARALLEL) as pool:
+                    for _ in range(10):
+                        for plan in plans:
+                            refresh(systems[0], plan, pool)
             spy.send_signal(2)
             spy.wait(timeout=60)
     out["mismatches_vs_prometheus"] = sum(mismatches.values())

@@ -94,6 +94,27 @@ class SeriesState:
                 self._items.popitem(last=False)
 
 
+class SeriesCache:
+    """Gauge and sum series' label sets across requests, by what was sent (project, the resource's
+    and the point's attributes as encoded, the translated name): a sender repeats its series in every
+    export, so translating one is a lookup after the first time. Bounded: emptied when full."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._items: dict[Any, Labels] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Any) -> Labels | None:
+        return self._items.get(key)
+
+    def put(self, key: Any, labels: Labels) -> None:
+        if len(self._items) >= self.max_entries:
+            self._items.clear()
+        self._items[key] = labels
+
+
 @dataclass(slots=True)
 class Translation:
     """One request translated: samples in columns, sketch rows, exemplars, the state to commit once
@@ -140,8 +161,10 @@ class _Translator:
         identity: Iterable[tuple[str, str]],
         max_samples: int,
         started_ns: int,
+        cache: SeriesCache | None = None,
     ) -> None:
         self.state = state
+        self.cache = cache if cache is not None else SeriesCache()
         self.project = project
         self.identity = tuple(identity)
         self.samples = _Samples(max_samples)
@@ -165,11 +188,11 @@ class _Translator:
         """A point's labels: its own attributes win over what its resource maps to (a sidecar
         re-exporting the series it scraped states each series' identity labels itself). Memoised
         per request by the attributes as sent: senders repeat a few attribute sets many times."""
-        raw = tuple((kv.key, _plain(kv.value)) for kv in attributes)
-        found = self._point_labels.get((raw, id(from_resource)))
+        key = (tuple([kv.SerializeToString() for kv in attributes]), id(from_resource))
+        found = self._point_labels.get(key)
         if found is None:
             found = {**from_resource, **labels_of((kv.key, any_value(kv.value)) for kv in attributes)}
-            self._point_labels[(raw, id(from_resource))] = found
+            self._point_labels[key] = found
         return found
 
     def labels(self, base: dict[str, str], name: str, extra: dict[str, str] | None = None) -> Labels:
@@ -194,25 +217,30 @@ class _Translator:
             resource = {kv.key: any_value(kv.value) for kv in resource_metrics.resource.attributes}
             from_resource = resource_labels(resource, self.identity)
             self._resources.append(from_resource)  # kept alive: its id keys the memo
+            sent = (
+                self.project,
+                tuple([kv.SerializeToString() for kv in resource_metrics.resource.attributes]),
+            )
             for scope in resource_metrics.scope_metrics:
                 for metric in scope.metrics:
-                    self.metric(metric, from_resource)
+                    self.metric(metric, from_resource, sent)
         return Translation(self.samples.columns(), self.sketches, self.exemplars, self.pending, self.skipped)
 
-    def metric(self, metric: Any, from_resource: dict[str, str]) -> None:
+    def metric(self, metric: Any, from_resource: dict[str, str], resource_sent: tuple) -> None:
         kind = metric.WhichOneof("data")
         if kind is None:
             return
         data = getattr(metric, kind)
         monotonic = kind == "sum" and data.is_monotonic
         name = metric_name(metric.name, metric.unit, kind, monotonic)
+        if kind in ("gauge", "sum"):
+            self.numbers(kind, data, name, from_resource, (*resource_sent, name))
+            return
         for point in data.data_points:
             base = self.point_labels(point.attributes, from_resource)
             ts_ms = point.time_unix_nano // 1_000_000
             stale = bool(point.flags & NO_RECORDED_VALUE)
-            if kind in ("gauge", "sum"):
-                self.number(kind, data, name, base, point, ts_ms, stale)
-            elif kind == "histogram":
+            if kind == "histogram":
                 self.histogram(data, name, base, point, ts_ms, stale)
             elif kind == "exponential_histogram":
                 self.exponential(data, name, base, point, ts_ms, stale)
@@ -221,24 +249,48 @@ class _Translator:
             for exemplar in getattr(point, "exemplars", ()):  # summaries have none
                 self.exemplar(kind, name, base, point, exemplar)
 
-    def number(
-        self, kind: str, data: Any, name: str, base: dict[str, str], point: Any, ts_ms: int, stale: bool
-    ) -> None:
-        labels = self.labels(base, name)
-        which = point.WhichOneof("value")
-        if stale or which is None:
-            self.samples.add(labels, ts_ms, STALE_NAN)
-            return
-        value = float(getattr(point, which))
-        if kind == "sum" and data.aggregation_temporality == DELTA:
-            key = ("sum", labels)
-            previous = self.previous(key)
-            if previous is not None and point.time_unix_nano <= previous[0]:
-                self.skip("resent_or_out_of_order")
-                return
-            value += previous[1] if previous is not None else 0.0
-            self.pending[key] = (point.time_unix_nano, value)
-        self.samples.add(labels, ts_ms, value)
+    def numbers(self, kind: str, data: Any, name: str, from_resource: dict[str, str], sent: tuple) -> None:
+        """A gauge's or sum's points: the bulk of what senders send, so one tight loop, with each
+        attribute set (as sent) resolved to its series once per metric (``self.cache`` across
+        requests; ``sent`` is the cache key's part of the project, the resource and the name)."""
+        points = data.data_points
+        samples = self.samples
+        if len(samples.ts) + len(points) > samples.max_samples:
+            raise OverLimitError("samples", samples.max_samples)
+        delta = kind == "sum" and data.aggregation_temporality == DELTA
+        places, index, stamps, values = samples.places, samples.index, samples.ts, samples.values
+        resolved: dict[tuple[bytes, ...], tuple[Labels, int]] = {}
+        for point in points:
+            attributes = point.attributes
+            key = tuple([kv.SerializeToString() for kv in attributes])
+            found = resolved.get(key)
+            if found is None:
+                series = self.cache.get((sent, key))
+                if series is None:
+                    series = self.labels(self.point_labels(attributes, from_resource), name)
+                    self.cache.put((sent, key), series)
+                found = resolved[key] = (series, places.setdefault(series, len(places)))
+            series, place = found
+            which = point.WhichOneof("value")
+            if point.flags & NO_RECORDED_VALUE or which is None:
+                value = STALE_NAN
+            else:
+                value = float(point.as_double if which == "as_double" else point.as_int)
+                if delta:
+                    state_key = ("sum", series)
+                    previous = self.previous(state_key)
+                    if previous is not None and point.time_unix_nano <= previous[0]:
+                        self.skip("resent_or_out_of_order")
+                        continue
+                    value += previous[1] if previous is not None else 0.0
+                    self.pending[state_key] = (point.time_unix_nano, value)
+            index.append(place)
+            stamps.append(point.time_unix_nano // 1_000_000)
+            values.append(value)
+            if point.exemplars:
+                base = self.point_labels(attributes, from_resource)
+                for exemplar in point.exemplars:
+                    self.exemplar(kind, name, base, point, exemplar)
 
     def histogram(
         self, data: Any, name: str, base: dict[str, str], point: Any, ts_ms: int, stale: bool
@@ -375,11 +427,12 @@ def translate(
     identity: Iterable[tuple[str, str]] = IDENTITY_ATTRIBUTES,
     max_samples: int = 1_000_000,
     started_ns: int = 0,
+    cache: SeriesCache | None = None,
 ) -> Translation:
     """An ``ExportMetricsServiceRequest`` as samples and sketch rows; ValueError for a point that is
     not valid, ``OverLimitError`` past ``max_samples``, PermissionError for another project's series.
     ``state`` is only read: commit ``Translation.pending`` once the result is kept."""
-    return _Translator(state, project, identity, max_samples, started_ns).run(request)
+    return _Translator(state, project, identity, max_samples, started_ns, cache).run(request)
 
 
 def any_value(value: Any) -> Any:
@@ -392,13 +445,6 @@ def any_value(value: Any) -> Any:
     if which == "kvlist_value":
         return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
     return getattr(value, which)
-
-
-def _plain(value: Any) -> Any:
-    """An ``AnyValue``'s identity for the label memo: the string itself, else its encoding."""
-    if value.WhichOneof("value") == "string_value":
-        return value.string_value
-    return value.SerializeToString()
 
 
 def exponential_histogram(point: Any) -> ExponentialHistogram:

@@ -22,6 +22,7 @@ guide's identity labels, so a pod's OTLP metrics and its sidecar's scraped serie
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -103,6 +104,7 @@ def _unit_tokens(unit: str) -> list[str]:
     return [token for word in words for token in _NOT_ALNUM.split(word) if token]
 
 
+@functools.lru_cache(maxsize=4096)  # senders repeat their metrics in every export
 def metric_name(name: str, unit: str, kind: str, monotonic: bool = False) -> str:
     """The Prometheus name of an OTLP metric; ``kind``: gauge, sum, histogram,
     exponential_histogram or summary (a histogram's ``_bucket``/``_sum``/``_count`` go after it)."""

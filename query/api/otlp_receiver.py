@@ -43,7 +43,7 @@ from exporters.errors import is_retryable
 from exporters.ingest_log import IngestLog, IngestLogFull
 from exporters.segments import Columns, columns_of
 from model.series import Sample
-from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, SeriesState, translate
+from query.api.otlp_metrics import DEFAULT_MAX_STATE_SERIES, SeriesCache, SeriesState, translate
 from query.api.otlp_names import IDENTITY_ATTRIBUTES
 from query.api.otlp_request import UnsupportedMediaError, decode_request, media_type, send_answer
 from query.api.otlp_traces import translate_spans
@@ -129,6 +129,7 @@ class OtlpMetricsReceiver:
         self.identity = tuple(identity)
         self.exemplar_store = exemplar_store
         self.state = SeriesState(max_state_series)
+        self.series_cache = SeriesCache()
         self.skipped: dict[str, int] = {}
         self.started_ns = time.time_ns()
         # One request translates and commits at a time: delta state must see requests in order.
@@ -157,6 +158,7 @@ class OtlpMetricsReceiver:
                 identity=self.identity,
                 max_samples=door.max_samples_per_request,
                 started_ns=self.started_ns,
+                cache=self.series_cache,
             )
         except OverLimitError as err:
             refusal = count_refusal(err.kind, err.limit)

@@ -334,3 +334,38 @@ def test_any_exemplar_is_kept_or_refused_never_5xx(client: TestClient, kind, exe
             exemplar.filtered_attributes.add(key=key).value.string_value = text
     answer = client.post("/v1/metrics", content=request.SerializeToString(), headers=PROTOBUF)
     assert answer.status_code in (200, 400), answer.text
+
+
+@pytest.mark.parametrize("max_entries", [1, 100_000])
+def test_series_cache_keeps_projects_resources_and_names_apart(max_entries: int) -> None:
+    """The same attributes sent under another project, resource or metric name are another series,
+    whether the cache holds them (100,000) or keeps emptying (1)."""
+    from query.api.otlp_metrics import SeriesCache, SeriesState, translate
+
+    def request(pod: str, name: str) -> ExportMetricsServiceRequest:
+        out = ExportMetricsServiceRequest()
+        resource = out.resource_metrics.add()
+        resource.resource.attributes.add(key="k8s.pod.name").value.string_value = pod
+        metric = resource.scope_metrics.add().metrics.add(name=name)
+        point = metric.gauge.data_points.add(time_unix_nano=10**18, as_double=1.0)
+        point.attributes.add(key="zone").value.string_value = "z1"
+        return out
+
+    cache = SeriesCache(max_entries)
+    seen = set()
+    for project in ("a", "b", None):
+        for pod in ("p0", "p1"):
+            for name in ("x", "y"):
+                for _ in range(2):  # the second time from the cache
+                    result = translate(request(pod, name), SeriesState(), project=project, cache=cache)
+                    (labels,) = result.columns.labels
+                    got = dict(labels)
+                    assert (got.get("project_id"), got["source"], got["__name__"], got["zone"]) == (
+                        project,
+                        pod,
+                        name,
+                        "z1",
+                    )
+                    seen.add(labels)
+    assert len(seen) == 12
+    assert len(cache) <= max_entries
