@@ -25,6 +25,7 @@ points) does not fit this 2-core machine; the default is 100 x 4 over the longes
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -202,14 +203,29 @@ def same_answer(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
 
 
 def serve(path: str, port: int) -> None:
-    """The server process: the store at ``path`` behind the full app, as ``infersight serve`` runs it."""
-    import uvicorn
-
+    """The server process: the store at ``path`` behind the full app, served as ``infersight server``
+    serves it (``InLoopServer``: its event loop, garbage-collector tuning, 75 s keep-alive, backlog)."""
+    from collector.serve import InLoopServer, run_until_signal
     from query.api.app import create_app
     from store.open import open_store
 
     store = open_store(f"chdb://{path}")
-    uvicorn.run(create_app(store), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    engine = None
+    if os.environ.get("BENCH_MAX_CONCURRENT"):  # for experiments: Prometheus' --query.max-concurrency
+        from query.api.app import build_querier
+        from query.promql.engine import Engine
+
+        engine = Engine(build_querier(store), max_concurrent=int(os.environ["BENCH_MAX_CONCURRENT"]))
+
+    async def run(stop: asyncio.Event) -> None:
+        if os.environ.get("BENCH_SWITCH_S"):
+            sys.setswitchinterval(float(os.environ["BENCH_SWITCH_S"]))
+        server = InLoopServer(create_app(store, engine), "127.0.0.1", port)
+        await server.start()
+        await stop.wait()
+        await server.stop()
+
+    run_until_signal(run)
 
 
 @contextmanager
@@ -236,6 +252,9 @@ def infersight(root: Path, data: DashboardData, out: dict[str, Any]) -> Iterator
             peers._wait_ready(base, "infersight", log)
             yield base, proc.pid
         finally:
+            if proc.poll() is not None:  # it ended on its own: say how, with its last words
+                tail = log.read_text(errors="replace").splitlines()[-40:]
+                _say(f"infersight's server exited with {proc.returncode}:\n" + "\n".join(tail))
             proc.terminate()
             try:
                 proc.wait(timeout=30)
@@ -389,7 +408,9 @@ def main(argv: list[str] | None = None) -> None:
                 for _ in range(3):
                     _together(systems[1], together)
             else:
-                plans = [refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()]
+                plans = [
+                    refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()
+                ]
                 with ThreadPoolExecutor(PARALLEL) as pool:
                     for _ in range(10):
                         for plan in plans:

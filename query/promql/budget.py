@@ -82,13 +82,17 @@ class Budget:
     """One evaluation's deadline (``time.monotonic()`` seconds), its count of points held, and
     its place in the ``TURNS`` of long evaluations."""
 
-    __slots__ = ("cpu_free_until", "deadline", "held", "max_samples", "slice_end", "turn")
+    __slots__ = ("cpu_free_until", "deadline", "held", "max_samples", "next_cpu_check", "slice_end", "turn")
 
     def __init__(self, deadline: float, max_samples: int) -> None:
         self.deadline = deadline
         self.max_samples = max_samples
         self.held = 0
         self.cpu_free_until = time.thread_time() + FREE_RUN_S  # CPU time of the evaluating thread
+        # A thread's CPU time grows no faster than the clock, so its free run cannot be over before
+        # this (monotonic) time: until then ``check_time`` skips ``thread_time``, a system call
+        # (about 0.4 µs against 0.04 µs) made per series and step.
+        self.next_cpu_check = 0.0
         self.slice_end = 0.0
         self.turn = False
 
@@ -100,8 +104,12 @@ class Budget:
         if self.turn:
             if now >= self.slice_end:
                 self._next_turn()
-        elif time.thread_time() >= self.cpu_free_until:
-            self._next_turn()
+        elif now >= self.next_cpu_check:
+            left = self.cpu_free_until - time.thread_time()
+            if left <= 0:
+                self._next_turn()
+            else:
+                self.next_cpu_check = now + left
 
     def _next_turn(self) -> None:
         if self.turn:
@@ -147,6 +155,7 @@ def active(budget: Budget) -> Iterator[Budget]:
     previous = getattr(_local, "budget", None)
     _local.budget = budget
     budget.cpu_free_until = time.thread_time() + FREE_RUN_S
+    budget.next_cpu_check = 0.0
     try:
         yield budget
     finally:
