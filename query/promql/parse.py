@@ -10,6 +10,7 @@ overflows its stack.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Any
@@ -48,6 +49,12 @@ AT_END = "end"
 _MAX_AT_MS = 9_223_372_036_854_775
 
 
+# Dashboards send the same few hundred queries every refresh; an AST is immutable (the package's
+# objects refuse new attributes) and safe to share between threads, and parsing one is ~40 µs.
+_CACHED_TEXT_CHARS = 4096
+_parsed = functools.lru_cache(maxsize=1024)(pp.parse)
+
+
 def parse_expr(query: str, limits: QueryLimits = DEFAULT_LIMITS) -> Any:
     """The query's AST; syntax errors become ``PromQLError("bad_data")`` as in Prometheus' API.
 
@@ -55,7 +62,7 @@ def parse_expr(query: str, limits: QueryLimits = DEFAULT_LIMITS) -> Any:
     """
     check_query_text(query, limits)
     try:
-        return pp.parse(query)
+        return _parsed(query) if len(query) <= _CACHED_TEXT_CHARS else pp.parse(query)
     except (ValueError, OverflowError, UnicodeError) as exc:
         raise PromQLError("bad_data", f"parse error: {exc}") from None
     except BaseException as exc:  # the Rust side panics on some inputs
