@@ -8,10 +8,10 @@ query exactly as the JSON has it, variables filled in (one service chosen, the r
 The step is Grafana's: the span over a 1,000-pixel panel rounded to its nice intervals, at least
 the scrape interval (the data source's min interval), times the target's ``intervalFactor``; start
 and end aligned down to the step. The same data (``dashboard_data``) is in each system: infersight
-(chDB, in a process of its own served as ``infersight server`` serves: ``InLoopServer``), Prometheus (remote write in time
-order) and VictoriaMetrics (text import; timed with its result cache off, ``nocache=1``, and on).
-Every infersight answer is checked against Prometheus's (same series, values within 1e-6
-relative); a mismatch is printed and counted.
+(chDB, in a process of its own served as ``infersight server`` serves: ``InLoopServer``),
+Prometheus (remote write in time order) and VictoriaMetrics (text import; timed with its result
+cache off, ``nocache=1``, and on). Every infersight answer is checked against Prometheus's (same
+series, values within 1e-6 relative); a mismatch is printed and counted.
 
 For experiments, ``BENCH_MAX_CONCURRENT`` (the engine's query threads) and ``BENCH_SWITCH_S``
 (Python's switch interval) in the environment change how infersight's server runs.
