@@ -65,6 +65,7 @@ __all__ = [
     "count_refusal",
     "format_series",
     "label_refusal",
+    "time_admitted",
     "time_refusal",
 ]
 
@@ -160,6 +161,12 @@ def _label_detail(problem: str, labels: Labels, limits: Limits) -> str:
     if bad == METRIC_NAME:
         return "the metric name does not match [a-zA-Z_:][a-zA-Z0-9_:]*"
     return f"label name {_quoted(bad or '')} does not match [a-zA-Z_][a-zA-Z0-9_]*"
+
+
+def time_admitted(bounds: tuple[int | None, int | None], ts_ms: int) -> bool:
+    """Whether ``ts_ms`` is within the schema's range and the guard's window ``bounds``."""
+    low, high = bounds
+    return max(TS_MIN_MS, low or TS_MIN_MS) <= ts_ms <= min(TS_MAX_MS, TS_MAX_MS if high is None else high)
 
 
 def time_refusal(
@@ -262,10 +269,7 @@ class Admission:
     def admits_time(self, ts_ms: int) -> bool:
         """Whether a sample at ``ts_ms`` would pass the time checks (for what is dropped one by one,
         as exemplars are, rather than refusing a request)."""
-        low, high = self.guard.time_bounds_ms()
-        return (
-            max(TS_MIN_MS, low or TS_MIN_MS) <= ts_ms <= min(TS_MAX_MS, TS_MAX_MS if high is None else high)
-        )
+        return time_admitted(self.guard.time_bounds_ms(), ts_ms)
 
     def check_columns(
         self,

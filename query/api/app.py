@@ -144,7 +144,7 @@ def create_app(
     app.include_router(build_admin_router(keys, audit, hub.log))
     app.include_router(build_events_router(hub))
     app.include_router(build_sketch_router(store.backend))
-    app.include_router(build_exemplar_router(store.backend))
+    app.include_router(build_exemplar_router(store.backend, store.writer.guard))
 
     # Plain text, as Prometheus answers them (probes and scripts compare the body).
     @app.get("/-/healthy", response_class=PlainTextResponse)

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from loguru import logger
 from starlette.requests import ClientDisconnect
 
 from collector.proxy.exemplars import Exemplar, exemplars_from_wire
@@ -20,8 +21,10 @@ from query.api.errors import error_response, success
 from query.api.json_body import parse_json
 from query.api.params import BadParamError, bounded_body
 from query.api.tenancy import current_project
+from store.admission import time_admitted
 from store.backend import Backend, StoreUnavailableError
 from store.exemplars import ExemplarStore
+from store.limits import IngestGuard
 
 MAX_BODY_BYTES = 8 << 20  # 10,000 exemplars with their series' labels: a few MiB
 
@@ -41,7 +44,9 @@ def _parse(raw: bytes) -> list[Exemplar]:
     return exemplars_from_wire(parse_json(raw, max_bytes=MAX_BODY_BYTES))
 
 
-def build_exemplar_router(backend: Backend) -> APIRouter:
+def build_exemplar_router(backend: Backend, guard: IngestGuard | None = None) -> APIRouter:
+    """``guard``: the samples' time window (``store.limits.max_future_s``/``max_age_s``); exemplars
+    dated outside it, or outside what the store can hold, are skipped and counted in the answer."""
     router = APIRouter(prefix="/api/v1")
     store = ExemplarStore(backend)
 
@@ -60,10 +65,16 @@ def build_exemplar_router(backend: Backend) -> APIRouter:
                 exemplars = confine(exemplars, project)
             except PermissionError as err:
                 return error_response("forbidden", str(err))
+        bounds = guard.time_bounds_ms() if guard is not None else (None, None)
+        kept = [e for e in exemplars if time_admitted(bounds, e.ts_ms)]
+        if len(kept) < len(exemplars):
+            logger.warning(
+                "exemplars: {} dated outside the store's window skipped", len(exemplars) - len(kept)
+            )
         try:
-            written = await run_in_threadpool(store.write, exemplars)
+            written = await run_in_threadpool(store.write, kept)
         except StoreUnavailableError as err:
             return error_response("unavailable", f"exemplars not stored: {err}")
-        return success({"exemplars": written})
+        return success({"exemplars": written, "out_of_bounds": len(exemplars) - len(kept)})
 
     return router

@@ -170,6 +170,16 @@ def test_ingest_is_confined_to_the_keys_project_and_reads_hostile_bodies_as_400(
         assert response.json()["errorType"] == "bad_data"
     huge = b'{"exemplars": [' + b" " * (9 << 20) + b"]}"
     assert app_client.post("/api/v1/ingest/exemplars", content=huge, headers=p1).status_code in (400, 413)
+    # dated where no sample may be (past the door's hour ahead; past what the store holds): skipped,
+    # counted in the answer, the others kept
+    now_ms = int(time.time() * 1000)
+    dated = [
+        Exemplar(to_labels({"__name__": "x_bucket", "le": "1"}), (("request_id", f"r{i}"),), 1.0, ts)
+        for i, ts in enumerate((now_ms, now_ms + 7_200_000, 253_402_300_799_999))
+    ]
+    response = app_client.post("/api/v1/ingest/exemplars", json=exemplars_to_wire(dated), headers=p1)
+    assert response.status_code == 200
+    assert response.json()["data"] == {"exemplars": 1, "out_of_bounds": 2}
 
 
 # -- the answer's shape against Prometheus 2.42 (--enable-feature=exemplar-storage) ---------------
