@@ -174,22 +174,33 @@ def rows_to_wire(rows: list[SketchRow]) -> list[dict[str, Any]]:
     ]
 
 
+MAX_WIDTH_S = 86_400
+
+
 def rows_from_wire(data: list[dict[str, Any]]) -> list[SketchRow]:
-    """Inverse of :func:`rows_to_wire`; ``ValueError`` names what is malformed."""
+    """Inverse of :func:`rows_to_wire`; ``ValueError`` names what is malformed (a window's start
+    must fit a signed 64-bit integer, its width be 1 s to a day)."""
     try:
-        return [
+        rows = [
             SketchRow(
                 str(item["metric"]),
                 tuple((k, v) for k, v in to_labels(item["labels"]) if k != METRIC_NAME),
-                int(item["window_start_ms"]),
-                int(item["width_s"]),
+                _integer(item["window_start_ms"], "window_start_ms", -(2**63), 2**63 - 1),
+                _integer(item["width_s"], "width_s", 1, MAX_WIDTH_S),
                 from_dict(item["sketch"]),
                 _row_id(item.get("id", 0)),
             )
             for item in data
         ]
-    except (KeyError, TypeError, AttributeError) as err:
+    except (KeyError, TypeError, AttributeError, OverflowError) as err:
         raise ValueError(f"malformed sketch row: {err!r}") from None
+    return rows
+
+
+def _integer(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"sketch row {name}: an integer in [{low}, {high}], got {value!r}")
+    return value
 
 
 def _row_id(value: Any) -> int:

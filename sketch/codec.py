@@ -110,9 +110,11 @@ def from_dict(data: dict[str, Any]) -> SketchColumns:
             negative_keys=np.asarray(data["negative_keys"], dtype=np.int32),
             negative_counts=np.asarray(data["negative_counts"], dtype=np.uint64),
         )
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, OverflowError) as err:  # overflow: a count below 0, a key past int32
         raise ValueError(f"malformed sketch: {err!r}") from None
-    from_columns(columns)  # validates shapes and totals
+    if not (0 <= columns.count < 2**64 and 0 <= columns.zero_count < 2**64):
+        raise ValueError("malformed sketch: count and zero_count must be in [0, 2**64)")
+    from_columns(columns)  # validates scale, shapes and totals
     return columns
 
 

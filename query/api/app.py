@@ -143,7 +143,7 @@ def create_app(
     hub = hub or EventHub(EventLog(store.backend), store.writer)
     app.include_router(build_admin_router(keys, audit, hub.log))
     app.include_router(build_events_router(hub))
-    app.include_router(build_sketch_router(store.backend))
+    app.include_router(build_sketch_router(store.backend, store.writer.guard))
     app.include_router(build_exemplar_router(store.backend, store.writer.guard))
 
     # Plain text, as Prometheus answers them (probes and scripts compare the body).

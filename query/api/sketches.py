@@ -16,24 +16,30 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from loguru import logger
 
 from collector.window import rows_from_wire
 from model.durations import parse_duration_ms
+from model.labels import METRIC_NAME, to_labels
 from query.api.errors import error_response, success
 from query.api.json_body import read_json
 from query.api.params import BadParamError, parse_time_ms
 from query.api.tenancy import current_project
 from query.sketch_quantiles import period_quantiles
 from sketch import relative_error
+from store.admission import label_refusal, time_admitted
 from store.backend import Backend, StoreUnavailableError
+from store.limits import IngestGuard, Limits
 from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader, SketchWriter
 
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 WINDOW_MS = 10_000  # the collector's window width: periods are whole numbers of windows
 
 
-def build_sketch_router(backend: Backend) -> APIRouter:
-    """The route, answering from the ``sketches`` table behind ``backend``."""
+def build_sketch_router(backend: Backend, guard: IngestGuard | None = None) -> APIRouter:
+    """The route, answering from the ``sketches`` table behind ``backend``. ``guard``: the samples'
+    limits, which rows are held to as well: label sets as the door checks them (a 400), and
+    windows dated outside its time window or the store's range skipped and counted."""
     router = APIRouter(prefix="/api/v1")
     reader = SketchReader(backend)
     writer = SketchWriter(backend)
@@ -48,14 +54,25 @@ def build_sketch_router(backend: Backend) -> APIRouter:
             rows = rows_from_wire(await read_json(request))
         except (ValueError, KeyError, TypeError) as err:
             return error_response("bad_data", f"malformed sketch rows: {err}")
+        limits = guard.limits if guard is not None else Limits()
+        for row in rows:
+            refusal = label_refusal(to_labels({**dict(row.labels), METRIC_NAME: row.metric}), limits)
+            if refusal is not None:
+                return error_response("bad_data", f"sketch row refused: {refusal}")
+        bounds = guard.time_bounds_ms() if guard is not None else (None, None)
+        kept = [row for row in rows if time_admitted(bounds, row.window_start_ms)]
+        if len(kept) < len(rows):
+            logger.warning(
+                "sketches: {} row(s) dated outside the store's window skipped", len(rows) - len(kept)
+            )
         project = current_project()
         if project is not None and any(dict(r.labels).get("project_id", project) != project for r in rows):
             return error_response("forbidden", "sketches may only be written to the key's own project")
         try:
-            written = await run_in_threadpool(writer.write, rows)
+            written = await run_in_threadpool(writer.write, kept)
         except StoreUnavailableError as err:  # the sidecar keeps the rows and sends them again
             return error_response("unavailable", f"sketch rows not stored: {err}")
-        return success({"rows": written})
+        return success({"rows": written, "out_of_bounds": len(rows) - len(kept)})
 
     @router.get("/sketch_quantiles")
     async def sketch_quantiles(request: Request) -> Any:

@@ -348,3 +348,24 @@ def test_sglang_root_spans_give_the_request_cost(store: Store, app) -> None:
     assert count == 3
     assert np.allclose(cost, _direct(np.array(costs)))
     assert app.state.otlp_traces.ignored_spans == 3
+
+
+def test_a_span_ending_where_no_sample_may_be_is_refused_whole(store: Store, app) -> None:
+    """A span dated in 2200 (past the door's hour ahead): the request is refused with a 400, as remote
+    write refuses a sample there, and nothing of it is kept."""
+    from fastapi.testclient import TestClient
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    memory = InMemorySpanExporter()
+    tracer = _provider(memory).get_tracer("openai-instrumentation")
+    start = 7_258_118_400 * 10**9
+    span = tracer.start_span("chat m", start_time=start, attributes={"gen_ai.operation.name": "chat"})
+    span.end(end_time=start + 10**9)
+    body = encode_spans(memory.get_finished_spans()).SerializeToString()
+    headers = {"Content-Type": "application/x-protobuf"}
+    answer = TestClient(app).post("/v1/traces", content=body, headers=headers)
+    assert answer.status_code == 400
+    assert "out of bounds" in answer.text
+    stored = store.backend.query(f"SELECT count() AS n FROM {store.backend.database}.sketches")
+    assert stored.column("n")[0].as_py() == 0
+    assert _value(store, catalog.REQUEST_TOTAL) == 0

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from collector.window import WindowedSketches
+from collector.window import WindowedSketches, rows_to_wire
 from query.api.app import create_app
 from query.api.sketches import build_sketch_router
 from store.backend import StoreUnavailableError
@@ -149,3 +153,47 @@ def test_unreachable_store_is_unavailable() -> None:
     response = TestClient(app).get("/api/v1/sketch_quantiles", params={"metric": TTFT})
     assert response.status_code == 503
     assert response.json()["errorType"] == "unavailable"
+
+
+_ROW_FIELDS = {
+    "window_start_ms": st.one_of(st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=3), st.none()),
+    "width_s": st.one_of(st.integers(-(2**40), 2**40), st.floats(), st.none()),
+    "metric": st.one_of(st.text(max_size=300), st.integers()),
+    "labels": st.one_of(
+        st.dictionaries(st.text(max_size=20), st.text(max_size=50), max_size=4),
+        st.integers(),
+        st.lists(st.text()),
+    ),
+    "id": st.one_of(st.integers(-(2**70), 2**70), st.text(max_size=3)),
+}
+_SKETCH_FIELDS = {
+    "scale": st.one_of(st.integers(-(2**40), 2**40), st.floats(), st.none()),
+    "count": st.one_of(st.integers(-(2**70), 2**70), st.floats()),
+    "sum": st.one_of(st.floats(), st.text(max_size=3)),
+    "min": st.floats(),
+    "max": st.floats(),
+    "zero_count": st.integers(-(2**70), 2**70),
+    "positive_keys": st.lists(st.integers(-(2**40), 2**40), max_size=4),
+    "positive_counts": st.lists(st.one_of(st.integers(-(2**70), 2**70), st.floats()), max_size=4),
+    "negative_keys": st.one_of(st.lists(st.integers(-(2**40), 2**40), max_size=4), st.text(max_size=3)),
+    "negative_counts": st.lists(st.integers(-(2**70), 2**70), max_size=4),
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    row_changes=st.fixed_dictionaries({}, optional=_ROW_FIELDS),
+    sketch_changes=st.fixed_dictionaries({}, optional=_SKETCH_FIELDS),
+)
+def test_any_sketch_row_is_stored_or_refused_never_5xx(
+    chdb_store: Store, row_changes, sketch_changes
+) -> None:
+    """A sidecar's row with any field changed to anything: 200 or a 4xx, never a 500."""
+    windows = WindowedSketches()
+    windows.observe(TTFT, {"service_id": SVC, "source": "pod-0"}, np.array([5.0, 50.0, 500.0]), T0_S)
+    (row,) = rows_to_wire(windows.drain_all())
+    row = {**row, **row_changes, "sketch": {**row["sketch"], **sketch_changes}}
+    body = json.dumps([row])  # NaN and Infinity written as Python writes them, as a careless sender would
+    headers = {"Content-Type": "application/json"}
+    answer = TestClient(create_app(chdb_store)).post("/api/v1/sketches", content=body, headers=headers)
+    assert answer.status_code in (200, 400), answer.text
