@@ -184,7 +184,7 @@ def rows_from_wire(data: list[dict[str, Any]]) -> list[SketchRow]:
         rows = [
             SketchRow(
                 str(item["metric"]),
-                tuple((k, v) for k, v in to_labels(item["labels"]) if k != METRIC_NAME),
+                tuple((k, v) for k, v in to_labels(_string_map(item["labels"])) if k != METRIC_NAME),
                 _integer(item["window_start_ms"], "window_start_ms", -(2**63), 2**63 - 1),
                 _integer(item["width_s"], "width_s", 1, MAX_WIDTH_S),
                 from_dict(item["sketch"]),
@@ -197,9 +197,15 @@ def rows_from_wire(data: list[dict[str, Any]]) -> list[SketchRow]:
     return rows
 
 
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(x, str) for pair in value.items() for x in pair):
+        raise ValueError(f"malformed sketch row labels: an object of strings, got {str(value)[:80]!r}")
+    return value
+
+
 def _integer(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"sketch row {name}: an integer in [{low}, {high}], got {value!r}")
+        raise ValueError(f"malformed sketch row {name}: an integer in [{low}, {high}], got {value!r}")
     return value
 
 

@@ -12,6 +12,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from model.times import MAX_TIME_MS, MIN_TIME_MS
+
 RATINGS = ("normal", "warning", "incident")
 TRACE_TYPES = ("ConsoleAction", "ApiCall", "SystemAction")
 MASK = "********"
@@ -115,8 +117,8 @@ def trace_from_json(data: Any) -> Trace:
     if trace_type not in TRACE_TYPES:
         raise TraceError(f"trace_type: must be one of {', '.join(TRACE_TYPES)}, got {trace_type!r}")
     time_ms = data.get("time")
-    if not isinstance(time_ms, int) or isinstance(time_ms, bool) or time_ms < 0:
-        raise TraceError("time: required, epoch milliseconds (13-digit integer)")
+    if not isinstance(time_ms, int) or isinstance(time_ms, bool) or not MIN_TIME_MS <= time_ms <= MAX_TIME_MS:
+        raise TraceError("time: required, epoch milliseconds (13-digit integer) up to the year 2105")
     user = data.get("user") or {}
     if not isinstance(user, dict):
         raise TraceError("user: expected an object")

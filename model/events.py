@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model.times import MAX_TIME_MS, MIN_TIME_MS
+
 SERVICE = "service"
 POD = "pod"
 KINDS = (SERVICE, POD)
@@ -59,8 +61,8 @@ class Event:
             raise ValueError("message: required")
         if self.source not in SOURCES:
             raise ValueError(f"source: must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if self.time_ms < 0:
-            raise ValueError("time: epoch milliseconds, not negative")
+        if not MIN_TIME_MS <= self.time_ms <= MAX_TIME_MS:
+            raise ValueError("time: epoch milliseconds, from 1970 up to the year 2105")
         if not (self.obj.service_id or self.obj.pod):
             raise ValueError("object: needs at least service_id or pod")
         if len(self.event_id) > MAX_EVENT_ID or not self.event_id.isprintable():

@@ -52,6 +52,7 @@ import numpy as np
 
 from model.labels import METRIC_NAME, Labels
 from model.series import Sample
+from model.times import MAX_TIME_MS, MIN_TIME_MS
 from store.limits import IngestGuard, Limits, label_problem
 
 __all__ = [
@@ -70,8 +71,8 @@ __all__ = [
 ]
 
 # What the samples and series tables can hold (see the module docstring): DateTime's range in ms.
-TS_MIN_MS = 0
-TS_MAX_MS = 4_291_747_199_999  # 2105-12-31T23:59:59.999Z
+TS_MIN_MS = MIN_TIME_MS
+TS_MAX_MS = MAX_TIME_MS  # 2105-12-31T23:59:59.999Z
 
 # Generous: hundreds of times what senders send in one request, far below what costs memory.
 DEFAULT_MAX_SAMPLES_PER_REQUEST = 1_000_000

@@ -59,6 +59,8 @@ def event_from_json(data: Any, now_ms: int) -> Event:
         raise ValueError(f"object.{sorted(set(obj) - set(_OBJECT_KEYS))[0]}: unknown field")
     template_id = data.get("template")
     if template_id is not None:
+        if not isinstance(template_id, str):
+            raise ValueError("template: expected a template id (a string)")
         template = TEMPLATES.get(template_id)
         if template is None:
             raise ValueError(f"template: unknown template {template_id!r}")
@@ -67,7 +69,7 @@ def event_from_json(data: Any, now_ms: int) -> Event:
             raise ValueError("args: expected a list")
         try:
             message = template.render(*args)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:
             raise ValueError(f"args: {err}") from None
         kind, type_, reason = template.kind, template.type, data.get("reason") or template.reason
     else:
