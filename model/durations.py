@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS_MS = {
@@ -14,28 +15,36 @@ _UNITS_MS = {
     "y": 31_536_000_000,
 }
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+# Go's time.Duration (int64 nanoseconds), the most Prometheus reads: about 292 years.
+_MAX_MS = 9_223_372_036_854
+_MAX_SECONDS = _MAX_MS / 1000
 
 
 def parse_duration_ms(text: str | int | float) -> int:
     """Milliseconds in a duration; numbers are seconds. Raises ValueError naming the bad text."""
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise ValueError(f"not a duration: {text!r}")
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError(f"negative duration: {text!r}")
+        if not math.isfinite(text) or text > _MAX_SECONDS:
+            raise ValueError(f"not a finite duration: {text!r}")
         return round(float(text) * 1000)
     s = text.strip()
     try:
-        return round(float(s) * 1000) if s and float(s) >= 0 else _fail(text)
+        seconds = float(s)
     except ValueError:
         pass
+    else:
+        ok = s and math.isfinite(seconds) and 0 <= seconds <= _MAX_SECONDS
+        return round(seconds * 1000) if ok else _fail(text)
     pos, total = 0, 0
     for m in _PART.finditer(s):
         if m.start() != pos:
             break
         total += int(m.group(1)) * _UNITS_MS[m.group(2)]
         pos = m.end()
-    if pos != len(s) or not s:
+    if pos != len(s) or not s or total > _MAX_MS:
         _fail(text)
     return total
 

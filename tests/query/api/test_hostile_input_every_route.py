@@ -275,19 +275,70 @@ def _replaced(body: object, path: tuple, value: object) -> object:
     return [_replaced(v, tuple(rest), value) if i == head else v for i, v in enumerate(body)]
 
 
+@pytest.fixture
+def full_client(chdb_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The server's app with the routers ``infersight server`` adds: rule groups and SLOs."""
+    from alerts.api import build_rules_router
+    from alerts.evaluator import Evaluator
+    from alerts.registry import RuleRegistry
+    from alerts.rules import RuleFile
+    from alerts.slo_api import build_slo_router
+    from alerts.slo_registry import SloRegistry
+    from query.api.app import build_querier
+    from query.promql.engine import Engine
+
+    folder = tmp_path_factory.mktemp("routers")
+    registry = RuleRegistry(RuleFile(()), folder / "api-rules.yml")
+    evaluator = Evaluator(registry.owned, Engine(build_querier(chdb_store)).instant, lambda batch: None)
+    routers = [
+        build_rules_router(registry, evaluator),
+        build_slo_router(SloRegistry((), folder / "slos.json")),
+    ]
+    auth = AuthSettings(enabled=True, admin_key=ADMIN)
+    with TestClient(create_app(chdb_store, auth=auth, routers=routers), raise_server_exceptions=False) as c:
+        yield c
+
+
+_ROUTER_BODIES: dict[tuple[str, str], object] = {
+    ("PUT", "/api/v1/rules/groups/fuzz"): {
+        "interval": "30s",
+        "rules": [
+            {"alert": "Up", "expr": "vector(1) > 0", "for": "1m", "labels": {"severity": "page"}},
+            {"alert": "Down", "expr": "up == 0", "annotations": {"summary": "{{ $labels.source }} down"}},
+        ],
+    },
+    ("PUT", "/api/v1/slos/fuzz"): {
+        "service_id": "svc-a",
+        "ttft_ms": 500,
+        "tpot_ms": 50,
+        "objective": 0.99,
+        "period": "28d",
+    },
+}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_valid_bodies_with_any_one_value_changed_never_5xx(client: TestClient, data: st.DataObject) -> None:
+def test_valid_bodies_with_any_one_value_changed_never_5xx(
+    full_client: TestClient, data: st.DataObject
+) -> None:
     """A real sender's body with one value anywhere in it replaced by anything — a huge or negative
     number, NaN, a wrong type, a 70 kB string: the route answers 2xx or 4xx. Random bodies rarely get
     past the first type check; these reach the decoding and the store."""
-    bodies = _valid_bodies()
+    bodies = {**_valid_bodies(), **_ROUTER_BODIES}
     route = data.draw(st.sampled_from(sorted(bodies)))
     body = bodies[route]
     path = data.draw(st.sampled_from(_paths(body)))
     changed = _replaced(body, path, data.draw(_LEAVES))
     method, url = route
-    response = client.request(
+    response = full_client.request(
         method, url, content=json.dumps(changed), headers={**HEADERS, "Content-Type": "application/json"}
     )
     _assert_not_5xx(response, f"{method} {url} with {path} changed")
+
+
+def test_the_valid_bodies_are_taken(full_client: TestClient) -> None:
+    """The bodies the fuzz changes are themselves accepted: each change starts from a real request."""
+    for (method, url), body in {**_valid_bodies(), **_ROUTER_BODIES}.items():
+        response = full_client.request(method, url, json=body, headers=HEADERS)
+        assert response.status_code == 200, f"{method} {url}: {response.text[:300]}"
