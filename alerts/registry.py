@@ -20,6 +20,7 @@ import yaml
 from alerts.projects import GLOBAL, OwnedGroup
 from alerts.rules import RuleFile, RuleGroup, from_yaml
 from model.errors import ConfigError
+from model.yaml_text import load_yaml
 
 MAX_GROUPS_PER_PROJECT = 100  # a project's key cannot make the evaluator's round endless
 MAX_RULES_PER_GROUP = 100
@@ -32,7 +33,10 @@ class ReadOnlyGroupError(ValueError):
 
 def _load(text: str) -> dict[tuple[str, str], RuleGroup]:
     """The API groups of a file written by ``_dump`` (or a plain rule file: every group global)."""
-    data = yaml.safe_load(text) or {}
+    try:
+        data = load_yaml(text) or {}
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     items = data.get("groups") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ConfigError("groups: must be a list of rule groups")

@@ -16,6 +16,7 @@ import yaml
 from alerts.template import TemplateError, check
 from model.durations import parse_duration_ms
 from model.errors import ConfigError
+from model.yaml_text import load_yaml
 from query.promql.errors import PromQLError
 from query.promql.parse import parse_expr
 
@@ -147,11 +148,16 @@ def _rule(data: dict[str, Any], where: str) -> AlertRule:
 
 def from_yaml(text: str) -> RuleFile:
     """Parse and validate a rule file; ConfigError names the bad key (``groups[0].rules[2].expr``)."""
-    data = yaml.safe_load(text) or {}
+    try:
+        data = load_yaml(text) or {}
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("groups", []), list):
         raise ConfigError("groups: must be a list of rule groups")
     groups = []
     for g, group in enumerate(data.get("groups", [])):
+        if not isinstance(group, dict) or not isinstance(group.get("rules") or [], list):
+            raise ConfigError(f"groups[{g}]: a rule group (a mapping with a list of rules)")
         rules = tuple(_rule(r, f"groups[{g}].rules[{i}]") for i, r in enumerate(group.get("rules") or []))
         interval = _duration(group.get("interval"), f"groups[{g}].interval")
         groups.append(RuleGroup(str(group.get("name", "")), rules, interval))

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from alerts.config import AlertsSection
 from collector.config import (
     ProbeConfig,
@@ -39,6 +37,7 @@ from collector.config import (
 from collector.cost import CostConfig
 from model.errors import ConfigError
 from model.slo import Slo, slos_from_list
+from model.yaml_text import load_yaml
 from query.api.otlp_names import identity_table
 from simulator.config import SimulatorConfig
 
@@ -448,7 +447,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         node: Any = data
         for step, following in zip(parents, [*parents, leaf][1:], strict=True):
             node = _child(node, step, following, item)
-        _assign(node, leaf, yaml.safe_load(raw), item)
+        try:
+            value = load_yaml(raw)
+        except ValueError as err:
+            raise ConfigError(f"--set {item!r}: {err}") from None
+        _assign(node, leaf, value, item)
     return data
 
 
@@ -516,13 +519,11 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(
-                expand_env(Path(path).read_text(), os.environ if environ is None else environ)
-            )
+            loaded = load_yaml(expand_env(Path(path).read_text(), os.environ if environ is None else environ))
         except OSError as err:
             raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        except ValueError as err:
+            raise ConfigError(f"{path}: {err}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = loaded or {}

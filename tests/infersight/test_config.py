@@ -169,3 +169,37 @@ def test_audit_files_inside_the_database_folder_are_refused(setting: str) -> Non
 def test_bad_audit_settings_are_named(audit: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         config_from_dict({"audit": audit})
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs" value: each anchor a list of nine of the one before (9**levels strings)."""
+    parts = ['&a0 ["x","x","x","x","x","x","x","x","x"]']
+    parts += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels + 1)]
+    return "[" + ", ".join(parts) + "]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"store:\n  dsn: {_laughs(12)}\n",  # 9**12 values in a 1 kB file; printing it took minutes
+        f"targets:\n  - url: http://127.0.0.1:8000/metrics\n    labels: {{a: {_laughs(12)}}}\n",
+        "store: " + "[" * 20_000 + "]" * 20_000 + "\n",  # past Python's recursion limit in the parser
+        "store: {dsn: [" * 3_000 + "]}" * 3_000 + "\n",
+    ],
+    ids=["aliases-in-a-string-setting", "aliases-in-labels", "nested-lists", "nested-maps"],
+)
+def test_hostile_configuration_files_are_a_short_clear_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, [], {})
+    assert len(str(raised.value)) < 500
+    assert main(["server", "--config", str(path)]) == 2  # the CLI's answer to a configuration error
+
+
+def test_hostile_rule_files_are_a_config_error() -> None:
+    from alerts.rules import from_yaml
+
+    for text in (f"groups: {_laughs(12)}\n", "groups: " + "[" * 20_000 + "]" * 20_000, "groups: [[1]]"):
+        with pytest.raises(ConfigError):
+            from_yaml(text)
