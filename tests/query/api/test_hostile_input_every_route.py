@@ -238,7 +238,57 @@ def _valid_bodies() -> dict[tuple[str, str], object]:
             "request": {"instance_count": 2},
         },
         ("POST", "/api/v1/admin/keys"): {"project_id": "p1", "permissions": ["read"], "name": "k"},
+        ("POST", "/v1/metrics"): _otlp_metrics_json(now_ms),
+        ("POST", "/v1/traces"): _otlp_traces_json(now_ms),
     }
+
+
+def _otlp_metrics_json(now_ms: int) -> object:
+    """An OTLP/JSON metrics body: a gauge, a cumulative histogram with an exemplar, an exponential one."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from tests.query.api.otlp_clients import otlp_json
+
+    request = ExportMetricsServiceRequest()
+    resource = request.resource_metrics.add()
+    resource.resource.attributes.add(key="k8s.pod.name").value.string_value = "pod-0"
+    metrics = resource.scope_metrics.add().metrics
+    ns = now_ms * 1_000_000
+    metrics.add(name="kv.usage", unit="1").gauge.data_points.add(time_unix_nano=ns, as_double=0.5)
+    histogram = metrics.add(name="latency", unit="s").histogram
+    histogram.aggregation_temporality = 2
+    point = histogram.data_points.add(
+        time_unix_nano=ns, count=3, sum=1.5, explicit_bounds=[0.1, 1.0], bucket_counts=[1, 1, 1]
+    )
+    point.exemplars.add(time_unix_nano=ns, as_double=0.5, trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    exponential = metrics.add(name="ttft", unit="s").exponential_histogram
+    exponential.aggregation_temporality = 1
+    exp = exponential.data_points.add(time_unix_nano=ns, start_time_unix_nano=ns - 10**10, count=2, scale=3)
+    exp.positive.offset = 1
+    exp.positive.bucket_counts.extend([1, 1])
+    return json.loads(otlp_json(request))
+
+
+def _otlp_traces_json(now_ms: int) -> object:
+    """An OTLP/JSON traces body: one vLLM-shaped request span."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from tests.query.api.otlp_clients import otlp_json
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add()
+    spans.resource.attributes.add(key="k8s.pod.name").value.string_value = "pod-0"
+    span = spans.scope_spans.add().spans.add(
+        trace_id=b"\x03" * 16,
+        span_id=b"\x04" * 8,
+        name="llm_request",
+        start_time_unix_nano=(now_ms - 2000) * 1_000_000,
+        end_time_unix_nano=now_ms * 1_000_000,
+    )
+    for key, value in (("gen_ai.latency.e2e", 2.0), ("gen_ai.latency.time_to_first_token", 0.2)):
+        span.attributes.add(key=key).value.double_value = value
+    span.attributes.add(key="gen_ai.usage.completion_tokens").value.int_value = 40
+    return json.loads(otlp_json(request))
 
 
 _LEAVES = st.one_of(
