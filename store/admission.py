@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -65,10 +66,12 @@ __all__ = [
     "RefusedSeriesError",
     "count_refusal",
     "format_series",
+    "in_time_window",
     "label_refusal",
-    "time_admitted",
     "time_refusal",
 ]
+
+T = TypeVar("T")
 
 # What the samples and series tables can hold (see the module docstring): DateTime's range in ms.
 TS_MIN_MS = MIN_TIME_MS
@@ -164,10 +167,14 @@ def _label_detail(problem: str, labels: Labels, limits: Limits) -> str:
     return f"label name {_quoted(bad or '')} does not match [a-zA-Z_][a-zA-Z0-9_]*"
 
 
-def time_admitted(bounds: tuple[int | None, int | None], ts_ms: int) -> bool:
-    """Whether ``ts_ms`` is within the schema's range and the guard's window ``bounds``."""
-    low, high = bounds
-    return max(TS_MIN_MS, low or TS_MIN_MS) <= ts_ms <= min(TS_MAX_MS, TS_MAX_MS if high is None else high)
+def in_time_window(items: Sequence[T], ts_ms: Callable[[T], int], guard: IngestGuard | None) -> list[T]:
+    """The items dated where a sample may be: within the schema's range and ``guard``'s window
+    (none: the range only). For what is dropped one by one (exemplars, sketch rows) rather than
+    refusing a request, as samples are."""
+    low, high = guard.time_bounds_ms() if guard is not None else (None, None)
+    first = TS_MIN_MS if low is None else max(TS_MIN_MS, low)
+    last = TS_MAX_MS if high is None else min(TS_MAX_MS, high)
+    return [item for item in items if first <= ts_ms(item) <= last]
 
 
 def time_refusal(
@@ -266,11 +273,6 @@ class Admission:
 
     def check_times(self, labels: Sequence[Labels], index: np.ndarray, ts_ms: np.ndarray) -> Refusal | None:
         return time_refusal(labels, index, ts_ms, self.guard.time_bounds_ms())
-
-    def admits_time(self, ts_ms: int) -> bool:
-        """Whether a sample at ``ts_ms`` would pass the time checks (for what is dropped one by one,
-        as exemplars are, rather than refusing a request)."""
-        return time_admitted(self.guard.time_bounds_ms(), ts_ms)
 
     def check_columns(
         self,

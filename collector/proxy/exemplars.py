@@ -21,6 +21,7 @@ import bisect
 import math
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client.utils import floatToGoString
@@ -64,6 +65,13 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
+def bucket_bound(bounds: Sequence[float], value: float) -> float:
+    """The ``le`` of the cumulative bucket ``value`` lands in: the first of the increasing ``bounds``
+    at or above it, else ``+Inf``."""
+    i = bisect.bisect_left(bounds, value)
+    return bounds[i] if i < len(bounds) else math.inf
+
+
 @dataclass(frozen=True, slots=True)
 class Exemplar:
     """One exemplar of one bucket series (``series`` has ``__name__`` ``…_bucket`` and ``le``)."""
@@ -88,9 +96,7 @@ class ExemplarReservoir:
 
     def offer(self, metric: str, bounds: tuple[float, ...], value: float, ts_ms: int, labels: Labels) -> None:
         """``value`` was observed in the histogram ``metric`` with bucket ``bounds`` (+Inf implied)."""
-        i = bisect.bisect_left(bounds, value)
-        le = bounds[i] if i < len(bounds) else float("inf")
-        self._latest[(metric, le)] = (value, ts_ms, labels)
+        self._latest[(metric, bucket_bound(bounds, value))] = (value, ts_ms, labels)
 
     def drain(self, identity: dict[str, str]) -> list[Exemplar]:
         """Every kept exemplar, as its bucket series' labels; the reservoir is empty after."""

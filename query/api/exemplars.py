@@ -21,7 +21,7 @@ from query.api.errors import error_response, success
 from query.api.json_body import parse_json
 from query.api.params import BadParamError, bounded_body
 from query.api.tenancy import current_project
-from store.admission import time_admitted
+from store.admission import in_time_window
 from store.backend import Backend, StoreUnavailableError
 from store.exemplars import ExemplarStore
 from store.limits import IngestGuard
@@ -65,8 +65,7 @@ def build_exemplar_router(backend: Backend, guard: IngestGuard | None = None) ->
                 exemplars = confine(exemplars, project)
             except PermissionError as err:
                 return error_response("forbidden", str(err))
-        bounds = guard.time_bounds_ms() if guard is not None else (None, None)
-        kept = [e for e in exemplars if time_admitted(bounds, e.ts_ms)]
+        kept = in_time_window(exemplars, lambda e: e.ts_ms, guard)
         if len(kept) < len(exemplars):
             logger.warning(
                 "exemplars: {} dated outside the store's window skipped", len(exemplars) - len(kept)

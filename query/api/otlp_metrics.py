@@ -34,7 +34,6 @@ receiver did (so nothing of it can have been counted before), else it is only th
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 import threading
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 from prometheus_client.utils import floatToGoString
 
-from collector.proxy.exemplars import MAX_EXEMPLAR_LABEL_CHARS, Exemplar
+from collector.proxy.exemplars import MAX_EXEMPLAR_LABEL_CHARS, Exemplar, bucket_bound
 from collector.window import SketchRow
 from exporters.segments import Columns
 from model.labels import METRIC_NAME, Labels, to_labels
@@ -395,9 +394,7 @@ class _Translator:
         if kind in ("gauge", "sum"):
             series = self.labels(base, name)
         elif kind == "histogram":
-            bounds = point.explicit_bounds
-            place = bisect.bisect_left(bounds, value)
-            le = bounds[place] if place < len(bounds) else math.inf
+            le = bucket_bound(point.explicit_bounds, value)
             series = self.labels(base, f"{name}_bucket", {"le": floatToGoString(le)})
         else:
             series = self.labels(base, f"{name}_count")

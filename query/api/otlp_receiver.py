@@ -57,6 +57,7 @@ from store.admission import (
     DEFAULT_MAX_SERIES_PER_REQUEST,
     Admission,
     count_refusal,
+    in_time_window,
 )
 from store.backend import StoreUnavailableError
 from store.exemplars import ExemplarStore
@@ -235,7 +236,7 @@ class OtlpTracesReceiver:
             return 400, str(refusal)
         # A span's rows are dated by its end, which nothing else checks: one ending where no sample
         # may be is not kept in the sketches (its counts, dated now, are).
-        sketches = [row for row in result.sketches if door.admits_time(row.window_start_ms)]
+        sketches = in_time_window(result.sketches, lambda row: row.window_start_ms, door.guard)
         self.sketch_rows_out_of_bounds += len(result.sketches) - len(sketches)
         failed = keep(m.writer, m.sketch_writer, m.log, sketches, columns)
         if failed is not None:
@@ -256,7 +257,7 @@ def store_exemplars(
     dropped, and the request stays answered."""
     if store is None or not exemplars:
         return 0
-    kept = [e for e in exemplars if door.admits_time(e.ts_ms)]
+    kept = in_time_window(exemplars, lambda e: e.ts_ms, door.guard)
     try:
         store.write(kept)
     except Exception as err:  # the store's library's errors

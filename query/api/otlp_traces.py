@@ -22,7 +22,6 @@ classic histograms (never in the sketches). Tenancy and limits are the metrics r
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 import time
@@ -34,7 +33,7 @@ import numpy as np
 from prometheus_client.utils import floatToGoString
 
 from collector import catalog
-from collector.proxy.exemplars import Exemplar
+from collector.proxy.exemplars import Exemplar, bucket_bound
 from collector.proxy.stats import LATENCY_BUCKETS_MS, PER_TOKEN_BUCKETS_MS, TOKEN_BUCKETS
 from collector.window import SketchRow
 from model.labels import METRIC_NAME, Labels, to_labels
@@ -228,9 +227,7 @@ def translate_spans(
 def bucket_series(metric: str, base: dict[str, str], value: float) -> Labels:
     """The classic histogram bucket series ``value`` of ``metric`` landed in (``le`` the first bound
     at or above it), where its exemplar belongs."""
-    bounds = _BOUNDS[metric]
-    place = bisect.bisect_left(bounds, value)
-    le = bounds[place] if place < len(bounds) else math.inf
+    le = bucket_bound(_BOUNDS[metric], value)
     return to_labels({**base, METRIC_NAME: f"{metric}_bucket", "le": floatToGoString(le)})
 
 

@@ -27,7 +27,7 @@ from query.api.params import BadParamError, parse_time_ms
 from query.api.tenancy import current_project
 from query.sketch_quantiles import period_quantiles
 from sketch import relative_error
-from store.admission import label_refusal, time_admitted
+from store.admission import in_time_window, label_refusal
 from store.backend import Backend, StoreUnavailableError
 from store.limits import IngestGuard, Limits
 from store.sketches import IDENTITY_COLUMNS, MAX_SPAN_MS, MergedSketch, SketchReader, SketchWriter
@@ -59,8 +59,7 @@ def build_sketch_router(backend: Backend, guard: IngestGuard | None = None) -> A
             refusal = label_refusal(to_labels({**dict(row.labels), METRIC_NAME: row.metric}), limits)
             if refusal is not None:
                 return error_response("bad_data", f"sketch row refused: {refusal}")
-        bounds = guard.time_bounds_ms() if guard is not None else (None, None)
-        kept = [row for row in rows if time_admitted(bounds, row.window_start_ms)]
+        kept = in_time_window(rows, lambda row: row.window_start_ms, guard)
         if len(kept) < len(rows):
             logger.warning(
                 "sketches: {} row(s) dated outside the store's window skipped", len(rows) - len(kept)
