@@ -7,6 +7,7 @@ would be in production backfills: promtool blocks for Prometheus, the text impor
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -16,6 +17,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+PIDS: dict[str, int] = {}  # base URL -> the serving process, for CPU accounting
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -83,8 +92,9 @@ def prometheus(root: Path, tsdb: Path, *extra_args: str) -> Iterator[str]:
         f"--web.listen-address=127.0.0.1:{port}",
         *extra_args,
     ]
-    with _process(args, root / "prometheus.log"):
+    with _process(args, root / "prometheus.log") as proc:
         base = f"http://127.0.0.1:{port}"
+        PIDS[base] = proc.pid
         _wait_ready(base, "prometheus", root / "prometheus.log")
         yield base
 
@@ -106,8 +116,9 @@ def victoriametrics(root: Path, chunks: Iterable[bytes], cache: bool = False) ->
         "-search.maxSamplesPerQuery=10000000000",
         "-search.maxQueryDuration=10m",
     ]
-    with _process(args, root / "victoria-metrics.log"):
+    with _process(args, root / "victoria-metrics.log") as proc:
         base = f"http://127.0.0.1:{port}"
+        PIDS[base] = proc.pid
         _wait_ready(base, "victoria-metrics", root / "victoria-metrics.log")
         for chunk in chunks:
             request = urllib.request.Request(f"{base}/api/v1/import/prometheus", data=chunk, method="POST")

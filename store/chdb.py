@@ -25,6 +25,7 @@ from store.parallel_inserts import ParallelInserts
 from store.read_connections import ReadConnections
 from store.recent_points import RecentPoints
 from store.schema import TABLES
+from store.series_index import SeriesIndex
 
 # A write of a point older than this (at the time the write is done) counts as late: ``old_point_writes``.
 RECENT_MS = 5 * 60_000
@@ -191,6 +192,9 @@ class ChdbBackend:
         # This process is the folder's one writer: its newest points are kept in memory too, and
         # reads within them need no store read (store.recent_points; filled by ``open_store``).
         self.recent = RecentPoints()
+        # Likewise every series, so label matchers resolve without SQL (store.series_index; loaded
+        # by ``open_store``, then fed every completed ``series`` insert).
+        self.series_index: SeriesIndex | None = SeriesIndex()
         self._session = chdb_session.Session(str(self.path))
         try:
             self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")
@@ -212,6 +216,8 @@ class ChdbBackend:
                 self._session.query(sql, "CSV", params=encode_params(params))
         finally:
             self._bump_series_changes()
+            if self.series_index is not None:
+                self.series_index.mark_stale()
 
     def _bump_series_changes(self, old_points: bool = True) -> None:
         with self._changes_lock:
@@ -253,6 +259,8 @@ class ChdbBackend:
             else:
                 self.inserts.insert(rows, lambda connection, part: _send(connection, statement, part))
             failed = False
+            if table == "series" and self.series_index is not None:
+                self.series_index.add(rows)
         finally:
             if table == "series":
                 self._bump_series_changes(old_points=False)

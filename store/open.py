@@ -178,12 +178,15 @@ def open_store(
         hours, max_points = recent
         backend.recent = RecentPoints(round(hours * 3_600_000), max_points) if max_points else None
     recent_points = getattr(backend, "recent", None)
-    if recent_points is not None:
-        try:
+    series_index = getattr(backend, "series_index", None)
+    try:
+        if recent_points is not None:
             recent_points.load(backend)
-        except BaseException:
-            backend.close()
-            raise
+        if series_index is not None:
+            series_index.load(backend)
+    except BaseException:
+        backend.close()
+        raise
     # Batches reaching back past the rollup job's horizon are marked for it (store.rollups).
     writer = SampleWriter(backend, limits=limits, on_stored=LateMarker(backend))
     return Store(backend, writer, ClickHouseQuerier(backend), features)

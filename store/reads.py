@@ -15,6 +15,7 @@ from store.backend import Backend
 from store.chdb import RECENT_MS
 from store.recent_points import RecentPoints
 from store.rollups import bucket_sql, read_done
+from store.series_index import SeriesIndex
 from store.series_lookups import SeriesLookups
 
 _DAY_MS = 86_400_000
@@ -26,10 +27,14 @@ _NEWEST = 2**63 - 1  # version of buckets aggregated at query time: no stored ro
 _MAX_DAY = (dt.date(2149, 6, 6) - dt.date(1970, 1, 1)).days  # ClickHouse's Date range
 
 
+def _day_number(ts_ms: int) -> int:
+    """Days since 1970 of a timestamp, clamped to ClickHouse's Date range (API open ends are ±huge)."""
+    return min(max(ts_ms // _DAY_MS, 0), _MAX_DAY)
+
+
 def _day(ts_ms: int) -> str:
-    """The Date of a timestamp, clamped to ClickHouse's Date range (API open ends are ±huge)."""
-    days = min(max(ts_ms // _DAY_MS, 0), _MAX_DAY)
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
+    """The Date of a timestamp, as ``_day_number`` clamps it."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=_day_number(ts_ms))).isoformat()
 
 
 def matchers_sql(matchers: list[Matcher], params: dict[str, Any]) -> list[str]:
@@ -80,6 +85,8 @@ class ClickHouseQuerier:
         # The backend's newest points in memory (chDB): reads they cover are answered there. None:
         # always the store (a ClickHouse server; tests of the rollups themselves).
         self.recent: RecentPoints | None = getattr(backend, "recent", None)
+        # Every series in memory (chDB): look-ups are answered there while it can (store.series_index).
+        self.index: SeriesIndex | None = getattr(backend, "series_index", None)
 
     def data_stamp(self) -> tuple[int, int] | None:
         """Counts that change with every write that could change an answer over times older than
@@ -112,6 +119,10 @@ class ClickHouseQuerier:
         return dict(self.lookups.cached(key, lambda: self._find_series(matchers, start_ms, end_ms)))
 
     def _find_series(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> dict[int, dict[str, str]]:
+        if self.index is not None:
+            found = self.index.find(matchers, _day_number(start_ms), _day_number(end_ms))
+            if found is not None:
+                return found
         where, params = self._where(matchers, start_ms, end_ms)
         table = self._query(
             f"SELECT fingerprint, any(metric_name) AS name, any(label_names) AS names, "
@@ -246,6 +257,10 @@ class ClickHouseQuerier:
         return list(self.lookups.cached(key, lambda: self._label_names(matchers, start_ms, end_ms)))
 
     def _label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        if self.index is not None:
+            names = self.index.label_names(matchers, _day_number(start_ms), _day_number(end_ms))
+            if names is not None:
+                return names
         where, params = self._where(matchers, start_ms, end_ms)
         table = self._query(
             f"SELECT DISTINCT arrayJoin(label_names) AS n FROM {self._db}.series WHERE {where}", params
@@ -264,6 +279,10 @@ class ClickHouseQuerier:
         return list(self.lookups.cached(key, lambda: self._label_values(name, matchers, start_ms, end_ms)))
 
     def _label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        if self.index is not None:
+            values = self.index.label_values(name, matchers, _day_number(start_ms), _day_number(end_ms))
+            if values is not None:
+                return values
         where, params = self._where(matchers, start_ms, end_ms)
         if name == METRIC_NAME:
             column = "metric_name"
