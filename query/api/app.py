@@ -24,7 +24,7 @@ from query.api.otlp_names import IDENTITY_ATTRIBUTES
 from query.api.otlp_receiver import OtlpEndpoint, OtlpMetricsReceiver, OtlpTracesReceiver
 from query.api.otlp_request import METRICS_PATHS as OTLP_METRICS_PATHS
 from query.api.otlp_request import TRACES_PATHS as OTLP_TRACES_PATHS
-from query.api.prometheus_v1 import build_router
+from query.api.prometheus_v1 import DirectRoutes, build_router
 from query.api.remote_write import PATH as REMOTE_WRITE_PATH
 from query.api.remote_write import RemoteWriteEndpoint
 from query.api.server_counts import ApiCounters
@@ -136,7 +136,8 @@ def create_app(
     keys = KeyStore(store.backend)
     # Ahead of the Prometheus routes: it answers /api/v1/metadata from the targets' TYPE/HELP/UNIT.
     app.include_router(build_metadata_router(MetadataStore(store.backend), querier))
-    app.include_router(build_router(engine, querier, ExemplarStore(store.backend)))
+    prometheus = build_router(engine, querier, ExemplarStore(store.backend))
+    app.include_router(prometheus)
     ingest = build_ingest_router(store.writer, ingest_log)
     app.include_router(ingest)
     app.include_router(build_audit_router(audit))
@@ -172,6 +173,7 @@ def create_app(
     app.state.otlp_traces = OtlpTracesReceiver(otlp_metrics)
     exact.update(dict.fromkeys(OTLP_TRACES_PATHS, OtlpEndpoint(app.state.otlp_traces)))
     app.add_middleware(FrozenRoutes, router=app.router)
+    app.add_middleware(DirectRoutes, handlers=prometheus.direct)  # type: ignore[attr-defined]
     app.add_middleware(ExactRoutes, routes=exact)
     auth = auth or AuthSettings()
     mount_console(app, auth_required=auth.enabled)  # the browser console at /, over these same APIs

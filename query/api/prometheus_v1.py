@@ -32,6 +32,7 @@ import promql_parser
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from loguru import logger
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from query.api.errors import error_response, render_json, success
 from query.api.params import (
@@ -429,11 +430,51 @@ def _guard(fn: Handler) -> Callable[[Request], Awaitable[Any]]:
     return handler
 
 
+class DirectRoutes:
+    """Pure ASGI middleware: GET and POST requests to the read routes go straight to their handlers.
+
+    Why: a dashboard refresh is dozens of small requests, and around each FastAPI's routing,
+    dependency solving and exception layers cost about as much server time as evaluating the
+    query (``docs/promql.md``). The handlers are the very ones the router serves (``_guard``: the
+    same parameters, errors and logging); the router still holds the routes for the OpenAPI
+    schema and answers every other method. Placed inside the auth middleware, like ``ExactRoutes``.
+    """
+
+    def __init__(self, app: ASGIApp, handlers: dict[str, Callable[[Request], Awaitable[Any]]]) -> None:
+        self.app = app
+        self._handlers = handlers
+        self._label_values = handlers[_LABEL_VALUES_ROUTE]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "POST"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        handler = self._handlers.get(path)
+        if handler is None and path.startswith(_LABEL_PREFIX) and path.endswith(_VALUES_SUFFIX):
+            name = path[len(_LABEL_PREFIX) : -len(_VALUES_SUFFIX)]
+            if name and "/" not in name:
+                scope["path_params"] = {"name": name}
+                handler = self._label_values
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        response = await handler(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+_PREFIX = "/api/v1"
+_LABEL_VALUES_ROUTE = "/label/{name}/values"
+_LABEL_PREFIX = f"{_PREFIX}/label/"
+_VALUES_SUFFIX = "/values"
+
+
 def build_router(
     engine: Engine, querier: ClickHouseQuerier, exemplars: ExemplarStore | None = None
 ) -> APIRouter:
     """Routes under ``/api/v1`` answering from ``engine`` (PromQL), ``querier`` (series, labels) and
     ``exemplars`` (none: ``query_exemplars`` finds none, as a Prometheus without exemplar storage).
+    ``router.direct``: the handlers ``DirectRoutes`` serves, by full path.
 
     Also shortens the interpreter's thread switch interval to ``SWITCH_INTERVAL_S`` (process-wide):
     a short request needs the GIL a handful of times (event loop, worker, after each store read),
@@ -441,18 +482,23 @@ def build_router(
     """
     if sys.getswitchinterval() > SWITCH_INTERVAL_S:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-    router = APIRouter(prefix="/api/v1")
+    router = APIRouter(prefix=_PREFIX)
     routes = _Routes(engine, querier, exemplars)
+    direct: dict[str, Callable[[Request], Awaitable[Any]]] = {}
     for path, fn in (
         ("/query", routes.query),
         ("/query_range", routes.query_range),
         ("/format_query", routes.format_query),
         ("/labels", routes.labels),
-        ("/label/{name}/values", routes.label_values),
+        (_LABEL_VALUES_ROUTE, routes.label_values),
         ("/series", routes.series),
         ("/query_exemplars", routes.query_exemplars),
         ("/status/buildinfo", routes.buildinfo),
         ("/status/runtimeinfo", routes.runtimeinfo),
     ):
-        router.add_api_route(path, _guard(fn), methods=["GET", "POST"])
+        handler = _guard(fn)
+        router.add_api_route(path, handler, methods=["GET", "POST"])
+        if not path.startswith("/status/"):  # those answer dicts, which FastAPI renders
+            direct[path if path == _LABEL_VALUES_ROUTE else _PREFIX + path] = handler
+    router.direct = direct  # type: ignore[attr-defined]
     return router

@@ -211,3 +211,52 @@ def test_a_hung_evaluation_answers_timeout_and_others_still_run(store: Store) ->
         "error": "query timed out in expression evaluation",
     }
     _ok(client.get("/api/v1/query", params={"query": "ma_container_cpu_util", "time": T0_S + 60}))
+
+
+def _router_only(store: Store) -> TestClient:
+    """The same routes served by FastAPI's router alone: no ``DirectRoutes`` in front."""
+    from fastapi import FastAPI
+
+    from query.api.app import build_querier
+    from query.api.prometheus_v1 import build_router
+
+    app = FastAPI()
+    app.include_router(build_router(Engine(build_querier(store)), build_querier(store)))
+    return TestClient(app)
+
+
+RATES = "sum by (code) (rate(infer_service_request_total[1m]))"
+DIRECT_CASES = [
+    *((path, params) for path, params in ROUTES if path != "metadata"),  # metadata: its own router
+    ("query_range", {"query": RATES, **WINDOW, "step": "9"}),
+    ("query_range", {"query": "", **WINDOW, "step": "60"}),
+    ("query_range", {"query": "up", **WINDOW, "step": "0"}),
+    ("query", {"query": "sum(", "time": str(T0_S)}),
+    ("query", {"query": "1", "time": "soon"}),
+    ("label/code/values", {"match[]": "infer_service_request_total"}),
+    ("label/1bad/values", {}),
+    ("label/ünï/values", {}),
+    ("label/__name__/values", {"match[]": '{service_id=~"s.*"}', **WINDOW}),
+    ("labels", {"match[]": '{__name__=~"ma_.*"}'}),
+    ("series", {}),
+    ("series", {"match[]": '{code!="2xx"}', **WINDOW}),
+    ("query_exemplars", {"query": "1 + 1", **WINDOW}),
+    ("format_query", {"query": "sum("}),
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_direct_routes_answer_as_the_router_does(store: Store, client: TestClient, method: str) -> None:
+    """The read routes skip FastAPI's routing (``DirectRoutes``) and answer byte for byte the same."""
+    plain = _router_only(store)
+    for path, params in DIRECT_CASES:
+        ours, theirs = _call(client, method, path, params), _call(plain, method, path, params)
+        assert (ours.status_code, ours.content) == (theirs.status_code, theirs.content), (path, params)
+        assert ours.headers.get("content-type") == theirs.headers.get("content-type")
+
+
+def test_direct_routes_leave_other_methods_and_paths_to_the_router(client: TestClient) -> None:
+    assert client.delete("/api/v1/query").status_code == 405
+    assert client.get("/api/v1/label//values").status_code == 404
+    assert client.get("/api/v1/label/a/b/values").status_code == 404
+    assert client.get("/api/v1/status/buildinfo").json()["status"] == "success"
