@@ -188,6 +188,9 @@ class ChdbBackend:
         # Likewise, bumped after every write holding a point older than ``RECENT_MS`` (and any
         # ``execute``): an answer over times before that stays right while this count is unchanged.
         self.old_point_writes = 0
+        # Bumped after every insert and statement, whatever it wrote: two reads that see the same
+        # value read the same data (queries share results under it: query.promql.shared_results).
+        self.data_version = 0
         self._changes_lock = threading.Lock()  # not the session's: an insert never waits on a query
         # This process is the folder's one writer: its newest points are kept in memory too, and
         # reads within them need no store read (store.recent_points; filled by ``open_store``).
@@ -216,8 +219,13 @@ class ChdbBackend:
                 self._session.query(sql, "CSV", params=encode_params(params))
         finally:
             self._bump_series_changes()
+            self._bump_data_version()
             if self.series_index is not None:
                 self.series_index.mark_stale()
+
+    def _bump_data_version(self) -> None:
+        with self._changes_lock:
+            self.data_version += 1
 
     def _bump_series_changes(self, old_points: bool = True) -> None:
         with self._changes_lock:
@@ -262,6 +270,7 @@ class ChdbBackend:
             if table == "series" and self.series_index is not None:
                 self.series_index.add(rows)
         finally:
+            self._bump_data_version()
             if table == "series":
                 self._bump_series_changes(old_points=False)
             self._note_points(table, rows, failed)

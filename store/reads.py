@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,13 @@ class ClickHouseQuerier:
         series = getattr(self._backend, "series_changes", None)
         old = getattr(self._backend, "old_point_writes", None)
         return None if series is None or old is None else (old, series)
+
+    def result_version(self) -> Hashable | None:
+        """A value that changes with every write to the store (any insert, any statement), so two
+        evaluations that read the same one read the same data; None where the backend cannot tell
+        (a ClickHouse server others write to). Keys what queries share (``shared_results``)."""
+        version = getattr(self._backend, "data_version", None)
+        return version if isinstance(version, int) else None
 
     def _query(self, sql: str, params: dict[str, Any]) -> Any:
         settings = f" SETTINGS max_execution_time = {max(1, round(self.max_execution_s))}"

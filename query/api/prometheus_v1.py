@@ -244,8 +244,8 @@ class _Routes:
         timeout_s = parse_timeout_s(_one(p, "timeout"))
         cache = None if _one(p, "nocache") == "1" else self.range_cache  # VictoriaMetrics' switch
         if cache is None:
-            return await self._evaluate(
-                lambda left: self.engine.range(text, start, end, step, left), timeout_s
+            return await self._evaluate(  # and no results shared with other queries either
+                lambda left: self.engine.range(text, start, end, step, left, share=False), timeout_s
             )
         scope = current_project()  # the caller's project: part of the cache key
 

@@ -25,7 +25,7 @@ import asyncio
 import hmac
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -158,6 +158,13 @@ class TenantQuerier:
         self, matchers: list[Matcher], start_ms: int, end_ms: int, width_ms: int, columns: Any
     ) -> Any:
         return self._inner.select_buckets(self._scoped(matchers), start_ms, end_ms, width_ms, columns)
+
+    def result_version(self) -> Hashable | None:
+        """The store's write version with the caller's project: what one project computed is never
+        another's (``query.promql.shared_results``)."""
+        version = getattr(self._inner, "result_version", None)
+        inner = version() if callable(version) else None
+        return None if inner is None else (current_project(), inner)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

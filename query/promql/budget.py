@@ -82,12 +82,22 @@ class Budget:
     """One evaluation's deadline (``time.monotonic()`` seconds), its count of points held, and
     its place in the ``TURNS`` of long evaluations."""
 
-    __slots__ = ("cpu_free_until", "deadline", "held", "max_samples", "next_cpu_check", "slice_end", "turn")
+    __slots__ = (
+        "cpu_free_until",
+        "deadline",
+        "held",
+        "max_samples",
+        "next_cpu_check",
+        "peak",
+        "slice_end",
+        "turn",
+    )
 
     def __init__(self, deadline: float, max_samples: int) -> None:
         self.deadline = deadline
         self.max_samples = max_samples
         self.held = 0
+        self.peak = 0  # the most ever held (what a subexpression cost: ``shared_results``)
         self.cpu_free_until = time.thread_time() + FREE_RUN_S  # CPU time of the evaluating thread
         # A thread's CPU time grows no faster than the clock, so its free run cannot be over before
         # this (monotonic) time: until then ``check_time`` skips ``thread_time``, a system call
@@ -136,6 +146,8 @@ class Budget:
     def hold(self, points: int) -> None:
         """Count ``points`` more as held; refuse the query once past ``max_samples``."""
         self.held += points
+        if self.held > self.peak:
+            self.peak = self.held
         if self.held > self.max_samples:
             raise PromQLError("execution", TOO_MANY_SAMPLES)
 

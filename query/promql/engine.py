@@ -49,6 +49,7 @@ from query.promql.parse import (
     step_ms_of,
     to_matchers,
 )
+from query.promql.shared_results import Computed, SharedResults, has_selector
 from query.promql.storage import Querier
 from query.promql.value import Matrix, MatrixSeries, Sample, Scalar, String, Value, Vector
 
@@ -96,6 +97,10 @@ class Engine:
         widths = tuple(w for w in widths or () if w >= min_bucket_width_ms)
         self.bucket_widths: tuple[int, ...] | None = widths or None
         kernels.warm()
+        # Aggregations several queries ask alike, evaluated once (``shared_results``): only over a
+        # querier that can say its scope and the store's write version.
+        version = getattr(querier, "result_version", None)
+        self.shared: SharedResults | None = SharedResults(version) if callable(version) else None
         # A store that can stop reading at the sample budget gets it (no OOM before the check).
         self._select_takes_limit = "max_samples" in inspect.signature(querier.select).parameters
 
@@ -107,10 +112,20 @@ class Engine:
         return self._run(self._instant, self._timeout(timeout_s), query, ts_ms)
 
     def range(
-        self, query: str, start_ms: int, end_ms: int, step_ms: int, timeout_s: float | None = None
+        self,
+        query: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        timeout_s: float | None = None,
+        share: bool = True,
     ) -> Matrix:
-        """Evaluate at ``start, start+step, … <= end``; series sorted by labels, as Prometheus."""
-        return self._run(self._range, self._timeout(timeout_s), query, start_ms, end_ms, step_ms)
+        """Evaluate at ``start, start+step, … <= end``; series sorted by labels, as Prometheus.
+
+        ``share``: take aggregations other queries computed a moment ago (``shared_results``);
+        False (the API's ``nocache=1``) computes everything.
+        """
+        return self._run(self._range, self._timeout(timeout_s), query, start_ms, end_ms, step_ms, share)
 
     def _timeout(self, timeout_s: float | None) -> float:
         return self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
@@ -137,7 +152,9 @@ class Engine:
             return _range_block_to_matrix(block)
         return Vector(int(ts_ms), [Sample(c.labels, float(c.values[0])) for c in block.cols if c.mask[0]])
 
-    def _range(self, query: str, start_ms: int, end_ms: int, step_ms: int, timeout_s: float) -> Matrix:
+    def _range(
+        self, query: str, start_ms: int, end_ms: int, step_ms: int, share: bool, timeout_s: float
+    ) -> Matrix:
         if step_ms <= 0:
             raise PromQLError("bad_data", "zero or negative query resolution step widths are not accepted")
         if end_ms < start_ms:
@@ -170,7 +187,7 @@ class Engine:
             with lock:
                 left = self.max_samples - returned[0]
             evaluator = _Evaluator(
-                self, int(start_ms), int(end_ms), max(deadline - time.monotonic(), 0.0), left
+                self, int(start_ms), int(end_ms), max(deadline - time.monotonic(), 0.0), left, share
             )
             series = _block_to_series(evaluator.run(expr, chunk), chunk)
             with lock:
@@ -303,9 +320,19 @@ class _Evaluator:
     """One query's evaluation: query start/end (for ``@ start()/end()``), deadline, sample budget."""
 
     def __init__(
-        self, engine: Engine, start_ms: int, end_ms: int, timeout_s: float, max_samples: int | None = None
+        self,
+        engine: Engine,
+        start_ms: int,
+        end_ms: int,
+        timeout_s: float,
+        max_samples: int | None = None,
+        share: bool = False,
     ) -> None:
         self.engine = engine
+        # What a shared aggregation's key starts with: the scope and the store's write version,
+        # read before anything is read (None: nothing shared).
+        version = engine.shared.version() if share and engine.shared is not None else None
+        self._shared_key = None if version is None else (version, start_ms, end_ms, engine.lookback_delta_ms)
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.budget = Budget(
@@ -358,6 +385,28 @@ class _Evaluator:
         return binary_ops.evaluate(node, self.eval(node.lhs, ts), self.eval(node.rhs, ts))
 
     def _aggregate(self, node: Any, ts: IntArray) -> Block:
+        shared = self.engine.shared
+        if self._shared_key is None or shared is None or not has_selector(node):
+            return self._aggregate_now(node, ts)
+        key = (*self._shared_key, str(node), int(ts[0]), int(ts[-1]), len(ts))
+        computed, taken = shared.get(
+            key, lambda: self._computed(node, ts), self.budget.deadline, self.budget.finish
+        )
+        if taken:  # costs the budget what computing it would have
+            self.budget.hold(computed.peak_points)
+            self.budget.held -= computed.peak_points
+            self.samples += computed.samples
+        return computed.block
+
+    def _computed(self, node: Any, ts: IntArray) -> Computed:
+        mark, peak, samples = self.budget.held, self.budget.peak, self.samples
+        self.budget.peak = mark
+        block = self._aggregate_now(node, ts)
+        computed = Computed(block, self.budget.peak - mark, self.samples - samples)
+        self.budget.peak = max(peak, self.budget.peak)
+        return computed
+
+    def _aggregate_now(self, node: Any, ts: IntArray) -> Block:
         param = self.eval(node.param, ts) if node.param is not None else None
         inner = self.eval(node.expr, ts)
         assert isinstance(inner, VectorBlock)
