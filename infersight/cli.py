@@ -412,7 +412,8 @@ def _cmd_audit(config: Config, args: argparse.Namespace) -> int:
                 "--data DIR, or ask a running one: infersight audit verify --server URL)"
             )
     try:
-        store = open_store(config.store.dsn, config.store.database, recent=(1.0, 0))  # no points read here
+        # no points or series read here
+        store = open_store(config.store.dsn, config.store.database, recent=(1.0, 0), series_index=False)
     except StoreInUseError as err:
         raise StartupError(
             f"{one_line(err)}; or: infersight audit verify --server http://{config.server.listen}"

@@ -152,6 +152,7 @@ def open_store(
     limits: Limits | None = None,
     wait: bool = True,
     recent: tuple[float, int] | None = None,
+    series_index: bool = True,
 ) -> Store:
     """Connect, create the schema if missing (with the server's features), and return the store.
 
@@ -160,7 +161,8 @@ def open_store(
     ``PendingBackend`` that keeps trying, instead of raising ``StoreUnavailableError``.
     A failed open closes what it opened (chDB must not be left open at exit). ``recent``: the
     hours and the number of points a chDB store keeps in memory (``store.recent_points``; 0
-    points: none); the defaults there when not given.
+    points: none); the defaults there when not given. ``series_index``: keep every series in
+    memory (chDB: ``store.series_index``); off for a short-lived process that runs no queries.
     """
     backend = open_backend(dsn, database)
     try:
@@ -178,12 +180,14 @@ def open_store(
         hours, max_points = recent
         backend.recent = RecentPoints(round(hours * 3_600_000), max_points) if max_points else None
     recent_points = getattr(backend, "recent", None)
-    series_index = getattr(backend, "series_index", None)
+    if not series_index and hasattr(backend, "series_index"):
+        backend.series_index = None
+    index = getattr(backend, "series_index", None)
     try:
         if recent_points is not None:
             recent_points.load(backend)
-        if series_index is not None:
-            series_index.load(backend)
+        if index is not None:
+            index.load(backend)
     except BaseException:
         backend.close()
         raise
