@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-import promql_parser
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from loguru import logger
@@ -48,7 +47,7 @@ from query.api.params import (
 from query.api.tenancy import current_project
 from query.promql.engine import Engine
 from query.promql.errors import PromQLError
-from query.promql.parse import parse_expr, to_matchers
+from query.promql.parse import parse_expr, to_matchers, vector_selectors
 from query.promql.result_cache import RangeResultCache
 from query.promql.value import to_api_json
 from store.exemplars import ExemplarStore
@@ -340,7 +339,7 @@ class _Routes:
                 expr = parse_expr(text, self.engine.limits)
             except PromQLError as err:
                 raise BadParamError(str(err)) from None
-            selectors = _selectors(expr)
+            selectors = vector_selectors(expr)
             if not selectors:
                 return Response(status_code=204)
             return render_json(success(self._exemplars(selectors, start, end, deadline)))
@@ -371,28 +370,6 @@ class _Routes:
 
     async def runtimeinfo(self, p: Params, _: dict[str, str]) -> Any:
         return success({"storageRetention": "15d"})
-
-
-def _selectors(expr: Any) -> list[Any]:
-    """Every vector selector in the expression (in a matrix selector or subquery too), as
-    Prometheus' ``parser.ExtractSelectors``."""
-    out: list[Any] = []
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, promql_parser.VectorSelector):
-            out.append(node)
-        elif isinstance(node, promql_parser.MatrixSelector):
-            out.append(node.vector_selector)
-        elif isinstance(node, promql_parser.BinaryExpr):
-            stack += (node.lhs, node.rhs)
-        elif isinstance(node, promql_parser.Call):
-            stack.extend(node.args)
-        elif isinstance(node, promql_parser.AggregateExpr):
-            stack += [n for n in (node.expr, node.param) if n is not None]
-        elif isinstance(node, promql_parser.ParenExpr | promql_parser.UnaryExpr | promql_parser.SubqueryExpr):
-            stack.append(node.expr)
-    return out
 
 
 def _format_value(value: float) -> str:

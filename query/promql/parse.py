@@ -149,3 +149,25 @@ def at_of(node: Any) -> int | str | None:
     if abs(when) > _MAX_AT_MS:
         raise PromQLError("bad_data", "parse error: timestamp out of bounds for @ modifier")
     return when
+
+
+def vector_selectors(expr: Any) -> list[Any]:
+    """Every vector selector in the expression (in a matrix selector or subquery too), as
+    Prometheus' ``parser.ExtractSelectors``."""
+    out: list[Any] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, pp.VectorSelector):
+            out.append(node)
+        elif isinstance(node, pp.MatrixSelector):
+            out.append(node.vector_selector)
+        elif isinstance(node, pp.BinaryExpr):
+            stack += (node.lhs, node.rhs)
+        elif isinstance(node, pp.Call):
+            stack.extend(node.args)
+        elif isinstance(node, pp.AggregateExpr):
+            stack += [n for n in (node.expr, node.param) if n is not None]
+        elif isinstance(node, pp.ParenExpr | pp.UnaryExpr | pp.SubqueryExpr):
+            stack.append(node.expr)
+    return out

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from query.promql.blocks import Block, Col, ScalarBlock, VectorBlock
+from query.promql.parse import vector_selectors
 
 TTL_S = 5.0
 MAX_ENTRIES = 256
@@ -156,19 +157,4 @@ def _taken(computed: Computed) -> Computed:
 
 def has_selector(node: Any) -> bool:
     """Whether evaluating ``node`` reads the store (a constant expression is not worth keeping)."""
-    import promql_parser as pp
-
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, pp.VectorSelector | pp.MatrixSelector):
-            return True
-        if isinstance(n, pp.BinaryExpr):
-            stack += (n.lhs, n.rhs)
-        elif isinstance(n, pp.Call):
-            stack.extend(n.args)
-        elif isinstance(n, pp.AggregateExpr):
-            stack += [x for x in (n.expr, n.param) if x is not None]
-        elif isinstance(n, pp.ParenExpr | pp.UnaryExpr | pp.SubqueryExpr):
-            stack.append(n.expr)
-    return False
+    return bool(vector_selectors(node))
