@@ -47,3 +47,22 @@ class Series:
     labels: dict[str, str]
     ts_ms: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class StepWindows:
+    """The times a selector evaluated over a range query's steps looks at: ``[t - window_ms, t]``
+    for every step ``t`` of the grid that ends at ``last_ms`` and repeats every ``step_ms``.
+
+    Why: a 24-hour dashboard steps every 2 minutes with ``[1m]`` windows, a 7-day one every 20
+    minutes; every point between the windows is read, sent and dropped for nothing. A store may
+    leave out points no window holds (``holds``); keeping more is never wrong.
+    """
+
+    last_ms: int
+    step_ms: int
+    window_ms: int
+
+    def holds(self, ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of the times (none after ``last_ms``) some window holds."""
+        return (self.last_ms - ts_ms) % self.step_ms <= self.window_ms

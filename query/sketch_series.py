@@ -28,7 +28,7 @@ import numpy as np
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
 from model.rollups import BUCKET_COLUMNS, Buckets
-from model.series import STALE_NAN, Series
+from model.series import STALE_NAN, Series, StepWindows
 from query.promql.storage import Querier
 from query.sketch_quantiles import period_quantiles
 from store.backend import Backend
@@ -76,9 +76,13 @@ class SketchSeriesQuerier:
             return None
         return self._inner.select_buckets(matchers, start_ms, end_ms, width_ms, columns)  # type: ignore[attr-defined]
 
-    def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+    def select(
+        self, matchers: list[Matcher], start_ms: int, end_ms: int, windows: StepWindows | None = None
+    ) -> list[Series]:
         if not self._is_sketch(matchers):
-            return self._inner.select(matchers, start_ms, end_ms)
+            if windows is None:
+                return self._inner.select(matchers, start_ms, end_ms)
+            return self._inner.select(matchers, start_ms, end_ms, windows=windows)
         metric = next((m.value for m in matchers if m.name == "metric" and m.op is MatchOp.EQ), None)
         if metric is None:
             return []

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
 from model.rollups import BASE_COLUMNS, BUCKET_COLUMNS, WIDTHS_MS, Buckets
-from model.series import Series
+from model.series import Series, StepWindows
 from store.backend import Backend
 from store.chdb import RECENT_MS
 from store.recent_points import RecentPoints
@@ -73,6 +73,8 @@ class ClickHouseQuerier:
     # ``select`` returns each series' points sorted by time, one per timestamp (see its dedupe), so
     # the engine need not check them again.
     points_sorted_unique = True
+    # ``select`` takes ``windows`` (the engine asks through wrappers, which forward attributes).
+    reads_step_windows = True
     # Rollup widths ``select_buckets`` serves (the engine composes aligned range functions from them).
     bucket_widths = WIDTHS_MS
     # ``data_stamp`` covers answers over times at least this old (see there).
@@ -145,9 +147,16 @@ class ClickHouseQuerier:
         return out
 
     def select(
-        self, matchers: list[Matcher], start_ms: int, end_ms: int, max_samples: int | None = None
+        self,
+        matchers: list[Matcher],
+        start_ms: int,
+        end_ms: int,
+        max_samples: int | None = None,
+        windows: StepWindows | None = None,
     ) -> list[Series]:
-        """As the protocol; with ``max_samples``, reading stops there (the caller refuses the query)."""
+        """As the protocol; with ``max_samples``, reading stops there (the caller refuses the query);
+        with ``windows`` (ending at ``end_ms``), a read from the store leaves out the points none of
+        them holds, in SQL, before they are sent."""
         series = self.find_series(matchers, start_ms, end_ms)
         if not series:
             return []
@@ -159,9 +168,15 @@ class ClickHouseQuerier:
         params: dict[str, Any] = {"t0": start_ms, "t1": end_ms}
         series_filter = self._series_filter(series, matchers, start_ms, end_ms, params)
         # ORDER BY the table's own key: ClickHouse reads in order instead of sorting the result.
+        in_windows = ""
+        if windows is not None and windows.window_ms < windows.step_ms and windows.last_ms >= end_ms:
+            # (last - ts) % step: how long before its next step a point is; every time read is at or
+            # before ``last``, so the remainder is never negative (ClickHouse's % keeps the sign).
+            in_windows = " AND ({wl:Int64} - ts_ms) % {ws:Int64} <= {ww:Int64}"
+            params |= {"wl": windows.last_ms, "ws": windows.step_ms, "ww": windows.window_ms}
         table = self._query(
             f"SELECT fingerprint, ts_ms, value FROM {self._db}.samples "
-            f"WHERE {series_filter} AND ts_ms >= {{t0:Int64}} AND ts_ms <= {{t1:Int64}} "
+            f"WHERE {series_filter} AND ts_ms >= {{t0:Int64}} AND ts_ms <= {{t1:Int64}}{in_windows} "
             f"ORDER BY metric_name, fingerprint, ts_ms{limit}",
             params,
         )

@@ -34,7 +34,7 @@ from loguru import logger
 from starlette.concurrency import run_in_threadpool
 
 from model.labels import Matcher, MatchOp
-from model.series import Series
+from model.series import Series, StepWindows
 from query.api.failed_auth import FailedAuthLimiter
 from query.api.otlp_request import PATHS as OTLP_PATHS
 from store.api_keys import ALL_PROJECTS, KeyStore, Principal
@@ -142,8 +142,12 @@ class TenantQuerier:
         project = current_project()
         return matchers if project is None else [*matchers, Matcher("project_id", MatchOp.EQ, project)]
 
-    def select(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[Series]:
-        return self._inner.select(self._scoped(matchers), start_ms, end_ms)
+    def select(
+        self, matchers: list[Matcher], start_ms: int, end_ms: int, windows: StepWindows | None = None
+    ) -> list[Series]:
+        if windows is None:
+            return self._inner.select(self._scoped(matchers), start_ms, end_ms)
+        return self._inner.select(self._scoped(matchers), start_ms, end_ms, windows=windows)
 
     def label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
         return self._inner.label_names(self._scoped(matchers), start_ms, end_ms)
