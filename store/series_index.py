@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -34,6 +34,11 @@ from loguru import logger
 from model.labels import METRIC_NAME, Matcher, MatchOp
 
 DEFAULT_MAX_SERIES = 500_000  # about 1.5 kB each with its postings: ~750 MB at most
+# Work one look-up may do while it holds the index (and so keeps the writer waiting): a regex is
+# tried on at most this many distinct values of its label, else checked series by series; and past
+# this many candidate series the look-up is left to SQL, which works outside this process's lock.
+MAX_VALUES_TRIED = 10_000
+MAX_CANDIDATES = 50_000
 
 
 class _Tables:
@@ -200,7 +205,10 @@ class SeriesIndex:
             out: dict[int, dict[str, str]] = {}
             labels_of, days_of = tables.labels, tables.days
             tests = [(m.name, _test(m)) for m in matchers]
-            for fp in _candidates(tables, matchers):
+            candidates = _candidates(tables, matchers)
+            if len(candidates) > MAX_CANDIDATES:
+                return None
+            for fp in candidates:
                 labels = labels_of[fp]
                 if _seen_between(days_of[fp], first_day, last_day) and all(
                     test(labels.get(name, "")) for name, test in tests
@@ -295,12 +303,19 @@ def _postings(m: Matcher, values: dict[str, set[int]]) -> set[int]:
 _NONE: set[int] = set()
 
 
-def _candidates(tables: _Tables, matchers: list[Matcher]) -> Iterable[int]:
+def _candidates(tables: _Tables, matchers: list[Matcher]) -> Collection[int]:
     """A superset of the matching series, from the postings of the matchers that exclude series
     lacking their label (those that do not accept ""); all series when none does."""
     restricting = [m for m in matchers if not m.matches("")]
     if any(not tables.postings.get(m.name) for m in restricting):
         return ()  # a label no series has, required non-empty
+    restricting = [
+        m
+        for m in restricting
+        if m.op is MatchOp.EQ
+        or len(tables.postings[m.name]) <= MAX_VALUES_TRIED
+        or (m.op is MatchOp.RE and _literal_alternatives(m.value) is not None)
+    ]
     # Cheapest first: equality is one look-up; a regex is tried on each of its label's values.
     restricting.sort(key=lambda m: (m.op is not MatchOp.EQ, len(tables.postings[m.name])))
     chosen: set[int] | None = None

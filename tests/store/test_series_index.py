@@ -182,3 +182,35 @@ def test_plain_alternatives_are_read_as_their_strings() -> None:
     assert _literal_alternatives("10\\.0\\.0\\.1:8000") == ["10.0.0.1:8000"]
     for pattern in ("a.b", "a\\d", "(a)|(b)", "a\\", "(?i)a", "[ab]", "a+", "^a$"):
         assert _literal_alternatives(pattern) is None, pattern
+
+
+def test_look_ups_past_the_work_bounds_are_left_to_sql(tmp_path: Path, monkeypatch) -> None:
+    """A look-up holds the index (and keeps the writer waiting) for a bounded time: past the bounds
+    it answers None and the querier asks SQL; within them a regex over too many values is checked
+    series by series. Answers stay equal to SQL's either way."""
+    import store.series_index as series_index
+
+    monkeypatch.setattr(series_index, "MAX_VALUES_TRIED", 3)
+    monkeypatch.setattr(series_index, "MAX_CANDIDATES", 5)
+    s = open_store(f"chdb://{tmp_path / 'd'}")
+    try:
+        s.writer.write(
+            [
+                Sample(to_labels({"__name__": "m", "pod": f"p{i}", "svc": f"s{i % 2}"}), T0, 1.0)
+                for i in range(20)
+            ]
+        )
+        index = s.backend.series_index
+        cases = [
+            ([Matcher("__name__", MatchOp.EQ, "m")], None),  # 20 candidates: SQL's
+            ([Matcher("pod", MatchOp.EQ, "p3")], 1),
+            ([Matcher("pod", MatchOp.RE, "p1.")], None),  # 20 values: not tried; all 20 candidates
+            ([Matcher("pod", MatchOp.RE, "p1|p2|p17")], 3),  # plain alternatives: looked up
+            ([Matcher("pod", MatchOp.RE, "p1."), Matcher("pod", MatchOp.RE, "p11|p12|p3")], 2),
+        ]
+        for ms, expected in cases:
+            found = index.find(ms, 0, 10**6)
+            assert (None if found is None else len(found)) == expected, ms
+            assert s.querier.find_series(ms, 0, 2**62) == _sql(s, "series", ms, 0, 2**62)
+    finally:
+        s.close()
