@@ -167,13 +167,13 @@ class ClickHouseQuerier:
         limit = f" LIMIT {int(max_samples)}" if max_samples is not None else ""
         params: dict[str, Any] = {"t0": start_ms, "t1": end_ms}
         series_filter = self._series_filter(series, matchers, start_ms, end_ms, params)
-        # ORDER BY the table's own key: ClickHouse reads in order instead of sorting the result.
         in_windows = ""
         if windows is not None and windows.window_ms < windows.step_ms and windows.last_ms >= end_ms:
             # (last - ts) % step: how long before its next step a point is; every time read is at or
             # before ``last``, so the remainder is never negative (ClickHouse's % keeps the sign).
             in_windows = " AND ({wl:Int64} - ts_ms) % {ws:Int64} <= {ww:Int64}"
             params |= {"wl": windows.last_ms, "ws": windows.step_ms, "ww": windows.window_ms}
+        # ORDER BY the table's own key: ClickHouse reads in order instead of sorting the result.
         table = self._query(
             f"SELECT fingerprint, ts_ms, value FROM {self._db}.samples "
             f"WHERE {series_filter} AND ts_ms >= {{t0:Int64}} AND ts_ms <= {{t1:Int64}}{in_windows} "

@@ -420,7 +420,7 @@ class DirectRoutes:
     def __init__(self, app: ASGIApp, handlers: dict[str, Callable[[Request], Awaitable[Any]]]) -> None:
         self.app = app
         self._handlers = handlers
-        self._label_values = handlers[_LABEL_VALUES_ROUTE]
+        self._label_values = handlers[_PREFIX + _LABEL_VALUES_ROUTE]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "POST"):
@@ -476,6 +476,6 @@ def build_router(
         handler = _guard(fn)
         router.add_api_route(path, handler, methods=["GET", "POST"])
         if not path.startswith("/status/"):  # those answer dicts, which FastAPI renders
-            direct[path if path == _LABEL_VALUES_ROUTE else _PREFIX + path] = handler
+            direct[_PREFIX + path] = handler
     router.direct = direct  # type: ignore[attr-defined]
     return router

@@ -105,23 +105,20 @@ class SharedResults:
                 entry = self._entries.get(key)
                 if entry is not None:
                     self.hits += 1
-                    return _taken(entry[1]), True
+                    return _copied(entry[1]), True
                 running = self._computing.get(key)
                 if running is None:
                     self._computing[key] = threading.Event()
                     self.misses += 1
                     break
-            # Another query computes it now: wait for it (its failure leaves nothing; then compute).
+            # Another query computes it now: wait for it, then look again (its failure left nothing:
+            # this one computes). Out of time first: compute alone.
             before_waiting()
             if not running.wait(max(min(deadline - time.monotonic(), _WAIT_S), 0.0)):
                 return compute(), False
-            with self._lock:
-                entry = self._entries.get(key)
-            if entry is None:
-                return compute(), False
         try:
             computed = compute()
-            self._keep(key, Computed(_copy(computed.block), computed.peak_points, computed.samples))
+            self._keep(key, _copied(computed))
             return computed, False
         finally:
             with self._lock:
@@ -151,7 +148,8 @@ class SharedResults:
             self._points -= _points(computed.block)
 
 
-def _taken(computed: Computed) -> Computed:
+def _copied(computed: Computed) -> Computed:
+    """The same, with a block of its own (see the module)."""
     return Computed(_copy(computed.block), computed.peak_points, computed.samples)
 
 
