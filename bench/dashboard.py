@@ -40,15 +40,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
 from bench import peers
+from bench.browser import Browser, Response, answer_at_once
 from bench.dashboard_data import (
     DashboardData,
     generate,
@@ -69,6 +70,8 @@ _NICE_MS = (
     (5_400_000, 1_800_000), (9_000_000, 3_600_000), (16_200_000, 7_200_000), (32_400_000, 10_800_000),
     (86_400_000, 21_600_000), (604_800_000, 86_400_000), (1_814_400_000, 604_800_000),
 )  # fmt: skip
+# The benchmark's one event loop: every browser's connections live on it.
+LOOP = uvloop.new_event_loop()
 _LABEL_VALUES = re.compile(r"^label_values\((?:(.*),\s*)?([a-zA-Z_][a-zA-Z0-9_]*)\)$", re.S)
 
 
@@ -151,39 +154,35 @@ def load_dashboards() -> dict[str, dict[str, Any]]:
 
 
 class System:
-    """A system under test: a base URL, extra parameters for every request, one HTTP client."""
+    """A system under test: a base URL, extra parameters for every request, a browser's connections."""
 
-    def __init__(
-        self, name: str, base: str, extra: tuple[tuple[str, str], ...] = (), connections: int = PARALLEL
-    ) -> None:
+    def __init__(self, name: str, base: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
         self.name = name
         self.base = base
         self.extra = extra
-        self.client = httpx.Client(
-            base_url=base, timeout=600, limits=httpx.Limits(max_connections=connections)
-        )
+        self.client = Browser(base, PARALLEL)
 
     def browser(self) -> System:
-        """Another browser on the same system: a client (and connections) of its own."""
+        """Another browser on the same system: connections of its own."""
         return System(self.name, self.base, self.extra)
 
-    def get(self, request: Request) -> dict[str, Any]:
-        resp = self.client.get(request.path, params=list(request.params + self.extra))
-        return resp.json()
+    async def get(self, request: Request) -> Response:
+        return await self.client.get(request.path, request.params + self.extra)
 
 
-def refresh(
-    system: System, requests: list[Request], pool: ThreadPoolExecutor
-) -> tuple[float, list[dict[str, Any]]]:
-    """Variable queries first (Grafana needs their answers), then the panels; 6 at a time."""
+async def refresh(system: System, requests: list[Request]) -> tuple[float, list[Response]]:
+    """Variable queries first (Grafana needs their answers), then the panels; 6 at a time (the
+    browser's connections). Timed until the last answer's last byte: decoding is the reader's."""
     started = time.perf_counter()
     variables = [r for r in requests if r.path != "/api/v1/query_range"]
     panels = [r for r in requests if r.path == "/api/v1/query_range"]
-    bodies = list(pool.map(system.get, variables)) + list(pool.map(system.get, panels))
-    return time.perf_counter() - started, bodies
+    answers = list(await asyncio.gather(*map(system.get, variables)))
+    answers += await asyncio.gather(*map(system.get, panels))
+    return time.perf_counter() - started, answers
 
 
-def _canonical(body: dict[str, Any]) -> Any:
+def _canonical(answer: Response) -> Any:
+    body = answer.json()
     if body.get("status") != "success":
         return ("error", body.get("errorType"))
     data = body["data"]
@@ -192,7 +191,7 @@ def _canonical(body: dict[str, Any]) -> Any:
     return {tuple(sorted(s["metric"].items())): s["values"] for s in data["result"]}
 
 
-def same_answer(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+def same_answer(ours: Response, theirs: Response) -> bool:
     a, b = _canonical(ours), _canonical(theirs)
     if not isinstance(a, dict) or not isinstance(b, dict):
         return a == b
@@ -291,19 +290,18 @@ def _timed_rounds(
     systems: list[System],
     plans: list[list[Request]],
     rounds: int,
-    check: Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], None],
+    check: Callable[[str, list[Response], list[Response]], None],
 ) -> dict[str, list[float]]:
     """Each plan (one dashboard refresh) ``rounds`` times per system, the systems taking turns."""
     times: dict[str, list[float]] = {s.name: [] for s in systems}
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        for plan in plans:  # warm-up round, checked
-            answers = {s.name: refresh(s, plan, pool)[1] for s in systems}
+    for plan in plans:  # warm-up round, checked
+        answers = {s.name: LOOP.run_until_complete(refresh(s, plan))[1] for s in systems}
+        for s in systems:
+            check(s.name, answers[s.name], answers["prometheus"])
+    for _ in range(rounds):
+        for plan in plans:
             for s in systems:
-                check(s.name, answers[s.name], answers["prometheus"])
-        for _ in range(rounds):
-            for plan in plans:
-                for s in systems:
-                    times[s.name].append(refresh(s, plan, pool)[0])
+                times[s.name].append(LOOP.run_until_complete(refresh(s, plan))[0])
     return times
 
 
@@ -317,30 +315,33 @@ class Together:
 
 
 def _together(system: System, plans: list[list[Request]]) -> Together:
-    """All ``plans`` refreshed at once, each with its own 6 connections; until all are done.
-
-    On two cores the wall time is shared with the client's own threads, so the server's CPU seconds
-    are reported too: they say what the refresh costs the machine, whatever else runs on it.
-    """
-    pools = [ThreadPoolExecutor(PARALLEL) for _ in plans]
-    # One client per dashboard, as each is a browser of its own: one client shared by all 120
-    # threads spent most of the benchmark's CPU in its connection pool's lock, which slowed
-    # every system's figure, and the slower the server the more.
+    """All ``plans`` refreshed at once, each by a browser with its own 6 connections; until all are
+    done. The server's CPU seconds are reported too: they say what the refresh costs the machine,
+    whatever else (this client included) runs on its two cores."""
     browsers = [system.browser() for _ in plans]
     pid = peers.PIDS[system.base]
+
+    async def everyone() -> None:
+        await asyncio.gather(*(refresh(b, plan) for b, plan in zip(browsers, plans, strict=True)))
+
     try:
-        with ThreadPoolExecutor(len(plans)) as outer:
-            server_cpu, client_cpu = peers.cpu_seconds(pid), time.process_time()
-            started = time.perf_counter()
-            jobs = zip(browsers, plans, pools, strict=True)
-            list(outer.map(lambda job: refresh(job[0], job[1], job[2]), jobs))
-            wall = time.perf_counter() - started
-            return Together(wall, peers.cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu)
+        server_cpu, client_cpu = peers.cpu_seconds(pid), time.process_time()
+        started = time.perf_counter()
+        LOOP.run_until_complete(everyone())
+        wall = time.perf_counter() - started
+        return Together(wall, peers.cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu)
     finally:
-        for pool in pools:
-            pool.shutdown()
         for browser in browsers:
             browser.client.close()
+
+
+def _client_floor(plans: list[list[Request]], rounds: int) -> float:
+    """The median refresh against a server that answers at once: this client's share of every figure."""
+    with answer_at_once(peers.free_port()) as base:
+        system = System("answer_at_once", base)
+        times = [LOOP.run_until_complete(refresh(system, plan))[0] for _ in range(rounds) for plan in plans]
+        system.client.close()
+    return statistics.median(times[len(plans) :])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -384,11 +385,11 @@ def main(argv: list[str] | None = None) -> None:
     dashboards = load_dashboards()
     mismatches: dict[str, int] = {}
 
-    def check(name: str, ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
+    def check(name: str, ours: list[Response], theirs: list[Response]) -> None:
         for a, b in zip(ours, theirs, strict=True):
             if name.startswith("infersight") and not same_answer(a, b):
                 mismatches[name] = mismatches.get(name, 0) + 1
-                _say(f"{name} differs from prometheus: {str(a)[:300]} vs {str(b)[:300]}")
+                _say(f"{name} differs from prometheus: {a.body[:300]!r} vs {b.body[:300]!r}")
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, ExitStack() as stack:
         roots = {n: Path(tmp) / n for n in ("infersight", "prometheus", "victoriametrics")}
@@ -420,6 +421,9 @@ def main(argv: list[str] | None = None) -> None:
             for name, seconds in times.items():
                 out[f"{span}_{name}_median_refresh_s"] = round(statistics.median(seconds), 4)
             _say(f"{span}: " + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items()))
+        floor_plans = [refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()]
+        out["client_floor_median_refresh_s"] = round(_client_floor(floor_plans, (args.rounds or 3) + 1), 4)
+        _say(f"this client's floor (a server that answers at once): {out['client_floor_median_refresh_s']} s")
         together = [
             refresh_requests(dashboards["service"], 3600, end_s, args.scrape_s, f"svc-{i % services:03d}")
             for i in range(20)
@@ -461,10 +465,9 @@ def main(argv: list[str] | None = None) -> None:
                 plans = [
                     refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()
                 ]
-                with ThreadPoolExecutor(PARALLEL) as pool:
-                    for _ in range(10):
-                        for plan in plans:
-                            refresh(systems[0], plan, pool)
+                for _ in range(10):
+                    for plan in plans:
+                        LOOP.run_until_complete(refresh(systems[0], plan))
             spy.send_signal(2)
             spy.wait(timeout=60)
     out["mismatches_vs_prometheus"] = sum(mismatches.values())
