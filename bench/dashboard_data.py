@@ -73,10 +73,13 @@ class DashboardData:
         return len(self.series) * self.steps
 
 
-def generate(hours: float, services: int, pods_per_service: int = 4, scrape_s: int = 10) -> DashboardData:
+def generate(
+    hours: float, services: int, pods_per_service: int = 4, scrape_s: int = 10, end_s: int = 1_700_000_000
+) -> DashboardData:
+    """``hours`` of scrapes up to ``end_s``; the values depend on nothing else, so runs compare."""
     rng = np.random.default_rng(19)
     steps = int(hours * 3600 / scrape_s) + 1
-    t0_s = 1_700_000_000 - (steps - 1) * scrape_s
+    t0_s = end_s - (steps - 1) * scrape_s
     out: list[tuple[dict[str, str], np.ndarray]] = []
     for pod in range(services * pods_per_service):
         svc = f"svc-{pod // pods_per_service:03d}"

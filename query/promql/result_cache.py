@@ -52,9 +52,13 @@ def _slice(series: list[MatrixSeries], lo_ms: int, hi_ms: int, copy: bool = Fals
     the whole answer's arrays alive."""
     out = []
     for s in series:
-        a, b = np.searchsorted(s.ts_ms, lo_ms, "left"), np.searchsorted(s.ts_ms, hi_ms, "right")
+        ts = s.ts_ms
+        if len(ts) and lo_ms <= ts[0] and ts[-1] <= hi_ms:  # the usual case: all of it
+            a, b = 0, len(ts)
+        else:
+            a, b = ts.searchsorted(lo_ms, "left"), ts.searchsorted(hi_ms, "right")
         if b > a:
-            ts, values = s.ts_ms[a:b], s.values[a:b]
+            ts, values = ts[a:b], s.values[a:b]
             if copy:
                 ts, values = ts.copy(), values.copy()
             out.append(MatrixSeries(dict(s.labels) if copy else s.labels, ts, values))
@@ -124,14 +128,16 @@ class RangeResultCache:
                 self.misses += 1
         if usable:
             assert entry is not None
-            head = _slice(entry.series, start_ms, min(end_ms, entry.last_ms))
+            series = _slice(entry.series, start_ms, min(end_ms, entry.last_ms))
             tail_from = entry.last_ms + step_ms
-            tail = compute(tail_from, end_ms).series if tail_from <= end_ms else []
-            series = _join(head, tail)
+            if tail_from <= end_ms:
+                series = _join(series, compute(tail_from, end_ms).series)
         else:
             series = compute(start_ms, end_ms).series
         settled = start_ms + (now_ms - self._recent_ms - start_ms) // step_ms * step_ms
         last_ms = min(settled, start_ms + (end_ms - start_ms) // step_ms * step_ms)
+        if usable and entry is not None and entry.last_ms >= last_ms:
+            return Matrix(series)  # the entry already holds every settled step asked for
         if last_ms >= start_ms and sum(len(s.ts_ms) for s in series) <= MAX_POINTS // 10:
             kept = _slice(series, start_ms, last_ms, copy=True)
             self._keep(key, _Entry(stamp, start_ms, last_ms, kept, sum(len(s.ts_ms) for s in kept)))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from query.promql.value import (
     Vector,
     format_float,
     format_floats,
+    format_time,
     to_api_json,
 )
 
@@ -51,12 +54,42 @@ def test_vector_json() -> None:
     }
 
 
+def _as_json(data: object) -> object:
+    return json.loads(json.dumps(data))
+
+
 def test_matrix_json() -> None:
     series = MatrixSeries({"job": "a"}, np.array([1000, 2000]), np.array([1.0, 2.5]))
-    assert to_api_json(Matrix([series])) == {
+    assert _as_json(to_api_json(Matrix([series]))) == {
         "resultType": "matrix",
         "result": [{"metric": {"job": "a"}, "values": [[1, "1"], [2, "2.5"]]}],
     }
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(-(10**12), 10**13), st.floats(width=64)), max_size=30),
+        max_size=8,
+    )
+)
+def test_matrix_json_is_each_series_on_its_own(raw: list[list[tuple[int, float]]]) -> None:
+    """All series are formatted in one pass; each must still get exactly its own points."""
+    matrix = Matrix(
+        [
+            MatrixSeries(
+                {"i": str(i)},
+                np.array([t for t, _ in points], np.int64),
+                np.array([v for _, v in points], np.float64),
+            )
+            for i, points in enumerate(raw)
+        ]
+    )
+    expected = [
+        {"metric": {"i": str(i)}, "values": [[format_time(t), format_float(v)] for t, v in points]}
+        for i, points in enumerate(raw)
+    ]
+    assert _as_json(to_api_json(matrix)) == {"resultType": "matrix", "result": expected}
 
 
 def test_scalar_and_string_json() -> None:
@@ -71,4 +104,15 @@ _EDGES = [0.0, -0.0, 1e15, -1e15, 1e15 - 1, 1e16, 1e-4, -1e-4, 9.999999e-5, 0.5,
 @given(st.lists(st.one_of(st.floats(width=64), st.sampled_from(_EDGES)), max_size=200))
 def test_format_floats_is_format_float_of_each(values: list[float]) -> None:
     """The array path (a range answer's values) writes exactly what the one-by-one path writes."""
+    assert format_floats(np.array(values, np.float64)) == [format_float(v) for v in values]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=500))
+def test_format_floats_agrees_on_any_bit_pattern(bits: list[int]) -> None:
+    """Shortest digits by orjson, checked against ``repr`` over arbitrary doubles (every exponent,
+    every mantissa), not only the values a test author thinks of."""
+    values = [struct.unpack("<d", struct.pack("<Q", b))[0] for b in bits]
+    # Most random bit patterns are huge or tiny: scale half of them into the range orjson serves.
+    values += [math.ldexp(math.frexp(v)[0], e % 50 - 13) for v, e in zip(values, bits, strict=True)]
     assert format_floats(np.array(values, np.float64)) == [format_float(v) for v in values]
