@@ -26,6 +26,7 @@ from store.read_connections import ReadConnections
 from store.recent_points import RecentPoints
 from store.schema import TABLES
 from store.series_index import SeriesIndex
+from store.sketch_presence import SketchPresence
 
 # A write of a point older than this (at the time the write is done) counts as late: ``old_point_writes``.
 RECENT_MS = 5 * 60_000
@@ -198,6 +199,8 @@ class ChdbBackend:
         # Likewise every series, so label matchers resolve without SQL (store.series_index; loaded
         # by ``open_store``, then fed every completed ``series`` insert).
         self.series_index: SeriesIndex | None = SeriesIndex()
+        # And which metrics have sketch windows when (store.sketch_presence), fed the same way.
+        self.sketch_presence = SketchPresence()
         self._session = chdb_session.Session(str(self.path))
         try:
             self._session.query("SET output_format_arrow_compression_method = 'none'", "CSV")
@@ -222,6 +225,7 @@ class ChdbBackend:
             self._bump_data_version()
             if self.series_index is not None:
                 self.series_index.mark_stale()
+            self.sketch_presence.after_statement(sql)
 
     def _bump_data_version(self) -> None:
         with self._changes_lock:
@@ -269,6 +273,8 @@ class ChdbBackend:
             failed = False
             if table == "series" and self.series_index is not None:
                 self.series_index.add(rows)
+            elif table == "sketches":
+                self.sketch_presence.add(rows)
         finally:
             self._bump_data_version()
             if table == "series":

@@ -184,6 +184,9 @@ class SketchReader:
             raise ValueError("period must be positive")
         if not 0 <= end_ms - start_ms <= MAX_SPAN_MS:
             raise ValueError("span must be between 0 and 15 days")
+        presence = getattr(self._backend, "sketch_presence", None)  # chDB: store.sketch_presence
+        if presence is not None and not presence.may_hold(self._backend, metric, start_ms, end_ms - 1):
+            return []
         names = sorted(filters)
         db = self._backend.database
         where = "".join(f" AND {name} = {{f_{name}:String}}" for name in names)
