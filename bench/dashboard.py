@@ -4,7 +4,12 @@ Run: ``python -m bench.dashboard [--quick] [--services N] [--spans 15m,1h,...] [
 Every dashboard of ``dashboards/json`` is refreshed as Grafana does it: first its variable queries
 (``label_values(selector, label)`` as ``/api/v1/label/<label>/values?match[]=``), then every panel
 query exactly as the JSON has it, variables filled in (one service chosen, the rest "All" =
-``.*``, ``$period`` 1m, ``$__range`` the span), 6 requests at a time as a browser sends them.
+``.*``, ``$period`` 1m, ``$__range`` the span), 6 requests at a time as a browser sends them, through
+``bench.browser``'s client (keep-alive connections on one event loop, whose own cost, measured
+against a server that answers at once, is reported as ``client_floor_median_refresh_s``).
+The data ends at the time the run starts, as a dashboard over "the last 15 minutes" sees it: result
+caches (ours and VictoriaMetrics') hold nothing newer than 5 minutes, so each refresh computes its
+newest steps, as it would in use.
 The step is Grafana's: the span over a 1,000-pixel panel rounded to its nice intervals, at least
 the scrape interval (the data source's min interval), times the target's ``intervalFactor``; start
 and end aligned down to the step. The same data (``dashboard_data``) is in each system: infersight

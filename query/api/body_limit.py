@@ -36,7 +36,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        headers = scope.get("headers") or ()
+        declared = dict(headers).get(b"content-length")
         if declared is not None:
             try:
                 too_big = int(declared) > self.max_bytes
@@ -50,29 +51,39 @@ class BodyLimit:
             if too_big:
                 await self._answer(send, 413, _too_large(self.max_bytes))
                 return
+        if declared is None and not any(name == b"transfer-encoding" for name, _ in headers):
+            await self.app(scope, receive, send)  # no body at all (a dashboard's GETs): nothing to count
+            return
         seen = 0
-        started = False
+        started = over = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    over = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if over:
+                return  # whatever the app answers to the cut-off (an error page): the 413 below instead
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._answer(send, 413, _too_large(self.max_bytes))
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await self._answer(send, 413, _too_large(self.max_bytes))
 
     @staticmethod
     async def _answer(send: Send, status: int, body: bytes) -> None:

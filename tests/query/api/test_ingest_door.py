@@ -98,7 +98,8 @@ class Server:
         for entry in body["series"]:
             if not entry["samples"]:
                 continue
-            labels = dict(entry["labels"])
+            # An empty label value is no label (Prometheus' rule): stored without it.
+            labels = {k: v for k, v in entry["labels"].items() if v != ""}
             name = labels.pop("__name__")
             for ts, _ in entry["samples"]:
                 expected.setdefault(name, set()).add((tuple(sorted(labels.items())), int(ts)))

@@ -130,7 +130,7 @@ def _routes(app: FastAPI) -> set[tuple[str, str]]:
                     found.add((method, prefix + route.path))
 
     walk(app.routes, "")
-    for middleware in app.user_middleware:
+    for middleware in app.front:
         if middleware.cls is ExactRoutes:
             found.update(("POST", path) for path in middleware.kwargs["routes"])
     return found
