@@ -413,6 +413,8 @@ def main(argv: list[str] | None = None) -> None:
             peers.victoriametrics(roots["victoriametrics"], prometheus_text_chunks(data), cache=True)
         )
         out["load_victoriametrics_s"] = round(time.perf_counter() - started, 1)
+        out["settle_s"] = round(peers.settle(peers.PIDS[base] for base in (ours, prom, vm)), 1)
+        _say(f"the three servers went quiet after {out['settle_s']} s")
         systems = [
             System("infersight", ours),
             System("infersight_nocache", ours, (("nocache", "1"),)),

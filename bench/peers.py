@@ -27,6 +27,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def settle(
+    pids: Iterable[int], busy_cores: float = 0.05, window_s: float = 2.0, timeout_s: float = 120
+) -> float:
+    """Wait until the processes together use under ``busy_cores`` over ``window_s`` (or ``timeout_s``
+    passed); the seconds waited. After a bulk load each system keeps working for a while
+    (Prometheus compacts its head, VictoriaMetrics and chDB merge parts): timed meanwhile, every
+    system's figure would carry the others' background work, the first span most."""
+    pids = list(pids)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(window_s)
+        if sum(cpu_seconds(pid) for pid in pids) - before < busy_cores * window_s:
+            break
+    return time.monotonic() - started
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -119,16 +119,27 @@ def gather(
     fill: np.ndarray,
     nxt: np.ndarray,
     first: np.ndarray,
+    unsorted: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points in ``[lo, hi]`` of the series ``wanted`` (slots; -1 for none), laid end to end in
-    chain order; ``bounds[k]:bounds[k+1]`` are series ``k``'s."""
+    chain order; ``bounds[k]:bounds[k+1]`` are series ``k``'s. A series in time order skips the
+    pages wholly before ``lo`` and stops at the first wholly after ``hi``: a 1-hour panel reads a
+    sixth of a 6-hour window's pages."""
     bounds = np.zeros(len(wanted) + 1, np.int64)
+    starts = np.full(len(wanted), NO_PAGE, np.int64)  # the first page worth reading, per series
     for k in range(len(wanted)):
         n = 0
         s = wanted[k]
         if s >= 0:
+            ordered = not unsorted[s]
             p = first[s]
+            if ordered:
+                while p != NO_PAGE and fill[p] > 0 and page_ts[p, fill[p] - 1] < lo:
+                    p = nxt[p]
+            starts[k] = p
             while p != NO_PAGE:
+                if ordered and fill[p] > 0 and page_ts[p, 0] > hi:
+                    break
                 for i in range(fill[p]):
                     t = page_ts[p, i]
                     if lo <= t <= hi:
@@ -142,8 +153,11 @@ def gather(
         s = wanted[k]
         if s < 0:
             continue
-        p = first[s]
+        ordered = not unsorted[s]
+        p = starts[k]
         while p != NO_PAGE:
+            if ordered and fill[p] > 0 and page_ts[p, 0] > hi:
+                break
             for i in range(fill[p]):
                 t = page_ts[p, i]
                 if lo <= t <= hi:

@@ -256,6 +256,7 @@ class RecentPoints:
                 self._fill,
                 self._next,
                 self._first,
+                self._unsorted,
             )
             unsorted = self._unsorted[np.maximum(wanted, 0)] & (wanted >= 0)
         out: list[Series] = []

@@ -23,7 +23,9 @@ LabelKey = tuple[tuple[str, str], ...]
 
 def label_key(labels: dict[str, str]) -> LabelKey:
     """Hashable identity of a label set (empty values do not count, as in Prometheus)."""
-    return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+    if "" in labels.values():
+        return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+    return tuple(sorted(labels.items()))  # the usual case, without a generator per label
 
 
 def drop_name(labels: dict[str, str]) -> dict[str, str]:

@@ -292,7 +292,7 @@ def _all_points(
     if not pairs:
         return pairs, False
     if sorted_unique:  # the store vouches for it: look only for markers, series by series (in cache)
-        return pairs, any(bool(is_stale(vs).any()) for _, vs in pairs)
+        return pairs, bool(is_stale(np.concatenate([vs for _, vs in pairs])).any())
     all_ts = np.concatenate([ts for ts, _ in pairs])
     all_vs = np.concatenate([vs for _, vs in pairs])
     increasing = np.diff(all_ts) > 0

@@ -83,7 +83,7 @@ def test_any_writes_read_back_as_chdb_holds_them(tmp_path_factory, batches, wind
         for batch in batches:
             store.writer.write([Sample(_labels(i), T0 + 10_000 * k, v) for i, k, v in batch])
         recent = store.backend.recent
-        for start_step, end_step in ((0, 400), (200, 400), (390, 400), (0, 10)):
+        for start_step, end_step in ((0, 400), (200, 400), (390, 400), (0, 10), (100, 150), (150, 150)):
             start, end = T0 + 10_000 * start_step, T0 + 10_000 * end_step
             expected = _from_store(store, start, end)
             assert _plain(store.querier.select(NAME, start, end)) == expected
