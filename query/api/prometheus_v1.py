@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from loguru import logger
@@ -50,7 +51,7 @@ from query.promql.engine import Engine
 from query.promql.errors import PromQLError
 from query.promql.parse import parse_expr, to_matchers, vector_selectors
 from query.promql.result_cache import RangeResultCache
-from query.promql.value import to_api_json
+from query.promql.value import Matrix, Value, matrix_data_json, to_api_json
 from store.exemplars import ExemplarStore
 from store.reads import ClickHouseQuerier
 
@@ -218,6 +219,20 @@ def _settle(answer: asyncio.Future[Any], ok: bool, value: Any) -> None:
             answer.set_exception(value)
 
 
+def _rendered(value: Value) -> Response:
+    """The success answer of a query. A range answer is written by ``matrix_data_json``, which takes
+    the points the range cache already holds as text; labels orjson cannot write (text that is
+    not valid UTF-8) go the general way, as every other value does."""
+    if isinstance(value, Matrix):
+        try:
+            body = b'{"status":"success","data":' + matrix_data_json(value.series) + b"}"
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+        else:
+            return Response(body, media_type="application/json")
+    return render_json(success(to_api_json(value)))
+
+
 def _limit_s(engine: Engine, timeout_s: float | None) -> float:
     return engine.timeout_s if timeout_s is None else min(timeout_s, engine.timeout_s)
 
@@ -249,7 +264,7 @@ class _Routes:
     async def _evaluate(self, evaluate: Callable[[float], Any], timeout_s: float | None) -> Response:
         """Evaluate and render in a query worker; the answer is ready to send."""
         limit_s = _limit_s(self.engine, timeout_s)
-        return await self.queries.run(lambda left: render_json(success(to_api_json(evaluate(left)))), limit_s)
+        return await self.queries.run(lambda left: _rendered(evaluate(left)), limit_s)
 
     async def _look_up(self, job: Callable[[float], Any]) -> Response:
         """Metadata work (match[] parsing, store reads, sorting) and rendering in a lookup worker."""

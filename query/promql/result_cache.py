@@ -26,16 +26,21 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from query.promql.blocks import label_key
-from query.promql.value import Matrix, MatrixSeries
+from query.promql.value import Matrix, MatrixSeries, render_points
 
 MAX_ENTRIES = 512
-# Points held by all entries together (16 bytes each: 64 MB); an answer larger than a tenth of it
-# is not kept.
-MAX_POINTS = 4_000_000
+# Bytes held by all entries together (arrays, and the points' JSON text, about 20 bytes each); an
+# answer larger than a tenth of it is not kept.
+MAX_BYTES = 96 << 20
 # Not cached: a step could depend on points newer than itself, or on the query's range.
 _UNCACHEABLE = re.compile(r"\boffset\b|@", re.IGNORECASE)
+
+# A series with its points' JSON text (``points_json``) and where each point starts in it
+# (``value.render_points``).
+_Part = tuple[MatrixSeries, npt.NDArray[np.int64]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,40 +48,75 @@ class _Entry:
     stamp: Hashable
     first_ms: int
     last_ms: int  # the last cached step; steps after it are computed
-    series: list[MatrixSeries]
-    points: int
+    parts: list[_Part]
+    nbytes: int
 
 
-def _slice(series: list[MatrixSeries], lo_ms: int, hi_ms: int, copy: bool = False) -> list[MatrixSeries]:
-    """The points in ``[lo_ms, hi_ms]``; ``copy``: in arrays of their own, not views that would keep
-    the whole answer's arrays alive."""
+def _rendered(series: list[MatrixSeries]) -> list[_Part]:
+    """Computed series with their points rendered: an answer is formatted once, when computed,
+    and each later refresh takes the text of the steps it reuses."""
+    return [
+        (MatrixSeries(s.labels, s.ts_ms, s.values, text), offsets)
+        for s, (text, offsets) in zip(series, render_points(series), strict=True)
+    ]
+
+
+def _slice(parts: list[_Part], lo_ms: int, hi_ms: int, copy: bool = False) -> list[_Part]:
+    """The points in ``[lo_ms, hi_ms]``, with their text; ``copy``: in arrays of their own, not
+    views that would keep the whole answer's arrays alive."""
     out = []
-    for s in series:
+    for s, offsets in parts:
         ts = s.ts_ms
-        if len(ts) and lo_ms <= ts[0] and ts[-1] <= hi_ms:  # the usual case: all of it
-            a, b = 0, len(ts)
-        else:
-            a, b = ts.searchsorted(lo_ms, "left"), ts.searchsorted(hi_ms, "right")
+        if len(ts) and lo_ms <= ts[0] and ts[-1] <= hi_ms and not copy:  # the usual case: all of it
+            out.append((s, offsets))
+            continue
+        a, b = int(ts.searchsorted(lo_ms, "left")), int(ts.searchsorted(hi_ms, "right"))
         if b > a:
             ts, values = ts[a:b], s.values[a:b]
             if copy:
                 ts, values = ts.copy(), values.copy()
-            out.append(MatrixSeries(dict(s.labels) if copy else s.labels, ts, values))
+            text = s.points_json[offsets[a] : offsets[b] - 1] if s.points_json is not None else None
+            labels = dict(s.labels) if copy else s.labels
+            out.append((MatrixSeries(labels, ts, values, text), offsets[a : b + 1] - offsets[a]))
     return out
 
 
-def _join(head: list[MatrixSeries], tail: list[MatrixSeries]) -> list[MatrixSeries]:
-    parts: dict[object, list[MatrixSeries]] = {}
-    for s in (*head, *tail):
-        parts.setdefault(label_key(s.labels), []).append(s)
-    out = [
-        MatrixSeries(p[0].labels, np.concatenate([x.ts_ms for x in p]), np.concatenate([x.values for x in p]))
-        if len(p) > 1
-        else p[0]
-        for p in parts.values()
-    ]
-    out.sort(key=lambda s: label_key(s.labels))
+def _join(head: list[_Part], tail: list[_Part]) -> list[_Part]:
+    groups: dict[object, list[_Part]] = {}
+    for part in (*head, *tail):
+        groups.setdefault(label_key(part[0].labels), []).append(part)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        (first, first_offsets), (second, second_offsets) = group  # one from each side
+        if not len(first.ts_ms) or not len(second.ts_ms):  # a side without points adds nothing
+            out.append(group[0] if len(first.ts_ms) else group[1])
+            continue
+        # Every part here was rendered (``_rendered``, or sliced from a part that was).
+        assert first.points_json is not None
+        assert second.points_json is not None
+        shift = len(first.points_json) + 1  # the comma between them
+        out.append(
+            (
+                MatrixSeries(
+                    first.labels,
+                    np.concatenate([first.ts_ms, second.ts_ms]),
+                    np.concatenate([first.values, second.values]),
+                    first.points_json + b"," + second.points_json,
+                ),
+                np.concatenate([first_offsets[:-1], second_offsets + shift]),
+            )
+        )
+    out.sort(key=lambda part: label_key(part[0].labels))
     return out
+
+
+def _nbytes(parts: list[_Part]) -> int:
+    return sum(
+        s.ts_ms.nbytes + s.values.nbytes + offsets.nbytes + len(s.points_json or b"") for s, offsets in parts
+    )
 
 
 class RangeResultCache:
@@ -96,7 +136,7 @@ class RangeResultCache:
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
-        self._points = 0
+        self._bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -128,25 +168,26 @@ class RangeResultCache:
                 self.misses += 1
         if usable:
             assert entry is not None
-            series = _slice(entry.series, start_ms, min(end_ms, entry.last_ms))
+            parts = _slice(entry.parts, start_ms, min(end_ms, entry.last_ms))
             tail_from = entry.last_ms + step_ms
             if tail_from <= end_ms:
-                series = _join(series, compute(tail_from, end_ms).series)
+                parts = _join(parts, _rendered(compute(tail_from, end_ms).series))
         else:
-            series = compute(start_ms, end_ms).series
+            parts = _rendered(compute(start_ms, end_ms).series)
+        answer = Matrix([s for s, _ in parts])
         settled = start_ms + (now_ms - self._recent_ms - start_ms) // step_ms * step_ms
         last_ms = min(settled, start_ms + (end_ms - start_ms) // step_ms * step_ms)
         if usable and entry is not None and entry.last_ms >= last_ms:
-            return Matrix(series)  # the entry already holds every settled step asked for
-        if last_ms >= start_ms and sum(len(s.ts_ms) for s in series) <= MAX_POINTS // 10:
-            kept = _slice(series, start_ms, last_ms, copy=True)
-            self._keep(key, _Entry(stamp, start_ms, last_ms, kept, sum(len(s.ts_ms) for s in kept)))
-        return Matrix(series)
+            return answer  # the entry already holds every settled step asked for
+        if last_ms >= start_ms and _nbytes(parts) <= MAX_BYTES // 10:
+            kept = _slice(parts, start_ms, last_ms, copy=True)
+            self._keep(key, _Entry(stamp, start_ms, last_ms, kept, _nbytes(kept)))
+        return answer
 
     def _keep(self, key: Hashable, entry: _Entry) -> None:
         with self._lock:
             old = self._entries.pop(key, None)
-            self._points += entry.points - (old.points if old is not None else 0)
+            self._bytes += entry.nbytes - (old.nbytes if old is not None else 0)
             self._entries[key] = entry
-            while len(self._entries) > self._max_entries or self._points > MAX_POINTS:
-                self._points -= self._entries.popitem(last=False)[1].points
+            while len(self._entries) > self._max_entries or self._bytes > MAX_BYTES:
+                self._bytes -= self._entries.popitem(last=False)[1].nbytes
