@@ -43,9 +43,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from bench.browser import Browser, Response, answer_at_once
 from bench.dashboard_data import (
     DashboardData,
     generate,
+    live_scrapes,
     prometheus_text_chunks,
     remote_write_bodies,
     write_store,
@@ -291,23 +293,70 @@ def _prometheus(stack: ExitStack, root: Path, data: DashboardData, out: dict[str
     return base
 
 
-def _timed_rounds(
+def _checked_round(
     systems: list[System],
     plans: list[list[Request]],
-    rounds: int,
     check: Callable[[str, list[Response], list[Response]], None],
-) -> dict[str, list[float]]:
-    """Each plan (one dashboard refresh) ``rounds`` times per system, the systems taking turns."""
-    times: dict[str, list[float]] = {s.name: [] for s in systems}
-    for plan in plans:  # warm-up round, checked
+) -> None:
+    """Each plan once per system, every answer compared with Prometheus's (and caches warmed)."""
+    for plan in plans:
         answers = {s.name: LOOP.run_until_complete(refresh(s, plan))[1] for s in systems}
         for s in systems:
             check(s.name, answers[s.name], answers["prometheus"])
+
+
+def _timed_rounds(
+    systems: list[System], plans: Callable[[], list[list[Request]]], rounds: int
+) -> dict[str, list[float]]:
+    """Each dashboard's refresh ``rounds`` times per system, the systems taking turns; the requests
+    made at the time of each refresh (``plans()``: the window ends now, as Grafana's does)."""
+    times: dict[str, list[float]] = {s.name: [] for s in systems}
     for _ in range(rounds):
-        for plan in plans:
+        for i in range(len(plans())):
             for s in systems:
-                times[s.name].append(LOOP.run_until_complete(refresh(s, plan))[0])
+                times[s.name].append(LOOP.run_until_complete(refresh(s, plans()[i]))[0])
     return times
+
+
+class LiveScrapes:
+    """Scrapes arriving while the dashboards refresh, as they do in use: every ``scrape_s`` the
+    next point of every series is remote-written to each system. Without them no write ever
+    changes what a query reads, which no server in use sees; with them, whatever a server keys on
+    its data (results shared between queries, cached answers' newest steps) meets writes as in use.
+    """
+
+    def __init__(self, data: DashboardData, bases: list[str]) -> None:
+        self._data = data
+        self._bases = bases
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-scrapes", daemon=True)
+        self.writes = 0
+
+    def __enter__(self) -> LiveScrapes:
+        self._write(self._data.end_s, int(time.time()))  # the scrapes since the data was made
+        self._done_s = int(time.time())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _write(self, from_s: int, to_s: int) -> None:
+        body = live_scrapes(self._data, from_s, to_s)
+        if body is None:
+            return
+        headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+        for base in self._bases:
+            httpx.post(f"{base}/api/v1/write", content=body, headers=headers, timeout=60).raise_for_status()
+        self.writes += 1
+
+    def _run(self) -> None:
+        scrape_s = self._data.scrape_s
+        while not self._stop.wait(scrape_s - time.time() % scrape_s + 0.05):
+            now_s = int(time.time())
+            self._write(self._done_s, now_s)
+            self._done_s = now_s
 
 
 @dataclass(frozen=True)
@@ -356,6 +405,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spans", default=None, help="comma-separated, of " + ",".join(SPANS_S))
     parser.add_argument("--scrape-s", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per span (default 3)")
+    parser.add_argument(
+        "--no-live",
+        dest="live",
+        action="store_false",
+        help="no scrapes arriving while timing, every refresh over the same window (as before)",
+    )
     parser.add_argument(
         "--profile", default=None, help="py-spy collapsed stacks (raw) of infersight's 15m refreshes"
     )
@@ -423,35 +478,56 @@ def main(argv: list[str] | None = None) -> None:
             System("victoriametrics_cache", vm),
         ]
         end_s = data.end_s
-        for span in spans:
-            plans = [
-                refresh_requests(d, SPANS_S[span], end_s, args.scrape_s, "svc-000")
-                for d in dashboards.values()
+
+        def plans_now(span_s: int) -> Callable[[], list[list[Request]]]:
+            def plans() -> list[list[Request]]:
+                now_s = int(time.time()) if args.live else end_s
+                return [
+                    refresh_requests(d, span_s, now_s, args.scrape_s, "svc-000") for d in dashboards.values()
+                ]
+
+            return plans
+
+        for span in spans:  # before any live write: every system holds the same points
+            _checked_round(systems, plans_now(SPANS_S[span])(), check)
+        live = LiveScrapes(data, [ours, prom, vm]) if args.live else nullcontext()
+        with live:  # the floor and the 20 at once too
+            for span in spans:
+                times = _timed_rounds(systems, plans_now(SPANS_S[span]), args.rounds or 3)
+                for name, seconds in times.items():
+                    out[f"{span}_{name}_median_refresh_s"] = round(statistics.median(seconds), 4)
+                _say(f"{span}: " + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items()))
+            floor_plans = [
+                refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()
             ]
-            times = _timed_rounds(systems, plans, args.rounds or 3, check)
-            for name, seconds in times.items():
-                out[f"{span}_{name}_median_refresh_s"] = round(statistics.median(seconds), 4)
-            _say(f"{span}: " + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items()))
-        floor_plans = [refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()]
-        out["client_floor_median_refresh_s"] = round(_client_floor(floor_plans, (args.rounds or 3) + 1), 4)
-        _say(f"this client's floor (a server that answers at once): {out['client_floor_median_refresh_s']} s")
-        together = [
-            refresh_requests(dashboards["service"], 3600, end_s, args.scrape_s, f"svc-{i % services:03d}")
-            for i in range(20)
-        ]
-        for s in systems:
-            figures = _together(s, together)
-            out[f"20_dashboards_1h_{s.name}_s"] = round(figures.wall_s, 3)
-            out[f"20_dashboards_1h_{s.name}_server_cpu_s"] = round(figures.server_cpu_s, 3)
-            out[f"20_dashboards_1h_{s.name}_client_cpu_s"] = round(figures.client_cpu_s, 3)
-        _say(
-            "20 at once: "
-            + ", ".join(
-                f"{s.name} {out[f'20_dashboards_1h_{s.name}_s']} s"
-                f" (server CPU {out[f'20_dashboards_1h_{s.name}_server_cpu_s']} s)"
-                for s in systems
+            out["client_floor_median_refresh_s"] = round(
+                _client_floor(floor_plans, (args.rounds or 3) + 1), 4
             )
-        )
+            floor = out["client_floor_median_refresh_s"]
+            _say(f"this client's floor (a server that answers at once): {floor} s")
+            together = [
+                refresh_requests(
+                    dashboards["service"],
+                    3600,
+                    int(time.time()) if args.live else end_s,
+                    args.scrape_s,
+                    f"svc-{i % services:03d}",
+                )
+                for i in range(20)
+            ]
+            for s in systems:
+                figures = _together(s, together)
+                out[f"20_dashboards_1h_{s.name}_s"] = round(figures.wall_s, 3)
+                out[f"20_dashboards_1h_{s.name}_server_cpu_s"] = round(figures.server_cpu_s, 3)
+                out[f"20_dashboards_1h_{s.name}_client_cpu_s"] = round(figures.client_cpu_s, 3)
+            _say(
+                "20 at once: "
+                + ", ".join(
+                    f"{s.name} {out[f'20_dashboards_1h_{s.name}_s']} s"
+                    f" (server CPU {out[f'20_dashboards_1h_{s.name}_server_cpu_s']} s)"
+                    for s in systems
+                )
+            )
         if args.profile:
             spy = subprocess.Popen(
                 [

@@ -181,3 +181,22 @@ def remote_write_bodies(data: DashboardData, samples_per_body: int = 200_000) ->
                 for labels, values in data.series
             ]
         )
+
+
+def live_scrapes(data: DashboardData, from_s: int, to_s: int) -> bytes | None:
+    """One remote-write request with every series' scrapes after ``from_s`` up to ``to_s``, as if the
+    pods went on being scraped: each series goes on at its mean rate over the generated span
+    (counters keep growing, gauges barely move). None when no scrape falls in that time."""
+    from query.api.remote_write import encode_write_request
+
+    first = (from_s // data.scrape_s + 1) * data.scrape_s
+    stamps = list(range(first, to_s + 1, data.scrape_s))
+    if not stamps:
+        return None
+    after = [(t - data.end_s) // data.scrape_s for t in stamps]  # scrapes since the data's end
+    series = []
+    for labels, values in data.series:
+        last = float(values[-1])
+        rate = (last - float(values[0])) / max(data.steps - 1, 1)
+        series.append((labels, [(t * 1000, last + rate * k) for t, k in zip(stamps, after, strict=True)]))
+    return encode_write_request(series)
