@@ -219,7 +219,7 @@ def _settle(answer: asyncio.Future[Any], ok: bool, value: Any) -> None:
             answer.set_exception(value)
 
 
-def _rendered(value: Value) -> Response:
+def _answer(value: Value) -> Response:
     """The success answer of a query. A range answer is written by ``matrix_data_json``, which takes
     the points the range cache already holds as text; labels orjson cannot write (text that is
     not valid UTF-8) go the general way, as every other value does."""
@@ -264,7 +264,7 @@ class _Routes:
     async def _evaluate(self, evaluate: Callable[[float], Any], timeout_s: float | None) -> Response:
         """Evaluate and render in a query worker; the answer is ready to send."""
         limit_s = _limit_s(self.engine, timeout_s)
-        return await self.queries.run(lambda left: _rendered(evaluate(left)), limit_s)
+        return await self.queries.run(lambda left: _answer(evaluate(left)), limit_s)
 
     async def _look_up(self, job: Callable[[float], Any]) -> Response:
         """Metadata work (match[] parsing, store reads, sorting) and rendering in a lookup worker."""

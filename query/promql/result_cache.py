@@ -52,7 +52,7 @@ class _Entry:
     nbytes: int
 
 
-def _rendered(series: list[MatrixSeries]) -> list[_Part]:
+def _with_text(series: list[MatrixSeries]) -> list[_Part]:
     """Computed series with their points rendered: an answer is formatted once, when computed,
     and each later refresh takes the text of the steps it reuses."""
     return [
@@ -94,7 +94,7 @@ def _join(head: list[_Part], tail: list[_Part]) -> list[_Part]:
         if not len(first.ts_ms) or not len(second.ts_ms):  # a side without points adds nothing
             out.append(group[0] if len(first.ts_ms) else group[1])
             continue
-        # Every part here was rendered (``_rendered``, or sliced from a part that was).
+        # Every part here was rendered (``_with_text``, or sliced from a part that was).
         assert first.points_json is not None
         assert second.points_json is not None
         shift = len(first.points_json) + 1  # the comma between them
@@ -171,9 +171,9 @@ class RangeResultCache:
             parts = _slice(entry.parts, start_ms, min(end_ms, entry.last_ms))
             tail_from = entry.last_ms + step_ms
             if tail_from <= end_ms:
-                parts = _join(parts, _rendered(compute(tail_from, end_ms).series))
+                parts = _join(parts, _with_text(compute(tail_from, end_ms).series))
         else:
-            parts = _rendered(compute(start_ms, end_ms).series)
+            parts = _with_text(compute(start_ms, end_ms).series)
         answer = Matrix([s for s, _ in parts])
         settled = start_ms + (now_ms - self._recent_ms - start_ms) // step_ms * step_ms
         last_ms = min(settled, start_ms + (end_ms - start_ms) // step_ms * step_ms)

@@ -124,14 +124,18 @@ def _times(ts_ms: Any) -> list[float | int]:
     return [format_time(t) for t in ts_ms.tolist()]
 
 
+def _pairs(series: list[MatrixSeries]) -> list[tuple[float | int, str]]:
+    """Every point of every series, laid end to end, as ``(time, "value")``, which JSON writes as
+    an array, as Prometheus does. All series in one pass: a panel is many series of a few hundred
+    points, and per-series array calls cost more than the points themselves."""
+    times = _times(np.concatenate([s.ts_ms for s in series]))
+    return list(zip(times, format_floats(np.concatenate([s.values for s in series])), strict=True))
+
+
 def _matrix_json(series: list[MatrixSeries]) -> list[dict[str, Any]]:
-    """Every series' points formatted in one pass over all of them: a panel is many series of a
-    few hundred points, and per-series array calls cost more than the points themselves.
-    Points are ``(time, "value")`` tuples, which JSON writes as arrays, as Prometheus does."""
     if not series:
         return []
-    times = _times(np.concatenate([s.ts_ms for s in series]))
-    points = list(zip(times, format_floats(np.concatenate([s.values for s in series])), strict=True))
+    points = _pairs(series)
     out = []
     at = 0
     for s in series:
@@ -149,9 +153,7 @@ def render_points(series: list[MatrixSeries]) -> list[tuple[bytes, npt.NDArray[n
     only where a point starts (times are numbers, values digits, signs, ``NaN`` or ``Inf``)."""
     if not series:
         return []
-    times = _times(np.concatenate([s.ts_ms for s in series]))
-    pairs = list(zip(times, format_floats(np.concatenate([s.values for s in series])), strict=True))
-    body = orjson.dumps(pairs)[1:-1]
+    body = orjson.dumps(_pairs(series))[1:-1]
     starts = np.flatnonzero(np.frombuffer(body, np.uint8) == ord("["))
     ends = np.append(starts[1:] - 1, len(body))  # each point's end, before its comma
     out = []
