@@ -98,10 +98,13 @@ class Budget:
         self.max_samples = max_samples
         self.held = 0
         self.peak = 0  # the most ever held (what a subexpression cost: ``shared_results``)
-        self.cpu_free_until = time.thread_time() + FREE_RUN_S  # CPU time of the evaluating thread
+        # The evaluating thread's CPU time when its free run ends: set by ``active``, which runs
+        # the evaluation in that thread.
+        self.cpu_free_until = 0.0
         # A thread's CPU time grows no faster than the clock, so its free run cannot be over before
         # this (monotonic) time: until then ``check_time`` skips ``thread_time``, a system call
-        # (about 0.4 µs against 0.04 µs) made per series and step.
+        # (about 0.4 µs against 0.04 µs) made per series and step otherwise; a short evaluation
+        # makes one, in ``active``.
         self.next_cpu_check = 0.0
         self.slice_end = 0.0
         self.turn = False
@@ -167,7 +170,7 @@ def active(budget: Budget) -> Iterator[Budget]:
     previous = getattr(_local, "budget", None)
     _local.budget = budget
     budget.cpu_free_until = time.thread_time() + FREE_RUN_S
-    budget.next_cpu_check = 0.0
+    budget.next_cpu_check = time.monotonic() + FREE_RUN_S
     try:
         yield budget
     finally:
