@@ -1,15 +1,17 @@
 """Grafana refreshes of the generated dashboards: infersight against Prometheus 2.42 and VictoriaMetrics 1.79.
 
-Run: ``python -m bench.dashboard [--quick] [--services N] [--spans 15m,1h,...] [--rounds R]``.
+Run: ``python -m bench.dashboard [--quick] [--services N] [--spans 15m,1h,...] [--rounds R] [--no-live]``.
 Every dashboard of ``dashboards/json`` is refreshed as Grafana does it: first its variable queries
 (``label_values(selector, label)`` as ``/api/v1/label/<label>/values?match[]=``), then every panel
 query exactly as the JSON has it, variables filled in (one service chosen, the rest "All" =
 ``.*``, ``$period`` 1m, ``$__range`` the span), 6 requests at a time as a browser sends them, through
 ``bench.browser``'s client (keep-alive connections on one event loop, whose own cost, measured
 against a server that answers at once, is reported as ``client_floor_median_refresh_s``).
-The data ends at the time the run starts, as a dashboard over "the last 15 minutes" sees it: result
-caches (ours and VictoriaMetrics') hold nothing newer than 5 minutes, so each refresh computes its
-newest steps, as it would in use.
+The data ends at the time the run starts, and while refreshes are timed the scrapes go on
+(``LiveScrapes``: every 10 s each series' next point is remote-written to every system) and each
+refresh asks for the window ending then, as Grafana's does (``--no-live``: neither). So result caches
+(ours and VictoriaMetrics' hold nothing newer than 5 minutes) compute each refresh's newest steps,
+and whatever a server keys on its data meets writes, as in use.
 The step is Grafana's: the span over a 1,000-pixel panel rounded to its nice intervals, at least
 the scrape interval (the data source's min interval), times the target's ``intervalFactor``; start
 and end aligned down to the step. The same data (``dashboard_data``) is in each system: infersight
@@ -22,8 +24,9 @@ For experiments, ``BENCH_MAX_CONCURRENT`` (the engine's query threads) and ``BEN
 (Python's switch interval) in the environment change how infersight's server runs.
 
 Figures: per span and system the median time of one dashboard refresh (over dashboards and
-rounds, the systems taking turns), and 20 service dashboards (different services) refreshing at
-once at the 1-hour span: the time until all are done. Ends with one line of JSON.
+rounds, the systems taking turns, after one untimed round), and 20 service dashboards (different
+services) refreshing at once at the 1-hour span: the time until all are done, and the CPU the
+server used meanwhile. Ends with one line of JSON.
 
 The issue's full size (100 services x 4 pods at a 10 s scrape for 15 days: 36 k series, 4.7 G
 points) does not fit this 2-core machine; the default is 100 x 4 over the longest span asked
