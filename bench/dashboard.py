@@ -309,17 +309,20 @@ def _checked_round(
 
 
 def _timed_rounds(
-    systems: list[System], plans: Callable[[], list[list[Request]]], rounds: int
+    systems: list[System],
+    boards: list[dict[str, Any]],
+    plan: Callable[[dict[str, Any]], list[Request]],
+    rounds: int,
 ) -> dict[str, list[float]]:
     """Each dashboard's refresh ``rounds`` times per system, the systems taking turns; the requests
-    made at the time of each refresh (``plans()``: the window ends now, as Grafana's does). One
+    made at the time of each refresh (``plan``: the window ends now, as Grafana's does). One
     round first, untimed: a dashboard open all day was refreshed a minute ago (the uncached
     figures, ``nocache=1``, say what a first refresh costs)."""
     times: dict[str, list[float]] = {s.name: [] for s in systems}
     for timed in [False] + [True] * rounds:
-        for i in range(len(plans())):
+        for board in boards:
             for s in systems:
-                seconds = LOOP.run_until_complete(refresh(s, plans()[i]))[0]
+                seconds = LOOP.run_until_complete(refresh(s, plan(board)))[0]
                 if timed:
                     times[s.name].append(seconds)
     return times
@@ -337,11 +340,13 @@ class LiveScrapes:
         self._bases = bases
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-scrapes", daemon=True)
+        self._done_s = data.end_s  # scrapes up to here are written
         self.writes = 0
 
     def __enter__(self) -> LiveScrapes:
-        self._write(self._data.end_s, int(time.time()))  # the scrapes since the data was made
-        self._done_s = int(time.time())
+        now_s = int(time.time())
+        self._write(self._done_s, now_s)  # the scrapes since the data was made
+        self._done_s = now_s
         self._thread.start()
         return self
 
@@ -486,21 +491,21 @@ def main(argv: list[str] | None = None) -> None:
         ]
         end_s = data.end_s
 
-        def plans_now(span_s: int) -> Callable[[], list[list[Request]]]:
-            def plans() -> list[list[Request]]:
-                now_s = int(time.time()) if args.live else end_s
-                return [
-                    refresh_requests(d, span_s, now_s, args.scrape_s, "svc-000") for d in dashboards.values()
-                ]
+        boards = list(dashboards.values())
 
-            return plans
+        def planner(span_s: int) -> Callable[[dict[str, Any]], list[Request]]:
+            def plan(board: dict[str, Any]) -> list[Request]:
+                now_s = int(time.time()) if args.live else end_s
+                return refresh_requests(board, span_s, now_s, args.scrape_s, "svc-000")
+
+            return plan
 
         for span in spans:  # before any live write: every system holds the same points
-            _checked_round(systems, plans_now(SPANS_S[span])(), check)
+            _checked_round(systems, [planner(SPANS_S[span])(b) for b in boards], check)
         live = LiveScrapes(data, [ours, prom, vm]) if args.live else nullcontext()
         with live:  # the floor and the 20 at once too
             for span in spans:
-                times = _timed_rounds(systems, plans_now(SPANS_S[span]), args.rounds or 3)
+                times = _timed_rounds(systems, boards, planner(SPANS_S[span]), args.rounds or 3)
                 for name, seconds in times.items():
                     out[f"{span}_{name}_median_refresh_s"] = round(statistics.median(seconds), 4)
                 _say(f"{span}: " + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items()))

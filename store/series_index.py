@@ -24,7 +24,6 @@ from other servers, which this memory would not see.
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
@@ -32,6 +31,7 @@ import pyarrow as pa
 from loguru import logger
 
 from model.labels import METRIC_NAME, Matcher, MatchOp
+from store.table_mirror import TableMirror
 
 DEFAULT_MAX_SERIES = 500_000  # about 1.5 kB each with its postings: ~750 MB at most
 # Work one look-up may do while it holds the index (and so keeps the writer waiting): a regex is
@@ -99,40 +99,13 @@ class SeriesIndex:
 
     def __init__(self, max_series: int = DEFAULT_MAX_SERIES) -> None:
         self.max_series = max_series
-        self._lock = threading.Lock()
-        self._tables: _Tables | None = None  # None: not loaded, stale or too large
-        self._stale = True
-        self._loading = False
-        self._pending: list[pa.Table] = []  # inserts that completed while a load was reading
-        self._reload_lock = threading.Lock()
-        self._backend: Any = None
+        self._mirror: TableMirror[_Tables] = TableMirror("series index", self._read, self._feed)
 
-    # -- kept current ---------------------------------------------------------------------------
+    # -- kept current (``store.table_mirror``) ------------------------------------------------------
 
     def load(self, backend: Any) -> None:
         """Read the whole ``series`` table; from then on look-ups may come here."""
-        self._backend = backend
-        with self._reload_lock:
-            self._load(backend)
-
-    def _load(self, backend: Any) -> None:
-        with self._lock:
-            self._loading, self._pending, self._stale = True, [], False
-        tables = None
-        try:
-            tables = self._read(backend)
-        finally:
-            with self._lock:
-                self._loading = False
-                pending, self._pending = self._pending, []
-                if tables is not None and not self._stale:
-                    for rows in pending:
-                        _add_rows(tables, rows)
-                    if len(tables.labels) > self.max_series:
-                        tables = None
-                else:
-                    tables = None
-                self._tables = tables
+        self._mirror.load(backend)
 
     def _read(self, backend: Any) -> _Tables | None:
         db = backend.database
@@ -158,36 +131,21 @@ class SeriesIndex:
         logger.info("series index: {} series loaded", len(tables.labels))
         return tables
 
+    def _feed(self, tables: _Tables, rows: pa.Table) -> bool:
+        _add_rows(tables, rows)
+        if len(tables.labels) > self.max_series:
+            logger.warning("series index: past {} series; series look-ups use SQL", self.max_series)
+            return False
+        return True
+
     def add(self, rows: pa.Table) -> None:
         """Rows the backend has just stored in ``series`` (day, metric_name, fingerprint, label_names,
         label_values)."""
-        with self._lock:
-            if self._loading:
-                self._pending.append(rows)
-            if self._tables is None:
-                return
-            _add_rows(self._tables, rows)
-            if len(self._tables.labels) > self.max_series:
-                logger.warning("series index: past {} series; series look-ups use SQL", self.max_series)
-                self._tables = None
+        self._mirror.add(rows)
 
     def mark_stale(self) -> None:
         """The table may have changed in ways its rows do not tell (a statement ran): read it again."""
-        with self._lock:
-            self._stale = True
-            self._tables = None
-
-    def _current(self) -> _Tables | None:
-        """The tables, reloaded first if a statement made them stale; the caller holds no lock."""
-        if self._stale and self._backend is not None and not self._loading:
-            try:
-                with self._reload_lock:
-                    if self._stale:  # not already reloaded by the thread this one waited for
-                        self._load(self._backend)
-            except Exception as err:  # the store is closing, or a read failed: SQL answers instead
-                logger.warning("series index: reload failed ({}); series look-ups use SQL", err)
-                return None
-        return self._tables
+        self._mirror.mark_stale()
 
     # -- read -----------------------------------------------------------------------------------
 
@@ -196,10 +154,10 @@ class SeriesIndex:
     ) -> dict[int, dict[str, str]] | None:
         """Label sets of the series matching all ``matchers``, seen on a day in the range; callers
         must not change them. None: not known here."""
-        if self._current() is None:
+        if self._mirror.current() is None:
             return None
-        with self._lock:
-            tables = self._tables
+        with self._mirror.lock:
+            tables = self._mirror.value
             if tables is None:
                 return None
             out: dict[int, dict[str, str]] = {}

@@ -195,20 +195,18 @@ class _Workers:
         # The answer comes back by one call onto the loop, not chained futures: that hop is paid by
         # every request of a refresh.
         queued = self._pool.submit(contextvars.copy_context().run, started)
-        timer = loop.call_later(limit_s + _GRACE_S, _settle, answer, False, _OVERSTAYED)
+        timer = loop.call_later(limit_s + _GRACE_S, _settle, answer, False, _Overstayed())
         try:
             return await answer
-        except PromQLError as err:
-            if err is _OVERSTAYED:
-                queued.cancel()  # one still queued never starts
-                raise PromQLError("timeout", "query timed out in expression evaluation") from None
-            raise
+        except _Overstayed:
+            queued.cancel()  # one still queued never starts
+            raise PromQLError("timeout", "query timed out in expression evaluation") from None
         finally:
             timer.cancel()
 
 
-# Set as the answer when a job outlives its limit and grace (a fresh error is raised in its place).
-_OVERSTAYED = PromQLError("timeout", "query timed out in expression evaluation")
+class _Overstayed(Exception):
+    """The answer of a job that outlived its limit and grace (the caller raises ``timeout``)."""
 
 
 def _settle(answer: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -291,7 +291,7 @@ def _all_points(
     pairs = [(np.asarray(s.ts_ms, dtype=np.int64), np.asarray(s.values, dtype=np.float64)) for s in series]
     if not pairs:
         return pairs, False
-    if sorted_unique:  # the store vouches for it: look only for markers, series by series (in cache)
+    if sorted_unique:  # the store vouches for it: look only for markers, in one pass
         return pairs, bool(is_stale(np.concatenate([vs for _, vs in pairs])).any())
     all_ts = np.concatenate([ts for ts, _ in pairs])
     all_vs = np.concatenate([vs for _, vs in pairs])

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.window import WindowedSketches
-from store.open import Store, open_store
+from store.open import Store
 from store.rollups import RollupJob
 from store.sketch_presence import SketchPresence
 from store.sketches import MergedSketch, SketchReader, SketchWriter
@@ -24,11 +23,8 @@ T0_MS = 1_700_002_800_000  # a whole hour
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"chdb://{tmp_path / 'data'}")
-    yield opened
-    opened.close()
+# The store fixture of conftest.py, on chDB only: presence is kept where this process is the writer.
+pytestmark = pytest.mark.parametrize("store", ["chdb"], indirect=True)
 
 
 def _write(store: Store, metric: str, minute: int, service: str = "s") -> None:
@@ -123,8 +119,9 @@ def test_a_metric_never_sketched_is_answered_without_a_merge(store: Store, monke
     assert not any("GROUP BY metric_name" in s for s in statements)
 
 
-def test_an_insert_during_the_read_of_the_spans_is_kept(store: Store, monkeypatch) -> None:
-    _write(store, "ttft", 0)
+def _on_first_read_of_spans(store: Store, monkeypatch, then: Callable[[], None]) -> list[str]:
+    """Run ``then`` right after the spans are first read from the tables, before they are kept;
+    the statements that read them, as they happen."""
     real = store.backend.query
     loads: list[str] = []
 
@@ -132,11 +129,17 @@ def test_an_insert_during_the_read_of_the_spans_is_kept(store: Store, monkeypatc
         table = real(sql, params)
         if "GROUP BY metric_name" in sql:
             loads.append(sql)
-            if len(loads) == 1:  # the spans were read; now an insert completes
-                _write(store, "tpot", 3)
+            if len(loads) == 1:
+                then()
         return table
 
     monkeypatch.setattr(store.backend, "query", query)
+    return loads
+
+
+def test_an_insert_during_the_read_of_the_spans_is_kept(store: Store, monkeypatch) -> None:
+    _write(store, "ttft", 0)
+    loads = _on_first_read_of_spans(store, monkeypatch, lambda: _write(store, "tpot", 3))
     presence = store.backend.sketch_presence
     assert presence.may_hold(store.backend, "ttft", T0_MS, T0_MS + HOUR_MS)
     assert presence.may_hold(store.backend, "tpot", T0_MS, T0_MS + HOUR_MS)
@@ -145,21 +148,14 @@ def test_an_insert_during_the_read_of_the_spans_is_kept(store: Store, monkeypatc
 
 def test_a_statement_during_the_read_of_the_spans_is_not_trusted(store: Store, monkeypatch) -> None:
     _write(store, "e2e", 0)
-    real = store.backend.query
     db = store.backend.database
-    loads: list[str] = []
-
-    def query(sql: str, params: Any = None) -> pa.Table:
-        table = real(sql, params)
-        if "GROUP BY metric_name" in sql:
-            loads.append(sql)
-            if len(loads) == 1:  # the spans were read; now a statement adds ttft's windows
-                store.backend.execute(
-                    f"INSERT INTO {db}.sketches SELECT * REPLACE ('ttft' AS metric_name) FROM {db}.sketches"
-                )
-        return table
-
-    monkeypatch.setattr(store.backend, "query", query)
+    loads = _on_first_read_of_spans(  # a statement adds ttft's windows
+        store,
+        monkeypatch,
+        lambda: store.backend.execute(
+            f"INSERT INTO {db}.sketches SELECT * REPLACE ('ttft' AS metric_name) FROM {db}.sketches"
+        ),
+    )
     presence = store.backend.sketch_presence
     assert presence.may_hold(store.backend, "ttft", T0_MS, T0_MS + HOUR_MS)  # not "nothing"
     assert presence.may_hold(store.backend, "ttft", T0_MS, T0_MS + HOUR_MS)  # read again: found
