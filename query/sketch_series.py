@@ -60,6 +60,13 @@ class SketchSeriesQuerier:
         return getattr(self._inner, name)
 
     @staticmethod
+    def lookahead_ms(query: str) -> int:
+        """How far before a range query's end its steps may still change with a later end: a
+        window's stale marker appears once the window has settled before the end (``SETTLE_MS``).
+        Any query naming the sketch series counts, whatever the name sits in."""
+        return SETTLE_MS if SKETCH_SERIES in query else 0
+
+    @staticmethod
     def _is_sketch(matchers: list[Matcher]) -> bool:
         return any(m.op is MatchOp.EQ and (m.name, m.value) == (METRIC_NAME, SKETCH_SERIES) for m in matchers)
 

@@ -9,7 +9,6 @@ import os
 import struct
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,10 @@ from store.recent_points import RecentPoints
 from store.schema import TABLES
 from store.series_index import SeriesIndex
 from store.sketch_presence import SketchPresence
+from store.write_marks import EVERYTHING_MS, WriteMarks
 
-# A write of a point older than this (at the time the write is done) counts as late: ``old_point_writes``.
-RECENT_MS = 5 * 60_000
-# The time column of the tables whose points queries answer with.
+# The time column of the tables whose points queries answer with (their writes are noted in
+# ``point_marks``).
 _POINT_TIME = {"samples": "ts_ms", "sketches": "window_start_ms"}
 
 # SampleWriter sends each (series, timestamp) and (series, day) once per batch, samples presorted by
@@ -186,9 +185,10 @@ class ChdbBackend:
         # statement through ``execute``: DDL, mutations, dropped partitions). One process owns a
         # chDB folder, so every such write passes here: readers may cache series look-ups under it.
         self.series_changes = 0
-        # Likewise, bumped after every write holding a point older than ``RECENT_MS`` (and any
-        # ``execute``): an answer over times before that stays right while this count is unchanged.
-        self.old_point_writes = 0
+        # Every write of points, noted once they can be read with their oldest time: an answer
+        # stays right for the steps before the oldest point written since it was computed
+        # (store.write_marks). Statements go by ``series_changes``.
+        self.point_marks = WriteMarks()
         # Bumped after every insert and statement, whatever it wrote: two reads that see the same
         # value read the same data (queries share results under it: query.promql.shared_results).
         self.data_version = 0
@@ -231,20 +231,24 @@ class ChdbBackend:
         with self._changes_lock:
             self.data_version += 1
 
-    def _bump_series_changes(self, old_points: bool = True) -> None:
+    def _bump_series_changes(self) -> None:
         with self._changes_lock:
             self.series_changes += 1
-            self.old_point_writes += old_points
 
-    def _note_points(self, table: str, rows: pa.Table, failed: bool) -> None:
-        """After a write to a table of points: was any point older than ``RECENT_MS`` by now?"""
+    def _note_points(self, table: str, rows: pa.Table) -> None:
+        """After a write to a table of points, done or failed (part of it may be stored): its
+        oldest point, for answers kept from before it."""
         column = _POINT_TIME.get(table)
-        if column is None or column not in rows.column_names or not rows.num_rows:
+        if column is None or not rows.num_rows:
             return
-        oldest = pc.min(rows.column(column)).as_py()
-        if failed or oldest is None or oldest < time.time() * 1000 - RECENT_MS:
-            with self._changes_lock:
-                self.old_point_writes += 1
+        oldest = pc.min(rows.column(column)).as_py() if column in rows.column_names else None
+        self.point_marks.note(EVERYTHING_MS if oldest is None else int(oldest))
+
+    def note_points(self, oldest_ms: int) -> None:
+        """Points stored earlier just became readable where reads of new times look (the recent
+        points in memory): what was computed or kept from before may lack them."""
+        self._bump_data_version()
+        self.point_marks.note(oldest_ms)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """The result as an Arrow table that owns its memory.
@@ -264,13 +268,11 @@ class ChdbBackend:
             raise ValueError(f"unknown table {table!r}")
         columns = ", ".join(rows.column_names)
         statement = f"INSERT INTO {self.database}.{table} ({columns}){_INSERT_SETTINGS.get(table, '')}"
-        failed = True
         try:
             if getattr(self._session, "send_insert", None) is None:  # chDB before streaming inserts
                 self._insert_via_python(statement, rows)
             else:
                 self.inserts.insert(rows, lambda connection, part: _send(connection, statement, part))
-            failed = False
             if table == "series" and self.series_index is not None:
                 self.series_index.add(rows)
             elif table == "sketches":
@@ -278,8 +280,8 @@ class ChdbBackend:
         finally:
             self._bump_data_version()
             if table == "series":
-                self._bump_series_changes(old_points=False)
-            self._note_points(table, rows, failed)
+                self._bump_series_changes()
+            self._note_points(table, rows)
 
     def _insert_via_python(self, statement: str, rows: pa.Table) -> None:
         # chDB's Python() table function reads the local variable named in the SQL text.

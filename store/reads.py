@@ -13,11 +13,11 @@ from model.labels import METRIC_NAME, Matcher, MatchOp
 from model.rollups import BASE_COLUMNS, BUCKET_COLUMNS, WIDTHS_MS, Buckets
 from model.series import Series, StepWindows
 from store.backend import Backend
-from store.chdb import RECENT_MS
 from store.recent_points import RecentPoints
 from store.rollups import bucket_sql, read_done
 from store.series_index import SeriesIndex
 from store.series_lookups import SeriesLookups
+from store.write_marks import WriteMarks
 
 _DAY_MS = 86_400_000
 
@@ -77,8 +77,6 @@ class ClickHouseQuerier:
     reads_step_windows = True
     # Rollup widths ``select_buckets`` serves (the engine composes aligned range functions from them).
     bucket_widths = WIDTHS_MS
-    # ``data_stamp`` covers answers over times at least this old (see there).
-    recent_ms = RECENT_MS
 
     def __init__(self, backend: Backend, max_execution_s: float = 120.0) -> None:
         self._backend = backend
@@ -90,14 +88,17 @@ class ClickHouseQuerier:
         self.recent: RecentPoints | None = getattr(backend, "recent", None)
         # Every series in memory (chDB): look-ups are answered there while it can (store.series_index).
         self.index: SeriesIndex | None = getattr(backend, "series_index", None)
+        # Every write of points, with its oldest time (chDB): which steps of a kept answer a later
+        # write can have changed (store.write_marks). None: the store cannot tell.
+        self.point_marks: WriteMarks | None = getattr(backend, "point_marks", None)
 
-    def data_stamp(self) -> tuple[int, int] | None:
-        """Counts that change with every write that could change an answer over times older than
-        ``RECENT_MS`` ago (late points, new series, any statement); None where the backend cannot
-        tell (a ClickHouse server others write to): then no answer may be cached."""
+    def data_stamp(self) -> int | None:
+        """A count that changes with every write that could change an answer other than by adding
+        points (new series, any statement: DDL, mutations, dropped partitions); points go by
+        ``point_marks``. None where the backend cannot tell (a ClickHouse server others write
+        to): then no answer may be kept."""
         series = getattr(self._backend, "series_changes", None)
-        old = getattr(self._backend, "old_point_writes", None)
-        return None if series is None or old is None else (old, series)
+        return series if isinstance(series, int) and self.point_marks is not None else None
 
     def result_version(self) -> Hashable | None:
         """A value that changes with every write to the store (any insert, any statement), so two

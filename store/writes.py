@@ -82,6 +82,9 @@ class SampleWriter:
         # The backend's in-memory newest points (chDB, one writer), fed with every stored point.
         self._recent: RecentPoints | None = getattr(backend, "recent", None)
         self._recent_slot = np.zeros(0, np.int64)  # writer slot → its slot there (-1: not asked yet)
+        # The backend notes a write once stored; it is noted again once in the recent points, where
+        # reads of new times look, for what readers keep (shared results, kept range answers).
+        self._note_points: Callable[[int], None] | None = getattr(backend, "note_points", None)
         self.max_partitions_per_insert = max_partitions_per_insert
         self.guard = IngestGuard(limits, clock)
         self._on_stored = on_stored
@@ -272,7 +275,11 @@ class SampleWriter:
             self._seen_days.update((fp, day) for fp, day, _ in new_series)
             self._day[[slot for _, _, slot in new_series]] = [day for _, day, _ in new_series]
         if len(index) and self._recent is not None:
-            self._remember(slots[index], stored_ts, stored_values)
+            try:
+                self._remember(slots[index], stored_ts, stored_values)
+            finally:  # even part of them there is readable
+                if self._note_points is not None:
+                    self._note_points(int(stored_ts.min()))
         if len(index) and self._on_stored is not None:
             self._on_stored(int(stored_ts.min()), int(stored_ts.max()))
         return len(index)

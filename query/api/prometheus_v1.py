@@ -255,8 +255,12 @@ class _Routes:
         self.lookups = _Workers(size, "promql-lookup")
         # Range answers reused by the next refresh, where the store can say when they go stale.
         stamp = getattr(querier, "data_stamp", None)
+        marks = getattr(querier, "point_marks", None)
+        lookahead = getattr(querier, "lookahead_ms", None)
         self.range_cache = (
-            RangeResultCache(stamp, int(getattr(querier, "recent_ms", 300_000))) if callable(stamp) else None
+            RangeResultCache(stamp, marks, lookahead if callable(lookahead) else lambda _: 0)
+            if callable(stamp) and marks is not None
+            else None
         )
 
     async def _evaluate(self, evaluate: Callable[[float], Any], timeout_s: float | None) -> Response:

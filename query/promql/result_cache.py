@@ -2,25 +2,30 @@
 steps that are new (VictoriaMetrics' rollup result cache, a query frontend's extent cache).
 
 Why: Grafana asks the same queries every refresh, over a window that slid by a minute; all but its
-newest steps were answered a minute ago. An entry holds the answer's steps up to ``recent_ms``
-(5 minutes) before the time it was computed: later points can still arrive for newer times. It is
-used only while the store's ``data_stamp`` is the one read before it was computed: a point written
-for an older time (late data, a restarted sender's backlog), a new series, dropped partitions
-(retention) or any other statement changes the stamp, and the answer is computed afresh. A store
-without a stamp (a ClickHouse server that other processes write to) gets no caching.
+newest steps were answered a minute ago. A PromQL step at time ``t`` reads only points at or before
+``t``, so a kept answer stays right for every step before the oldest point written since it was
+computed: the store notes each write of points with its oldest time (``store.write_marks``), and a
+refresh reuses the steps before it and computes the rest. The next scrape, newer than every step,
+changes nothing kept; a late point an hour back (a restarted sender's backlog) has the steps from
+then on computed afresh. Anything else that could change an answer (a new series, dropped
+partitions by retention, any statement) changes the store's ``data_stamp``, and the answer is
+computed whole. A store that cannot tell (a ClickHouse server that other processes write to) gets
+no caching.
 
 Answers are keyed by the caller's project scope, the query text, the step and the grid's offset
 (``start % step``): a project never gets another's answer. Queries with ``offset`` or ``@`` are
-not cached (a step's value could then depend on newer points than the step, or on the range).
-A hit returns the cached steps from ``start`` and evaluates only the steps after them, as the
-engine's own passes would; steps are independent, so the answer is the same as computed whole.
+not cached (a step's value could then depend on newer points than the step, or on the range). A
+query may name series whose newest steps depend on the query's end (``lookahead_ms(text)``: the
+sketch series, whose empty window is marked stale only once it has settled before the end): steps
+that close to the end are not kept. A hit returns the kept steps from ``start`` and evaluates
+only the steps after them, as the engine's own passes would; steps are independent, so the answer
+is the same as computed whole.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ import numpy.typing as npt
 
 from query.promql.blocks import label_key
 from query.promql.value import Matrix, MatrixSeries, render_points
+from store.write_marks import WriteMarks
 
 MAX_ENTRIES = 512
 # Bytes held by all entries together (arrays, and the points' JSON text, about 20 bytes each); an
@@ -46,8 +52,9 @@ _Part = tuple[MatrixSeries, npt.NDArray[np.int64]]
 @dataclass(frozen=True, slots=True)
 class _Entry:
     stamp: Hashable
+    written: int  # the write marks' count read before its steps were computed
     first_ms: int
-    last_ms: int  # the last cached step; steps after it are computed
+    last_ms: int  # the last kept step; steps after it are computed
     parts: list[_Part]
     nbytes: int
 
@@ -126,13 +133,13 @@ class RangeResultCache:
     def __init__(
         self,
         stamp: Callable[[], Hashable | None],
-        recent_ms: int,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        marks: WriteMarks,
+        lookahead_ms: Callable[[str], int] = lambda _: 0,
         max_entries: int = MAX_ENTRIES,
     ) -> None:
         self._stamp = stamp
-        self._recent_ms = recent_ms
-        self._clock_ms = clock_ms
+        self._marks = marks
+        self._lookahead_ms = lookahead_ms
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
@@ -151,38 +158,47 @@ class RangeResultCache:
     ) -> Matrix:
         if _UNCACHEABLE.search(text):
             return compute(start_ms, end_ms)
-        now_ms = self._clock_ms()  # before the stamp: see store.chdb's old_point_writes
+        written = self._marks.count  # before the stamp, the check and the computing: see WriteMarks
         stamp = self._stamp()
         if stamp is None:
             return compute(start_ms, end_ms)
         key = (scope, text, step_ms, start_ms % step_ms)
+        # The last step to keep: none closer to the end than the query's lookahead.
+        last_ms = start_ms + (end_ms - max(self._lookahead_ms(text), 0) - start_ms) // step_ms * step_ms
         with self._lock:
             entry = self._entries.get(key)
-            usable = (
-                entry is not None and entry.stamp == stamp and entry.first_ms <= start_ms <= entry.last_ms
-            )
-            if usable:
+            valid_to = self._valid_to(entry, stamp, step_ms)
+            reuse_to = start_ms - 1  # the last kept step used here: none
+            if entry is not None and valid_to is not None and entry.first_ms <= start_ms:
+                reuse_to = min(valid_to, last_ms)
+            if reuse_to >= start_ms:
                 self._entries.move_to_end(key)
                 self.hits += 1
             else:
                 self.misses += 1
-        if usable:
+        if reuse_to >= start_ms:
             assert entry is not None
-            parts = _slice(entry.parts, start_ms, min(end_ms, entry.last_ms))
-            tail_from = entry.last_ms + step_ms
-            if tail_from <= end_ms:
-                parts = _join(parts, _with_text(compute(tail_from, end_ms).series))
+            parts = _slice(entry.parts, start_ms, reuse_to)
+            if reuse_to + step_ms <= end_ms:
+                parts = _join(parts, _with_text(compute(reuse_to + step_ms, end_ms).series))
+            if entry.last_ms == valid_to and last_ms <= valid_to:
+                return Matrix([s for s, _ in parts])  # the entry holds every step to keep, all still right
         else:
             parts = _with_text(compute(start_ms, end_ms).series)
-        answer = Matrix([s for s, _ in parts])
-        settled = start_ms + (now_ms - self._recent_ms - start_ms) // step_ms * step_ms
-        last_ms = min(settled, start_ms + (end_ms - start_ms) // step_ms * step_ms)
-        if usable and entry is not None and entry.last_ms >= last_ms:
-            return answer  # the entry already holds every settled step asked for
         if last_ms >= start_ms and _nbytes(parts) <= MAX_BYTES // 10:
             kept = _slice(parts, start_ms, last_ms, copy=True)
-            self._keep(key, _Entry(stamp, start_ms, last_ms, kept, _nbytes(kept)))
-        return answer
+            self._keep(key, _Entry(stamp, written, start_ms, last_ms, kept, _nbytes(kept)))
+        return Matrix([s for s, _ in parts])
+
+    def _valid_to(self, entry: _Entry | None, stamp: Hashable, step_ms: int) -> int | None:
+        """The last step of ``entry`` still right (those before the oldest point written since it
+        was computed), or None."""
+        if entry is None or entry.stamp != stamp:
+            return None
+        oldest = self._marks.oldest_since(entry.written)
+        if oldest is None or oldest > entry.last_ms:
+            return entry.last_ms
+        return entry.first_ms + (oldest - 1 - entry.first_ms) // step_ms * step_ms
 
     def _keep(self, key: Hashable, entry: _Entry) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from query.promql.engine import Engine
 from query.promql.result_cache import MAX_BYTES, RangeResultCache
 from query.promql.value import Matrix, MatrixSeries, matrix_data_json, to_api_json
 from store.open import Store, open_store
+from store.write_marks import WriteMarks
+from store.writes import SampleWriter
 
 STEP = 10_000
 
@@ -28,11 +31,12 @@ def _matrix(start: int, end: int) -> Matrix:
 
 
 class _Fake:
-    def __init__(self) -> None:
+    def __init__(self, lookahead_ms: int = 0) -> None:
         self.stamp: object = 1
         self.now = 1_000_000_000
         self.calls: list[tuple[int, int]] = []
-        self.cache = RangeResultCache(lambda: self.stamp, 300_000, lambda: self.now)
+        self.marks = WriteMarks()
+        self.cache = RangeResultCache(lambda: self.stamp, self.marks, lambda _: lookahead_ms)
 
     def ask(self, start: int, end: int, text: str = "q", scope: str | None = None) -> Matrix:
         def compute(a: int, b: int) -> Matrix:
@@ -52,18 +56,49 @@ def _same(a: Matrix, b: Matrix) -> None:
     assert matrix_data_json(a.series) == orjson.dumps(to_api_json(b))
 
 
-def test_a_slid_window_computes_only_the_steps_after_the_settled_ones() -> None:
+def test_a_slid_window_computes_only_the_new_steps() -> None:
     f = _Fake()
     end = f.now
     _same(f.ask(end - 900_000, end), _matrix(end - 900_000, end))
-    f.now += 60_000
+    f.marks.note(end + STEP)  # the next scrapes: newer than every step kept
+    f.marks.note(end + 60_000)
     _same(f.ask(end - 840_000, end + 60_000), _matrix(end - 840_000, end + 60_000))
-    # the first answer was settled up to 5 minutes before its time: only what follows is computed
-    assert f.calls == [(end - 900_000, end), (end - 300_000 + STEP, end + 60_000)]
-    assert f.cache.hits == 1
+    assert f.calls == [(end - 900_000, end), (end + STEP, end + 60_000)]
+    _same(f.ask(end - 840_000, end + 60_000), _matrix(end - 840_000, end + 60_000))
+    assert f.calls[2:] == []  # nothing written since: nothing computed
+    assert f.cache.hits == 2
 
 
-@pytest.mark.parametrize("change", ["stamp", "scope", "text", "grid", "offset", "at", "earlier start"])
+def test_a_write_recomputes_the_steps_from_its_oldest_point_on() -> None:
+    f = _Fake()
+    end = f.now
+    f.ask(end - 900_000, end)
+    f.marks.note(end - 600_000 + 1)  # a late point just after a step: that step keeps
+    f.marks.note(end + STEP)
+    _same(f.ask(end - 900_000, end + STEP), _matrix(end - 900_000, end + STEP))
+    assert f.calls[1:] == [(end - 600_000 + STEP, end + STEP)]
+    f.marks.note(end - 300_000)  # on a step: that step is computed again
+    f.ask(end - 900_000, end + STEP)
+    assert f.calls[2:] == [(end - 300_000, end + STEP)]
+    f.marks.note(end - 2_000_000)  # before the whole window: all of it
+    f.ask(end - 900_000, end + STEP)
+    assert f.calls[3:] == [(end - 900_000, end + STEP)]
+
+
+def test_steps_within_the_lookahead_of_the_end_are_not_kept() -> None:
+    f = _Fake(lookahead_ms=25_000)
+    end = f.now
+    f.ask(end - 900_000, end)
+    f.ask(end - 900_000, end)
+    # kept up to the last step 25 s before the end: the steps after it are computed each time
+    assert f.calls == [(end - 900_000, end), (end - 20_000, end)]
+    f.ask(end - 900_000, end - 60_000)  # an earlier end: its own last 25 s too
+    assert f.calls[2:] == [(end - 80_000, end - 60_000)]
+
+
+@pytest.mark.parametrize(
+    "change", ["stamp", "write before", "scope", "text", "grid", "offset", "at", "earlier start"]
+)
 def test_no_reuse_across_a_change(change: str) -> None:
     f = _Fake()
     end = f.now - 3_600_000
@@ -72,6 +107,8 @@ def test_no_reuse_across_a_change(change: str) -> None:
     start = {"grid": end - 895_000, "earlier start": end - 910_000}.get(change, end - 900_000)
     if change == "stamp":
         f.stamp = 2
+    if change == "write before":
+        f.marks.note(end - 2_000_000)
     f.ask(start, end, text + ("2" if change == "text" else ""), "p1" if change == "scope" else None)
     assert f.calls[-1] == (start, end)
     assert f.cache.hits == 0
@@ -99,25 +136,45 @@ def _write(store: Store, ts_ms: int, value: float, pod: str = "a") -> None:
 
 
 def test_late_and_new_points_are_seen_on_a_real_store(store: Store) -> None:
-    """Points near now keep the settled steps valid; a late point (older than 5 minutes) drops them."""
+    """A point newer than the kept steps keeps them; a late one has the steps from it on computed;
+    a new series or a statement, all of them."""
     now = int(time.time() * 1000) // STEP * STEP
+    # Without the rollups' bookkeeping, which marks a point over a minute late by a statement
+    # (computing everything afresh): the test's times do not depend on how fast it runs.
+    writer = SampleWriter(store.backend)
+
+    def write(ts_ms: int, value: float, pod: str = "a") -> None:
+        writer.write([Sample(to_labels({"__name__": "req_total", "pod": pod}), ts_ms, value)])
+
     for i in range(120):
-        _write(store, now - 1_200_000 + i * STEP, float(i))
+        write(now - 1_200_000 + i * STEP, float(i))
     engine = Engine(store.querier)
-    cache = RangeResultCache(store.querier.data_stamp, store.querier.recent_ms)
+    assert store.querier.point_marks is not None
+    cache = RangeResultCache(store.querier.data_stamp, store.querier.point_marks)
     query = "sum(rate(req_total[1m]))"
+    calls: list[tuple[int, int]] = []
 
     def both(start: int, end: int) -> None:
-        cached = cache.range(None, query, start, end, STEP, lambda a, b: engine.range(query, a, b, STEP))
-        _same(cached, engine.range(query, start, end, STEP))
+        def compute(a: int, b: int) -> Matrix:
+            calls.append((a, b))
+            return engine.range(query, a, b, STEP)
+
+        _same(cache.range(None, query, start, end, STEP, compute), engine.range(query, start, end, STEP))
 
     both(now - 1_200_000, now)
-    _write(store, now + STEP, 500.0)  # recent: the settled steps stay
+    write(now + STEP, 500.0)  # the next scrape: every kept step stays
     both(now - 1_190_000, now + STEP)
-    assert cache.hits == 1
-    _write(store, now - 900_000 + 5_000, 1e6, pod="b")  # late: inside the settled steps
+    assert calls[1:] == [(now + STEP, now + STEP)]
+    write(now - 900_000 + 5_000, 1e6)  # late, between two kept steps
     both(now - 1_190_000, now + STEP)
-    assert cache.hits == 1  # computed afresh, and it shows the late point
+    assert calls[2:] == [(now - 890_000, now + STEP)]
+    write(now - 600_000 + 5_000, 1e6, pod="b")  # a new series
+    both(now - 1_190_000, now + STEP)
+    assert calls[3:] == [(now - 1_190_000, now + STEP)]
+    store.backend.execute(f"OPTIMIZE TABLE {store.backend.database}.samples")  # any statement
+    both(now - 1_190_000, now + STEP)
+    assert calls[4:] == [(now - 1_190_000, now + STEP)]
+    assert cache.hits == 2
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -134,7 +191,8 @@ def test_cached_answers_equal_answers_computed_whole(
     """Writes (late or recent) and slid windows at random: every answer is the engine's own."""
     now = int(time.time() * 1000) // STEP * STEP
     engine = Engine(store.querier)
-    cache = RangeResultCache(store.querier.data_stamp, store.querier.recent_ms)
+    assert store.querier.point_marks is not None
+    cache = RangeResultCache(store.querier.data_stamp, store.querier.point_marks)
     query = 'sum by (pod) (increase(req_total[1m])) + count(req_total{pod=~"a|b"})'
     for write, back, width, pod in ops:
         if write:
@@ -150,9 +208,10 @@ def test_a_window_sliding_on_and_on_reads_right_every_time(slide_ms: int) -> Non
     """Each refresh joins kept steps to new ones, and keeps part of that join for the next: the
     text kept across many such refreshes still reads as the computed answer."""
     f = _Fake()
-    for _ in range(12):
+    for i in range(12):
         _same(f.ask(f.now - 900_000, f.now), _matrix(f.now - 900_000, f.now))
         f.now += slide_ms
+        f.marks.note(f.now - (i % 4) * 45_000)  # written since: from the end or up to 135 s before
     assert f.cache.hits == 11
 
 
@@ -171,3 +230,80 @@ def test_kept_steps_do_not_hold_the_whole_answer() -> None:
     answer = f.ask(0, f.now)
     kept = next(iter(f.cache._entries.values())).parts[0][0]
     assert kept.ts_ms.base is None or kept.ts_ms.base is not answer.series[0].ts_ms.base
+
+
+def test_answers_kept_while_points_arrive_end_right(store: Store) -> None:
+    """Refreshes racing the writer, whose points become readable in two places (the store, then
+    the recent points in memory): once the writes end, the next answer is the one computed whole,
+    so no step kept from the middle of a write survives."""
+    now = int(time.time() * 1000) // STEP * STEP
+    engine = Engine(store.querier)
+    assert store.querier.point_marks is not None
+    cache = RangeResultCache(store.querier.data_stamp, store.querier.point_marks)
+    query = "sum by (pod) (rate(req_total[1m]))"
+    sample_writer = SampleWriter(store.backend)  # as in the test above: late points stay points
+
+    def _write(_: Store, ts_ms: int, value: float, pod: str = "a") -> None:
+        sample_writer.write([Sample(to_labels({"__name__": "req_total", "pod": pod}), ts_ms, value)])
+
+    _write(store, now - 600_000, 0.0)
+    _write(store, now - 600_000, 0.0, pod="b")
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            for i in range(1, 60):
+                _write(store, now - 600_000 + i * STEP, float(i))  # the next scrape
+                _write(store, now - 600_000 + (i // 2) * STEP + 5_000, float(i), pod="b")  # late, in between
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while True:  # at least once
+            finished = done.is_set()
+            cache.range(None, query, now - 600_000, now, STEP, lambda a, b: engine.range(query, a, b, STEP))
+            if finished:
+                break
+    finally:
+        writer.join()
+    cached = cache.range(None, query, now - 600_000, now, STEP, lambda a, b: engine.range(query, a, b, STEP))
+    _same(cached, engine.range(query, now - 600_000, now, STEP))
+
+
+def test_a_refresh_between_the_two_places_a_point_lands_is_not_kept(store: Store) -> None:
+    """A write is readable in the store before it is in the recent points in memory, where reads
+    of new times look; a refresh in between computes without it. The write is noted again once in
+    memory, so the next refresh does not keep what that one computed."""
+    now = int(time.time() * 1000) // STEP * STEP
+    engine = Engine(store.querier)
+    assert store.querier.point_marks is not None
+    assert store.backend.recent is not None
+    cache = RangeResultCache(store.querier.data_stamp, store.querier.point_marks)
+    query = "sum(req_total)"
+    writer = SampleWriter(store.backend)
+
+    def write(ts_ms: int, value: float) -> None:
+        writer.write([Sample(to_labels({"__name__": "req_total", "pod": "a"}), ts_ms, value)])
+
+    def ask() -> Matrix:
+        start = now - 300_000
+        return cache.range(None, query, start, now, STEP, lambda a, b: engine.range(query, a, b, STEP))
+
+    for i in range(31):
+        write(now - 300_000 + i * STEP, 1.0)
+    ask()
+    recent = store.backend.recent
+    append = recent.append
+
+    def refresh_first(*args: object) -> None:  # a refresh that comes in just before
+        ask()
+        append(*args)  # type: ignore[arg-type]
+
+    recent.append = refresh_first  # type: ignore[method-assign]
+    try:
+        write(now - 100_000, 50.0)  # a late point, rewriting one the kept answer read
+    finally:
+        recent.append = append  # type: ignore[method-assign]
+    _same(ask(), engine.range(query, now - 300_000, now, STEP))
