@@ -6,7 +6,9 @@ Grafana switches to POST for long selectors). Shapes, status codes and ``errorTy
 ``web/api/v1/api.go`` at v2.42, checked against the real binary in ``tests/query/api``.
 
 No request can stall the others: every route does its work (parsing a query, evaluating it,
-rendering the answer, reading labels) in a worker thread, never on the event loop. Queries run in
+rendering the answer, reading labels) in a worker thread, never on the event loop; the one
+exception is a range answer whose every step the range cache keeps, up to a bounded size, which
+is only slices of kept text. Queries run in
 a pool of ``Engine.max_concurrent`` workers (Prometheus' ``--query.max-concurrency``); waiting
 for one counts against the query's timeout, and a query past it stops in its worker (the engine's
 deadline) while the caller gets ``timeout``. Metadata lookups have a pool of their own, so a burst
@@ -55,6 +57,9 @@ from query.promql.value import Matrix, Value, matrix_data_json, to_api_json
 from store.exemplars import ExemplarStore
 from store.reads import ClickHouseQuerier
 
+# A range answer whose every step is kept (``RangeResultCache.kept``) is written on the event loop
+# up to this size, about 30 µs of slicing and joining text: less than handing it to a worker.
+_KEPT_ON_LOOP_BYTES = 256 * 1024
 # Prometheus refuses range queries with more points per series than this.
 MAX_POINTS_PER_SERIES = 11_000
 # A form body larger than this is refused before it is read in full (a query may be 128 KiB).
@@ -297,6 +302,9 @@ class _Routes:
                 lambda left: self.engine.range(text, start, end, step, left, share=False), timeout_s
             )
         scope = current_project()  # the caller's project: part of the cache key
+        kept = cache.kept(scope, text, start, end, step, _KEPT_ON_LOOP_BYTES)
+        if kept is not None:  # every step kept: slices of kept text, no worker needed
+            return _answer(kept)
 
         def evaluate(left: float) -> Any:
             deadline = time.monotonic() + left

@@ -41,6 +41,8 @@ MAX_ENTRIES = 512
 # Bytes held by all entries together (arrays, and the points' JSON text, about 20 bytes each); an
 # answer larger than a tenth of it is not kept.
 MAX_BYTES = 96 << 20
+# What ``kept`` counts for a series beyond its points: writing its labels costs about that much text.
+_SERIES_BYTES = 512
 # Not cached: a step could depend on points newer than itself, or on the query's range.
 _UNCACHEABLE = re.compile(r"\boffset\b|@", re.IGNORECASE)
 
@@ -163,19 +165,7 @@ class RangeResultCache:
         if stamp is None:
             return compute(start_ms, end_ms)
         key = (scope, text, step_ms, start_ms % step_ms)
-        # The last step to keep: none closer to the end than the query's lookahead.
-        last_ms = start_ms + (end_ms - max(self._lookahead_ms(text), 0) - start_ms) // step_ms * step_ms
-        with self._lock:
-            entry = self._entries.get(key)
-            valid_to = self._valid_to(entry, stamp, step_ms)
-            reuse_to = start_ms - 1  # the last kept step used here: none
-            if entry is not None and valid_to is not None and entry.first_ms <= start_ms:
-                reuse_to = min(valid_to, last_ms)
-            if reuse_to >= start_ms:
-                self._entries.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
+        entry, valid_to, reuse_to, last_ms = self._look_up(key, stamp, text, start_ms, end_ms, step_ms)
         if reuse_to >= start_ms:
             assert entry is not None
             parts = _slice(entry.parts, start_ms, reuse_to)
@@ -189,6 +179,56 @@ class RangeResultCache:
             kept = _slice(parts, start_ms, last_ms, copy=True)
             self._keep(key, _Entry(stamp, written, start_ms, last_ms, kept, _nbytes(kept)))
         return Matrix([s for s, _ in parts])
+
+    def kept(
+        self, scope: str | None, text: str, start_ms: int, end_ms: int, step_ms: int, max_bytes: int
+    ) -> Matrix | None:
+        """The answer if every step asked for is kept and still right, so nothing is computed, and
+        the kept answer is at most ``max_bytes`` (each series counted ``_SERIES_BYTES`` more, for
+        its labels); else None (``range`` then answers)."""
+        if _UNCACHEABLE.search(text):
+            return None
+        stamp = self._stamp()
+        if stamp is None:
+            return None
+        key = (scope, text, step_ms, start_ms % step_ms)
+        entry, _, reuse_to, _ = self._look_up(key, stamp, text, start_ms, end_ms, step_ms, max_bytes)
+        if entry is None or reuse_to < start_ms or reuse_to + step_ms <= end_ms:
+            return None
+        return Matrix([s for s, _ in _slice(entry.parts, start_ms, reuse_to)])
+
+    def _look_up(
+        self,
+        key: Hashable,
+        stamp: Hashable,
+        text: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        whole_within: int | None = None,
+    ) -> tuple[_Entry | None, int | None, int, int]:
+        """The entry under ``key``, its last step still right, the last of its steps this query
+        uses (before ``start_ms``: none), and the last step of this query to keep.
+        ``whole_within``: only an entry that holds every step asked for in at most that many bytes
+        (``kept``), counted a hit; no entry and no miss counted otherwise."""
+        # The last step to keep: none closer to the end than the query's lookahead.
+        last_ms = start_ms + (end_ms - max(self._lookahead_ms(text), 0) - start_ms) // step_ms * step_ms
+        with self._lock:
+            entry = self._entries.get(key)
+            if whole_within is not None and (
+                entry is None or entry.nbytes + _SERIES_BYTES * len(entry.parts) > whole_within
+            ):
+                return None, None, start_ms - 1, last_ms
+            valid_to = self._valid_to(entry, stamp, step_ms)
+            reuse_to = start_ms - 1  # none
+            if entry is not None and valid_to is not None and entry.first_ms <= start_ms:
+                reuse_to = min(valid_to, last_ms)
+            if reuse_to >= start_ms and (whole_within is None or reuse_to + step_ms > end_ms):
+                self._entries.move_to_end(key)
+                self.hits += 1
+            elif whole_within is None:
+                self.misses += 1
+        return entry, valid_to, reuse_to, last_ms
 
     def _valid_to(self, entry: _Entry | None, stamp: Hashable, step_ms: int) -> int | None:
         """The last step of ``entry`` still right (those before the oldest point written since it

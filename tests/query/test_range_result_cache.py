@@ -307,3 +307,54 @@ def test_a_refresh_between_the_two_places_a_point_lands_is_not_kept(store: Store
     finally:
         recent.append = append  # type: ignore[method-assign]
     _same(ask(), engine.range(query, now - 300_000, now, STEP))
+
+
+def test_kept_answers_only_when_nothing_is_left_to_compute() -> None:
+    f = _Fake()
+    end = f.now
+    assert f.cache.kept(None, "q", end - 900_000, end, STEP, 1 << 20) is None  # nothing kept yet
+    f.ask(end - 900_000, end)
+    kept = f.cache.kept(None, "q", end - 600_000, end, STEP, 1 << 20)
+    assert kept is not None
+    _same(kept, _matrix(end - 600_000, end))
+    assert f.calls == [(end - 900_000, end)]  # nothing computed for it
+    assert f.cache.kept(None, "q", end - 600_000, end + STEP, STEP, 1 << 20) is None  # a new step
+    assert f.cache.kept(None, "q", end - 600_000, end, STEP, 1_000) is None  # larger than allowed
+    assert f.cache.kept(None, "q", end - 910_000, end, STEP, 1 << 20) is None  # earlier start
+    f.marks.note(end)  # a point at the last step: that step is computed again
+    assert f.cache.kept(None, "q", end - 600_000, end, STEP, 1 << 20) is None
+    assert f.cache.kept(None, "q", end - 600_000, end - STEP, STEP, 1 << 20) is not None
+    assert f.cache.misses == 1  # counted by range only
+
+
+@given(
+    asks=st.lists(
+        st.tuples(st.integers(0, 100), st.integers(0, 100), st.integers(-1, 120), st.booleans()),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_kept_and_range_are_the_computed_answer_whatever_was_written(
+    asks: list[tuple[int, int, int, bool]],
+) -> None:
+    """Windows and writes at random, each step's value counting the points written at or before
+    it: whenever ``kept`` answers, and every ``range``, is the answer computed whole then."""
+    written: list[int] = []
+    marks = WriteMarks(max_marks=4)  # merged often: conservative answers must stay right too
+
+    def truth(a: int, b: int) -> Matrix:
+        ts = np.arange(a, b + 1, STEP, dtype=np.int64)
+        seen = np.searchsorted(np.sort(np.array(written, np.int64)), ts, "right")
+        return Matrix([MatrixSeries({"a": "1"}, ts, (ts + 1e12 * seen).astype(np.float64))])
+
+    cache = RangeResultCache(lambda: 1, marks, lambda text: 15_000 if "sketch" in text else 0)
+    base = 10**12
+    for a, width, at, sketch in asks:
+        start, end, text = base + a * STEP, base + (a + width) * STEP, "sketch" if sketch else "q"
+        kept = cache.kept(None, text, start, end, STEP, 1 << 20)
+        if kept is not None:
+            _same(kept, truth(start, end))
+        _same(cache.range(None, text, start, end, STEP, truth), truth(start, end))
+        if at >= 0:  # a point between steps, or on one
+            written.append(base + at * STEP - (at % 2) * 3_000)
+            marks.note(written[-1])
