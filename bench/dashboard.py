@@ -26,7 +26,11 @@ For experiments, ``BENCH_MAX_CONCURRENT`` (the engine's query threads) and ``BEN
 Figures: per span and system the median time of one dashboard refresh (over dashboards and
 rounds, the systems taking turns, after one untimed round), and 20 service dashboards (different
 services) refreshing at once at the 1-hour span: the time until all are done, and the CPU the
-server used meanwhile. Ends with one line of JSON.
+server used meanwhile. The timed rounds follow one another closely, so each refresh comes seconds
+after the last one of its dashboard, with little new since; Grafana refreshes every minute. So
+then (unless ``--later-s 0``, the default with ``--quick``) the scrapes go on for ``--later-s``
+(60 s) and every dashboard is refreshed once more per span and system: ``*_later_*`` figures,
+the refresh a minute later, whose newest minute no cache holds. Ends with one line of JSON.
 
 The issue's full size (100 services x 4 pods at a 10 s scrape for 15 days: 36 k series, 4.7 G
 points) does not fit this 2-core machine; the default is 100 x 4 over the longest span asked
@@ -313,13 +317,14 @@ def _timed_rounds(
     boards: list[dict[str, Any]],
     plan: Callable[[dict[str, Any]], list[Request]],
     rounds: int,
+    warm_first: bool = True,
 ) -> dict[str, list[float]]:
     """Each dashboard's refresh ``rounds`` times per system, the systems taking turns; the requests
     made at the time of each refresh (``plan``: the window ends now, as Grafana's does). One
-    round first, untimed: a dashboard open all day was refreshed a minute ago (the uncached
-    figures, ``nocache=1``, say what a first refresh costs)."""
+    round first, untimed (``warm_first``): a dashboard open all day was refreshed before (the
+    uncached figures, ``nocache=1``, say what a first refresh costs)."""
     times: dict[str, list[float]] = {s.name: [] for s in systems}
-    for timed in [False] + [True] * rounds:
+    for timed in [False] * warm_first + [True] * rounds:
         for board in boards:
             for s in systems:
                 seconds = LOOP.run_until_complete(refresh(s, plan(board)))[0]
@@ -417,6 +422,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spans", default=None, help="comma-separated, of " + ",".join(SPANS_S))
     parser.add_argument("--scrape-s", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per span (default 3)")
+    parser.add_argument(
+        "--later-s",
+        type=int,
+        default=None,
+        help="then, this long after each dashboard's last refresh, one more timed round (Grafana's "
+        "refresh every minute; default 60, 0 with --quick: none)",
+    )
     parser.add_argument(
         "--no-live",
         dest="live",
@@ -540,6 +552,19 @@ def main(argv: list[str] | None = None) -> None:
                     for s in systems
                 )
             )
+            later_s = args.later_s if args.later_s is not None else (0 if args.quick else 60)
+            if later_s:
+                out["later_s"] = later_s
+                _say(f"waiting {later_s} s, scrapes arriving, for a refresh that much later")
+                time.sleep(later_s)
+                for span in spans:
+                    times = _timed_rounds(systems, boards, planner(SPANS_S[span]), 1, warm_first=False)
+                    for name, seconds in times.items():
+                        out[f"{span}_{name}_later_median_refresh_s"] = round(statistics.median(seconds), 4)
+                    _say(
+                        f"{span}, {later_s} s later: "
+                        + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items())
+                    )
         if args.profile:
             spy = subprocess.Popen(
                 [
@@ -579,6 +604,12 @@ def main(argv: list[str] | None = None) -> None:
         out[f"{span}_nocache_time_ratio_vs_victoriametrics"] = round(
             uncached / out[f"{span}_victoriametrics_median_refresh_s"], 2
         )
+        if f"{span}_infersight_later_median_refresh_s" in out:
+            later = out[f"{span}_infersight_later_median_refresh_s"]
+            for peer in ("prometheus", "victoriametrics", "victoriametrics_cache"):
+                out[f"{span}_later_time_ratio_vs_{peer}"] = round(
+                    later / out[f"{span}_{peer}_later_median_refresh_s"], 2
+                )
     print(json.dumps(out))  # noqa: T201 - the benchmark's one line of output
 
 

@@ -37,7 +37,9 @@ from query.promql.blocks import label_key
 from query.promql.value import Matrix, MatrixSeries, render_points
 from store.write_marks import WriteMarks
 
-MAX_ENTRIES = 512
+# Answers kept at most: enough for many dashboards open at once (20 service dashboards are 880
+# panels), the bytes below bounding memory first.
+MAX_ENTRIES = 16_384
 # Bytes held by all entries together (arrays, and the points' JSON text, about 20 bytes each); an
 # answer larger than a tenth of it is not kept.
 MAX_BYTES = 96 << 20
