@@ -502,7 +502,15 @@ class _Evaluator:
         windows = self._windows(node, refs, ts, lookback)
         series = self._select(node, refs.min() - lookback, refs.max(), windows)
         self.budget.hold(len(series) * len(ts))  # a column per series, before making them
-        for s, (st, sv) in zip(series, _all_points(series, self._sorted_unique)[0], strict=True):
+        pairs = _all_points(series, self._sorted_unique)[0]
+        latest = _latest_points(pairs, refs, lookback)
+        if latest is not None:  # every series at once
+            self.budget.check_time()
+            values, present, sample_ts = latest
+            for i in np.flatnonzero(present.any(axis=1)).tolist():
+                cols.append(Col(dict(series[i].labels), values[i], present[i], sample_ts[i]))
+            return VectorBlock(cols)
+        for s, (st, sv) in zip(series, pairs, strict=True):
             self.budget.check_time()
             idx = np.searchsorted(st, refs, "right") - 1
             present = idx >= 0
@@ -548,6 +556,41 @@ class _Evaluator:
                 out.append(RangeSeries(c.labels, inner_ts[c.mask], c.values[c.mask]))
                 self.samples += int(c.mask.sum())
         return RangeBlock(out, refs, range_ms, None)
+
+
+def _latest_points(
+    pairs: list[tuple[IntArray, np.ndarray]], refs: IntArray, lookback_ms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For every series (sorted, unique times) and every step time in ``refs``: the value and time
+    of its latest point at or before the step, and whether that point counts (no older than the
+    lookback, not a staleness marker); arrays of a row per series and a column per step. None
+    when the times are too far apart to lay every series end to end on one axis, or a series has
+    no points (then each is searched on its own).
+
+    Why: one search over all series, each shifted to a band of its own on one time axis, costs a
+    fraction of a search per series when there are many series of few points (a panel over every
+    metric of a service is hundreds of them).
+    """
+    n, m = len(pairs), len(refs)
+    lengths = np.fromiter((len(t) for t, _ in pairs), np.int64, n)
+    if not n or not m or not lengths.all():
+        return None
+    all_ts = np.concatenate([t for t, _ in pairs])
+    all_vs = np.concatenate([v for _, v in pairs])
+    low = min(int(all_ts.min()), int(refs.min()))
+    band = max(int(all_ts.max()), int(refs.max())) - low + 1
+    if band * n >= 2**62:
+        return None
+    firsts = np.zeros(n, np.int64)
+    np.cumsum(lengths[:-1], out=firsts[1:])
+    keys = np.repeat(np.arange(n, dtype=np.int64) * band, lengths) + (all_ts - low)
+    wanted = np.arange(n, dtype=np.int64)[:, None] * band + (refs - low)[None, :]
+    at = np.searchsorted(keys, wanted.ravel(), "right").reshape(n, m) - 1
+    present = at >= firsts[:, None]  # else the point found is another series' (or none)
+    np.maximum(at, 0, out=at)
+    sample_ts, values = all_ts[at], all_vs[at]
+    present &= (sample_ts >= refs - lookback_ms) & ~is_stale(values)
+    return values, present, sample_ts
 
 
 def _points_held(block: Block, steps: int) -> int:

@@ -6,8 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from query.promql import histogram, range_functions
+from model.series import STALE_NAN
+from query.promql import engine, histogram, range_functions
 from query.promql.blocks import Col, RangeBlock, RangeSeries, ScalarBlock, VectorBlock
 from query.promql.histogram import bucket_quantile
 from tests.query.promql import go_rate
@@ -112,3 +115,57 @@ def test_laid_end_to_end_reuses_consecutive_slices_and_copies_the_rest() -> None
     assert not np.shares_memory(laid_end_to_end(gap), base)
     mixed = [base[0:2], np.array([7, 8], dtype=np.int64)]
     assert laid_end_to_end(mixed).tolist() == [0, 1, 7, 8]
+
+
+def _latest_one_by_one(
+    pairs: list[tuple[np.ndarray, np.ndarray]], refs: np.ndarray, lookback: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prometheus' instant selector, series by series: the latest point at or before each step."""
+    values, present, sample_ts = [], [], []
+    for times, sv in pairs:
+        idx = np.searchsorted(times, refs, "right") - 1
+        ok = idx >= 0
+        idx = np.maximum(idx, 0)
+        values.append(sv[idx])
+        sample_ts.append(times[idx])
+        ok &= (times[idx] >= refs - lookback) & ~engine.is_stale(sv[idx])
+        present.append(ok)
+    return np.array(values), np.array(present), np.array(sample_ts)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_series=st.integers(1, 30),
+    lookback=st.sampled_from([1, 1_000, 300_000]),
+    shift=st.sampled_from([0, -(10**15), 10**15]),
+)
+def test_latest_points_of_all_series_equal_each_series_searched_alone(
+    seed: int, n_series: int, lookback: int, shift: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(n_series):
+        n = int(rng.integers(1, 40))
+        ts = np.sort(rng.choice(np.arange(-600_000, 1_800_000, 1000), size=n, replace=False)) + shift
+        vs = rng.normal(size=n)
+        vs[rng.random(n) < 0.1] = STALE_NAN  # staleness markers now and then
+        pairs.append((ts.astype(np.int64), vs))
+    refs = np.arange(-700_000, 2_000_000, int(rng.integers(1, 200)) * 1000, dtype=np.int64) + shift
+    latest = engine._latest_points(pairs, refs, lookback)
+    assert latest is not None
+    want = _latest_one_by_one(pairs, refs, lookback)
+    np.testing.assert_array_equal(latest[1], want[1])
+    np.testing.assert_array_equal(np.where(want[1], latest[2], 0), np.where(want[1], want[2], 0))
+    same = np.where(want[1], latest[0], 0.0).view(np.uint64) == np.where(want[1], want[0], 0.0).view(
+        np.uint64
+    )
+    assert same.all()
+
+
+def test_latest_points_leave_far_apart_times_to_the_series_by_series_search() -> None:
+    pairs = [
+        (np.array([-(2**61)], np.int64), np.array([1.0])),
+        (np.array([2**61], np.int64), np.array([2.0])),
+    ]
+    assert engine._latest_points(pairs, np.array([0], np.int64), 1_000) is None
+    assert engine._latest_points([(np.zeros(0, np.int64), np.zeros(0))], np.array([0], np.int64), 1) is None
