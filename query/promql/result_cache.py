@@ -40,9 +40,11 @@ from store.write_marks import WriteMarks
 # Answers kept at most: enough for many dashboards open at once (20 service dashboards are 880
 # panels), the bytes below bounding memory first.
 MAX_ENTRIES = 16_384
-# Bytes held by all entries together (arrays, and the points' JSON text, about 20 bytes each); an
-# answer larger than a tenth of it is not kept.
+# Bytes held by all entries together (arrays, the points' JSON text, about 20 bytes each, and the
+# query text of each key: a query may be 128 KiB); an answer larger than a tenth of it is not kept.
 MAX_BYTES = 96 << 20
+# What an entry holds beyond its points and its query's text (key, record, list).
+_ENTRY_BYTES = 512
 # What ``kept`` counts for a series beyond its points: writing its labels costs about that much text.
 _SERIES_BYTES = 512
 # Not cached: a step could depend on points newer than itself, or on the query's range.
@@ -179,7 +181,8 @@ class RangeResultCache:
             parts = _with_text(compute(start_ms, end_ms).series)
         if last_ms >= start_ms and _nbytes(parts) <= MAX_BYTES // 10:
             kept = _slice(parts, start_ms, last_ms, copy=True)
-            self._keep(key, _Entry(stamp, written, start_ms, last_ms, kept, _nbytes(kept)))
+            held = _nbytes(kept) + len(text) + _ENTRY_BYTES  # its key's text counts too
+            self._keep(key, _Entry(stamp, written, start_ms, last_ms, kept, held))
         return Matrix([s for s, _ in parts])
 
     def kept(

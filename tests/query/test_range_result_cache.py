@@ -225,6 +225,18 @@ def test_memory_stays_bounded_whatever_is_asked() -> None:
     assert cache._bytes > MAX_BYTES // 2  # the bound was reached, not avoided
 
 
+def test_long_query_texts_count_against_the_bound() -> None:
+    """Each entry's key holds its query's text (up to 128 KiB): many long queries with small
+    answers stay within the bound as well."""
+    f = _Fake()
+    for i in range(1_600):
+        f.ask(0, 2 * STEP, text=f"q{i} " + "x" * 65_536)
+    cache = f.cache
+    assert cache._bytes <= MAX_BYTES
+    assert len(cache._entries) < 1_600  # some were dropped to stay within it
+    assert sum(entry.nbytes for entry in cache._entries.values()) == cache._bytes
+
+
 def test_kept_steps_do_not_hold_the_whole_answer() -> None:
     f = _Fake()
     answer = f.ask(0, f.now)
