@@ -503,23 +503,28 @@ class _Evaluator:
         series = self._select(node, refs.min() - lookback, refs.max(), windows)
         self.budget.hold(len(series) * len(ts))  # a column per series, before making them
         pairs = _all_points(series, self._sorted_unique)[0]
-        latest = _latest_points(pairs, refs, lookback)
-        if latest is not None:  # every series at once
+        # Series in blocks of about ``_LATEST_BLOCK_POINTS`` points over the steps: a block's
+        # search arrays are temporary, so memory stays that of the columns made.
+        rows = max(1, _LATEST_BLOCK_POINTS // max(len(refs), 1))
+        for first in range(0, len(pairs), rows):
             self.budget.check_time()
-            values, present, sample_ts = latest
-            for i in np.flatnonzero(present.any(axis=1)).tolist():
-                cols.append(Col(dict(series[i].labels), values[i], present[i], sample_ts[i]))
-            return VectorBlock(cols)
-        for s, (st, sv) in zip(series, pairs, strict=True):
-            self.budget.check_time()
-            idx = np.searchsorted(st, refs, "right") - 1
-            present = idx >= 0
-            idx = np.maximum(idx, 0)
-            sample_ts = st[idx]
-            values = sv[idx]
-            present &= (sample_ts >= refs - lookback) & ~is_stale(values)
-            if present.any():
-                cols.append(Col(dict(s.labels), values, present, sample_ts))
+            latest = _latest_points(pairs[first : first + rows], refs, lookback)
+            if latest is not None:  # the block's series at once
+                values, present, sample_ts = latest
+                for i in np.flatnonzero(present.any(axis=1)).tolist():
+                    labels = dict(series[first + i].labels)
+                    cols.append(Col(labels, values[i], present[i], sample_ts[i]))
+                continue
+            for s, (st, sv) in zip(series[first : first + rows], pairs[first : first + rows], strict=True):
+                self.budget.check_time()
+                idx = np.searchsorted(st, refs, "right") - 1
+                present = idx >= 0
+                idx = np.maximum(idx, 0)
+                sample_ts = st[idx]
+                values = sv[idx]
+                present &= (sample_ts >= refs - lookback) & ~is_stale(values)
+                if present.any():
+                    cols.append(Col(dict(s.labels), values, present, sample_ts))
         return VectorBlock(cols)
 
     def _matrix_selector(self, node: Any, ts: IntArray) -> Block:
@@ -556,6 +561,10 @@ class _Evaluator:
                 out.append(RangeSeries(c.labels, inner_ts[c.mask], c.values[c.mask]))
                 self.samples += int(c.mask.sum())
         return RangeBlock(out, refs, range_ms, None)
+
+
+# Points (series x steps) an instant selector searches at once: 16 MB of temporary indexes.
+_LATEST_BLOCK_POINTS = 1 << 20
 
 
 def _latest_points(

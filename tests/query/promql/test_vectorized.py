@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from model.series import STALE_NAN
 from query.promql import engine, histogram, range_functions
 from query.promql.blocks import Col, RangeBlock, RangeSeries, ScalarBlock, VectorBlock
+from query.promql.engine import Engine
 from query.promql.histogram import bucket_quantile
+from store.memory import MemoryStore
 from tests.query.promql import go_rate
 
 
@@ -169,3 +171,24 @@ def test_latest_points_leave_far_apart_times_to_the_series_by_series_search() ->
     ]
     assert engine._latest_points(pairs, np.array([0], np.int64), 1_000) is None
     assert engine._latest_points([(np.zeros(0, np.int64), np.zeros(0))], np.array([0], np.int64), 1) is None
+
+
+def test_instant_selectors_in_blocks_of_series_answer_as_in_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Series are searched in blocks bounded in points; any block size gives the same answer,
+    including series without points in range and staleness markers."""
+    store = MemoryStore()
+    rng = np.random.default_rng(3)
+    for i in range(23):
+        for t in np.sort(rng.choice(np.arange(0, 3_600_000, 5_000), size=40, replace=False)).tolist():
+            value = STALE_NAN if rng.random() < 0.05 else float(rng.normal())
+            store.append({"__name__": "m", "i": str(i)}, int(t), value)
+    queries = ["m", "sum by (i) (m)", "timestamp(m)", "count(m)"]
+    whole = {q: Engine(store).range(q, 0, 3_600_000, 30_000) for q in queries}
+    for rows_points in (1, 7, 120, 1 << 20):
+        monkeypatch.setattr(engine, "_LATEST_BLOCK_POINTS", rows_points)
+        for q in queries:
+            got = Engine(store).range(q, 0, 3_600_000, 30_000)
+            assert [s.labels for s in got.series] == [s.labels for s in whole[q].series]
+            for a, b in zip(got.series, whole[q].series, strict=True):
+                np.testing.assert_array_equal(a.ts_ms, b.ts_ms)
+                np.testing.assert_array_equal(a.values, b.values)
