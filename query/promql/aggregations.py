@@ -57,6 +57,9 @@ def _group(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
 
 
 def _avg(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+    if len(members) == 1:  # a group of one (``by (pod)``): the loop below gives its own values
+        only = members[0]
+        return np.where(only.mask, only.values, 0.0), only.mask.copy()
     mean = np.zeros(n)
     count = np.zeros(n)
     for c in members:
@@ -72,6 +75,9 @@ def _avg(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
 
 def _extreme(better: Callable[[FloatArray, FloatArray], np.ndarray]) -> Folder:
     def fold(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
+        if len(members) == 1:  # a group of one: the loop below gives its own values
+            only = members[0]
+            return np.where(only.mask, only.values, 0.0), only.mask.copy()
         out = np.zeros(n)
         present = np.zeros(n, dtype=bool)
         for c in members:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model.series import STALE_NAN
-from query.promql import engine, histogram, range_functions
+from query.promql import aggregations, engine, histogram, range_functions
 from query.promql.blocks import Col, RangeBlock, RangeSeries, ScalarBlock, VectorBlock
 from query.promql.engine import Engine
 from query.promql.histogram import bucket_quantile
@@ -192,3 +192,29 @@ def test_instant_selectors_in_blocks_of_series_answer_as_in_one(monkeypatch: pyt
             for a, b in zip(got.series, whole[q].series, strict=True):
                 np.testing.assert_array_equal(a.ts_ms, b.ts_ms)
                 np.testing.assert_array_equal(a.values, b.values)
+
+
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    seed=st.integers(0, 2**16),
+)
+@pytest.mark.parametrize("op", ["avg", "min", "max"])
+def test_a_group_of_one_is_what_the_fold_gives(op: str, values: list[float], seed: int) -> None:
+    """The shortcut for a group of one member gives, bit for bit, what the general fold does."""
+    rng = np.random.default_rng(seed)
+    col = Col({"a": "1"}, np.array(values), rng.random(len(values)) < 0.7)
+    fold = aggregations.FOLDERS[op]
+    with np.errstate(all="ignore"):
+        short = fold([col], len(values))
+        # the general fold, made to run by a second member that is never present
+        absent = Col({"a": "2"}, np.zeros(len(values)), np.zeros(len(values), dtype=bool))
+        folded = fold([col, absent], len(values))
+    np.testing.assert_array_equal(short[1], folded[1])
+    assert (short[0].view(np.uint64) == folded[0].view(np.uint64)).all()
