@@ -235,14 +235,15 @@ class ChdbBackend:
         with self._changes_lock:
             self.series_changes += 1
 
-    def _note_points(self, table: str, rows: pa.Table) -> None:
-        """After a write to a table of points, done or failed (part of it may be stored): its
-        oldest point, for answers kept from before it."""
+    @staticmethod
+    def _oldest_point(table: str, rows: pa.Table) -> int | None:
+        """The oldest point time of a write to a table of points (``EVERYTHING_MS`` when it cannot
+        be told); None for other tables and empty writes."""
         column = _POINT_TIME.get(table)
         if column is None or not rows.num_rows:
-            return
+            return None
         oldest = pc.min(rows.column(column)).as_py() if column in rows.column_names else None
-        self.point_marks.note(EVERYTHING_MS if oldest is None else int(oldest))
+        return EVERYTHING_MS if oldest is None else int(oldest)
 
     def note_points(self, oldest_ms: int) -> None:
         """Points stored earlier just became readable where reads of new times look (the recent
@@ -281,7 +282,10 @@ class ChdbBackend:
             self._bump_data_version()
             if table == "series":
                 self._bump_series_changes()
-            self._note_points(table, rows)
+            # Done or failed (part of it may be stored): answers kept from before may lack it.
+            oldest = self._oldest_point(table, rows)
+            if oldest is not None:
+                self.point_marks.note(oldest)
 
     def _insert_via_python(self, statement: str, rows: pa.Table) -> None:
         # chDB's Python() table function reads the local variable named in the SQL text.

@@ -8,12 +8,12 @@ Grafana switches to POST for long selectors). Shapes, status codes and ``errorTy
 No request can stall the others: every route does its work (parsing a query, evaluating it,
 rendering the answer, reading labels) in a worker thread, never on the event loop; the one
 exception is a range answer whose every step the range cache keeps, up to a bounded size, which
-is only slices of kept text. Queries run in
-a pool of ``Engine.max_concurrent`` workers (Prometheus' ``--query.max-concurrency``); waiting
-for one counts against the query's timeout, and a query past it stops in its worker (the engine's
-deadline) while the caller gets ``timeout``. Metadata lookups have a pool of their own, so a burst
-of heavy queries leaves ``labels`` and ``series`` answering. Parameters are read strictly: invalid
-UTF-8, too many of them, or a form body over ``MAX_FORM_BYTES`` is a 400 ``bad_data``.
+is only slices of kept text. Queries run in a pool of ``Engine.max_concurrent`` workers
+(Prometheus' ``--query.max-concurrency``); waiting for one counts against the query's timeout,
+and a query past it stops in its worker (the engine's deadline) while the caller gets
+``timeout``. Metadata lookups have a pool of their own, so a burst of heavy queries leaves
+``labels`` and ``series`` answering. Parameters are read strictly: invalid UTF-8, too many of
+them, or a form body over ``MAX_FORM_BYTES`` is a 400 ``bad_data``.
 """
 
 from __future__ import annotations

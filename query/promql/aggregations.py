@@ -56,10 +56,15 @@ def _group(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
     return np.ones(n), present
 
 
+def _alone(member: Col) -> tuple[FloatArray, np.ndarray]:
+    """What ``avg``, ``min`` and ``max`` fold a group of one member to (``by (pod)``), without the
+    fold's array operations per member: its own values where present."""
+    return np.where(member.mask, member.values, 0.0), member.mask.copy()
+
+
 def _avg(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
-    if len(members) == 1:  # a group of one (``by (pod)``): the loop below gives its own values
-        only = members[0]
-        return np.where(only.mask, only.values, 0.0), only.mask.copy()
+    if len(members) == 1:
+        return _alone(members[0])
     mean = np.zeros(n)
     count = np.zeros(n)
     for c in members:
@@ -75,9 +80,8 @@ def _avg(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
 
 def _extreme(better: Callable[[FloatArray, FloatArray], np.ndarray]) -> Folder:
     def fold(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
-        if len(members) == 1:  # a group of one: the loop below gives its own values
-            only = members[0]
-            return np.where(only.mask, only.values, 0.0), only.mask.copy()
+        if len(members) == 1:
+            return _alone(members[0])
         out = np.zeros(n)
         present = np.zeros(n, dtype=bool)
         for c in members:

@@ -162,14 +162,13 @@ class RangeResultCache:
         step_ms: int,
         compute: Callable[[int, int], Matrix],
     ) -> Matrix:
-        if _UNCACHEABLE.search(text):
-            return compute(start_ms, end_ms)
         written = self._marks.count  # before the stamp, the check and the computing: see WriteMarks
-        stamp = self._stamp()
-        if stamp is None:
+        keyed = self._keyed(scope, text, start_ms, step_ms)
+        if keyed is None:
             return compute(start_ms, end_ms)
-        key = (scope, text, step_ms, start_ms % step_ms)
+        key, stamp = keyed
         entry, valid_to, reuse_to, last_ms = self._look_up(key, stamp, text, start_ms, end_ms, step_ms)
+        self._count(key, reuse_to >= start_ms)
         if reuse_to >= start_ms:
             assert entry is not None
             parts = _slice(entry.parts, start_ms, reuse_to)
@@ -190,50 +189,54 @@ class RangeResultCache:
     ) -> Matrix | None:
         """The answer if every step asked for is kept and still right, so nothing is computed, and
         the kept answer is at most ``max_bytes`` (each series counted ``_SERIES_BYTES`` more, for
-        its labels); else None (``range`` then answers)."""
+        its labels); else None, and no miss counted (``range`` then answers)."""
+        keyed = self._keyed(scope, text, start_ms, step_ms)
+        if keyed is None:
+            return None
+        key, stamp = keyed
+        entry, _, reuse_to, _ = self._look_up(key, stamp, text, start_ms, end_ms, step_ms)
+        if (
+            entry is None
+            or entry.nbytes + _SERIES_BYTES * len(entry.parts) > max_bytes
+            or reuse_to < start_ms
+            or reuse_to + step_ms <= end_ms
+        ):
+            return None
+        self._count(key, True)
+        return Matrix([s for s, _ in _slice(entry.parts, start_ms, reuse_to)])
+
+    def _keyed(
+        self, scope: str | None, text: str, start_ms: int, step_ms: int
+    ) -> tuple[Hashable, Hashable] | None:
+        """The query's entry key and the store's stamp; None where its answer may not be kept."""
         if _UNCACHEABLE.search(text):
             return None
         stamp = self._stamp()
-        if stamp is None:
-            return None
-        key = (scope, text, step_ms, start_ms % step_ms)
-        entry, _, reuse_to, _ = self._look_up(key, stamp, text, start_ms, end_ms, step_ms, max_bytes)
-        if entry is None or reuse_to < start_ms or reuse_to + step_ms <= end_ms:
-            return None
-        return Matrix([s for s, _ in _slice(entry.parts, start_ms, reuse_to)])
+        return None if stamp is None else ((scope, text, step_ms, start_ms % step_ms), stamp)
 
     def _look_up(
-        self,
-        key: Hashable,
-        stamp: Hashable,
-        text: str,
-        start_ms: int,
-        end_ms: int,
-        step_ms: int,
-        whole_within: int | None = None,
+        self, key: Hashable, stamp: Hashable, text: str, start_ms: int, end_ms: int, step_ms: int
     ) -> tuple[_Entry | None, int | None, int, int]:
         """The entry under ``key``, its last step still right, the last of its steps this query
-        uses (before ``start_ms``: none), and the last step of this query to keep.
-        ``whole_within``: only an entry that holds every step asked for in at most that many bytes
-        (``kept``), counted a hit; no entry and no miss counted otherwise."""
+        uses (before ``start_ms``: none), and the last step of this query to keep."""
         # The last step to keep: none closer to the end than the query's lookahead.
         last_ms = start_ms + (end_ms - max(self._lookahead_ms(text), 0) - start_ms) // step_ms * step_ms
         with self._lock:
             entry = self._entries.get(key)
-            if whole_within is not None and (
-                entry is None or entry.nbytes + _SERIES_BYTES * len(entry.parts) > whole_within
-            ):
-                return None, None, start_ms - 1, last_ms
             valid_to = self._valid_to(entry, stamp, step_ms)
-            reuse_to = start_ms - 1  # none
-            if entry is not None and valid_to is not None and entry.first_ms <= start_ms:
-                reuse_to = min(valid_to, last_ms)
-            if reuse_to >= start_ms and (whole_within is None or reuse_to + step_ms > end_ms):
-                self._entries.move_to_end(key)
-                self.hits += 1
-            elif whole_within is None:
-                self.misses += 1
+        reuse_to = start_ms - 1  # none
+        if entry is not None and valid_to is not None and entry.first_ms <= start_ms:
+            reuse_to = min(valid_to, last_ms)
         return entry, valid_to, reuse_to, last_ms
+
+    def _count(self, key: Hashable, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.hits += 1
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+            else:
+                self.misses += 1
 
     def _valid_to(self, entry: _Entry | None, stamp: Hashable, step_ms: int) -> int | None:
         """The last step of ``entry`` still right (those before the oldest point written since it
