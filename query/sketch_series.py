@@ -14,15 +14,18 @@ A series ends when its windows end, as a scraped series does with Prometheus' st
 after the last window with data, the end of the next (empty) window carries a stale NaN, so
 neither an instant query nor a range query's later steps echo the last quantile for the 5-minute
 lookback. An empty window is trusted to be empty once it has been over for one more window
-plus one more (``SETTLE_MS``, 20 s: its rows may still be on their way from the proxy); until then
-the last window's value stands, as a scraped series' last sample does until the next scrape. So
-at the right edge of a query that ends now the last value may stand up to 30 s after its window;
-anywhere older the series ends exactly when its windows do.
+plus one more (``SETTLE_MS``, 20 s: its rows may still be on their way from the proxy), counted
+on the clock when the query is asked, not from the query's end: a step's value then depends on
+neither the range asked nor how the engine splits it into passes. Until then the last window's
+value stands, as a scraped series' last sample does until the next scrape. So at the right edge of
+a query that ends now the last value may stand up to 30 s after its window; anywhere older the
+series ends exactly when its windows do.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 
@@ -44,6 +47,11 @@ _MATCH_ALL = frozenset({".*", ".+"})
 _REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
 
 
+def now_ms() -> int:
+    """The clock windows settle by (a function, so tests can set it)."""
+    return int(time.time() * 1000)
+
+
 def _literal(pattern: str) -> bool:
     """A regex that only matches itself (Grafana writes a single-value variable as ``=~"value"``)."""
     return bool(pattern) and not _REGEX_SYNTAX.search(pattern)
@@ -61,9 +69,9 @@ class SketchSeriesQuerier:
 
     @staticmethod
     def lookahead_ms(query: str) -> int:
-        """How far before a range query's end its steps may still change with a later end: a
-        window's stale marker appears once the window has settled before the end (``SETTLE_MS``).
-        Any query naming the sketch series counts, whatever the name sits in."""
+        """How far before the time a query is asked its steps may still change as time passes: a
+        window's stale marker appears once the window has settled (``SETTLE_MS``). Any query
+        naming the sketch series counts, whatever the name sits in."""
         return SETTLE_MS if SKETCH_SERIES in query else 0
 
     @staticmethod
@@ -108,7 +116,7 @@ class SketchSeriesQuerier:
         start = max(start_ms - 2 * WINDOW_MS, end_ms - MAX_SPAN_MS)
         merged = self._reader.merged(metric, filters, start, end_ms - WINDOW_MS + 1, WINDOW_MS)
         starts, _, values = period_quantiles(merged, qs)
-        ts, values = _with_stale_markers(np.asarray(starts, dtype=np.int64) + WINDOW_MS, values, end_ms)
+        ts, values = _with_stale_markers(np.asarray(starts, dtype=np.int64) + WINDOW_MS, values, now_ms())
         keep = (ts >= start_ms) & (ts <= end_ms)
         base = {METRIC_NAME: SKETCH_SERIES, "metric": metric, **filters}
         return [
@@ -118,11 +126,11 @@ class SketchSeriesQuerier:
         ]
 
 
-def _with_stale_markers(ts: np.ndarray, values: np.ndarray, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+def _with_stale_markers(ts: np.ndarray, values: np.ndarray, now: int) -> tuple[np.ndarray, np.ndarray]:
     """The window points plus a stale NaN at the end of each empty window that follows a window
-    with data, where that empty window has settled by ``end_ms``; sorted by time."""
+    with data, where that empty window has settled by ``now``; sorted by time."""
     after = ts + WINDOW_MS
-    ends = after[~np.isin(after, ts) & (after + SETTLE_MS <= end_ms)]
+    ends = after[~np.isin(after, ts) & (after + SETTLE_MS <= now)]
     if not len(ends):
         return ts, values
     markers = np.full((len(ends), values.shape[1]), STALE_NAN)

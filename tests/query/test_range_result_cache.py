@@ -36,7 +36,9 @@ class _Fake:
         self.now = 1_000_000_000
         self.calls: list[tuple[int, int]] = []
         self.marks = WriteMarks()
-        self.cache = RangeResultCache(lambda: self.stamp, self.marks, lambda _: lookahead_ms)
+        self.cache = RangeResultCache(
+            lambda: self.stamp, self.marks, lambda _: lookahead_ms, clock_ms=lambda: self.now
+        )
 
     def ask(self, start: int, end: int, text: str = "q", scope: str | None = None) -> Matrix:
         def compute(a: int, b: int) -> Matrix:
@@ -85,15 +87,21 @@ def test_a_write_recomputes_the_steps_from_its_oldest_point_on() -> None:
     assert f.calls[3:] == [(end - 900_000, end + STEP)]
 
 
-def test_steps_within_the_lookahead_of_the_end_are_not_kept() -> None:
+def test_steps_within_the_lookahead_of_now_are_not_kept() -> None:
     f = _Fake(lookahead_ms=25_000)
     end = f.now
     f.ask(end - 900_000, end)
     f.ask(end - 900_000, end)
-    # kept up to the last step 25 s before the end: the steps after it are computed each time
+    # kept up to the last step 25 s before now: the steps after it are computed each time
     assert f.calls == [(end - 900_000, end), (end - 20_000, end)]
-    f.ask(end - 900_000, end - 60_000)  # an earlier end: its own last 25 s too
-    assert f.calls[2:] == [(end - 80_000, end - 60_000)]
+    f.ask(end - 900_000, end - 60_000)  # an end a minute ago: every step had settled, all kept
+    assert f.calls[2:] == []
+    f.ask(end - 900_000, end + 60_000)  # an end after now: nothing after now - 25 s is kept
+    assert f.calls[2:] == [(end - 20_000, end + 60_000)]
+    f.now += 60_000  # time passes: those steps have settled, and are kept once computed again
+    f.ask(end - 900_000, end + 60_000)
+    f.ask(end - 900_000, end + 60_000)
+    assert f.calls[3:] == [(end - 20_000, end + 60_000), (end + 40_000, end + 60_000)]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector.window import WindowedSketches
+from query import sketch_series
 from query.api.app import create_app
 from store.open import Store
 from store.sketches import SketchWriter
@@ -111,14 +112,35 @@ def test_series_ends_when_its_windows_end_no_lookback_echo(chdb_store: Store) ->
     assert len(instant(T0_S + 65)) == 1
 
 
-def test_last_window_stands_until_the_next_one_has_settled(chdb_store: Store) -> None:
+@pytest.mark.parametrize("asked_at", [T0_S + 45, T0_S + 50])
+def test_last_window_stands_until_the_next_one_has_settled(
+    chdb_store: Store, monkeypatch: pytest.MonkeyPatch, asked_at: int
+) -> None:
     # the window after the last one may still be on its way from the proxy: until it has been over
-    # for SETTLE (20 s) the last value stands, as a scrape's last sample would; then it is gone
+    # for SETTLE (20 s) on the clock the last value stands, as a scrape's last sample would; then
+    # it is gone, also at the earlier steps
+    monkeypatch.setattr(sketch_series, "now_ms", lambda: asked_at * 1000)
     _traffic_in_windows(chdb_store, [T0_S, T0_S + 10])
     api = TestClient(create_app(chdb_store))
 
     def instant(at: int) -> list[dict[str, object]]:
         return api.get("/api/v1/query", params={"query": C_MEDIAN, "time": at}).json()["data"]["result"]
 
-    assert [r["value"][0] for r in instant(T0_S + 45)] == [T0_S + 45]
-    assert instant(T0_S + 50) == []
+    settled = asked_at >= T0_S + 50
+    for at in (T0_S + 35, T0_S + 45):
+        assert [r["value"][0] for r in instant(at)] == ([] if settled else [at])
+
+
+def test_a_step_does_not_depend_on_the_range_it_is_asked_in(chdb_store: Store) -> None:
+    # A long range is evaluated in passes of 720 steps, each selecting up to its own last step; the
+    # window ending at T0+650 is empty and settled long ago, so every step from then on has no
+    # value, whether the step is near a pass's end or asked alone.
+    _traffic_in_windows(chdb_store, [T0_S, T0_S + 10, T0_S + 630])
+    api = TestClient(create_app(chdb_store))
+    params = {"query": C_MEDIAN, "start": T0_S - 60, "end": T0_S + 800, "step": "1s", "nocache": "1"}
+    (series,) = api.get("/api/v1/query_range", params=params).json()["data"]["result"]
+    in_range = {int(t): v for t, v in series["values"]}
+    assert T0_S + 649 in in_range and T0_S + 650 not in in_range
+    for at in range(T0_S + 600, T0_S + 700, 3):
+        alone = api.get("/api/v1/query", params={"query": C_MEDIAN, "time": at}).json()["data"]["result"]
+        assert [r["value"][1] for r in alone] == ([in_range[at]] if at in in_range else [])
