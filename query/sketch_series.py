@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from model.labels import METRIC_NAME, Matcher, MatchOp
+from model.labels import METRIC_NAME, Matcher, MatchOp, to_labels
 from model.rollups import BUCKET_COLUMNS, Buckets
 from model.series import STALE_NAN, Series, StepWindows
 from query.promql.storage import Querier
@@ -119,11 +119,13 @@ class SketchSeriesQuerier:
         ts, values = _with_stale_markers(np.asarray(starts, dtype=np.int64) + WINDOW_MS, values, now_ms())
         keep = (ts >= start_ms) & (ts <= end_ms)
         base = {METRIC_NAME: SKETCH_SERIES, "metric": metric, **filters}
-        return [
+        found = [
             Series({**base, "quantile": repr(q)}, ts[keep], values[keep, i].astype(np.float64))
             for i, q in enumerate(qs)
             if keep.any()
         ]
+        # in their labels' order, as the store's own series (``series_in_label_order``)
+        return sorted(found, key=lambda s: to_labels(s.labels))
 
 
 def _with_stale_markers(ts: np.ndarray, values: np.ndarray, now: int) -> tuple[np.ndarray, np.ndarray]:

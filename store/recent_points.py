@@ -26,7 +26,6 @@ from collections.abc import Iterable
 import numpy as np
 from loguru import logger
 
-from model.labels import METRIC_NAME
 from model.series import Series
 from store.backend import Backend
 from store.recent_kernels import NO_PAGE, NO_TIME, append_points, drop_before, gather
@@ -240,9 +239,9 @@ class RecentPoints:
         self, series: dict[int, dict[str, str]], start_ms: int, end_ms: int, max_samples: int | None = None
     ) -> list[Series] | None:
         """The points in ``[start_ms, end_ms]`` of ``series`` (fingerprint → labels), as the store's
-        ``select`` returns them: in the table's order (name, fingerprint), each series sorted with one
-        point per timestamp. None when ``start_ms`` is not covered (any more): read the store."""
-        order = sorted(series, key=lambda fp: (series[fp][METRIC_NAME], fp))
+        ``select`` returns them: in the order of ``series``, each series sorted with one point per
+        timestamp. None when ``start_ms`` is not covered (any more): read the store."""
+        order = list(series)
         with self._lock:
             if not self.covers(start_ms):
                 return None

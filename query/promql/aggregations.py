@@ -35,19 +35,42 @@ def _group_labels(labels: dict[str, str], modifier: Any) -> dict[str, str]:
     return {k: v for k, v in labels.items() if k not in names and k != METRIC_NAME}
 
 
+# Members times steps up to which a fold runs on all members at once (an array of each size);
+# past it, member by member, so memory stays that of the members.
+_AT_ONCE = 1 << 20
+# Members few enough that folding them one by one costs less than laying them out together.
+_FEW = 4
+
+
 def _sum(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
-    total = np.zeros(n)
-    present = np.zeros(n, dtype=bool)
-    for c in members:
-        total = np.where(c.mask, total + c.values, total)
-        present |= c.mask
-    return total, present
+    """The members' values added in member order at each step where they are present.
+
+    A sum's bits depend on its order, so the members are added one after another, never
+    pairwise as ``np.sum`` would: a running sum (``add.accumulate``) from zero over the values,
+    absent ones as zeros (adding +0.0 leaves a running sum unchanged: it never is -0.0).
+    """
+    if len(members) <= _FEW or len(members) * n > _AT_ONCE:
+        total = np.zeros(n)
+        present = np.zeros(n, dtype=bool)
+        for c in members:
+            total += np.where(c.mask, c.values, 0.0)
+            present |= c.mask
+        return total, present
+    masks = np.stack([c.mask for c in members])
+    terms = np.empty((len(members) + 1, n))
+    terms[0] = 0.0
+    np.copyto(terms[1:], np.stack([c.values for c in members]))
+    terms[1:][~masks] = 0.0
+    return np.add.accumulate(terms, axis=0)[-1], masks.any(axis=0)
 
 
 def _count(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
-    count = np.zeros(n)
-    for c in members:
-        count += c.mask
+    if len(members) * n > _AT_ONCE:
+        count = np.zeros(n)
+        for c in members:
+            count += c.mask
+    else:
+        count = np.stack([c.mask for c in members]).sum(axis=0, dtype=np.float64)
     return count, count > 0
 
 
@@ -134,18 +157,17 @@ def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
     if op == "count_values":
         assert isinstance(param, StringBlock)
         return _count_values(node, vec, param.value, n)
-    groups: dict[tuple, tuple[dict[str, str], Members]] = {}
-    for c in vec.cols:
-        budget.tick()
-        labels = _group_labels(c.labels, node.modifier)
-        key = label_key(labels)
-        if key not in groups:
-            groups[key] = (labels, [])
-        groups[key][1].append(c)
+    groups = _groups(vec.cols, node.modifier)
     with np.errstate(all="ignore"):
         if op in ("topk", "bottomk"):
             assert isinstance(param, ScalarBlock)
             return top(groups, param.values, n, op == "topk")
+        total = sum(len(m) for _, m in groups.values())
+        if op in _FOLDED_TOGETHER and len(groups) > 1 and total > _FEW and total * n <= _AT_ONCE:
+            folded = _fold_groups(op, [members for _, members in groups.values()], n)
+            return VectorBlock(
+                [Col(labels, *f) for (labels, _), f in zip(groups.values(), folded, strict=True)]
+            )
         cols = []
         for labels, members in groups.values():
             budget.tick()
@@ -156,6 +178,79 @@ def evaluate(node: Any, vec: VectorBlock, param: Block | None) -> VectorBlock:
                 values, present = FOLDERS[op](members, n)
             cols.append(Col(labels, values, present))
     return VectorBlock(cols)
+
+
+_FOLDED_TOGETHER = ("sum", "count", "group")
+
+
+def _fold_groups(op: str, groups: list[Members], n: int) -> list[tuple[FloatArray, np.ndarray]]:
+    """``sum``, ``count`` or ``group`` of every group at once: a handful of array operations for a
+    ``sum by (le)`` of hundreds of members, not several per member.
+
+    A sum adds each group's members in member order, as ``_sum``: either group by group, or, when
+    groups outnumber the members of the largest, rank by rank (the first member of every group,
+    then every second, ...), one indexed addition per rank; a group appears once in each, so each
+    group's sum is built in its own order.
+    """
+    if not groups:
+        return []
+    sizes = [len(m) for m in groups]
+    if op == "sum" and len(groups) <= max(sizes):
+        return [_sum(members, n) for members in groups]
+    cols = [c for members in groups for c in members]
+    masks = np.stack([c.mask for c in cols])
+    group = np.repeat(np.arange(len(groups)), sizes)
+    if op != "sum":
+        count = np.zeros((len(groups), n))
+        np.add.at(count, group, masks)  # exact: whole numbers, in any order
+        values = count if op == "count" else np.ones((len(groups), n))
+        return list(zip(values, count > 0, strict=True))
+    terms = np.stack([c.values for c in cols])
+    terms[~masks] = 0.0
+    firsts = np.cumsum([0, *sizes[:-1]])
+    rank = np.arange(len(cols)) - np.repeat(firsts, sizes)
+    by_rank = np.argsort(rank, kind="stable")
+    ends = np.searchsorted(rank[by_rank], np.arange(1, max(sizes) + 1))
+    total = np.zeros((len(groups), n))
+    present = np.zeros((len(groups), n), dtype=bool)
+    begin = 0
+    for end in ends.tolist():
+        rows = by_rank[begin:end]
+        total[group[rows]] += terms[rows]
+        present[group[rows]] |= masks[rows]
+        begin = end
+    return list(zip(total, present, strict=True))
+
+
+def _groups(cols: list[Col], modifier: Any) -> dict[tuple, tuple[dict[str, str], Members]]:
+    """The columns by group (its labels' key: its labels and members), in order of first member.
+
+    Without ``by``/``without`` all columns are one group; with ``by``, a column's key is read
+    from the few names given instead of made from all its labels.
+    """
+    budget.tick()
+    if modifier is None:
+        return {(): ({}, list(cols))} if cols else {}
+    groups: dict[tuple, tuple[dict[str, str], Members]] = {}
+    if modifier.type != pp.AggModifierType.By:
+        for c in cols:
+            budget.tick()
+            labels = _group_labels(c.labels, modifier)
+            key = label_key(labels)
+            if key not in groups:
+                groups[key] = (labels, [])
+            groups[key][1].append(c)
+        return groups
+    names = sorted(set(modifier.labels))
+    for c in cols:
+        budget.tick()
+        have = c.labels
+        key = tuple((k, have[k]) for k in names if have.get(k, ""))  # label_key of the group's labels
+        group = groups.get(key)
+        if group is None:
+            groups[key] = group = (_group_labels(have, modifier), [])
+        group[1].append(c)
+    return groups
 
 
 def _quantile(members: Members, phi: FloatArray, n: int) -> tuple[FloatArray, np.ndarray]:

@@ -105,6 +105,7 @@ class Engine:
         self._select_takes_limit = "max_samples" in inspect.signature(querier.select).parameters
         # A store that can leave out the points between a range query's windows is told them.
         self._select_takes_windows = getattr(querier, "reads_step_windows", False) is True
+        self._series_in_label_order = getattr(querier, "series_in_label_order", False) is True
 
     def instant(self, query: str, ts_ms: int, timeout_s: float | None = None) -> Value:
         """Evaluate at one time; a range selector or subquery at the top gives a ``Matrix``.
@@ -485,8 +486,10 @@ class _Evaluator:
             else:
                 series = select(matchers, int(start_ms), int(end_ms), **extra)
         self.check_deadline()
-        # Prometheus' storage yields series sorted by labels; results keep that order.
-        series = sorted(series, key=lambda s: label_key(s.labels))
+        # Prometheus' storage yields series sorted by labels; results keep that order. A store that
+        # keeps its series in that order says so.
+        if not self.engine._series_in_label_order:
+            series = sorted(series, key=lambda s: label_key(s.labels))
         self.count_loaded(sum(len(s.ts_ms) for s in series))
         return series
 

@@ -275,7 +275,10 @@ def _rate_all_series(name: str, rng: RangeBlock) -> VectorBlock:
     all_ts = laid_end_to_end([s.ts for s in series])
     all_vs = laid_end_to_end([s.values for s in series])
     values, mask = extrapolated_rates(all_ts, all_vs, starts, rng.refs, rng.range_ms, *_COLUMNAR[name])
-    cols = [Col(_drop_name(s.labels), values[i], mask[i]) for i, s in enumerate(series) if mask[i].any()]
+    cols = [
+        Col(_drop_name(series[i].labels), values[i], mask[i])
+        for i in np.flatnonzero(mask.any(axis=1)).tolist()
+    ]
     # Distinct label sets stay distinct without the name unless the selector matched several names.
     one_name = len({s.labels.get("__name__") for s in series}) == 1
     return VectorBlock(cols if one_name else dedupe(cols))
