@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from collector.one_write import OneWriteHttpProtocol
+
 T = TypeVar("T")
 
 
@@ -130,6 +132,7 @@ class InLoopServer:
             server_header=False,
             date_header=False,
             ws="none",
+            http=OneWriteHttpProtocol,  # an answer's head and body in one write (collector.one_write)
             timeout_keep_alive=75,
             backlog=4096,
         )
