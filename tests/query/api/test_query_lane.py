@@ -103,3 +103,24 @@ def test_a_job_that_overstays_in_the_queue_never_starts(monkeypatch: pytest.Monk
 
     asyncio.run(main())
     assert ran == []
+
+
+def test_while_the_lane_is_held_by_a_long_job_the_next_ones_do_not_wait_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prometheus_v1, "LANE_WAIT_S", 0.5)
+    release = threading.Event()
+
+    async def main() -> float:
+        workers = _Workers(8, "test", lane=True)
+        long = asyncio.ensure_future(workers.run(lambda _: release.wait(30), 60.0))
+        await asyncio.sleep(0.6)  # the lane's job has run longer than the wait
+        started = time.monotonic()
+        for _ in range(5):  # one after another: each to the pool at once, none waits out the 0.5 s
+            assert (await workers.run(lambda _: threading.current_thread().name, 10.0)).startswith("test_")
+        taken = time.monotonic() - started
+        release.set()
+        await long
+        return taken
+
+    assert asyncio.run(main()) < 2.5  # waiting each time would take 2.5 s at least
