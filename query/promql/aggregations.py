@@ -245,7 +245,11 @@ def _groups(cols: list[Col], modifier: Any) -> dict[tuple, tuple[dict[str, str],
     for c in cols:
         budget.tick()
         have = c.labels
-        key = tuple((k, have[k]) for k in names if have.get(k, ""))  # label_key of the group's labels
+        if len(names) == 1:  # by (le), by (pod): the usual case, without a generator per column
+            value = have.get(names[0], "")
+            key: tuple = ((names[0], value),) if value else ()
+        else:
+            key = tuple([(k, have[k]) for k in names if have.get(k, "")])  # label_key of its labels
         group = groups.get(key)
         if group is None:
             groups[key] = group = (_group_labels(have, modifier), [])

@@ -108,16 +108,20 @@ def test_histogram_quantile_all_steps_equals_per_step(seed: int) -> None:
 def test_laid_end_to_end_reuses_consecutive_slices_and_copies_the_rest() -> None:
     from query.promql.blocks import laid_end_to_end
 
-    base = np.arange(20, dtype=np.int64)
-    consecutive = [base[2:5], base[5:5], base[5:11]]
+    base = np.arange(20_000, dtype=np.int64)
+    consecutive = [base[2:5000], base[5000:5000], base[5000:11000]]
     joined = laid_end_to_end(consecutive)
-    assert joined.tolist() == list(range(2, 11))
+    assert joined.tolist() == list(range(2, 11000))
     assert np.shares_memory(joined, base)
-    gap = [base[2:5], base[6:9]]
-    assert laid_end_to_end(gap).tolist() == [2, 3, 4, 6, 7, 8]
+    gap = [base[2:5000], base[5001:9000]]
+    assert laid_end_to_end(gap).tolist() == [*range(2, 5000), *range(5001, 9000)]
     assert not np.shares_memory(laid_end_to_end(gap), base)
-    mixed = [base[0:2], np.array([7, 8], dtype=np.int64)]
-    assert laid_end_to_end(mixed).tolist() == [0, 1, 7, 8]
+    mixed = [base[0:2000], np.arange(7, 3007, dtype=np.int64)]
+    assert laid_end_to_end(mixed).tolist() == [*range(2000), *range(7, 3007)]
+    short = [base[2:5], base[5:11]]  # a few points each: copied, cheaper than the check
+    assert laid_end_to_end(short).tolist() == list(range(2, 11))
+    assert not np.shares_memory(laid_end_to_end(short), base)
+    assert laid_end_to_end([base[3:3]]).tolist() == []
 
 
 def _latest_one_by_one(
