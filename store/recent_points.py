@@ -260,12 +260,14 @@ class RecentPoints:
             unsorted = self._unsorted[np.maximum(wanted, 0)] & (wanted >= 0)
         out: list[Series] = []
         budget = max_samples
+        edges = bounds.tolist()  # Python ints: a loop over numpy scalars costs twice as much
+        repair = unsorted.tolist()
         for k, fp in enumerate(order):
-            lo, hi = int(bounds[k]), int(bounds[k + 1])
+            lo, hi = edges[k], edges[k + 1]
             if lo == hi:
                 continue
             t, v = ts[lo:hi], values[lo:hi]
-            if unsorted[k]:
+            if repair[k]:
                 t, v = _sorted_last_per_timestamp(t, v)
             if budget is not None:
                 t, v = t[:budget], v[:budget]
