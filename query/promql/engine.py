@@ -507,27 +507,13 @@ class _Evaluator:
         self.budget.hold(len(series) * len(ts))  # a column per series, before making them
         pairs = _all_points(series, self._sorted_unique)[0]
         # Series in blocks of about ``_LATEST_BLOCK_POINTS`` points over the steps: a block's
-        # search arrays are temporary, so memory stays that of the columns made.
+        # index arrays are temporary, so memory stays that of the columns made.
         rows = max(1, _LATEST_BLOCK_POINTS // max(len(refs), 1))
         for first in range(0, len(pairs), rows):
             self.budget.check_time()
-            latest = _latest_points(pairs[first : first + rows], refs, lookback)
-            if latest is not None:  # the block's series at once
-                values, present, sample_ts = latest
-                for i in np.flatnonzero(present.any(axis=1)).tolist():
-                    labels = dict(series[first + i].labels)
-                    cols.append(Col(labels, values[i], present[i], sample_ts[i]))
-                continue
-            for s, (st, sv) in zip(series[first : first + rows], pairs[first : first + rows], strict=True):
-                self.budget.check_time()
-                idx = np.searchsorted(st, refs, "right") - 1
-                present = idx >= 0
-                idx = np.maximum(idx, 0)
-                sample_ts = st[idx]
-                values = sv[idx]
-                present &= (sample_ts >= refs - lookback) & ~is_stale(values)
-                if present.any():
-                    cols.append(Col(dict(s.labels), values, present, sample_ts))
+            values, present, sample_ts = _latest_points(pairs[first : first + rows], refs, lookback)
+            for i in np.flatnonzero(present.any(axis=1)).tolist():
+                cols.append(Col(dict(series[first + i].labels), values[i], present[i], sample_ts[i]))
         return VectorBlock(cols)
 
     def _matrix_selector(self, node: Any, ts: IntArray) -> Block:
@@ -566,42 +552,36 @@ class _Evaluator:
         return RangeBlock(out, refs, range_ms, None)
 
 
-# Points (series x steps) an instant selector searches at once: 16 MB of temporary indexes.
+# Points (series x steps) an instant selector finds at once: 16 MB of temporary indexes.
 _LATEST_BLOCK_POINTS = 1 << 20
 
 
 def _latest_points(
     pairs: list[tuple[IntArray, np.ndarray]], refs: IntArray, lookback_ms: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every series (sorted, unique times) and every step time in ``refs``: the value and time
     of its latest point at or before the step, and whether that point counts (no older than the
-    lookback, not a staleness marker); arrays of a row per series and a column per step. None
-    when the times are too far apart to lay every series end to end on one axis, or a series has
-    no points (then each is searched on its own).
+    lookback, not a staleness marker); arrays of a row per series and a column per step (value and
+    time 0 where it does not count).
 
-    Why: one search over all series, each shifted to a band of its own on one time axis, costs a
-    fraction of a search per series when there are many series of few points (a panel over every
-    metric of a service is hundreds of them).
+    Why compiled (``kernels.latest_points``): one pass over all series costs a fraction of a search
+    per series, and of the twenty array operations a search over all of them at once took; a panel
+    over every metric of a service is hundreds of series, a dashboard's usual panel a few.
     """
-    n, m = len(pairs), len(refs)
-    lengths = np.fromiter((len(t) for t, _ in pairs), np.int64, n)
-    if not n or not m or not lengths.all():
-        return None
+    n = len(pairs)
+    if not n or not len(refs):
+        empty = np.zeros((n, len(refs)))
+        return empty, empty.astype(bool), empty.astype(np.int64)
     all_ts = np.concatenate([t for t, _ in pairs])
     all_vs = np.concatenate([v for _, v in pairs])
-    low = min(int(all_ts.min()), int(refs.min()))
-    band = max(int(all_ts.max()), int(refs.max())) - low + 1
-    if band * n >= 2**62:
-        return None
-    firsts = np.zeros(n, np.int64)
-    np.cumsum(lengths[:-1], out=firsts[1:])
-    keys = np.repeat(np.arange(n, dtype=np.int64) * band, lengths) + (all_ts - low)
-    wanted = np.arange(n, dtype=np.int64)[:, None] * band + (refs - low)[None, :]
-    at = np.searchsorted(keys, wanted.ravel(), "right").reshape(n, m) - 1
-    present = at >= firsts[:, None]  # else the point found is another series' (or none)
-    np.maximum(at, 0, out=at)
-    sample_ts, values = all_ts[at], all_vs[at]
-    present &= (sample_ts >= refs - lookback_ms) & ~is_stale(values)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter((len(t) for t, _ in pairs), np.int64, n), out=starts[1:])
+    at, present = kernels.latest_points(
+        all_ts, all_vs.view(np.uint64), starts, refs, lookback_ms, np.uint64(STALE_NAN_BITS)
+    )
+    found = np.maximum(at, 0)
+    values = np.where(present, all_vs[found] if len(all_vs) else 0.0, 0.0)
+    sample_ts = np.where(present, all_ts[found] if len(all_ts) else 0, 0)
     return values, present, sample_ts
 
 

@@ -1,4 +1,5 @@
-"""Compiled loops (numba) for the hot range functions: every window of every series in one pass.
+"""Compiled loops (numba) for the hot range functions and instant selectors: every window (or
+step) of every series in one pass.
 
 Why compiled: a long range query's cost is a few operations per window over tens of millions of
 windows (15 days at a 1-minute step is 21,600 windows per series). As numpy expressions each
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from query.promql.blocks import BoolArray, FloatArray, IntArray
 
@@ -131,3 +133,30 @@ def warm() -> None:
     """Load (or compile) the loops now, not inside the first query's time (0.2 s cached, 1 s not)."""
     one = np.zeros(1, dtype=np.int64)
     extrapolated_rates(one, np.zeros(1), np.array([0, 1]), one, 1, True, True)  # one build for all flags
+
+
+@numba.njit(cache=True, nogil=True)
+def latest_points(
+    ts: IntArray, bits: npt.NDArray[np.uint64], starts: IntArray, refs: IntArray, lookback_ms: int, stale: int
+) -> tuple[IntArray, BoolArray]:
+    """For every series and every step time in ``refs``: the index in ``ts`` of the series' latest
+    point at or before the step, and whether it counts (no older than the lookback, and its value's
+    bits, ``bits``, not the staleness marker ``stale``); arrays of a row per series, a column per
+    step (-1 where none). A cursor per series moves forward over its points as the steps do (back
+    to the series' start where a step is earlier than the one before)."""
+    n, m = len(starts) - 1, len(refs)
+    at = np.full((n, m), -1, np.int64)
+    present = np.zeros((n, m), np.bool_)
+    for i in range(n):
+        lo, hi = starts[i], starts[i + 1]
+        p = lo  # the first point after the step
+        for j in range(m):
+            ref = refs[j]
+            if j and ref < refs[j - 1]:
+                p = lo
+            while p < hi and ts[p] <= ref:
+                p += 1
+            if p > lo:
+                at[i, j] = p - 1
+                present[i, j] = ts[p - 1] >= ref - lookback_ms and bits[p - 1] != stale
+    return at, present

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import promql_parser as pp
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.series import STALE_NAN
@@ -130,6 +130,11 @@ def _latest_one_by_one(
     """Prometheus' instant selector, series by series: the latest point at or before each step."""
     values, present, sample_ts = [], [], []
     for times, sv in pairs:
+        if not len(times):
+            values.append(np.zeros(len(refs)))
+            sample_ts.append(np.zeros(len(refs), np.int64))
+            present.append(np.zeros(len(refs), bool))
+            continue
         idx = np.searchsorted(times, refs, "right") - 1
         ok = idx >= 0
         idx = np.maximum(idx, 0)
@@ -140,6 +145,7 @@ def _latest_one_by_one(
     return np.array(values), np.array(present), np.array(sample_ts)
 
 
+@settings(deadline=None)  # the first example may compile a kernel (numba)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_series=st.integers(1, 30),
@@ -169,13 +175,25 @@ def test_latest_points_of_all_series_equal_each_series_searched_alone(
     assert same.all()
 
 
-def test_latest_points_leave_far_apart_times_to_the_series_by_series_search() -> None:
+def test_latest_points_of_far_apart_times_and_series_without_points() -> None:
     pairs = [
-        (np.array([-(2**61)], np.int64), np.array([1.0])),
+        (np.array([-(2**61), 5], np.int64), np.array([1.0, STALE_NAN])),
+        (np.zeros(0, np.int64), np.zeros(0)),
         (np.array([2**61], np.int64), np.array([2.0])),
     ]
-    assert engine._latest_points(pairs, np.array([0], np.int64), 1_000) is None
-    assert engine._latest_points([(np.zeros(0, np.int64), np.zeros(0))], np.array([0], np.int64), 1) is None
+    refs = np.array([-(2**61), 0, 10, 2**61, 7], np.int64)  # the last step earlier than the one before
+    values, present, sample_ts = engine._latest_points(pairs, refs, 2**62)
+    want = _latest_one_by_one(pairs, refs, 2**62)
+    np.testing.assert_array_equal(present, want[1])
+    np.testing.assert_array_equal(np.where(present, values, 0.0), np.where(want[1], want[0], 0.0))
+    np.testing.assert_array_equal(np.where(present, sample_ts, 0), np.where(want[1], want[2], 0))
+    assert present.tolist() == [
+        [True, True, False, False, False],
+        [False] * 5,
+        [False, False, False, True, False],
+    ]
+    empty = engine._latest_points([], refs, 1)
+    assert [a.shape for a in empty] == [(0, 5)] * 3
 
 
 def test_instant_selectors_in_blocks_of_series_answer_as_in_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,6 +217,7 @@ def test_instant_selectors_in_blocks_of_series_answer_as_in_one(monkeypatch: pyt
                 np.testing.assert_array_equal(a.values, b.values)
 
 
+@settings(deadline=None)  # the first example may compile a kernel (numba)
 @given(
     values=st.lists(
         st.one_of(
@@ -248,6 +267,7 @@ MAGNITUDES = st.sampled_from([1e-300, 1e-3, 1.0, 3.0, 1e15, 1e16, 1e300, math.in
 
 
 @pytest.mark.parametrize("op", ["sum", "count", "group"])
+@settings(deadline=None)  # the first example may compile a kernel (numba)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_cols=st.integers(0, 60),
