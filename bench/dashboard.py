@@ -318,21 +318,26 @@ def _timed_rounds(
     plan: Callable[[dict[str, Any]], list[Request]],
     rounds: int,
     warm_first: bool = True,
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Each dashboard's refresh ``rounds`` times per system, the systems taking turns (each
     dashboard begun by the next system); the requests made at the time of each refresh
     (``plan``: the window ends now, as Grafana's does). One round first, untimed
     (``warm_first``): a dashboard open all day was refreshed before (the uncached figures,
-    ``nocache=1``, say what a first refresh costs)."""
+    ``nocache=1``, say what a first refresh costs). Also each system's server CPU per refresh
+    (its threads' time during its own refreshes: a scrape written meanwhile counts too)."""
     times: dict[str, list[float]] = {s.name: [] for s in systems}
+    cpu = dict.fromkeys(times, 0.0)
     for timed in [False] * warm_first + [True] * rounds:
         for k, board in enumerate(boards):
             # Each dashboard begun by another system: none always refreshes first after a pause.
             for s in systems[k % len(systems) :] + systems[: k % len(systems)]:
+                pid = peers.PIDS.get(s.base)
+                before = peers.cpu_seconds_exact(pid) if pid else 0.0
                 seconds = LOOP.run_until_complete(refresh(s, plan(board)))[0]
                 if timed:
                     times[s.name].append(seconds)
-    return times
+                    cpu[s.name] += (peers.cpu_seconds_exact(pid) - before) if pid else 0.0
+    return times, {name: cpu[name] / max(len(times[name]), 1) for name in times}
 
 
 class LiveScrapes:
@@ -519,10 +524,16 @@ def main(argv: list[str] | None = None) -> None:
         live = LiveScrapes(data, [ours, prom, vm]) if args.live else nullcontext()
         with live:  # the floor and the 20 at once too
             for span in spans:
-                times = _timed_rounds(systems, boards, planner(SPANS_S[span]), args.rounds or 3)
+                times, cpu = _timed_rounds(systems, boards, planner(SPANS_S[span]), args.rounds or 3)
                 for name, seconds in times.items():
                     out[f"{span}_{name}_median_refresh_s"] = round(statistics.median(seconds), 4)
-                _say(f"{span}: " + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items()))
+                    out[f"{span}_{name}_server_cpu_per_refresh_s"] = round(cpu[name], 4)
+                _say(
+                    f"{span}: "
+                    + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items())
+                    + "; server CPU per refresh: "
+                    + ", ".join(f"{n} {c * 1e3:.1f} ms" for n, c in cpu.items())
+                )
             floor_plans = [
                 refresh_requests(d, 900, end_s, args.scrape_s, "svc-000") for d in dashboards.values()
             ]
@@ -560,9 +571,10 @@ def main(argv: list[str] | None = None) -> None:
                 _say(f"waiting {later_s} s, scrapes arriving, for a refresh that much later")
                 time.sleep(later_s)
                 for span in spans:
-                    times = _timed_rounds(systems, boards, planner(SPANS_S[span]), 1, warm_first=False)
+                    times, cpu = _timed_rounds(systems, boards, planner(SPANS_S[span]), 1, warm_first=False)
                     for name, seconds in times.items():
                         out[f"{span}_{name}_later_median_refresh_s"] = round(statistics.median(seconds), 4)
+                        out[f"{span}_{name}_later_server_cpu_per_refresh_s"] = round(cpu[name], 4)
                     _say(
                         f"{span}, {later_s} s later: "
                         + ", ".join(f"{n} {statistics.median(t):.3f} s" for n, t in times.items())

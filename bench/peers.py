@@ -27,6 +27,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds_exact(pid: int) -> float:
+    """CPU time the process's threads now running have used so far, to the nanosecond (each thread's
+    ``schedstat``; a thread that has ended no longer counts, so compare only around short spans).
+    ``cpu_seconds`` counts in ticks of 10 ms, coarser than one dashboard refresh."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # the thread ended meanwhile
+            continue
+    return total / 1e9
+
+
 def settle(
     pids: Iterable[int], busy_cores: float = 0.05, window_s: float = 2.0, timeout_s: float = 120
 ) -> float:
