@@ -68,11 +68,12 @@ class SketchSeriesQuerier:
         return getattr(self._inner, name)
 
     @staticmethod
-    def lookahead_ms(query: str) -> int:
-        """How far before the time a query is asked its steps may still change as time passes: a
-        window's stale marker appears once the window has settled (``SETTLE_MS``). Any query
-        naming the sketch series counts, whatever the name sits in."""
-        return SETTLE_MS if SKETCH_SERIES in query else 0
+    def keep_until_ms(query: str) -> int | None:
+        """The last time a step of a query may be kept as it is now (None: any time): a window's
+        stale marker appears once the window has settled (``SETTLE_MS``) on ``now_ms``, so a step
+        of the last ``SETTLE_MS`` may still change as time passes. Any query naming the sketch
+        series counts, whatever the name sits in."""
+        return now_ms() - SETTLE_MS if SKETCH_SERIES in query else None
 
     @staticmethod
     def _is_sketch(matchers: list[Matcher]) -> bool:

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
@@ -220,22 +220,20 @@ class _Workers:
         # The answer comes back by one call onto the loop, not chained futures: that hop is paid by
         # every request of a refresh.
         work = _Claim(functools.partial(contextvars.copy_context().run, started))
-        moved: list[Future[None]] = []
         lane_timer = None
         if self._lane is None:
-            moved.append(self._pool.submit(work.run))
+            self._pool.submit(work.run)
         else:
             # A lane held by one long job already: the pool runs this one without waiting as long.
             busy_since = self._lane_busy_since
             wait = LANE_WAIT_S if busy_since is None else LANE_WAIT_S - (time.monotonic() - busy_since)
             self._lane.submit(self._in_lane, work)
-            lane_timer = loop.call_later(max(wait, 0.0), _to_pool, work, self._pool, moved)
+            lane_timer = loop.call_later(max(wait, 0.0), _to_pool, work, self._pool)
         timer = loop.call_later(limit_s + _GRACE_S, _settle, answer, False, _Overstayed())
         try:
             return await answer
         except _Overstayed:
-            if not work.take() and moved:  # one still queued never starts
-                moved[0].cancel()
+            work.drop()  # one still queued never starts
             raise PromQLError("timeout", "query timed out in expression evaluation") from None
         finally:
             timer.cancel()
@@ -248,7 +246,8 @@ LANE_WAIT_S = 0.02
 
 
 class _Claim:
-    """A job that two queues hold: the first to ``take`` it runs it; the other finds it gone."""
+    """A job that two queues may hold: the first to ``run`` it runs it, the other finds it gone;
+    one ``drop``ped before either started never runs."""
 
     __slots__ = ("_fn", "_taken")
 
@@ -256,21 +255,21 @@ class _Claim:
         self._fn = fn
         self._taken = threading.Lock()
 
-    def take(self) -> bool:
-        return self._taken.acquire(blocking=False)
-
     def run(self) -> None:
-        if self.take():
+        if self._taken.acquire(blocking=False):
             self._fn()
 
-    def run_taken(self) -> None:
-        self._fn()
+    def drop(self) -> None:
+        self._taken.acquire(blocking=False)
+
+    def started(self) -> bool:
+        return self._taken.locked()
 
 
-def _to_pool(work: _Claim, pool: ThreadPoolExecutor, moved: list[Future[None]]) -> None:
-    """The lane has not started ``work`` in time: the pool runs it (unless the lane just did)."""
-    if work.take():
-        moved.append(pool.submit(work.run_taken))
+def _to_pool(work: _Claim, pool: ThreadPoolExecutor) -> None:
+    """The lane has not started ``work`` in time: the pool runs it, unless the lane does first."""
+    if not work.started():
+        pool.submit(work.run)
 
 
 class _Overstayed(Exception):
@@ -324,9 +323,9 @@ class _Routes:
         # Range answers reused by the next refresh, where the store can say when they go stale.
         stamp = getattr(querier, "data_stamp", None)
         marks = getattr(querier, "point_marks", None)
-        lookahead = getattr(querier, "lookahead_ms", None)
+        keep_until = getattr(querier, "keep_until_ms", None)
         self.range_cache = (
-            RangeResultCache(stamp, marks, lookahead if callable(lookahead) else lambda _: 0)
+            RangeResultCache(stamp, marks, keep_until if callable(keep_until) else lambda _: None)
             if callable(stamp) and marks is not None
             else None
         )

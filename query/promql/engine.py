@@ -569,10 +569,9 @@ def _latest_points(
     over every metric of a service is hundreds of series, a dashboard's usual panel a few.
     """
     n = len(pairs)
-    if not n or not len(refs):
-        empty = np.zeros((n, len(refs)))
-        return empty, empty.astype(bool), empty.astype(np.int64)
-    all_ts = np.concatenate([t for t, _ in pairs])
+    all_ts = np.concatenate([t for t, _ in pairs]) if n else np.zeros(0, np.int64)
+    if not len(all_ts) or not len(refs):  # no point to find
+        return np.zeros((n, len(refs))), np.zeros((n, len(refs)), bool), np.zeros((n, len(refs)), np.int64)
     all_vs = np.concatenate([v for _, v in pairs])
     starts = np.zeros(n + 1, np.int64)
     np.cumsum(np.fromiter((len(t) for t, _ in pairs), np.int64, n), out=starts[1:])
@@ -580,9 +579,7 @@ def _latest_points(
         all_ts, all_vs.view(np.uint64), starts, refs, lookback_ms, np.uint64(STALE_NAN_BITS)
     )
     found = np.maximum(at, 0)
-    values = np.where(present, all_vs[found] if len(all_vs) else 0.0, 0.0)
-    sample_ts = np.where(present, all_ts[found] if len(all_ts) else 0, 0)
-    return values, present, sample_ts
+    return np.where(present, all_vs[found], 0.0), present, np.where(present, all_ts[found], 0)
 
 
 def _points_held(block: Block, steps: int) -> int:

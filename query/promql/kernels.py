@@ -129,12 +129,6 @@ def extrapolated_rates(
     return out, mask
 
 
-def warm() -> None:
-    """Load (or compile) the loops now, not inside the first query's time (0.2 s cached, 1 s not)."""
-    one = np.zeros(1, dtype=np.int64)
-    extrapolated_rates(one, np.zeros(1), np.array([0, 1]), one, 1, True, True)  # one build for all flags
-
-
 @numba.njit(cache=True, nogil=True)
 def latest_points(
     ts: IntArray, bits: npt.NDArray[np.uint64], starts: IntArray, refs: IntArray, lookback_ms: int, stale: int
@@ -160,3 +154,10 @@ def latest_points(
                 at[i, j] = p - 1
                 present[i, j] = ts[p - 1] >= ref - lookback_ms and bits[p - 1] != stale
     return at, present
+
+
+def warm() -> None:
+    """Load (or compile) the loops now, not inside the first query's time (0.2 s cached, 1 s not)."""
+    one = np.zeros(1, dtype=np.int64)
+    extrapolated_rates(one, np.zeros(1), np.array([0, 1]), one, 1, True, True)  # one build for all flags
+    latest_points(one, np.zeros(1, dtype=np.uint64), np.array([0, 1]), one, 1, np.uint64(1))

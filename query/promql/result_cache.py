@@ -15,18 +15,17 @@ no caching.
 Answers are keyed by the caller's project scope, the query text, the step and the grid's offset
 (``start % step``): a project never gets another's answer. Queries with ``offset`` or ``@`` are
 not cached (a step's value could then depend on newer points than the step, or on the range). A
-query may name series whose newest steps change as time passes (``lookahead_ms(text)``: the sketch
-series, whose empty window is marked stale only once it has settled): steps that close to the time
-the answer is computed are not kept. A hit returns the kept steps from ``start`` and evaluates
-only the steps after them, as the engine's own passes would; steps are independent, so the answer
-is the same as computed whole.
+query may name series whose newest steps change as time passes (``keep_until_ms(text)``: the
+sketch series, whose empty window is marked stale only once it has settled): its steps after the
+time that says, read before the answer is computed, are not kept. A hit returns the kept steps
+from ``start`` and evaluates only the steps after them, as the engine's own passes would; steps
+are independent, so the answer is the same as computed whole.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -141,14 +140,12 @@ class RangeResultCache:
         self,
         stamp: Callable[[], Hashable | None],
         marks: WriteMarks,
-        lookahead_ms: Callable[[str], int] = lambda _: 0,
+        keep_until_ms: Callable[[str], int | None] = lambda _: None,
         max_entries: int = MAX_ENTRIES,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._stamp = stamp
         self._marks = marks
-        self._lookahead_ms = lookahead_ms
-        self._clock_ms = clock_ms
+        self._keep_until_ms = keep_until_ms
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
@@ -222,10 +219,10 @@ class RangeResultCache:
     ) -> tuple[_Entry | None, int | None, int, int]:
         """The entry under ``key``, its last step still right, the last of its steps this query
         uses (before ``start_ms``: none), and the last step of this query to keep."""
-        # The last step to keep: none within the query's lookahead of now (read before computing,
-        # so every step kept had settled by then).
-        lookahead = self._lookahead_ms(text)
-        last = end_ms if lookahead <= 0 else min(end_ms, self._clock_ms() - lookahead)
+        # The last step to keep: none after what the query's series say has settled (read before
+        # computing, so every step kept had settled by then).
+        until = self._keep_until_ms(text)
+        last = end_ms if until is None else min(end_ms, until)
         last_ms = start_ms + (last - start_ms) // step_ms * step_ms
         with self._lock:
             entry = self._entries.get(key)

@@ -37,7 +37,7 @@ class _Fake:
         self.calls: list[tuple[int, int]] = []
         self.marks = WriteMarks()
         self.cache = RangeResultCache(
-            lambda: self.stamp, self.marks, lambda _: lookahead_ms, clock_ms=lambda: self.now
+            lambda: self.stamp, self.marks, lambda _: self.now - lookahead_ms if lookahead_ms else None
         )
 
     def ask(self, start: int, end: int, text: str = "q", scope: str | None = None) -> Matrix:

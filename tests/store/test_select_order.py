@@ -7,14 +7,12 @@ the order of its terms.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model.labels import Matcher, MatchOp, to_labels
 from model.series import Sample
-from store.open import open_store
+from store.open import Store, open_store
 from store.reads import ClickHouseQuerier
 
 T0 = 1_700_000_000_000
@@ -53,15 +51,11 @@ def test_series_come_in_their_labels_order(tmp_path_factory, label_sets: list[di
         store.close()
 
 
-def test_a_series_written_after_the_look_up_is_left_for_the_next_read(tmp_path: Path) -> None:
-    store = open_store(f"chdb://{tmp_path / 'data'}")
-    try:
-        store.writer.write([Sample(to_labels({"__name__": "m", "pod": "b"}), T0, 1.0)])
-        querier = ClickHouseQuerier(store.backend)
-        querier.recent = None
-        matchers = [Matcher("__name__", MatchOp.EQ, "m")]
-        assert [s.labels["pod"] for s in querier.select(matchers, T0 - 1, T0)] == ["b"]
-        store.writer.write([Sample(to_labels({"__name__": "m", "pod": "a"}), T0, 1.0)])
-        assert [s.labels["pod"] for s in querier.select(matchers, T0 - 1, T0)] == ["a", "b"]
-    finally:
-        store.close()
+def test_a_series_written_after_the_look_up_is_left_for_the_next_read(chdb_store: Store) -> None:
+    chdb_store.writer.write([Sample(to_labels({"__name__": "m", "pod": "b"}), T0, 1.0)])
+    querier = ClickHouseQuerier(chdb_store.backend)
+    querier.recent = None
+    matchers = [Matcher("__name__", MatchOp.EQ, "m")]
+    assert [s.labels["pod"] for s in querier.select(matchers, T0 - 1, T0)] == ["b"]
+    chdb_store.writer.write([Sample(to_labels({"__name__": "m", "pod": "a"}), T0, 1.0)])
+    assert [s.labels["pod"] for s in querier.select(matchers, T0 - 1, T0)] == ["a", "b"]
