@@ -223,6 +223,8 @@ class Engine:
                 passes.extend(result for result, _ in ran)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+        if len(passes) == 1:  # each series once: only the order to set
+            return Matrix(sorted(passes[0], key=lambda s: label_key(s.labels)))
         parts: dict[Any, list[MatrixSeries]] = {}
         for series in (s for one in passes for s in one):
             parts.setdefault(label_key(series.labels), []).append(series)
@@ -241,10 +243,24 @@ class Engine:
 
 
 def _block_to_series(block: Block, ts: IntArray) -> list[MatrixSeries]:
+    """A pass's series: each column's present steps. A column present at every step (the usual
+    one) is taken whole, and which are is found for all columns at once."""
     if isinstance(block, ScalarBlock):
         return [MatrixSeries({}, ts, block.values.astype(np.float64))]
     assert isinstance(block, VectorBlock)
-    return [MatrixSeries(c.labels, ts[c.mask], c.values[c.mask]) for c in block.cols if c.mask.any()]
+    cols = block.cols
+    if not cols:
+        return []
+    masks = np.stack([c.mask for c in cols])
+    counts = masks.sum(axis=1).tolist()
+    steps = len(ts)
+    return [
+        MatrixSeries(c.labels, ts, c.values)
+        if n == steps
+        else MatrixSeries(c.labels, ts[c.mask], c.values[c.mask])
+        for c, n in zip(cols, counts, strict=True)
+        if n
+    ]
 
 
 def _guarded(fn: Callable[..., Any], *args: Any) -> Any:

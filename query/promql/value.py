@@ -153,6 +153,8 @@ def render_points(series: list[MatrixSeries]) -> list[tuple[bytes, npt.NDArray[n
     only where a point starts (times are numbers, values digits, signs, ``NaN`` or ``Inf``)."""
     if not series:
         return []
+    if sum(len(s.ts_ms) for s in series) <= _FEW_POINTS:
+        return [_render_few(s) for s in series]
     body = orjson.dumps(_pairs(series))[1:-1]
     starts = np.flatnonzero(np.frombuffer(body, np.uint8) == ord("["))
     ends = np.append(starts[1:] - 1, len(body))  # each point's end, before its comma
@@ -171,6 +173,25 @@ def render_points(series: list[MatrixSeries]) -> list[tuple[bytes, npt.NDArray[n
         out.append((body[first:last_end], offsets))
         at += n
     return out
+
+
+# Up to this many points, ``render_points`` writes them one by one: the whole-array path costs some
+# thirty numpy calls whatever the size (about 20 µs), about what sixteen points cost one by one, and
+# a refresh's newest steps are a few points.
+_FEW_POINTS = 16
+
+
+def _render_few(series: MatrixSeries) -> tuple[bytes, npt.NDArray[np.int64]]:
+    """``render_points`` of one series, point by point (the same text and offsets)."""
+    if not len(series.ts_ms):
+        return b"", np.ones(1, np.int64)
+    times = [format_time(t) for t in series.ts_ms.tolist()]
+    values = [format_float(v) for v in series.values.tolist()]
+    texts = [orjson.dumps(point) for point in zip(times, values, strict=True)]
+    offsets = [0]
+    for text in texts:
+        offsets.append(offsets[-1] + len(text) + 1)
+    return b",".join(texts), np.array(offsets, np.int64)
 
 
 def matrix_data_json(series: list[MatrixSeries]) -> bytes:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.series import STALE_NAN
+from query.promql import value
 from query.promql.value import (
     Matrix,
     MatrixSeries,
@@ -116,3 +117,40 @@ def test_format_floats_agrees_on_any_bit_pattern(bits: list[int]) -> None:
     # Most random bit patterns are huge or tiny: scale half of them into the range orjson serves.
     values += [math.ldexp(math.frexp(v)[0], e % 50 - 13) for v, e in zip(values, bits, strict=True)]
     assert format_floats(np.array(values, np.float64)) == [format_float(v) for v in values]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(-(10**12), 10**13),
+                st.one_of(st.floats(width=64), st.sampled_from(_EDGES)),
+            ),
+            max_size=4,
+        ),
+        max_size=4,
+    )
+)
+def test_few_points_render_as_the_whole_array_path_does(raw: list[list[tuple[int, float]]]) -> None:
+    """A refresh's newest steps are a few points, written one by one (``_FEW_POINTS``): the same
+    text and the same point offsets as the array path writes for any number of points."""
+    series = [
+        MatrixSeries(
+            {"i": str(i)},
+            np.array([t for t, _ in points], np.int64),
+            np.array([v for _, v in points], np.float64),
+        )
+        for i, points in enumerate(raw)
+    ]
+    assert sum(len(points) for points in raw) <= value._FEW_POINTS
+    few = value.render_points(series)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(value, "_FEW_POINTS", -1)
+        whole = value.render_points(series)
+    assert [text for text, _ in few] == [text for text, _ in whole]
+    assert [offsets.tolist() for _, offsets in few] == [offsets.tolist() for _, offsets in whole]
+    body = value.matrix_data_json(
+        [MatrixSeries(s.labels, s.ts_ms, s.values, t) for s, (t, _) in zip(series, few, strict=True)]
+    )
+    assert json.loads(body) == _as_json(to_api_json(Matrix(series)))
