@@ -15,7 +15,16 @@ import promql_parser as pp
 
 from model.labels import METRIC_NAME
 from query.promql import budget
-from query.promql.blocks import Block, Col, FloatArray, ScalarBlock, StringBlock, VectorBlock, label_key
+from query.promql.blocks import (
+    Block,
+    Col,
+    FloatArray,
+    ScalarBlock,
+    StringBlock,
+    VectorBlock,
+    label_key,
+    stack_rows,
+)
 from query.promql.errors import PromQLError
 from query.promql.range_functions import quantile
 from query.promql.topk import top
@@ -56,10 +65,10 @@ def _sum(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
             total += np.where(c.mask, c.values, 0.0)
             present |= c.mask
         return total, present
-    masks = np.stack([c.mask for c in members])
+    masks = stack_rows([c.mask for c in members])
     terms = np.empty((len(members) + 1, n))
     terms[0] = 0.0
-    np.copyto(terms[1:], np.stack([c.values for c in members]))
+    np.copyto(terms[1:], stack_rows([c.values for c in members]))
     terms[1:][~masks] = 0.0
     return np.add.accumulate(terms, axis=0)[-1], masks.any(axis=0)
 
@@ -70,7 +79,7 @@ def _count(members: Members, n: int) -> tuple[FloatArray, np.ndarray]:
         for c in members:
             count += c.mask
     else:
-        count = np.stack([c.mask for c in members]).sum(axis=0, dtype=np.float64)
+        count = stack_rows([c.mask for c in members]).sum(axis=0, dtype=np.float64)
     return count, count > 0
 
 
@@ -187,30 +196,40 @@ def _fold_groups(op: str, groups: list[Members], n: int) -> list[tuple[FloatArra
     """``sum``, ``count`` or ``group`` of every group at once: a handful of array operations for a
     ``sum by (le)`` of hundreds of members, not several per member.
 
-    A sum adds each group's members in member order, as ``_sum``: either group by group, or, when
-    groups outnumber the members of the largest, rank by rank (the first member of every group,
-    then every second, ...), one indexed addition per rank; a group appears once in each, so each
-    group's sum is built in its own order.
+    The members are laid out by rank, ``terms[j]`` the ``j``-th member of every group (a group with
+    fewer members has zeros there), after a rank of zeros: a running sum down the ranks
+    (``add.accumulate``, one step after another) adds each group's members in member order, from
+    zero, as ``_sum`` does, so the bits are the same. Groups of very different sizes would make
+    that layout mostly zeros: then one indexed addition per rank instead.
     """
     if not groups:
         return []
     sizes = [len(m) for m in groups]
-    if op == "sum" and len(groups) <= max(sizes):
-        return [_sum(members, n) for members in groups]
     cols = [c for members in groups for c in members]
-    masks = np.stack([c.mask for c in cols])
+    widest = max(sizes)
     group = np.repeat(np.arange(len(groups)), sizes)
+    rank = np.arange(len(cols)) - np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
+    masks = stack_rows([c.mask for c in cols])
+    if widest * len(groups) <= 2 * len(cols):  # about as many ranks in every group
+        laid = np.zeros((widest + 1, len(groups), n), dtype=bool)
+        laid[rank + 1, group] = masks
+        if op != "sum":
+            count = laid.sum(axis=0, dtype=np.float64)  # whole numbers: exact in any order
+            values = count if op == "count" else np.ones((len(groups), n))
+            return list(zip(values, count > 0, strict=True))
+        terms = np.zeros((widest + 1, len(groups), n))
+        terms[rank + 1, group] = np.where(masks, stack_rows([c.values for c in cols]), 0.0)
+        return list(zip(np.add.accumulate(terms, axis=0)[-1], laid.any(axis=0), strict=True))
+    if op == "sum" and len(groups) <= widest:
+        return [_sum(members, n) for members in groups]
     if op != "sum":
         count = np.zeros((len(groups), n))
         np.add.at(count, group, masks)  # exact: whole numbers, in any order
         values = count if op == "count" else np.ones((len(groups), n))
         return list(zip(values, count > 0, strict=True))
-    terms = np.stack([c.values for c in cols])
-    terms[~masks] = 0.0
-    firsts = np.cumsum([0, *sizes[:-1]])
-    rank = np.arange(len(cols)) - np.repeat(firsts, sizes)
+    terms = np.where(masks, stack_rows([c.values for c in cols]), 0.0)
     by_rank = np.argsort(rank, kind="stable")
-    ends = np.searchsorted(rank[by_rank], np.arange(1, max(sizes) + 1))
+    ends = np.searchsorted(rank[by_rank], np.arange(1, widest + 1))
     total = np.zeros((len(groups), n))
     present = np.zeros((len(groups), n), dtype=bool)
     begin = 0
@@ -242,8 +261,9 @@ def _groups(cols: list[Col], modifier: Any) -> dict[tuple, tuple[dict[str, str],
             groups[key][1].append(c)
         return groups
     names = sorted(set(modifier.labels))
-    for c in cols:
-        budget.tick()
+    for i, c in enumerate(cols):
+        if not i % _TICK_EVERY:
+            budget.tick()
         have = c.labels
         if len(names) == 1:  # by (le), by (pod): the usual case, without a generator per column
             value = have.get(names[0], "")
@@ -257,9 +277,13 @@ def _groups(cols: list[Col], modifier: Any) -> dict[tuple, tuple[dict[str, str],
     return groups
 
 
+# Columns grouped between two looks at the clock: a microsecond each, so a millisecond apart.
+_TICK_EVERY = 1024
+
+
 def _quantile(members: Members, phi: FloatArray, n: int) -> tuple[FloatArray, np.ndarray]:
-    values = np.stack([c.values for c in members])
-    masks = np.stack([c.mask for c in members])
+    values = stack_rows([c.values for c in members])
+    masks = stack_rows([c.mask for c in members])
     present = np.asarray(masks.any(axis=0))
     out = np.zeros(n)
     for i in np.flatnonzero(present).tolist():

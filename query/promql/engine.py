@@ -35,6 +35,7 @@ from query.promql.blocks import (
     StringBlock,
     VectorBlock,
     label_key,
+    stack_rows,
 )
 from query.promql.budget import Budget
 from query.promql.errors import PromQLError
@@ -251,7 +252,7 @@ def _block_to_series(block: Block, ts: IntArray) -> list[MatrixSeries]:
     cols = block.cols
     if not cols:
         return []
-    masks = np.stack([c.mask for c in cols])
+    masks = stack_rows([c.mask for c in cols])
     counts = masks.sum(axis=1).tolist()
     steps = len(ts)
     return [

@@ -15,7 +15,7 @@ import numpy as np
 
 from model.labels import METRIC_NAME
 from query.promql import budget
-from query.promql.blocks import Block, Col, IntArray, ScalarBlock, VectorBlock, dedupe, label_key
+from query.promql.blocks import Block, Col, IntArray, ScalarBlock, VectorBlock, dedupe, label_key, stack_rows
 from query.promql.gomath import go_div
 
 BUCKET_LABEL = "le"
@@ -103,8 +103,8 @@ def histogram_quantile(node: Any, args: list[Block], ts: IntArray) -> Block:
     cols = []
     for out_labels, members in groups.values():
         bounds = [b for b, _ in members]
-        values = np.stack([c.values for _, c in members])
-        masks = np.stack([c.mask for _, c in members])
+        values = stack_rows([c.values for _, c in members])
+        masks = stack_rows([c.mask for _, c in members])
         present = np.asarray(masks.any(axis=0))
         fast = _all_steps(phi.values, bounds, values, masks)
         if fast is not None:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from query.promql import budget
-from query.promql.blocks import Col, FloatArray, VectorBlock
+from query.promql.blocks import Col, FloatArray, VectorBlock, stack_rows
 from query.promql.errors import PromQLError
 from query.promql.value import format_float
 
@@ -106,8 +106,8 @@ def top(groups: dict, k_values: FloatArray, n: int, largest: bool) -> VectorBloc
         raise PromQLError("execution", f"Scalar value {first_bad} overflows int64")
     out: list[Col] = []
     for _, members in groups.values():
-        values = np.stack([c.values for c in members])
-        masks = np.stack([c.mask for c in members])
+        values = stack_rows([c.values for c in members])
+        masks = stack_rows([c.mask for c in members])
         chosen = np.zeros_like(masks)
         order: list[int] = []
         for i in range(n):
