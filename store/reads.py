@@ -130,7 +130,7 @@ class ClickHouseQuerier:
 
         Callers must not change the label sets (they may be a cached answer's).
         """
-        key = ("series", tuple(matchers), _day(start_ms), _day(end_ms))
+        key = ("series", tuple(matchers), _day_number(start_ms), _day_number(end_ms))
         return dict(self.lookups.cached(key, lambda: self._find_series(matchers, start_ms, end_ms)))
 
     def _find_series(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> dict[int, dict[str, str]]:
@@ -287,7 +287,7 @@ class ClickHouseQuerier:
         return _bucket_block(series, tables, wanted)
 
     def label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
-        key = ("names", tuple(matchers), _day(start_ms), _day(end_ms))
+        key = ("names", tuple(matchers), _day_number(start_ms), _day_number(end_ms))
         return list(self.lookups.cached(key, lambda: self._label_names(matchers, start_ms, end_ms)))
 
     def _label_names(self, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
@@ -309,7 +309,7 @@ class ClickHouseQuerier:
         return bool(table.column(0)[0].as_py())
 
     def label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
-        key = ("values", name, tuple(matchers), _day(start_ms), _day(end_ms))
+        key = ("values", name, tuple(matchers), _day_number(start_ms), _day_number(end_ms))
         return list(self.lookups.cached(key, lambda: self._label_values(name, matchers, start_ms, end_ms)))
 
     def _label_values(self, name: str, matchers: list[Matcher], start_ms: int, end_ms: int) -> list[str]:
