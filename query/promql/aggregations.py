@@ -205,12 +205,15 @@ def _fold_groups(op: str, groups: list[Members], n: int) -> list[tuple[FloatArra
     if not groups:
         return []
     sizes = [len(m) for m in groups]
-    cols = [c for members in groups for c in members]
     widest = max(sizes)
+    balanced = widest * len(groups) <= 2 * sum(sizes)  # about as many ranks in every group
+    if op == "sum" and not balanced and len(groups) <= widest:
+        return [_sum(members, n) for members in groups]
+    cols = [c for members in groups for c in members]
     group = np.repeat(np.arange(len(groups)), sizes)
     rank = np.arange(len(cols)) - np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
     masks = stack_rows([c.mask for c in cols])
-    if widest * len(groups) <= 2 * len(cols):  # about as many ranks in every group
+    if balanced:
         laid = np.zeros((widest + 1, len(groups), n), dtype=bool)
         laid[rank + 1, group] = masks
         if op != "sum":
@@ -220,8 +223,6 @@ def _fold_groups(op: str, groups: list[Members], n: int) -> list[tuple[FloatArra
         terms = np.zeros((widest + 1, len(groups), n))
         terms[rank + 1, group] = np.where(masks, stack_rows([c.values for c in cols]), 0.0)
         return list(zip(np.add.accumulate(terms, axis=0)[-1], laid.any(axis=0), strict=True))
-    if op == "sum" and len(groups) <= widest:
-        return [_sum(members, n) for members in groups]
     if op != "sum":
         count = np.zeros((len(groups), n))
         np.add.at(count, group, masks)  # exact: whole numbers, in any order
