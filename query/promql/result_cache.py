@@ -76,14 +76,19 @@ def _with_text(series: list[MatrixSeries]) -> list[_Part]:
 
 def _slice(parts: list[_Part], lo_ms: int, hi_ms: int, copy: bool = False) -> list[_Part]:
     """The points in ``[lo_ms, hi_ms]``, with their text; ``copy``: in arrays of their own, not
-    views that would keep the whole answer's arrays alive."""
+    views that would keep the whole answer's arrays alive (a part already in arrays of its own,
+    as joining makes them, is taken as it is)."""
     out = []
     for s, offsets in parts:
         ts = s.ts_ms
-        if len(ts) and lo_ms <= ts[0] and ts[-1] <= hi_ms and not copy:  # the usual case: all of it
-            out.append((s, offsets))
+        if not len(ts):
             continue
-        a, b = int(ts.searchsorted(lo_ms, "left")), int(ts.searchsorted(hi_ms, "right"))
+        first, last = int(ts[0]), int(ts[-1])
+        if lo_ms <= first and last <= hi_ms and (not copy or _own_arrays(s, offsets)):
+            out.append((s, offsets))  # the usual case: all of it
+            continue
+        a = 0 if lo_ms <= first else int(ts.searchsorted(lo_ms, "left"))
+        b = len(ts) if last <= hi_ms else int(ts.searchsorted(hi_ms, "right"))
         if b > a:
             ts, values = ts[a:b], s.values[a:b]
             if copy:
@@ -94,36 +99,44 @@ def _slice(parts: list[_Part], lo_ms: int, hi_ms: int, copy: bool = False) -> li
     return out
 
 
+def _own_arrays(series: MatrixSeries, offsets: npt.NDArray[np.int64]) -> bool:
+    """Whether the arrays are no views of others (which keeping them would keep alive)."""
+    return series.ts_ms.base is None and series.values.base is None and offsets.base is None
+
+
 def _join(head: list[_Part], tail: list[_Part]) -> list[_Part]:
+    """Each series' kept points followed by its computed ones; in labels' order."""
+    if len(head) == len(tail) and all(
+        h.labels == t.labels for (h, _), (t, _) in zip(head, tail, strict=True)
+    ):
+        # The usual case: the same series on both sides, in the same order (both are sorted).
+        return [_joined(first, second) for first, second in zip(head, tail, strict=True)]
     groups: dict[object, list[_Part]] = {}
     for part in (*head, *tail):
         groups.setdefault(label_key(part[0].labels), []).append(part)
-    out = []
-    for group in groups.values():
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        (first, first_offsets), (second, second_offsets) = group  # one from each side
-        if not len(first.ts_ms) or not len(second.ts_ms):  # a side without points adds nothing
-            out.append(group[0] if len(first.ts_ms) else group[1])
-            continue
-        # Every part here was rendered (``_with_text``, or sliced from a part that was).
-        assert first.points_json is not None
-        assert second.points_json is not None
-        shift = len(first.points_json) + 1  # the comma between them
-        out.append(
-            (
-                MatrixSeries(
-                    first.labels,
-                    np.concatenate([first.ts_ms, second.ts_ms]),
-                    np.concatenate([first.values, second.values]),
-                    first.points_json + b"," + second.points_json,
-                ),
-                np.concatenate([first_offsets[:-1], second_offsets + shift]),
-            )
-        )
+    out = [group[0] if len(group) == 1 else _joined(*group) for group in groups.values()]
     out.sort(key=lambda part: label_key(part[0].labels))
     return out
+
+
+def _joined(first_part: _Part, second_part: _Part) -> _Part:
+    """One series' two parts, the first's points before the second's, in arrays of their own."""
+    (first, first_offsets), (second, second_offsets) = first_part, second_part
+    if not len(first.ts_ms) or not len(second.ts_ms):  # a side without points adds nothing
+        return first_part if len(first.ts_ms) else second_part
+    # Every part here was rendered (``_with_text``, or sliced from a part that was).
+    assert first.points_json is not None
+    assert second.points_json is not None
+    shift = len(first.points_json) + 1  # the comma between them
+    return (
+        MatrixSeries(
+            first.labels,
+            np.concatenate([first.ts_ms, second.ts_ms]),
+            np.concatenate([first.values, second.values]),
+            first.points_json + b"," + second.points_json,
+        ),
+        np.concatenate([first_offsets[:-1], second_offsets + shift]),
+    )
 
 
 def _nbytes(parts: list[_Part]) -> int:
