@@ -120,7 +120,8 @@ def _join(head: list[_Part], tail: list[_Part]) -> list[_Part]:
 
 
 def _joined(first_part: _Part, second_part: _Part) -> _Part:
-    """One series' two parts, the first's points before the second's, in arrays of their own."""
+    """One series' two parts, the first's points before the second's: in arrays of their own, or
+    the one part that has points as it is."""
     (first, first_offsets), (second, second_offsets) = first_part, second_part
     if not len(first.ts_ms) or not len(second.ts_ms):  # a side without points adds nothing
         return first_part if len(first.ts_ms) else second_part
