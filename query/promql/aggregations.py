@@ -196,11 +196,12 @@ def _fold_groups(op: str, groups: list[Members], n: int) -> list[tuple[FloatArra
     """``sum``, ``count`` or ``group`` of every group at once: a handful of array operations for a
     ``sum by (le)`` of hundreds of members, not several per member.
 
-    The members are laid out by rank, ``terms[j]`` the ``j``-th member of every group (a group with
-    fewer members has zeros there), after a rank of zeros: a running sum down the ranks
-    (``add.accumulate``, one step after another) adds each group's members in member order, from
-    zero, as ``_sum`` does, so the bits are the same. Groups of very different sizes would make
-    that layout mostly zeros: then one indexed addition per rank instead.
+    Counts are whole numbers, exact in any order: one reduction per group. A sum's bits depend on
+    its order, so the members are laid out by rank, ``terms[j]`` the ``j``-th member of every group
+    (a group with fewer members has zeros there), after a rank of zeros: a running sum down the
+    ranks (``add.accumulate``, one step after another) adds each group's members in member order,
+    from zero, as ``_sum`` does. Groups of very different sizes would make that layout mostly
+    zeros: then one indexed addition per rank instead, or group by group.
     """
     if not groups:
         return []
@@ -209,35 +210,27 @@ def _fold_groups(op: str, groups: list[Members], n: int) -> list[tuple[FloatArra
     balanced = widest * len(groups) <= 2 * sum(sizes)  # about as many ranks in every group
     if op == "sum" and not balanced and len(groups) <= widest:
         return [_sum(members, n) for members in groups]
-    cols = [c for members in groups for c in members]
-    group = np.repeat(np.arange(len(groups)), sizes)
-    rank = np.arange(len(cols)) - np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
+    cols = [c for members in groups for c in members]  # group by group
+    firsts = np.cumsum([0, *sizes[:-1]])
     masks = stack_rows([c.mask for c in cols])
-    if balanced:
-        laid = np.zeros((widest + 1, len(groups), n), dtype=bool)
-        laid[rank + 1, group] = masks
-        if op != "sum":
-            count = laid.sum(axis=0, dtype=np.float64)  # whole numbers: exact in any order
-            values = count if op == "count" else np.ones((len(groups), n))
-            return list(zip(values, count > 0, strict=True))
-        terms = np.zeros((widest + 1, len(groups), n))
-        terms[rank + 1, group] = np.where(masks, stack_rows([c.values for c in cols]), 0.0)
-        return list(zip(np.add.accumulate(terms, axis=0)[-1], laid.any(axis=0), strict=True))
+    count = np.add.reduceat(masks, firsts, axis=0, dtype=np.float64)
+    present = count > 0
     if op != "sum":
-        count = np.zeros((len(groups), n))
-        np.add.at(count, group, masks)  # exact: whole numbers, in any order
-        values = count if op == "count" else np.ones((len(groups), n))
-        return list(zip(values, count > 0, strict=True))
+        return list(zip(count if op == "count" else np.ones((len(groups), n)), present, strict=True))
     terms = np.where(masks, stack_rows([c.values for c in cols]), 0.0)
+    group = np.repeat(np.arange(len(groups)), sizes)
+    rank = np.arange(len(cols)) - np.repeat(firsts, sizes)
+    if balanced:
+        laid = np.zeros((widest + 1, len(groups), n))
+        laid[rank + 1, group] = terms
+        return list(zip(np.add.accumulate(laid, axis=0)[-1], present, strict=True))
     by_rank = np.argsort(rank, kind="stable")
     ends = np.searchsorted(rank[by_rank], np.arange(1, widest + 1))
     total = np.zeros((len(groups), n))
-    present = np.zeros((len(groups), n), dtype=bool)
     begin = 0
     for end in ends.tolist():
         rows = by_rank[begin:end]
         total[group[rows]] += terms[rows]
-        present[group[rows]] |= masks[rows]
         begin = end
     return list(zip(total, present, strict=True))
 
